@@ -1,0 +1,404 @@
+//! `Config`: every engine option with a default, built by [`ConfigBuilder`] and
+//! validated once in [`ConfigBuilder::build`]. Secure defaults: loopback only,
+//! explicit backlog, every limit on.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::Socket;
+
+use crate::error::{Error, Result};
+use crate::frame::Protocol;
+use crate::listen::ListenerStrategy;
+use crate::model::Model;
+use crate::sys;
+
+/// How a connection's socket is registered with its worker's epoll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Readiness {
+    /// Edge-triggered, with an atomic task state deciding who runs the connection: no
+    /// syscall beyond `read` and `write` per request (the default).
+    #[default]
+    Edge,
+    /// `EPOLLONESHOT`, re-armed with `epoll_ctl` after each turn (one more syscall per
+    /// turn; kept to measure against).
+    OneShot,
+}
+
+/// Limits that bound what one client can make the engine hold or do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Open served connections; at the cap acceptors stop and the backlog absorbs.
+    pub max_connections: usize,
+    /// Requests dispatched on one connection whose replies are not yet written;
+    /// beyond it the connection is not read.
+    pub max_in_flight: usize,
+    /// Largest `Length` frame, `Lines` line, or HTTP body, in bytes.
+    pub max_frame: usize,
+    /// Largest HTTP request head (request line + headers), in bytes.
+    pub max_header: usize,
+    /// Time allowed for a request to arrive once its first byte has (and for the
+    /// first request of a connection): slowloris protection.
+    pub header_timeout: Duration,
+    /// Time a connection may sit with nothing to do (or with replies the peer does not
+    /// read) before it is closed.
+    pub idle_timeout: Duration,
+    /// Frames dispatched per connection per turn before it yields to others.
+    pub budget_frames: usize,
+    /// Bytes read per connection per turn before it yields to others.
+    pub budget_bytes: usize,
+    /// Unwritten reply bytes at which a connection stops being read (back-pressure).
+    pub write_high_water: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: default_max_connections(),
+            max_in_flight: 64,
+            max_frame: 1 << 20,
+            max_header: 16 << 10,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            budget_frames: 32,
+            budget_bytes: 256 << 10,
+            write_high_water: 256 << 10,
+        }
+    }
+}
+
+/// Leaves room under `RLIMIT_NOFILE` for the engine's own descriptors and the host's.
+fn default_max_connections() -> usize {
+    let soft = sys::nofile_limit().map(|(s, _)| s).unwrap_or(1024);
+    (soft.saturating_sub(64) as usize).clamp(16, 1 << 20)
+}
+
+pub(crate) fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// A validated engine configuration. Build one with [`Config::builder`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) inherited: Vec<Arc<Socket>>,
+    pub(crate) allow_public: bool,
+    pub(crate) listener: ListenerStrategy,
+    pub(crate) acceptors: usize,
+    pub(crate) io_workers: usize,
+    pub(crate) cpu_threads: usize,
+    pub(crate) backlog: u32,
+    pub(crate) accept_batch: usize,
+    pub(crate) handoff_capacity: usize,
+    pub(crate) limits: Limits,
+    pub(crate) model: Model,
+    pub(crate) protocol: Protocol,
+    pub(crate) readiness: Readiness,
+}
+
+impl Config {
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+    pub fn allow_public(&self) -> bool {
+        self.allow_public
+    }
+    pub fn listener(&self) -> ListenerStrategy {
+        self.listener
+    }
+    pub fn acceptors(&self) -> usize {
+        self.acceptors
+    }
+    pub fn io_workers(&self) -> usize {
+        self.io_workers
+    }
+    pub fn cpu_threads(&self) -> usize {
+        self.cpu_threads
+    }
+    pub fn backlog(&self) -> u32 {
+        self.backlog
+    }
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+    pub fn model(&self) -> Model {
+        self.model
+    }
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+    pub fn readiness(&self) -> Readiness {
+        self.readiness
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        ConfigBuilder::default().build().expect("the default configuration is valid")
+    }
+}
+
+/// Builds a [`Config`]. Every setter has a default; nothing is checked until `build`.
+#[derive(Clone, Debug)]
+pub struct ConfigBuilder {
+    addrs: Vec<SocketAddr>,
+    inherited: Vec<RawFd>,
+    allow_public: bool,
+    listener: ListenerStrategy,
+    acceptors: Option<usize>,
+    io_workers: Option<usize>,
+    cpu_threads: Option<usize>,
+    backlog: u32,
+    accept_batch: usize,
+    handoff_capacity: usize,
+    limits: Limits,
+    model: Model,
+    protocol: Protocol,
+    readiness: Readiness,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> ConfigBuilder {
+        ConfigBuilder {
+            addrs: Vec::new(),
+            inherited: Vec::new(),
+            allow_public: false,
+            listener: ListenerStrategy::ReusePort,
+            acceptors: None,
+            io_workers: None,
+            cpu_threads: None,
+            backlog: 1024,
+            accept_batch: 64,
+            handoff_capacity: 1024,
+            limits: Limits::default(),
+            model: Model::Stealing,
+            protocol: Protocol::Http1,
+            readiness: Readiness::Edge,
+        }
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, v: $ty) -> Self {
+            self.$name = v;
+            self
+        }
+    };
+}
+
+macro_rules! limit_setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, v: $ty) -> Self {
+            self.limits.$name = v;
+            self
+        }
+    };
+}
+
+impl ConfigBuilder {
+    /// Adds an address to listen on (IPv4 or IPv6; several allowed). Default: `127.0.0.1:0`.
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addrs.push(addr);
+        self
+    }
+
+    /// Replaces the addresses to listen on.
+    pub fn addrs(mut self, addrs: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.addrs = addrs.into_iter().collect();
+        self
+    }
+
+    /// Listens on a socket the host already bound and put in the listening state. The
+    /// engine owns the fd once `build` succeeds (it is closed with the engine); if
+    /// `build` fails the fd stays the caller's.
+    pub fn listener_fd(mut self, fd: RawFd) -> Self {
+        self.inherited.push(fd);
+        self
+    }
+
+    setter!(
+        /// Allows wildcard addresses (`0.0.0.0`, `::`). Off by default so that nothing
+        /// listens on every interface by accident.
+        allow_public: bool
+    );
+    setter!(
+        /// How listening sockets are laid out (default `ReusePort`).
+        listener: ListenerStrategy
+    );
+    setter!(
+        /// Listen backlog requested from the kernel (default 1024; clamped to somaxconn).
+        backlog: u32
+    );
+    setter!(
+        /// Accepts per wake-up before an acceptor yields (default 64).
+        accept_batch: usize
+    );
+    setter!(
+        /// Accepted connections the host queue holds before acceptors pause (handoff).
+        handoff_capacity: usize
+    );
+    setter!(
+        /// The concurrency model (default `Stealing`); see [`Model`].
+        model: Model
+    );
+    setter!(
+        /// How requests are framed when serving (default `Http1`).
+        protocol: Protocol
+    );
+    setter!(
+        /// How connections are registered with epoll (default `Edge`).
+        readiness: Readiness
+    );
+    setter!(
+        /// All limits at once.
+        limits: Limits
+    );
+    limit_setter!(
+        /// See [`Limits::max_connections`].
+        max_connections: usize
+    );
+    limit_setter!(
+        /// See [`Limits::max_in_flight`].
+        max_in_flight: usize
+    );
+    limit_setter!(
+        /// See [`Limits::max_frame`].
+        max_frame: usize
+    );
+    limit_setter!(
+        /// See [`Limits::max_header`].
+        max_header: usize
+    );
+    limit_setter!(
+        /// See [`Limits::header_timeout`].
+        header_timeout: Duration
+    );
+    limit_setter!(
+        /// See [`Limits::idle_timeout`].
+        idle_timeout: Duration
+    );
+    limit_setter!(
+        /// See [`Limits::budget_frames`].
+        budget_frames: usize
+    );
+    limit_setter!(
+        /// See [`Limits::budget_bytes`].
+        budget_bytes: usize
+    );
+    limit_setter!(
+        /// See [`Limits::write_high_water`].
+        write_high_water: usize
+    );
+
+    /// Acceptor threads (default: one per core, at most 4).
+    pub fn acceptors(mut self, n: usize) -> Self {
+        self.acceptors = Some(n);
+        self
+    }
+
+    /// I/O worker threads (default: one per core).
+    pub fn io_workers(mut self, n: usize) -> Self {
+        self.io_workers = Some(n);
+        self
+    }
+
+    /// CPU-pool threads for heavy requests (default: one per core).
+    pub fn cpu_threads(mut self, n: usize) -> Self {
+        self.cpu_threads = Some(n);
+        self
+    }
+
+    /// Checks every option and returns the configuration, or an error that names the
+    /// option and the accepted range.
+    pub fn build(self) -> Result<Config> {
+        let cores = available_cores();
+        let range = |name: &str, v: usize, lo: usize, hi: usize| -> Result<usize> {
+            if v < lo || v > hi {
+                Err(Error::config(format!("{name} = {v} is out of range: use {lo}..={hi}")))
+            } else {
+                Ok(v)
+            }
+        };
+        let acceptors = range("acceptors", self.acceptors.unwrap_or(cores.min(4)), 1, 256)?;
+        let io_workers = range("io_workers", self.io_workers.unwrap_or(cores), 1, 1024)?;
+        let cpu_threads = range("cpu_threads", self.cpu_threads.unwrap_or(cores), 0, 1024)?;
+        range("backlog", self.backlog as usize, 1, 1 << 20)?;
+        range("accept_batch", self.accept_batch, 1, 4096)?;
+        range("handoff_capacity", self.handoff_capacity, 1, 1 << 24)?;
+        let l = &self.limits;
+        range("max_connections", l.max_connections, 1, 1 << 24)?;
+        range("max_in_flight", l.max_in_flight, 1, 1 << 16)?;
+        range("max_frame", l.max_frame, 1, 1 << 30)?;
+        range("max_header", l.max_header, 64, 1 << 24)?;
+        range("budget_frames", l.budget_frames, 1, 1 << 16)?;
+        range("budget_bytes", l.budget_bytes, 512, 1 << 30)?;
+        range("write_high_water", l.write_high_water, 1, 1 << 30)?;
+        for (name, d) in [("header_timeout", l.header_timeout), ("idle_timeout", l.idle_timeout)] {
+            if d < Duration::from_millis(1) || d > Duration::from_secs(86_400 * 365) {
+                return Err(Error::config(format!(
+                    "{name} = {d:?} is out of range: use 1 ms to one year"
+                )));
+            }
+        }
+
+        let mut addrs = self.addrs;
+        if addrs.is_empty() && self.inherited.is_empty() {
+            addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+        }
+        if !self.allow_public {
+            if let Some(a) = addrs.iter().find(|a| a.ip().is_unspecified()) {
+                return Err(Error::new(
+                    crate::ErrorKind::PublicAddress,
+                    format!(
+                        "refusing to listen on {a}: a wildcard address accepts connections on every \
+                         interface; name a specific address, or set allow_public to mean it"
+                    ),
+                ));
+            }
+        }
+        let mut sorted = addrs.clone();
+        sorted.sort();
+        if sorted.windows(2).any(|w| w[0] == w[1] && w[0].port() != 0) {
+            return Err(Error::config("the same address is listed twice"));
+        }
+        // Check every inherited fd before taking any, so a failed build leaves them all
+        // with the caller.
+        for &fd in &self.inherited {
+            sys::check_listener(fd).map_err(|e| {
+                Error::io(crate::ErrorKind::InvalidConfig, format!("listener fd {fd} cannot be used"), e)
+            })?;
+        }
+        let mut inherited = Vec::with_capacity(self.inherited.len());
+        for fd in self.inherited {
+            let sock = sys::adopt_listener(fd).map_err(|e| {
+                Error::io(crate::ErrorKind::InvalidConfig, format!("listener fd {fd} cannot be used"), e)
+            })?;
+            inherited.push(Arc::new(sock));
+        }
+        Ok(Config {
+            addrs,
+            inherited,
+            allow_public: self.allow_public,
+            listener: self.listener,
+            acceptors,
+            io_workers,
+            cpu_threads,
+            backlog: self.backlog,
+            accept_batch: self.accept_batch,
+            handoff_capacity: self.handoff_capacity,
+            limits: self.limits,
+            model: self.model,
+            protocol: self.protocol,
+            readiness: self.readiness,
+        })
+    }
+}

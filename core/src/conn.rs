@@ -1,0 +1,533 @@
+//! A served connection as a task.
+//!
+//! A connection is registered with its home worker's epoll, but any worker may run it:
+//! readiness makes it a task in the deque of the worker that saw the event, and idle
+//! workers steal tasks. An atomic task state guarantees that one thread at a time runs
+//! it (`IDLE → SCHEDULED → RUNNING → IDLE`, with `NOTIFIED` recording a wake-up that
+//! arrived while it ran, so none is lost).
+//!
+//! A turn: collect replies that are ready *in sequence order* into the write buffer and
+//! flush it; then frame and dispatch requests until the budget (frames and bytes) is
+//! spent, the per-connection in-flight cap is reached, or the peer stops reading its
+//! replies (write back-pressure). Replies are completed by [`Responder`]s from any
+//! thread into numbered slots, so pipelined light and heavy requests come back in order.
+//!
+//! Deadlines: with no complete request yet (first request, or a partial one) the header
+//! timeout applies; otherwise the idle timeout, which also bounds a peer that does not
+//! read its replies. The home worker's timer checks them.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::config::Readiness;
+use crate::engine::Shared;
+use crate::frame::{Decoded, Framer, Payload, ReplyCtx, CONTINUE};
+use crate::handler::{Cost, Request, Responder};
+use crate::sync::lock;
+use crate::sys::{self, Interest};
+use crate::worker::WorkerShared;
+
+// Task states.
+const IDLE: u8 = 0;
+const SCHEDULED: u8 = 1;
+const RUNNING: u8 = 2;
+const NOTIFIED: u8 = 4;
+const CLOSED: u8 = 8;
+
+// Readiness bits, set by whoever saw the event, taken by the runner.
+pub(crate) const READ: u8 = 1;
+pub(crate) const WRITE: u8 = 2;
+pub(crate) const HUP: u8 = 4;
+pub(crate) const TIMEOUT: u8 = 8;
+pub(crate) const DRAIN: u8 = 16;
+
+/// `deadline_ms` when nothing is timed (a request is being handled).
+pub(crate) const NO_DEADLINE: u64 = u64::MAX;
+
+const READ_CHUNK: usize = 16 << 10;
+/// Rounds a task may re-run for wake-ups that arrived during its turn before it goes to
+/// the back of the queue.
+const MAX_REPOLLS: u32 = 2;
+
+thread_local! {
+    /// The connection whose handler this thread is running inline, if any: a reply
+    /// completed for it here needs no wake-up, its runner collects it next.
+    static RUNNING_CONN: Cell<u64> = const { Cell::new(0) };
+}
+
+enum Out {
+    Write { bytes: Vec<u8>, close: bool },
+    Close,
+}
+
+struct Slot {
+    since: Instant,
+    heavy: bool,
+    out: Option<Out>,
+}
+
+/// Reply slots, numbered from `base`; filled by responders from any thread.
+struct Replies {
+    base: u64,
+    slots: VecDeque<Slot>,
+    closed: bool,
+}
+
+/// State only the runner touches (behind a mutex that is, by the task state, never
+/// contended except by shutdown).
+struct Io {
+    fd: Option<OwnedFd>,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    next_seq: u64,
+    done_seq: u64,
+    /// Requests framed so far.
+    requests: u64,
+    /// More bytes may be waiting in the socket (edge-triggered: until a short read).
+    want_read: bool,
+    peer_closed: bool,
+    /// No more requests are framed (Connection: close, bad input, a Close reply).
+    no_more: bool,
+    /// Close once the write buffer is flushed.
+    closing: bool,
+    continue_sent: bool,
+    partial_since: Option<u64>,
+    opened_ms: u64,
+}
+
+pub(crate) struct Conn {
+    pub id: u64,
+    pub token: u64,
+    pub peer: SocketAddr,
+    pub home: Arc<WorkerShared>,
+    engine: Arc<Shared>,
+    state: AtomicU8,
+    ready: AtomicU8,
+    deadline_ms: AtomicU64,
+    replies: Mutex<Replies>,
+    io: Mutex<Io>,
+}
+
+/// What the worker running a turn lends it.
+pub(crate) struct TurnCtx<'a> {
+    pub worker: &'a WorkerShared,
+    pub spare: &'a mut Vec<u8>,
+}
+
+/// What the worker should do with the task after `run`.
+pub(crate) enum After {
+    Done,
+    Requeue,
+}
+
+enum Turn {
+    Idle,
+    Yield,
+    Closed,
+}
+
+impl Conn {
+    pub fn new(engine: Arc<Shared>, home: Arc<WorkerShared>, token: u64, fd: OwnedFd, peer: SocketAddr) -> Conn {
+        let now = engine.now_ms();
+        let id = engine.next_conn_id();
+        let deadline = now + engine.config.limits.header_timeout.as_millis() as u64;
+        Conn {
+            id,
+            token,
+            peer,
+            home,
+            engine,
+            state: AtomicU8::new(SCHEDULED),
+            ready: AtomicU8::new(READ),
+            deadline_ms: AtomicU64::new(deadline),
+            replies: Mutex::new(Replies { base: 0, slots: VecDeque::new(), closed: false }),
+            io: Mutex::new(Io {
+                fd: Some(fd),
+                rbuf: Vec::new(),
+                rpos: 0,
+                wbuf: Vec::new(),
+                wpos: 0,
+                next_seq: 0,
+                done_seq: 0,
+                requests: 0,
+                want_read: true,
+                peer_closed: false,
+                no_more: false,
+                closing: false,
+                continue_sent: false,
+                partial_since: None,
+                opened_ms: now,
+            }),
+        }
+    }
+
+    pub fn deadline_ms(&self) -> u64 {
+        self.deadline_ms.load(Relaxed)
+    }
+
+    /// Records readiness seen by epoll, a timer, or shutdown.
+    pub fn mark(&self, bits: u8) {
+        self.ready.fetch_or(bits, Release);
+    }
+
+    /// Makes the connection a task. Returns true if the caller must queue it; false if
+    /// it is already queued, running (it will run again), or closed.
+    pub fn try_schedule(&self) -> bool {
+        let mut s = self.state.load(Acquire);
+        loop {
+            let next = if s & CLOSED != 0 {
+                return false;
+            } else if s & RUNNING != 0 {
+                if s & NOTIFIED != 0 {
+                    return false;
+                }
+                s | NOTIFIED
+            } else if s & SCHEDULED != 0 {
+                return false;
+            } else {
+                SCHEDULED
+            };
+            match self.state.compare_exchange_weak(s, next, AcqRel, Acquire) {
+                Ok(_) => return next == SCHEDULED,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Runs the task (the caller took it from a queue, so it is `SCHEDULED`).
+    pub fn run(self: &Arc<Self>, ctx: &mut TurnCtx<'_>) -> After {
+        self.state.store(RUNNING, Release);
+        let mut rounds = 0;
+        loop {
+            match self.turn(ctx) {
+                Turn::Closed => {
+                    self.state.store(CLOSED, Release);
+                    return After::Done;
+                }
+                Turn::Yield => {
+                    self.state.store(SCHEDULED, Release);
+                    return After::Requeue;
+                }
+                Turn::Idle => {
+                    if self.state.compare_exchange(RUNNING, IDLE, AcqRel, Acquire).is_ok() {
+                        return After::Done;
+                    }
+                    // NOTIFIED: something happened while we ran.
+                    rounds += 1;
+                    if rounds > MAX_REPOLLS {
+                        self.state.store(SCHEDULED, Release);
+                        return After::Requeue;
+                    }
+                    self.state.store(RUNNING, Release);
+                }
+            }
+        }
+    }
+
+    /// A responder's completion. `bytes == None` closes the connection at that point.
+    pub fn complete(self: &Arc<Self>, seq: u64, bytes: Option<Vec<u8>>, close: bool, failed: bool) {
+        let c = &self.engine.counters;
+        if failed {
+            c.handler_failures.fetch_add(1, Relaxed);
+        }
+        let out = match bytes {
+            Some(bytes) => Out::Write { bytes, close },
+            None => Out::Close,
+        };
+        let head = {
+            let mut r = lock(&self.replies);
+            if r.closed {
+                return;
+            }
+            let Some(slot) = seq.checked_sub(r.base).and_then(|i| r.slots.get_mut(i as usize)) else {
+                return;
+            };
+            if slot.out.is_some() {
+                return;
+            }
+            slot.out = Some(out);
+            seq == r.base
+        };
+        // Only the reply at the head of the line lets the runner write anything.
+        if head && RUNNING_CONN.with(|c| c.get()) != self.id && self.try_schedule() {
+            self.engine.schedule_remote(Arc::clone(self));
+        }
+    }
+
+    fn turn(self: &Arc<Self>, ctx: &mut TurnCtx<'_>) -> Turn {
+        let engine = Arc::clone(&self.engine);
+        let limits = &engine.config.limits;
+        let mut io = lock(&self.io);
+        let Some(fd) = io.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return Turn::Closed;
+        };
+        let bits = self.ready.swap(0, Acquire);
+        if bits & (READ | HUP) != 0 {
+            io.want_read = true;
+        }
+        if bits & TIMEOUT != 0 && engine.now_ms() >= self.deadline_ms() {
+            engine.counters.timeouts.fetch_add(1, Relaxed);
+            self.close(&mut io, false);
+            return Turn::Closed;
+        }
+        let framer = Framer::new(engine.config.protocol);
+        let mut frames = limits.budget_frames;
+        let mut bytes = limits.budget_bytes;
+        if io.rbuf.capacity() == 0 {
+            std::mem::swap(&mut io.rbuf, ctx.spare);
+        }
+        let result = loop {
+            self.collect(&mut io, ctx.worker);
+            if io.wpos < io.wbuf.len() && !self.flush(&mut io, fd) {
+                self.close(&mut io, false);
+                return Turn::Closed;
+            }
+            let in_flight = io.next_seq - io.done_seq;
+            let flushed = io.wpos == io.wbuf.len();
+            if io.closing && flushed {
+                self.close(&mut io, true);
+                return Turn::Closed;
+            }
+            let stopped = io.no_more || io.peer_closed || engine.is_draining();
+            if stopped && in_flight == 0 && flushed {
+                self.close(&mut io, true);
+                return Turn::Closed;
+            }
+            if stopped
+                || io.closing
+                || in_flight >= limits.max_in_flight as u64
+                || io.wbuf.len() - io.wpos >= limits.write_high_water
+            {
+                break Turn::Idle;
+            }
+            if frames == 0 || bytes == 0 {
+                break Turn::Yield;
+            }
+            let rpos = io.rpos;
+            match framer.decode(&io.rbuf[rpos..], limits) {
+                Decoded::Frame { used, payload, ctx: rctx } => {
+                    io.rpos += used;
+                    io.requests += 1;
+                    io.partial_since = None;
+                    io.continue_sent = false;
+                    if rctx.close {
+                        io.no_more = true;
+                    }
+                    frames -= 1;
+                    self.dispatch(&mut io, ctx.worker, payload, rctx);
+                }
+                Decoded::Reject(r) => {
+                    engine.counters.rejected.fetch_add(1, Relaxed);
+                    io.no_more = true;
+                    let seq = io.next_seq;
+                    io.next_seq += 1;
+                    let out = if r.reply.is_empty() { Out::Close } else { Out::Write { bytes: r.reply, close: true } };
+                    let mut rep = lock(&self.replies);
+                    debug_assert_eq!(rep.base + rep.slots.len() as u64, seq);
+                    rep.slots.push_back(Slot { since: Instant::now(), heavy: false, out: Some(out) });
+                }
+                Decoded::NeedMore { expect_continue } => {
+                    if expect_continue && !io.continue_sent && in_flight == 0 {
+                        io.continue_sent = true;
+                        io.wbuf.extend_from_slice(CONTINUE);
+                        continue;
+                    }
+                    if !io.want_read {
+                        break Turn::Idle;
+                    }
+                    match self.read(&mut io, fd) {
+                        Ok(0) => {
+                            io.peer_closed = true;
+                            io.want_read = false;
+                        }
+                        Ok(n) => bytes = bytes.saturating_sub(n),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            io.want_read = false;
+                            break Turn::Idle;
+                        }
+                        Err(_) => {
+                            self.close(&mut io, false);
+                            return Turn::Closed;
+                        }
+                    }
+                }
+            }
+        };
+        self.end_turn(&mut io, ctx, fd);
+        result
+    }
+
+    /// Reads once into the read buffer. A short read means the socket is drained
+    /// (edge-triggered: the next arrival raises a new event).
+    fn read(&self, io: &mut Io, fd: std::os::fd::RawFd) -> std::io::Result<usize> {
+        if io.rpos > 0 {
+            let rpos = io.rpos;
+            io.rbuf.drain(..rpos);
+            io.rpos = 0;
+        }
+        let room = io.rbuf.capacity() - io.rbuf.len();
+        let n = sys::recv_append(fd, &mut io.rbuf, if room >= READ_CHUNK { 0 } else { READ_CHUNK })?;
+        let offered = room.max(READ_CHUNK);
+        if n > 0 && n < offered {
+            io.want_read = false;
+        }
+        Ok(n)
+    }
+
+    /// Writes as much of the write buffer as the socket takes. False on a write error.
+    fn flush(&self, io: &mut Io, fd: std::os::fd::RawFd) -> bool {
+        while io.wpos < io.wbuf.len() {
+            match sys::send(fd, &io.wbuf[io.wpos..]) {
+                Ok(n) => io.wpos += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        io.wbuf.clear();
+        io.wpos = 0;
+        true
+    }
+
+    /// Moves ready replies, in sequence, from the slots into the write buffer.
+    fn collect(&self, io: &mut Io, worker: &WorkerShared) {
+        if io.done_seq == io.next_seq {
+            return;
+        }
+        let mut r = lock(&self.replies);
+        while r.slots.front().is_some_and(|s| s.out.is_some()) {
+            let slot = r.slots.pop_front().expect("front exists");
+            r.base += 1;
+            io.done_seq += 1;
+            worker.record_latency(slot.heavy, slot.since.elapsed());
+            match slot.out.expect("checked") {
+                Out::Write { bytes, close } => {
+                    self.engine.counters.replies.fetch_add(1, Relaxed);
+                    if io.wbuf.is_empty() {
+                        io.wbuf = bytes;
+                    } else {
+                        io.wbuf.extend_from_slice(&bytes);
+                    }
+                    if close {
+                        io.closing = true;
+                        break;
+                    }
+                }
+                Out::Close => {
+                    io.closing = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, io: &mut Io, worker: &WorkerShared, payload: Payload, rctx: ReplyCtx) {
+        let engine = &self.engine;
+        let seq = io.next_seq;
+        io.next_seq += 1;
+        let req = Request { conn: self.id, seq, peer: self.peer, worker: worker.index, payload };
+        let handler = engine.handler();
+        let cost = catch_unwind(AssertUnwindSafe(|| handler.cost(&req))).unwrap_or_else(|_| {
+            engine.counters.handler_panics.fetch_add(1, Relaxed);
+            Cost::Light
+        });
+        let heavy = cost == Cost::Heavy && engine.cpu.is_some();
+        lock(&self.replies).slots.push_back(Slot { since: Instant::now(), heavy, out: None });
+        worker.counters.requests.fetch_add(1, Relaxed);
+        let res = Responder::new(Arc::clone(self), seq, rctx);
+        match &engine.cpu {
+            Some(cpu) if heavy => {
+                let engine = Arc::clone(engine);
+                cpu.submit(Box::new(move || engine.call_handler(req, res)));
+            }
+            _ => {
+                RUNNING_CONN.with(|c| c.set(self.id));
+                engine.call_handler(req, res);
+                RUNNING_CONN.with(|c| c.set(0));
+            }
+        }
+    }
+
+    fn end_turn(&self, io: &mut Io, ctx: &mut TurnCtx<'_>, fd: std::os::fd::RawFd) {
+        let limits = &self.engine.config.limits;
+        let now = self.engine.now_ms();
+        let in_flight = io.next_seq > io.done_seq;
+        let partial = io.rpos < io.rbuf.len();
+        let deadline = if io.wpos < io.wbuf.len() {
+            now + limits.idle_timeout.as_millis() as u64
+        } else if in_flight {
+            NO_DEADLINE
+        } else if partial {
+            *io.partial_since.get_or_insert(now) + limits.header_timeout.as_millis() as u64
+        } else if io.requests == 0 {
+            io.opened_ms + limits.header_timeout.as_millis() as u64
+        } else {
+            now + limits.idle_timeout.as_millis() as u64
+        };
+        self.deadline_ms.store(deadline, Relaxed);
+        // Give the read buffer back to the worker while it holds nothing, so an idle
+        // connection costs no buffer memory.
+        if !partial {
+            io.rbuf.clear();
+            io.rpos = 0;
+            if ctx.spare.capacity() == 0 {
+                std::mem::swap(&mut io.rbuf, ctx.spare);
+            } else {
+                io.rbuf = Vec::new();
+            }
+        }
+        if io.wpos == io.wbuf.len() && io.wbuf.capacity() > 0 {
+            io.wbuf = Vec::new();
+            io.wpos = 0;
+        }
+        if self.engine.config.readiness == Readiness::OneShot {
+            let write = io.wpos < io.wbuf.len();
+            let _ = self.home.epoll.modify(fd, self.token, Interest::oneshot(write));
+        }
+    }
+
+    /// Closes the socket and settles the books: replies not yet written are aborted.
+    fn close(&self, io: &mut Io, graceful: bool) {
+        let Some(fd) = io.fd.take() else { return };
+        let raw = fd.as_raw_fd();
+        if graceful && (io.no_more || io.closing) && !io.peer_closed {
+            // Unread input makes close() send a reset, which can destroy the reply we
+            // just wrote before the peer reads it: send FIN, then discard what is there.
+            let _ = sys::shutdown_write(raw);
+            let mut scratch = [0u8; 4096];
+            for _ in 0..16 {
+                match sys::recv(raw, &mut scratch) {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
+        }
+        drop(fd);
+        io.rbuf = Vec::new();
+        io.wbuf = Vec::new();
+        lock(&self.home.registry).remove(self.token);
+        let aborted = {
+            let mut r = lock(&self.replies);
+            r.closed = true;
+            let n = r.slots.len();
+            r.slots.clear();
+            n
+        };
+        self.engine.connection_closed(graceful, aborted as u64);
+    }
+
+    /// Shutdown past its deadline: close whatever state the connection is in.
+    pub fn force_close(&self) {
+        let mut io = lock(&self.io);
+        self.close(&mut io, false);
+        self.state.store(CLOSED, Release);
+    }
+}

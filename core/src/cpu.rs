@@ -1,0 +1,204 @@
+//! The CPU pool: threads for heavy requests, apart from the I/O workers so that the OS
+//! preempts between light and heavy work and I/O stays responsive.
+//!
+//! Jobs are submitted to an `Injector`; each thread takes batches into its own FIFO
+//! deque and idle threads steal from siblings. Threads park on a condvar slot each;
+//! wake-ups follow [`crate::sched::idle`] (one at a time, only when nobody searches).
+//! On stop, threads finish the queued jobs, then exit.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_deque::{Injector, Stealer, Worker};
+
+use crate::sched::idle::Idle;
+use crate::sched::steal::{self, Rng};
+use crate::sync::{lock, ThreadSet};
+
+pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+#[derive(Default)]
+struct Parker {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Parker {
+    fn unpark(&self) {
+        *lock(&self.woken) = true;
+        self.cv.notify_one();
+    }
+    fn park(&self) {
+        let mut w = lock(&self.woken);
+        while !*w {
+            w = self.cv.wait(w).unwrap_or_else(|e| e.into_inner());
+        }
+        *w = false;
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct CpuCounters {
+    pub submitted: AtomicU64,
+    pub run: AtomicU64,
+    pub stolen: AtomicU64,
+    pub panics: AtomicU64,
+}
+
+struct Inner {
+    injector: Injector<Job>,
+    stealers: Vec<Stealer<Job>>,
+    parkers: Vec<Parker>,
+    idle: Idle,
+    stop: AtomicBool,
+    counters: CpuCounters,
+}
+
+pub(crate) struct CpuPool {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl CpuPool {
+    pub fn start(threads: usize, name: &str, live: &Arc<ThreadSet>) -> std::io::Result<CpuPool> {
+        let locals: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_fifo()).collect();
+        let inner = Arc::new(Inner {
+            injector: Injector::new(),
+            stealers: locals.iter().map(|w| w.stealer()).collect(),
+            parkers: (0..threads).map(|_| Parker::default()).collect(),
+            idle: Idle::new(threads),
+            stop: AtomicBool::new(false),
+            counters: CpuCounters::default(),
+        });
+        let mut handles = Vec::with_capacity(threads);
+        for (i, local) in locals.into_iter().enumerate() {
+            let inner = Arc::clone(&inner);
+            let guard = live.enter();
+            handles.push(std::thread::Builder::new().name(format!("{name}-cpu-{i}")).spawn(move || {
+                let _guard = guard;
+                run(&inner, i, local)
+            })?);
+        }
+        Ok(CpuPool { inner, threads: Mutex::new(handles) })
+    }
+
+    pub fn submit(&self, job: Job) {
+        let inner = &self.inner;
+        inner.counters.submitted.fetch_add(1, Relaxed);
+        inner.injector.push(job);
+        if let Some(i) = inner.idle.notify_one() {
+            inner.parkers[i].unpark();
+        }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.inner.parkers.len()
+    }
+
+    pub fn counters(&self) -> &CpuCounters {
+        &self.inner.counters
+    }
+
+    /// Jobs waiting (not yet started).
+    pub fn queued(&self) -> usize {
+        self.inner.injector.len() + self.inner.stealers.iter().map(|s| s.len()).sum::<usize>()
+    }
+
+    /// Asks threads to exit once the queue is empty, and hands back their handles.
+    pub fn stop(&self) -> Vec<JoinHandle<()>> {
+        self.inner.stop.store(true, SeqCst);
+        for p in &self.inner.parkers {
+            p.unpark();
+        }
+        std::mem::take(&mut *lock(&self.threads))
+    }
+}
+
+fn run(inner: &Inner, i: usize, local: Worker<Job>) {
+    let rng = Rng::new(i as u64 + 101);
+    let mut searching = false;
+    loop {
+        let job = local.pop().or_else(|| steal::from_injector(&inner.injector, &local)).or_else(|| {
+            if !searching && !inner.idle.try_start_searching() {
+                return None;
+            }
+            searching = true;
+            let sibs: Vec<_> = inner.stealers.iter().map(|s| (s, &inner.injector)).collect();
+            steal::from_siblings(&sibs, i, &local, &rng).map(|s| {
+                inner.counters.stolen.fetch_add(s.moved as u64, Relaxed);
+                s.task
+            })
+        });
+        match job {
+            Some(job) => {
+                if searching {
+                    searching = false;
+                    if inner.idle.stop_searching() {
+                        if let Some(k) = inner.idle.notify_one() {
+                            inner.parkers[k].unpark();
+                        }
+                    }
+                }
+                if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                    inner.counters.panics.fetch_add(1, Relaxed);
+                }
+                inner.counters.run.fetch_add(1, Relaxed);
+            }
+            None => {
+                if inner.stop.load(SeqCst) && inner.injector.is_empty() {
+                    return;
+                }
+                inner.idle.park(i, std::mem::take(&mut searching));
+                let work = !inner.injector.is_empty() || inner.stealers.iter().any(|s| !s.is_empty());
+                if work || inner.stop.load(SeqCst) {
+                    if !inner.idle.unpark_self(i) {
+                        searching = true;
+                    }
+                    continue;
+                }
+                inner.parkers[i].park();
+                if !inner.idle.unpark_self(i) {
+                    searching = true;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn runs_every_job_and_stops() {
+        let pool = CpuPool::start(3, "t", &Default::default()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..1000 {
+            let tx = tx.clone();
+            pool.submit(Box::new(move || tx.send(i).unwrap()));
+        }
+        let mut got: Vec<i32> = (0..1000).map(|_| rx.recv().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+        for h in pool.stop() {
+            h.join().unwrap();
+        }
+        assert_eq!(pool.counters().run.load(Relaxed), 1000);
+    }
+
+    #[test]
+    fn a_panicking_job_is_counted_and_the_thread_lives() {
+        let pool = CpuPool::start(1, "t", &Default::default()).unwrap();
+        pool.submit(Box::new(|| panic!("boom (expected in this test)")));
+        let (tx, rx) = mpsc::channel();
+        pool.submit(Box::new(move || tx.send(()).unwrap()));
+        rx.recv().unwrap();
+        assert_eq!(pool.counters().panics.load(Relaxed), 1);
+        for h in pool.stop() {
+            h.join().unwrap();
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! `Engine`: owns the listeners, acceptors, I/O workers and CPU pool; starts them,
+//! reports on them, and shuts them down within a deadline.
+//!
+//! Two modes: **serve** (the engine reads, frames, and calls a [`Handler`]) and
+//! **handoff** (the engine accepts and queues connections for the host to take).
+//!
+//! Shutdown: stop accepting and close the listeners; stop framing new requests; let
+//! in-flight requests finish and their replies flush until the deadline; then close
+//! what is left. The report counts what was completed and what was aborted.
+
+use std::net::SocketAddr;
+use std::os::fd::{OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::Worker;
+
+use crate::accept::{Acceptor, Gate, Sink};
+use crate::config::Config;
+use crate::cpu::CpuPool;
+use crate::error::{Error, ErrorKind, Result};
+use crate::handler::{Handler, Request, Responder};
+use crate::handoff::{Accepted, HostQueue};
+use crate::listen::{self, Listener};
+use crate::model::{Dispatch, Plan};
+use crate::sched::idle::Idle;
+use crate::stats::Stats;
+use crate::sync::{lock, ThreadSet};
+use crate::sys::{self, EventFd, ListenDrops};
+use crate::worker::{Task, WorkerLoop, WorkerShared};
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub closed: AtomicU64,
+    pub forced: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub replies: AtomicU64,
+    pub aborted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub handler_panics: AtomicU64,
+    pub handler_failures: AtomicU64,
+}
+
+/// What the engine's threads share.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub plan: Plan,
+    handler: Option<Arc<dyn Handler>>,
+    pub workers: Vec<Arc<WorkerShared>>,
+    solo: Mutex<Vec<Weak<WorkerShared>>>,
+    pub idle: Idle,
+    pub cpu: Option<CpuPool>,
+    pub conn_gate: Arc<Gate>,
+    pub host: Option<HostQueue>,
+    pub listeners: Vec<Arc<Listener>>,
+    pub epoch: Instant,
+    pub kernel_at_start: ListenDrops,
+    pub counters: Counters,
+    draining: AtomicBool,
+    stopped: AtomicBool,
+    next_id: AtomicU64,
+    round_robin: AtomicUsize,
+    drained: (Mutex<()>, Condvar),
+    threads: Arc<ThreadSet>,
+}
+
+impl Shared {
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed) + 1
+    }
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Acquire)
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Acquire)
+    }
+
+    pub fn handler(&self) -> &dyn Handler {
+        self.handler.as_deref().expect("connections are only served by a serving engine")
+    }
+
+    /// Runs the handler, catching a panic (its responder, dropped while unwinding,
+    /// sends the error reply).
+    pub fn call_handler(&self, req: Request, res: Responder) {
+        let h = self.handler();
+        if catch_unwind(AssertUnwindSafe(|| h.handle(req, res))).is_err() {
+            self.counters.handler_panics.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn all_workers(&self) -> Vec<Arc<WorkerShared>> {
+        let mut all = self.workers.clone();
+        all.extend(lock(&self.solo).iter().filter_map(Weak::upgrade));
+        all
+    }
+
+    /// Wakes one parked worker, if nobody is searching already.
+    pub fn notify_one_worker(&self) {
+        if let Some(i) = self.idle.notify_one() {
+            self.workers[i].wake.notify();
+        }
+    }
+
+    fn wake_worker(&self, w: &WorkerShared) {
+        if w.solo {
+            w.wake.notify();
+        } else if self.idle.claim_parked(w.index) {
+            w.wake.notify();
+        } else if self.plan.steal {
+            self.notify_one_worker();
+        }
+    }
+
+    /// Queues a connection woken off its worker (a reply completed on another thread).
+    pub fn schedule_remote(&self, conn: Arc<crate::conn::Conn>) {
+        let home = Arc::clone(&conn.home);
+        home.inbox.push(Task::Conn(conn));
+        self.wake_worker(&home);
+    }
+
+    pub fn connection_closed(&self, graceful: bool, aborted: u64) {
+        let c = &self.counters;
+        c.closed.fetch_add(1, Relaxed);
+        c.aborted.fetch_add(aborted, Relaxed);
+        if !graceful && self.is_stopped() {
+            c.forced.fetch_add(1, Relaxed);
+        }
+        self.conn_gate.release(1);
+        if self.is_draining() {
+            let _g = lock(&self.drained.0);
+            self.drained.1.notify_all();
+        }
+    }
+
+    fn send_new(&self, i: usize, fd: OwnedFd, peer: SocketAddr) {
+        let w = &self.workers[i];
+        w.inbox.push(Task::New(fd, peer));
+        self.wake_worker(w);
+    }
+
+    fn spawn_solo(self: &Arc<Self>, fd: OwnedFd, peer: SocketAddr) {
+        let made = WorkerShared::new(usize::MAX, true).and_then(|(ws, local)| {
+            ws.inbox.push(Task::New(fd, peer));
+            let shared = Arc::clone(self);
+            let weak = Arc::downgrade(&ws);
+            let guard = self.threads.enter();
+            std::thread::Builder::new().name("corral-conn".into()).spawn(move || {
+                let _guard = guard;
+                WorkerLoop::new(ws, shared, local).run();
+            })?;
+            let mut solo = lock(&self.solo);
+            solo.retain(|w| w.strong_count() > 0);
+            solo.push(weak);
+            Ok(())
+        });
+        if let Err(e) = made {
+            eprintln!("corral: cannot start a thread for a connection from {peer}: {e}");
+            self.conn_gate.release(1);
+        }
+    }
+
+    fn wake_all_workers(&self) {
+        for w in self.all_workers() {
+            w.wake.notify();
+        }
+    }
+}
+
+/// Hands accepted connections to the host queue or the workers.
+struct Dispatcher(Arc<Shared>);
+
+impl Sink for Dispatcher {
+    fn deliver(&self, acceptor: usize, fd: OwnedFd, peer: SocketAddr) {
+        let s = &self.0;
+        if let Some(host) = &s.host {
+            host.push(Accepted { fd, peer });
+            return;
+        }
+        match s.plan.dispatch {
+            Dispatch::RoundRobin => {
+                let i = s.round_robin.fetch_add(1, Relaxed) % s.workers.len();
+                s.send_new(i, fd, peer);
+            }
+            Dispatch::ByAcceptor => s.send_new(acceptor % s.workers.len(), fd, peer),
+            Dispatch::ThreadPerConnection => s.spawn_solo(fd, peer),
+        }
+    }
+}
+
+/// What a shutdown did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Served connections closed since the engine started (all of them, by now).
+    pub connections_closed: u64,
+    /// Of those, closed by force at the deadline with work unfinished.
+    pub connections_aborted: u64,
+    /// Replies written since the engine started.
+    pub requests_completed: u64,
+    /// Requests framed whose reply was never written (their connection closed first).
+    pub requests_aborted: u64,
+    /// Accepted connections still queued for the host, closed unclaimed (handoff).
+    pub handoff_unclaimed: u64,
+    /// Whether every connection finished before the deadline.
+    pub clean: bool,
+    pub elapsed: Duration,
+}
+
+/// How the engine serves: with a handler, or by handing connections to the host.
+pub enum Mode {
+    Serve(Arc<dyn Handler>),
+    Handoff,
+}
+
+enum Phase {
+    Ready { acceptors: Vec<Acceptor>, locals: Vec<Worker<Task>> },
+    Running,
+    Closed,
+}
+
+struct Control {
+    phase: Phase,
+    acceptor_threads: Vec<JoinHandle<()>>,
+    worker_threads: Vec<JoinHandle<()>>,
+    acceptor_ctls: Vec<Arc<EventFd>>,
+}
+
+/// The engine. Methods may be called from any thread.
+pub struct Engine {
+    shared: Arc<Shared>,
+    control: Mutex<Control>,
+    stop_accepting: Arc<AtomicBool>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl Engine {
+    /// Binds the listeners and prepares every thread, without starting them: the
+    /// addresses (with the ports the kernel picked) are known from here on.
+    pub fn new(config: Config, mode: Mode) -> Result<Engine> {
+        let plan = Plan::of(&config);
+        let bound = listen::bind(&config, plan.listener, plan.acceptors)?;
+        let (handler, host) = match mode {
+            Mode::Serve(h) => (Some(h), None),
+            Mode::Handoff => {
+                let q = HostQueue::new(config.handoff_capacity)
+                    .map_err(|e| Error::io(ErrorKind::Io, "cannot create the host queue's notify fd", e))?;
+                (None, Some(q))
+            }
+        };
+        let conn_gate = match &host {
+            Some(q) => Arc::clone(&q.gate),
+            None => Arc::new(Gate::new(config.limits.max_connections)),
+        };
+        let serving = host.is_none();
+        let n_workers = if serving { plan.workers } else { 0 };
+        let mut workers = Vec::with_capacity(n_workers);
+        let mut locals = Vec::with_capacity(n_workers);
+        for i in 0..n_workers {
+            let (ws, local) = WorkerShared::new(i, false)
+                .map_err(|e| Error::io(ErrorKind::Io, "cannot create a worker's epoll", e))?;
+            workers.push(ws);
+            locals.push(local);
+        }
+        let threads = Arc::new(ThreadSet::default());
+        let cpu = if serving && plan.cpu_threads > 0 {
+            Some(
+                CpuPool::start(plan.cpu_threads, "corral", &threads)
+                    .map_err(|e| Error::io(ErrorKind::Io, "cannot start the CPU pool", e))?,
+            )
+        } else {
+            None
+        };
+        let stop_accepting = Arc::new(AtomicBool::new(false));
+        let mut acceptors = Vec::new();
+        for (i, idx) in bound.per_acceptor.iter().enumerate() {
+            let ls = idx.iter().map(|&k| Arc::clone(&bound.listeners[k])).collect();
+            let a = Acceptor::new(i, ls, bound.exclusive, config.accept_batch, Arc::clone(&conn_gate), Arc::clone(&stop_accepting))
+                .map_err(|e| Error::io(ErrorKind::Io, "cannot create an acceptor's control fd", e))?;
+            acceptors.push(a);
+        }
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for l in &bound.listeners {
+            if !addrs.contains(&l.addr) {
+                addrs.push(l.addr);
+            }
+        }
+        let acceptor_ctls = acceptors.iter().map(|a| Arc::clone(&a.ctl)).collect();
+        let shared = Arc::new(Shared {
+            idle: Idle::new(n_workers.max(1)),
+            plan,
+            handler,
+            workers,
+            solo: Mutex::new(Vec::new()),
+            cpu,
+            conn_gate,
+            host,
+            listeners: bound.listeners,
+            epoch: Instant::now(),
+            kernel_at_start: sys::listen_drop_counters().unwrap_or_default(),
+            counters: Counters::default(),
+            draining: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            round_robin: AtomicUsize::new(0),
+            drained: (Mutex::new(()), Condvar::new()),
+            threads,
+            config,
+        });
+        Ok(Engine {
+            shared,
+            control: Mutex::new(Control {
+                phase: Phase::Ready { acceptors, locals },
+                acceptor_threads: Vec::new(),
+                worker_threads: Vec::new(),
+                acceptor_ctls,
+            }),
+            stop_accepting,
+            addrs,
+        })
+    }
+
+    /// Binds and starts a serving engine.
+    pub fn serve(config: Config, handler: impl Handler) -> Result<Engine> {
+        let e = Engine::new(config, Mode::Serve(Arc::new(handler)))?;
+        e.start()?;
+        Ok(e)
+    }
+
+    /// Binds and starts a handoff engine.
+    pub fn handoff(config: Config) -> Result<Engine> {
+        let e = Engine::new(config, Mode::Handoff)?;
+        e.start()?;
+        Ok(e)
+    }
+
+    /// Starts the threads. Fails if already started or shut down.
+    pub fn start(&self) -> Result<()> {
+        let mut c = lock(&self.control);
+        let Phase::Ready { acceptors, locals } = std::mem::replace(&mut c.phase, Phase::Running) else {
+            let msg = "the engine was already started (or shut down); create a new one";
+            return Err(Error::new(ErrorKind::State, msg));
+        };
+        let spawn_err = |e| Error::io(ErrorKind::Io, "cannot start an engine thread", e);
+        for (ws, local) in self.shared.workers.iter().zip(locals) {
+            let (ws, shared) = (Arc::clone(ws), Arc::clone(&self.shared));
+            let guard = self.shared.threads.enter();
+            let h = std::thread::Builder::new()
+                .name(format!("corral-io-{}", ws.index))
+                .spawn(move || {
+                    let _guard = guard;
+                    WorkerLoop::new(ws, shared, local).run()
+                })
+                .map_err(spawn_err)?;
+            c.worker_threads.push(h);
+        }
+        let sink: Arc<dyn Sink> = Arc::new(Dispatcher(Arc::clone(&self.shared)));
+        for a in acceptors {
+            let sink = Arc::clone(&sink);
+            let h = std::thread::Builder::new()
+                .name(format!("corral-accept-{}", a.index))
+                .spawn(move || a.run(sink))
+                .map_err(spawn_err)?;
+            c.acceptor_threads.push(h);
+        }
+        Ok(())
+    }
+
+    /// The addresses listened on, with the ports the kernel chose for port 0.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The first listening address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats::collect(&self.shared)
+    }
+
+    fn host(&self) -> Result<&HostQueue> {
+        self.shared.host.as_ref().ok_or_else(|| {
+            Error::new(ErrorKind::WrongMode, "this engine serves connections itself; create it in handoff mode to take them")
+        })
+    }
+
+    /// Handoff: takes up to `max` accepted connections; each fd is then the caller's.
+    pub fn take(&self, max: usize) -> Result<Vec<Accepted>> {
+        Ok(self.host()?.take(max))
+    }
+
+    /// Handoff: the fd that is readable while connections wait (put it in your loop).
+    pub fn notify_fd(&self) -> Result<RawFd> {
+        Ok(self.host()?.notify_fd())
+    }
+
+    /// Handoff: waits until a connection is queued or `timeout` passes (`None`: no
+    /// limit). Returns false on timeout or interruption by a signal.
+    pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {
+        let fd = self.notify_fd()?;
+        sys::poll_readable(fd, timeout).map_err(|e| Error::io(ErrorKind::Io, "poll on the notify fd failed", e))
+    }
+
+    /// Stops accepting, lets in-flight requests finish until `timeout`, then closes
+    /// what remains. Fails if the engine was already shut down.
+    pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut c = lock(&self.control);
+        match c.phase {
+            Phase::Closed => return Err(Error::new(ErrorKind::State, "the engine is already shut down")),
+            Phase::Ready { .. } | Phase::Running => {}
+        }
+        c.phase = Phase::Closed;
+        let s = &self.shared;
+        // 1. Stop accepting; closing the listeners resets what waits in their backlog.
+        self.stop_accepting.store(true, SeqCst);
+        for ctl in &c.acceptor_ctls {
+            ctl.notify();
+        }
+        for h in c.acceptor_threads.drain(..) {
+            let _ = h.join();
+        }
+        for l in &s.listeners {
+            l.stop();
+        }
+        // 2. Drain: no new requests; in-flight ones finish until the deadline.
+        s.draining.store(true, SeqCst);
+        s.wake_all_workers();
+        let clean = {
+            let mut g = lock(&s.drained.0);
+            loop {
+                if s.conn_gate.used() == 0 || s.host.is_some() {
+                    break true;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break false;
+                }
+                g = s.drained.1.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0;
+            }
+        };
+        // 3. Stop: workers close what is left and exit.
+        s.stopped.store(true, SeqCst);
+        s.wake_all_workers();
+        let grace = deadline.max(Instant::now()) + Duration::from_secs(2);
+        let cpu_threads = s.cpu.as_ref().map(|p| p.stop()).unwrap_or_default();
+        if s.threads.wait(grace) {
+            for h in c.worker_threads.drain(..).chain(cpu_threads) {
+                let _ = h.join();
+            }
+        } else {
+            // Joining would hang on a handler that never returns; leave it behind.
+            eprintln!("corral: shutdown: a thread is still inside a handler past the deadline; leaving it behind");
+            c.worker_threads.clear();
+        }
+        let handoff_unclaimed = s.host.as_ref().map_or(0, |h| h.close_all()) as u64;
+        let k = &s.counters;
+        Ok(ShutdownReport {
+            connections_closed: k.closed.load(SeqCst),
+            connections_aborted: k.forced.load(SeqCst),
+            requests_completed: k.replies.load(SeqCst),
+            requests_aborted: k.aborted.load(SeqCst),
+            handoff_unclaimed,
+            clean,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let open = !matches!(lock(&self.control).phase, Phase::Closed);
+        if open {
+            let _ = self.shutdown(Duration::ZERO);
+        }
+    }
+}

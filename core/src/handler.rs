@@ -1,0 +1,146 @@
+//! The serving API: a [`Handler`] classifies each [`Request`] by [`Cost`] and answers it
+//! through a [`Responder`].
+//!
+//! Threads: `cost` runs on the I/O worker that framed the request. `handle` runs there
+//! too for `Cost::Light`, and on a CPU-pool thread for `Cost::Heavy` (inline on the
+//! worker in models without a CPU pool). A `Responder` may be completed from any thread,
+//! at any time after `handle` returns. Each request gets exactly one reply: completing
+//! consumes the responder, and dropping it unanswered sends the protocol's error reply
+//! (HTTP `500`; the other protocols close the connection). A panic in `cost` or `handle`
+//! is caught, counted, and treated the same way; the worker lives on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::conn::Conn;
+use crate::frame::{HttpRequest, Payload, Reply, ReplyCtx};
+
+/// Where a request runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub enum Cost {
+    /// Inline on the I/O worker: for work of tens of microseconds at most.
+    #[default]
+    Light,
+    /// On the CPU pool, so I/O workers stay responsive.
+    Heavy,
+}
+
+/// One framed request.
+#[derive(Debug)]
+pub struct Request {
+    pub(crate) conn: u64,
+    pub(crate) seq: u64,
+    pub(crate) peer: SocketAddr,
+    pub(crate) worker: usize,
+    pub(crate) payload: Payload,
+}
+
+impl Request {
+    /// The engine-unique id of the connection the request came on.
+    pub fn conn_id(&self) -> u64 {
+        self.conn
+    }
+    /// The request's position on its connection, from 0; replies are written in this order.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+    /// The I/O worker that framed the request.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+    pub fn payload(&self) -> &Payload {
+        &self.payload
+    }
+    pub fn into_payload(self) -> Payload {
+        self.payload
+    }
+    /// The parsed request, for `Http1`.
+    pub fn http(&self) -> Option<&HttpRequest> {
+        match &self.payload {
+            Payload::Http(h) => Some(h),
+            Payload::Bytes(_) => None,
+        }
+    }
+    /// The frame's bytes (for HTTP, the body).
+    pub fn bytes(&self) -> &[u8] {
+        match &self.payload {
+            Payload::Http(h) => h.body(),
+            Payload::Bytes(b) => b,
+        }
+    }
+}
+
+/// Serves requests. Implementations must be thread-safe: calls arrive on several
+/// threads at once.
+pub trait Handler: Send + Sync + 'static {
+    /// Classifies a request; runs on the I/O worker, so it must be cheap.
+    fn cost(&self, _req: &Request) -> Cost {
+        Cost::Light
+    }
+    /// Answers a request, now or later, from any thread, through `res`.
+    fn handle(&self, req: Request, res: Responder);
+}
+
+/// A handler from a closure: every request is `Light`.
+pub fn handler_fn<F>(f: F) -> impl Handler
+where
+    F: Fn(Request, Responder) + Send + Sync + 'static,
+{
+    struct Fn_<F>(F);
+    impl<F: Fn(Request, Responder) + Send + Sync + 'static> Handler for Fn_<F> {
+        fn handle(&self, req: Request, res: Responder) {
+            (self.0)(req, res)
+        }
+    }
+    Fn_(f)
+}
+
+/// Completes one request, once, from any thread.
+pub struct Responder {
+    conn: Option<Arc<Conn>>,
+    seq: u64,
+    ctx: ReplyCtx,
+}
+
+impl Responder {
+    pub(crate) fn new(conn: Arc<Conn>, seq: u64, ctx: ReplyCtx) -> Responder {
+        Responder { conn: Some(conn), seq, ctx }
+    }
+
+    /// Sends the reply. Replies are written in request order, so this one waits for
+    /// the replies to earlier requests on the same connection.
+    pub fn respond(mut self, reply: impl Into<Reply>) {
+        if let Some(conn) = self.conn.take() {
+            let bytes = self.ctx.protocol.encode(reply.into(), &self.ctx);
+            conn.complete(self.seq, bytes, self.ctx.close, false);
+        }
+    }
+
+    /// Closes the connection once the replies to earlier requests are written.
+    pub fn close(self) {
+        self.respond(Reply::Close)
+    }
+
+    /// The sequence number of the request this responder answers.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let bytes = self.ctx.protocol.error_reply(&self.ctx);
+            conn.complete(self.seq, bytes, self.ctx.close, true);
+        }
+    }
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder").field("seq", &self.seq).field("answered", &self.conn.is_none()).finish()
+    }
+}

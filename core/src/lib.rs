@@ -1,0 +1,51 @@
+//! corral: accept TCP connections on several listener threads and dispatch
+//! connections and requests to worker threads that steal work from each other.
+//!
+//! Two ways to use it:
+//! - **serve**: [`Engine::serve`] with a [`Handler`]; corral reads, frames
+//!   ([`Protocol`]), runs light requests inline on its I/O workers and heavy ones on a
+//!   CPU pool, and writes replies back in request order.
+//! - **handoff**: [`Engine::handoff`]; corral accepts and queues connections, and the
+//!   host takes them ([`Engine::take`]) when its loop sees [`Engine::notify_fd`].
+//!
+//! ```no_run
+//! use corral::{Config, Engine, handler_fn, Response};
+//! let engine = Engine::serve(Config::default(), handler_fn(|_req, res| {
+//!     res.respond(Response::new(200).body("hello\n"));
+//! })).unwrap();
+//! println!("listening on {}", engine.local_addr());
+//! # engine.shutdown(std::time::Duration::from_secs(1)).unwrap();
+//! ```
+
+mod accept;
+mod config;
+mod conn;
+mod cpu;
+mod engine;
+mod error;
+pub mod frame;
+mod handler;
+mod handoff;
+mod listen;
+mod model;
+mod registry;
+mod sched;
+mod stats;
+mod sync;
+mod sys;
+mod worker;
+
+pub use config::{Config, ConfigBuilder, Limits, Readiness};
+pub use engine::{Engine, Mode, ShutdownReport};
+pub use error::{Error, ErrorKind, Result};
+pub use frame::{HttpRequest, Payload, Protocol, Reply, Response};
+pub use handler::{handler_fn, Cost, Handler, Request, Responder};
+pub use handoff::Accepted;
+pub use listen::ListenerStrategy;
+pub use model::Model;
+pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};
+
+/// Process-level helpers the tests, examples and benchmarks need.
+pub mod os {
+    pub use crate::sys::{is_cloexec, nofile_limit, process_cpu_time, set_nofile_limit, somaxconn, thread_cpu_time};
+}

@@ -1,0 +1,165 @@
+//! Binding: how listening sockets are laid out over the acceptors.
+//!
+//! - `ReusePort`: one socket per acceptor and address, all bound with `SO_REUSEPORT`,
+//!   so the kernel spreads connections over acceptors by flow hash (nginx `reuseport`).
+//! - `Shared`: one socket per address that every acceptor waits on with
+//!   `EPOLLEXCLUSIVE`, so one of them is woken per connection.
+//! - `Single`: one socket per address and one acceptor.
+//!
+//! The backlog is set explicitly; the kernel clamps it to `somaxconn`, and the
+//! effective value is reported (read back from `TCP_INFO`).
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ListenerStrategy {
+    /// One `SO_REUSEPORT` socket per acceptor (default).
+    #[default]
+    ReusePort,
+    /// One socket shared by all acceptors, woken with `EPOLLEXCLUSIVE`.
+    Shared,
+    /// One socket, one acceptor.
+    Single,
+}
+
+/// Per-listener counters, updated by the acceptor that owns the socket.
+#[derive(Default, Debug)]
+pub(crate) struct ListenerCounters {
+    pub accepts: AtomicU64,
+    /// Times accepting paused: descriptors exhausted, or at a connection/queue cap.
+    pub pauses: AtomicU64,
+    /// Descriptor-exhaustion errors (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`).
+    pub fd_exhausted: AtomicU64,
+    /// Transient accept errors that were skipped (`ECONNABORTED`, `EPROTO`, ...).
+    pub errors: AtomicU64,
+}
+
+/// One bound, listening socket.
+pub(crate) struct Listener {
+    sock: Arc<Socket>,
+    pub addr: SocketAddr,
+    pub counters: ListenerCounters,
+}
+
+impl Listener {
+    pub fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// Stops listening: the kernel resets connections still in the backlog, so clients
+    /// see a refusal at once instead of waiting on a socket nobody will accept from.
+    pub fn stop(&self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Read);
+    }
+
+    pub fn queue(&self) -> sys::ListenQueue {
+        sys::tcp_listen_queue(self.fd()).unwrap_or_default()
+    }
+}
+
+/// The listeners and which acceptor waits on which.
+pub(crate) struct Bound {
+    pub listeners: Vec<Arc<Listener>>,
+    /// For each acceptor, the indices of the listeners it accepts on.
+    pub per_acceptor: Vec<Vec<usize>>,
+    /// Whether acceptors share sockets (and so must register with `EPOLLEXCLUSIVE`).
+    pub exclusive: bool,
+}
+
+fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool) -> Result<Socket> {
+    let what = |e| Error::io(ErrorKind::Bind, format!("cannot listen on {addr}"), e);
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(SockProtocol::TCP))
+        .map_err(what)?;
+    sock.set_reuse_address(true).map_err(what)?;
+    if reuse_port {
+        sock.set_reuse_port(true).map_err(what)?;
+    }
+    if addr.is_ipv6() {
+        // `::1` must not also grab the IPv4 port; list both addresses to serve both.
+        sock.set_only_v6(true).map_err(what)?;
+    }
+    sock.set_nonblocking(true).map_err(what)?;
+    sock.bind(&addr.into()).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("cannot listen on {addr}: the address is in use by another socket; pick another port or stop the other server")
+        } else {
+            format!("cannot listen on {addr}")
+        };
+        Error::io(ErrorKind::Bind, hint, e)
+    })?;
+    sock.listen(backlog.min(i32::MAX as u32) as i32).map_err(what)?;
+    Ok(sock)
+}
+
+fn listener(sock: Socket) -> Result<Arc<Listener>> {
+    let addr = sock
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| Error::new(ErrorKind::Bind, "listening socket has no IP address"))?;
+    Ok(Arc::new(Listener { sock: Arc::new(sock), addr, counters: ListenerCounters::default() }))
+}
+
+/// Binds every configured address (and adopts inherited sockets) for `acceptors`
+/// acceptors under `strategy`.
+pub(crate) fn bind(config: &Config, strategy: ListenerStrategy, acceptors: usize) -> Result<Bound> {
+    let acceptors = if strategy == ListenerStrategy::Single { 1 } else { acceptors };
+    let mut listeners = Vec::new();
+    let mut per_acceptor = vec![Vec::new(); acceptors];
+    for &addr in &config.addrs {
+        match strategy {
+            ListenerStrategy::ReusePort => {
+                // The first shard picks the port (port 0 means "any"); the others join it.
+                let first = bind_one(addr, config.backlog, true)?;
+                let port = listener(first)?;
+                let fixed = port.addr;
+                per_acceptor[0].push(listeners.len());
+                listeners.push(port);
+                for slot in per_acceptor.iter_mut().skip(1) {
+                    let shard = listener(bind_one(fixed, config.backlog, true)?)?;
+                    slot.push(listeners.len());
+                    listeners.push(shard);
+                }
+            }
+            ListenerStrategy::Shared | ListenerStrategy::Single => {
+                let l = listener(bind_one(addr, config.backlog, false)?)?;
+                for slot in per_acceptor.iter_mut() {
+                    slot.push(listeners.len());
+                }
+                listeners.push(l);
+            }
+        }
+    }
+    // A host-provided socket is shared by every acceptor.
+    for sock in &config.inherited {
+        let addr = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| Error::new(ErrorKind::Bind, "inherited listener has no IP address"))?;
+        sock.set_nonblocking(true)
+            .map_err(|e| Error::io(ErrorKind::Io, "cannot make the inherited listener non-blocking", e))?;
+        let l = Arc::new(Listener { sock: Arc::clone(sock), addr, counters: Default::default() });
+        for slot in per_acceptor.iter_mut() {
+            slot.push(listeners.len());
+        }
+        listeners.push(l);
+    }
+    let exclusive = acceptors > 1 && per_acceptor.iter().skip(1).any(|s| s.iter().any(|i| per_acceptor[0].contains(i)));
+    Ok(Bound { listeners, per_acceptor, exclusive })
+}
+
+impl ListenerCounters {
+    pub fn accepted(&self) {
+        self.accepts.fetch_add(1, Relaxed);
+    }
+}

@@ -1,0 +1,113 @@
+//! The five concurrency models, each an engine configuration over the same framers and
+//! handlers, so they can be measured like with like.
+//!
+//! | model | accept | who serves a connection | heavy work |
+//! | --- | --- | --- | --- |
+//! | `Single` | one thread | one worker (Node-like) | inline: blocks everything |
+//! | `ThreadPerConnection` | one listener thread | a new thread per connection, bounded by `max_connections` | on that thread |
+//! | `Pool` | one listener thread | round-robin to N workers, no stealing | on the owning worker |
+//! | `ReusePort` | N reuseport shards | the shard's own worker, no stealing (nginx-like) | on the owning worker |
+//! | `Stealing` | N reuseport shards | any worker: ready connections are stolen | CPU pool, stolen |
+
+use crate::config::Config;
+use crate::listen::ListenerStrategy;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Model {
+    Single,
+    ThreadPerConnection,
+    Pool,
+    ReusePort,
+    #[default]
+    Stealing,
+}
+
+impl Model {
+    pub const ALL: [Model; 5] =
+        [Model::Single, Model::ThreadPerConnection, Model::Pool, Model::ReusePort, Model::Stealing];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Single => "single",
+            Model::ThreadPerConnection => "thread-per-connection",
+            Model::Pool => "pool",
+            Model::ReusePort => "reuseport",
+            Model::Stealing => "stealing",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Model> {
+        Model::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// How new connections reach workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dispatch {
+    /// To the workers' inboxes in turn.
+    RoundRobin,
+    /// Acceptor `i` feeds worker `i % workers` only.
+    ByAcceptor,
+    /// A new thread for each connection.
+    ThreadPerConnection,
+}
+
+/// What a model means for a given configuration: thread counts and policies.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    pub listener: ListenerStrategy,
+    pub acceptors: usize,
+    pub workers: usize,
+    pub steal: bool,
+    /// 0: heavy requests run inline where they were framed.
+    pub cpu_threads: usize,
+    pub dispatch: Dispatch,
+}
+
+impl Plan {
+    pub fn of(c: &Config) -> Plan {
+        let n = c.io_workers;
+        match c.model {
+            Model::Single => Plan {
+                listener: ListenerStrategy::Single,
+                acceptors: 1,
+                workers: 1,
+                steal: false,
+                cpu_threads: 0,
+                dispatch: Dispatch::ByAcceptor,
+            },
+            Model::ThreadPerConnection => Plan {
+                listener: ListenerStrategy::Single,
+                acceptors: 1,
+                workers: 0,
+                steal: false,
+                cpu_threads: 0,
+                dispatch: Dispatch::ThreadPerConnection,
+            },
+            Model::Pool => Plan {
+                listener: ListenerStrategy::Single,
+                acceptors: 1,
+                workers: n,
+                steal: false,
+                cpu_threads: 0,
+                dispatch: Dispatch::RoundRobin,
+            },
+            Model::ReusePort => Plan {
+                listener: ListenerStrategy::ReusePort,
+                acceptors: n,
+                workers: n,
+                steal: false,
+                cpu_threads: 0,
+                dispatch: Dispatch::ByAcceptor,
+            },
+            Model::Stealing => Plan {
+                listener: c.listener,
+                acceptors: if c.listener == ListenerStrategy::Single { 1 } else { c.acceptors },
+                workers: n,
+                steal: true,
+                cpu_threads: c.cpu_threads,
+                dispatch: Dispatch::RoundRobin,
+            },
+        }
+    }
+}

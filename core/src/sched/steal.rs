@@ -1,0 +1,113 @@
+//! The find-task steps over crossbeam-deque, after the crate's canonical loop: take a
+//! batch from an injector into the local deque, or steal a batch from a sibling chosen
+//! from a random start, retrying while any source answers `Steal::Retry`.
+
+use std::cell::Cell;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+
+/// A cheap per-thread random start (xorshift), so thieves do not all hit sibling 0.
+pub(crate) struct Rng(Cell<u64>);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(Cell::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1))
+    }
+    pub fn below(&self, n: usize) -> usize {
+        let mut x = self.0.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0.set(x);
+        (x % n.max(1) as u64) as usize
+    }
+}
+
+/// Moves a batch from `injector` into `local` and returns one task.
+pub(crate) fn from_injector<T>(injector: &Injector<T>, local: &Worker<T>) -> Option<T> {
+    loop {
+        match injector.steal_batch_and_pop(local) {
+            Steal::Success(t) => return Some(t),
+            Steal::Empty => return None,
+            Steal::Retry => continue,
+        }
+    }
+}
+
+/// What a steal pass took: the task to run now and how many tasks moved in all.
+pub(crate) struct Stolen<T> {
+    pub task: T,
+    pub moved: usize,
+}
+
+/// Steals half (at most 32) of one sibling's tasks, trying siblings from a random start.
+/// `skip` is the caller's own index. Each sibling offers its deque and its inbox.
+pub(crate) fn from_siblings<T>(
+    siblings: &[(&Stealer<T>, &Injector<T>)],
+    skip: usize,
+    local: &Worker<T>,
+    rng: &Rng,
+) -> Option<Stolen<T>> {
+    let n = siblings.len();
+    if n <= 1 {
+        return None;
+    }
+    loop {
+        let mut retry = false;
+        let start = rng.below(n);
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == skip {
+                continue;
+            }
+            let (stealer, inbox) = siblings[i];
+            let before = local.len();
+            for attempt in [stealer.steal_batch_and_pop(local), inbox.steal_batch_and_pop(local)] {
+                match attempt {
+                    Steal::Success(task) => {
+                        return Some(Stolen { task, moved: local.len() - before + 1 });
+                    }
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+        }
+        if !retry {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steals_half_from_a_sibling() {
+        let a = Worker::new_fifo();
+        for i in 0..10 {
+            a.push(i);
+        }
+        let inbox_a = Injector::new();
+        let inbox_b = Injector::new();
+        let sa = a.stealer();
+        let b: Worker<i32> = Worker::new_fifo();
+        let sb = b.stealer();
+        let sib = [(&sa, &inbox_a), (&sb, &inbox_b)];
+        let got = from_siblings(&sib, 1, &b, &Rng::new(7)).expect("work is there");
+        assert_eq!(got.task, 0, "oldest first");
+        assert_eq!(got.moved, 5, "half of ten");
+        assert_eq!(a.len(), 5);
+    }
+
+    #[test]
+    fn injector_batch() {
+        let inj = Injector::new();
+        for i in 0..100 {
+            inj.push(i);
+        }
+        let w = Worker::new_fifo();
+        assert_eq!(from_injector(&inj, &w), Some(0));
+        assert!(!w.is_empty());
+    }
+}

@@ -1,0 +1,53 @@
+//! Small synchronisation helpers.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// Locks a mutex, ignoring poisoning: every handler call is wrapped in `catch_unwind`
+/// outside our locks, so a poisoned lock only means a panic happened elsewhere while it
+/// was held, and the data it guards is still consistent for our uses.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counts live threads so that shutdown can wait for them with a deadline (a thread
+/// stuck in a handler that never returns is left behind rather than hanging shutdown).
+#[derive(Default)]
+pub(crate) struct ThreadSet {
+    alive: Mutex<usize>,
+    cv: Condvar,
+}
+
+/// Held by a thread for its whole life; dropping it (even while unwinding) counts the
+/// thread out.
+pub(crate) struct ThreadGuard(Arc<ThreadSet>);
+
+impl ThreadSet {
+    pub fn enter(self: &Arc<ThreadSet>) -> ThreadGuard {
+        *lock(&self.alive) += 1;
+        ThreadGuard(Arc::clone(self))
+    }
+
+    /// Waits until no thread is alive, or `deadline`. True if all exited.
+    pub fn wait(&self, deadline: Instant) -> bool {
+        let mut alive = lock(&self.alive);
+        while *alive > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            alive = self.cv.wait_timeout(alive, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
+    }
+}
+
+impl Drop for ThreadGuard {
+    fn drop(&mut self) {
+        let mut alive = lock(&self.0.alive);
+        *alive -= 1;
+        if *alive == 0 {
+            self.0.cv.notify_all();
+        }
+    }
+}

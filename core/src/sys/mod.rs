@@ -1,0 +1,38 @@
+//! The operating-system layer: the only module with `unsafe` and raw `libc` calls.
+//!
+//! Every syscall the engine makes sits behind a small safe type or function here
+//! (epoll, eventfd, accept4, read/send, `TCP_INFO`, resource limits, clocks), so the
+//! rest of the crate is safe code that never sees a raw pointer. Functions return
+//! `io::Result` carrying the OS errno; callers decide what an errno means.
+
+mod epoll;
+mod eventfd;
+mod net;
+mod proc;
+
+pub use epoll::{Epoll, Events, Interest};
+pub use eventfd::EventFd;
+pub use net::{
+    accept4, adopt_listener, check_listener, is_cloexec, poll_readable, recv, recv_append, send, set_nodelay, shutdown_write, tcp_listen_queue, ListenQueue,
+};
+pub use proc::{
+    listen_drop_counters, nofile_limit, process_cpu_time, set_nofile_limit, somaxconn,
+    thread_cpu_time, ListenDrops,
+};
+
+/// Converts a `-1` syscall return into the thread's `errno` as an `io::Error`.
+fn cvt(ret: libc::c_int) -> std::io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_size(ret: libc::ssize_t) -> std::io::Result<usize> {
+    if ret == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}

@@ -1,0 +1,415 @@
+//! The I/O worker loop.
+//!
+//! Each worker owns an epoll (its connections' home) and a FIFO deque; it also has an
+//! inbox (a crossbeam `Injector`) where new connections and remotely woken ones
+//! arrive. The loop finds a task (local deque, inbox, own epoll, then — when stealing is
+//! on and fewer than half the workers search — siblings' deques and inboxes from a
+//! random start), runs it, and parks in `epoll_wait` when there is nothing to do.
+//!
+//! A worker stuck in a long handler cannot poll its epoll, so the readiness of its other
+//! connections would wait. When stealing is on, a searching sibling also polls the epoll
+//! of any worker whose current task has run longer than [`STALL`], and a parked sibling
+//! wakes up in time to do so: connections that became ready on a stuck worker are
+//! served by another (Go's netpoller does the same from any P).
+//!
+//! Parking follows [`crate::sched::idle`]: leave the searching count, re-check the
+//! queues, then block in `epoll_wait` with the nearest timer (or stall watch) as timeout.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_deque::{Injector, Stealer, Worker};
+use hdrhistogram::Histogram;
+
+use crate::config::Readiness;
+use crate::conn::{After, Conn, TurnCtx, DRAIN, HUP, NO_DEADLINE, READ, TIMEOUT, WRITE};
+use crate::engine::Shared;
+use crate::registry::Registry;
+use crate::sched::steal::{self, Rng};
+use crate::sync::lock;
+use crate::sys::{Epoll, EventFd, Events, Interest};
+
+const WAKE_TOKEN: u64 = u64::MAX;
+/// A task running longer than this leaves its worker's epoll to siblings.
+pub(crate) const STALL: Duration = Duration::from_millis(1);
+/// Every this many tasks, poll the own epoll and timers even if the deque is not empty.
+const EVENT_INTERVAL: u64 = 61;
+
+const IDLE: u8 = 0;
+const BUSY: u8 = 1;
+const PARKED: u8 = 2;
+
+pub(crate) enum Task {
+    New(OwnedFd, SocketAddr),
+    Conn(Arc<Conn>),
+}
+
+#[derive(Default)]
+pub(crate) struct WorkerCounters {
+    pub connections: AtomicU64,
+    pub requests: AtomicU64,
+    pub tasks: AtomicU64,
+    pub stolen: AtomicU64,
+    pub steal_ops: AtomicU64,
+    pub parks: AtomicU64,
+    pub parked_ns: AtomicU64,
+}
+
+/// The part of a worker other threads see.
+pub(crate) struct WorkerShared {
+    pub index: usize,
+    /// A thread-per-connection worker: outside the stealing set, exits with its connection.
+    pub solo: bool,
+    pub epoll: Epoll,
+    pub wake: EventFd,
+    pub inbox: Injector<Task>,
+    pub stealer: Stealer<Task>,
+    pub registry: Mutex<Registry<Arc<Conn>>>,
+    pub counters: WorkerCounters,
+    latency: Mutex<[Histogram<u64>; 2]>,
+    status: AtomicU8,
+    turn_started_us: AtomicU64,
+}
+
+impl WorkerShared {
+    /// Creates a worker's shared half and the deque its thread will own.
+    pub fn new(index: usize, solo: bool) -> std::io::Result<(Arc<WorkerShared>, Worker<Task>)> {
+        let local = Worker::new_fifo();
+        let epoll = Epoll::new()?;
+        let wake = EventFd::new()?;
+        epoll.add(wake.as_raw_fd(), WAKE_TOKEN, Interest::READ_LEVEL)?;
+        let hist = || Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds");
+        let ws = WorkerShared {
+            index,
+            solo,
+            epoll,
+            wake,
+            inbox: Injector::new(),
+            stealer: local.stealer(),
+            registry: Mutex::new(Registry::new()),
+            counters: WorkerCounters::default(),
+            latency: Mutex::new([hist(), hist()]),
+            status: AtomicU8::new(IDLE),
+            turn_started_us: AtomicU64::new(0),
+        };
+        Ok((Arc::new(ws), local))
+    }
+
+    /// Records a request's time from framing to its reply being queued for writing.
+    pub fn record_latency(&self, heavy: bool, d: Duration) {
+        let us = (d.as_micros() as u64).clamp(1, 60_000_000);
+        let _ = lock(&self.latency)[usize::from(heavy)].record(us);
+    }
+
+    pub fn latency(&self) -> [Histogram<u64>; 2] {
+        lock(&self.latency).clone()
+    }
+
+    pub fn depth(&self) -> usize {
+        self.stealer.len() + self.inbox.len()
+    }
+}
+
+pub(crate) struct WorkerLoop {
+    ws: Arc<WorkerShared>,
+    engine: Arc<Shared>,
+    local: Worker<Task>,
+    events: Events,
+    timers: BinaryHeap<Reverse<(u64, u64)>>,
+    rng: Rng,
+    tick: u64,
+    searching: bool,
+    drained: bool,
+    spare: Vec<u8>,
+}
+
+impl WorkerLoop {
+    pub fn new(ws: Arc<WorkerShared>, engine: Arc<Shared>, local: Worker<Task>) -> WorkerLoop {
+        let seed = ws.index as u64 + 1;
+        WorkerLoop {
+            ws,
+            engine,
+            local,
+            events: Events::with_capacity(256),
+            timers: BinaryHeap::new(),
+            rng: Rng::new(seed),
+            tick: 0,
+            searching: false,
+            drained: false,
+            spare: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            if self.engine.is_stopped() {
+                self.close_all();
+                return;
+            }
+            if self.engine.is_draining() && !self.drained {
+                self.drained = true;
+                self.mark_all(DRAIN);
+            }
+            if self.ws.solo && self.tick > 0 && lock(&self.ws.registry).len() == 0 && self.local.is_empty() {
+                return;
+            }
+            self.tick += 1;
+            if self.tick % EVENT_INTERVAL == 0 {
+                self.poll(&Arc::clone(&self.ws), Some(Duration::ZERO));
+                self.run_timers();
+            }
+            match self.next_task() {
+                Some(task) => self.run_task(task),
+                None => self.park(),
+            }
+        }
+    }
+
+    fn steal_enabled(&self) -> bool {
+        self.engine.plan.steal && !self.ws.solo
+    }
+
+    fn next_task(&mut self) -> Option<Task> {
+        if let Some(t) = self.local.pop() {
+            return Some(t);
+        }
+        if let Some(t) = steal::from_injector(&self.ws.inbox, &self.local) {
+            return Some(t);
+        }
+        self.poll(&Arc::clone(&self.ws), Some(Duration::ZERO));
+        self.run_timers();
+        if let Some(t) = self.local.pop() {
+            return Some(t);
+        }
+        if !self.steal_enabled() {
+            return None;
+        }
+        if !self.searching {
+            if !self.engine.idle.try_start_searching() {
+                return None;
+            }
+            self.searching = true;
+        }
+        let workers = &self.engine.workers;
+        let sibs: Vec<(&Stealer<Task>, &Injector<Task>)> = workers.iter().map(|w| (&w.stealer, &w.inbox)).collect();
+        if let Some(s) = steal::from_siblings(&sibs, self.ws.index, &self.local, &self.rng) {
+            self.ws.counters.stolen.fetch_add(s.moved as u64, Relaxed);
+            self.ws.counters.steal_ops.fetch_add(1, Relaxed);
+            return Some(s.task);
+        }
+        // Siblings stuck in a long task: take their ready connections.
+        let now = self.engine.now_us();
+        for w in self.engine.workers.clone().iter() {
+            if w.index != self.ws.index && stalled(w, now) {
+                let n = self.poll(w, Some(Duration::ZERO));
+                if n > 0 {
+                    self.ws.counters.stolen.fetch_add(n as u64, Relaxed);
+                    self.ws.counters.steal_ops.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        self.local.pop()
+    }
+
+    fn run_task(&mut self, task: Task) {
+        if self.searching {
+            self.searching = false;
+            if self.engine.idle.stop_searching() {
+                // The last searcher found work: there may be more, let one more look.
+                self.engine.notify_one_worker();
+            }
+        }
+        self.ws.turn_started_us.store(self.engine.now_us(), Relaxed);
+        self.ws.status.store(BUSY, Release);
+        self.ws.counters.tasks.fetch_add(1, Relaxed);
+        let conn = match task {
+            Task::Conn(c) => Some(c),
+            Task::New(fd, peer) => self.register(fd, peer),
+        };
+        if let Some(conn) = conn {
+            let mut ctx = TurnCtx { worker: &self.ws, spare: &mut self.spare };
+            if let After::Requeue = conn.run(&mut ctx) {
+                self.local.push(Task::Conn(conn));
+                if self.steal_enabled() && self.local.len() > 1 {
+                    self.engine.notify_one_worker();
+                }
+            }
+        }
+        self.ws.status.store(IDLE, Release);
+    }
+
+    /// Makes this worker the home of a new connection: registry, epoll, timer.
+    fn register(&mut self, fd: OwnedFd, peer: SocketAddr) -> Option<Arc<Conn>> {
+        let raw = fd.as_raw_fd();
+        let (token, conn) = {
+            let engine = &self.engine;
+            let ws = &self.ws;
+            lock(&ws.registry).insert_with(|token| Arc::new(Conn::new(Arc::clone(engine), Arc::clone(ws), token, fd, peer)))
+        };
+        let interest = match self.engine.config.readiness {
+            Readiness::Edge => Interest::RW_EDGE,
+            Readiness::OneShot => Interest::oneshot(false),
+        };
+        if let Err(e) = self.ws.epoll.add(raw, token, interest) {
+            eprintln!("corral: worker {}: cannot watch a new connection: {e}", self.ws.index);
+            conn.force_close();
+            return None;
+        }
+        self.ws.counters.connections.fetch_add(1, Relaxed);
+        self.timers.push(Reverse((conn.deadline_ms(), token)));
+        if self.drained {
+            conn.mark(DRAIN);
+        }
+        Some(conn)
+    }
+
+    /// Collects readiness from `from`'s epoll (this worker's or a stalled sibling's) into
+    /// the local deque. Returns how many connections became tasks.
+    fn poll(&mut self, from: &Arc<WorkerShared>, timeout: Option<Duration>) -> usize {
+        if from.epoll.wait(&mut self.events, timeout).is_err() || self.events.is_empty() {
+            return 0;
+        }
+        let mut queued = 0;
+        let reg = lock(&from.registry);
+        for ev in self.events.iter() {
+            if ev.token == WAKE_TOKEN {
+                from.wake.drain();
+                continue;
+            }
+            let Some(conn) = reg.get(ev.token) else { continue };
+            let mut bits = 0;
+            if ev.readable() {
+                bits |= READ;
+            }
+            if ev.writable() {
+                bits |= WRITE;
+            }
+            if ev.hangup() {
+                bits |= HUP;
+            }
+            conn.mark(bits);
+            if conn.try_schedule() {
+                self.local.push(Task::Conn(Arc::clone(conn)));
+                queued += 1;
+            }
+        }
+        drop(reg);
+        if queued > 1 && self.steal_enabled() {
+            self.engine.notify_one_worker();
+        }
+        queued
+    }
+
+    fn run_timers(&mut self) {
+        let Some(Reverse((first, _))) = self.timers.peek() else { return };
+        let now = self.engine.now_ms();
+        if *first > now {
+            return;
+        }
+        let recheck = self.engine.config.limits.header_timeout.min(self.engine.config.limits.idle_timeout);
+        let recheck = recheck.as_millis() as u64;
+        let reg = lock(&self.ws.registry);
+        while let Some(&Reverse((at, token))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(conn) = reg.get(token) else { continue };
+            let deadline = conn.deadline_ms();
+            if deadline <= now {
+                conn.mark(TIMEOUT);
+                if conn.try_schedule() {
+                    self.local.push(Task::Conn(Arc::clone(conn)));
+                }
+                self.timers.push(Reverse((now + recheck, token)));
+            } else if deadline == NO_DEADLINE {
+                self.timers.push(Reverse((now + recheck, token)));
+            } else {
+                self.timers.push(Reverse((deadline, token)));
+            }
+        }
+    }
+
+    fn park_timeout(&self) -> Option<Duration> {
+        let now_ms = self.engine.now_ms();
+        let mut timeout = self.timers.peek().map(|Reverse((at, _))| Duration::from_millis(at.saturating_sub(now_ms)));
+        if self.steal_enabled() {
+            let now = self.engine.now_us();
+            for w in self.engine.workers.iter() {
+                if w.index != self.ws.index && w.status.load(Acquire) == BUSY {
+                    let ran = Duration::from_micros(now.saturating_sub(w.turn_started_us.load(Relaxed)));
+                    let left = STALL.saturating_sub(ran).max(Duration::from_micros(200));
+                    timeout = Some(timeout.map_or(left, |t| t.min(left)));
+                }
+            }
+        }
+        timeout
+    }
+
+    fn park(&mut self) {
+        let was_searching = std::mem::take(&mut self.searching);
+        let idle = &self.engine.idle;
+        if !self.ws.solo {
+            idle.park(self.ws.index, was_searching);
+            self.ws.status.store(PARKED, SeqCst);
+            // Re-check after announcing the park: a push that raced with it is seen here,
+            // or its pusher saw us parked and woke us.
+            let work_left = !self.ws.inbox.is_empty()
+                || (self.steal_enabled() && self.engine.workers.iter().any(|w| w.depth() > 0));
+            if work_left {
+                self.unpark();
+                return;
+            }
+        }
+        let timeout = self.park_timeout();
+        let t0 = std::time::Instant::now();
+        self.poll(&Arc::clone(&self.ws), timeout);
+        self.ws.counters.parks.fetch_add(1, Relaxed);
+        self.ws.counters.parked_ns.fetch_add(t0.elapsed().as_nanos() as u64, Relaxed);
+        if !self.ws.solo {
+            self.unpark();
+        }
+        self.run_timers();
+    }
+
+    fn unpark(&mut self) {
+        self.ws.status.store(IDLE, SeqCst);
+        if !self.engine.idle.unpark_self(self.ws.index) {
+            // A notifier claimed us and counted us as searching.
+            self.searching = true;
+        }
+    }
+
+    fn mark_all(&mut self, bits: u8) {
+        let conns = lock(&self.ws.registry).values();
+        for c in conns {
+            c.mark(bits);
+            if c.try_schedule() {
+                self.local.push(Task::Conn(c));
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        let conns = lock(&self.ws.registry).values();
+        for c in conns {
+            c.force_close();
+        }
+        // Connections never registered: close them and give back their admission.
+        while let Some(t) = self.local.pop().or_else(|| steal::from_injector(&self.ws.inbox, &self.local)) {
+            if let Task::New(fd, _) = t {
+                drop(fd);
+                self.engine.connection_closed(false, 0);
+            }
+        }
+    }
+}
+
+fn stalled(w: &WorkerShared, now_us: u64) -> bool {
+    w.status.load(Acquire) == BUSY && now_us.saturating_sub(w.turn_started_us.load(Relaxed)) >= STALL.as_micros() as u64
+}
