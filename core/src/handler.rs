@@ -84,6 +84,15 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: Request, res: Responder);
 }
 
+impl<T: Handler> Handler for Arc<T> {
+    fn cost(&self, req: &Request) -> Cost {
+        (**self).cost(req)
+    }
+    fn handle(&self, req: Request, res: Responder) {
+        (**self).handle(req, res)
+    }
+}
+
 /// A handler from a closure: every request is `Light`.
 pub fn handler_fn<F>(f: F) -> impl Handler
 where

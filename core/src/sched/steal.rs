@@ -62,7 +62,10 @@ pub(crate) fn from_siblings<T>(
             }
             let (stealer, inbox) = siblings[i];
             let before = local.len();
-            for attempt in [stealer.steal_batch_and_pop(local), inbox.steal_batch_and_pop(local)] {
+            // One source at a time: a second steal made eagerly would take tasks that
+            // are then dropped with its result.
+            for k in 0..2 {
+                let attempt = if k == 0 { stealer.steal_batch_and_pop(local) } else { inbox.steal_batch_and_pop(local) };
                 match attempt {
                     Steal::Success(task) => {
                         return Some(Stolen { task, moved: local.len() - before + 1 });
@@ -98,6 +101,21 @@ mod tests {
         assert_eq!(got.task, 0, "oldest first");
         assert_eq!(got.moved, 5, "half of ten");
         assert_eq!(a.len(), 5);
+    }
+
+    #[test]
+    fn stealing_from_the_deque_leaves_the_inbox_alone() {
+        let a = Worker::new_fifo();
+        a.push(1);
+        let inbox_a = Injector::new();
+        inbox_a.push(2);
+        let inbox_b = Injector::new();
+        let sa = a.stealer();
+        let b: Worker<i32> = Worker::new_fifo();
+        let sb = b.stealer();
+        let sib = [(&sa, &inbox_a), (&sb, &inbox_b)];
+        assert_eq!(from_siblings(&sib, 1, &b, &Rng::new(3)).map(|s| s.task), Some(1));
+        assert_eq!(from_siblings(&sib, 1, &b, &Rng::new(3)).map(|s| s.task), Some(2), "not lost");
     }
 
     #[test]

@@ -1,0 +1,127 @@
+//! Helpers shared by the integration tests: blocking loopback clients with generous
+//! deadlines (a busy 2-core machine must pass), and a small test handler.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use corral::{Cost, Handler, Request, Responder, Response};
+
+/// Long enough that only a real hang fails a test.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.set_write_timeout(Some(DEADLINE)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// One parsed HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response (Content-Length framed). `None` at a clean end of stream.
+pub fn read_response(r: &mut BufReader<TcpStream>) -> Option<Resp> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+            Err(e) => panic!("reading a response: {e}"),
+        }
+        // Skip interim (1xx) responses.
+        let status: u16 = line.split_whitespace().nth(1).expect("status line").parse().expect("status code");
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).expect("header line");
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (n, v) = h.split_once(':').expect("header");
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+        if status < 200 {
+            continue;
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).expect("body");
+        return Some(Resp { status, headers, body });
+    }
+}
+
+pub fn get(stream: &mut TcpStream, path: &str) {
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+}
+
+/// Sends one GET on a new connection and returns the response.
+pub fn get_once(addr: SocketAddr, path: &str) -> Resp {
+    let mut s = connect(addr);
+    get(&mut s, path);
+    read_response(&mut BufReader::new(s)).expect("a response")
+}
+
+pub fn spin(us: u64) {
+    let t = std::time::Instant::now();
+    while t.elapsed() < Duration::from_micros(us) {
+        std::hint::spin_loop();
+    }
+}
+
+/// `GET /` light; `/work?us=N` heavy (spins N µs); `/echo` echoes the body; `/worker`
+/// says which worker framed it; `/panic` panics; `/drop` drops its responder.
+pub struct TestApp;
+
+impl Handler for TestApp {
+    fn cost(&self, req: &Request) -> Cost {
+        match req.http().map(|h| h.path_only()) {
+            Some("/work") => Cost::Heavy,
+            _ => Cost::Light,
+        }
+    }
+    fn handle(&self, req: Request, res: Responder) {
+        let Some(h) = req.http() else {
+            // Non-HTTP protocols: echo the frame, upper-cased.
+            res.respond(req.bytes().to_ascii_uppercase());
+            return;
+        };
+        match h.path_only() {
+            "/" => res.respond(Response::new(200).body("hello\n")),
+            "/work" => {
+                let us = h.query("us").and_then(|v| v.parse().ok()).unwrap_or(1000);
+                spin(us);
+                res.respond(Response::new(200).body(format!("worked {us}\n")));
+            }
+            "/seq" => res.respond(Response::new(200).body(format!("{}", req.seq()))),
+            "/echo" => res.respond(Response::new(200).body(h.body().to_vec())),
+            "/worker" => res.respond(Response::new(200).body(format!("{}", req.worker()))),
+            "/panic" => panic!("handler panic (expected in this test)"),
+            "/drop" => drop(res),
+            _ => res.respond(Response::new(404).body("not found\n")),
+        }
+    }
+}
