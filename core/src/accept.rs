@@ -9,9 +9,8 @@
 //! (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) pauses with exponential backoff (also ended
 //! early by a release); it is counted and never spins.
 
-use std::io;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,7 +40,7 @@ impl Gate {
         self.used.load(Relaxed)
     }
 
-    fn add_waker(&self, fd: Arc<EventFd>) {
+    pub fn add_waker(&self, fd: Arc<EventFd>) {
         self.wakers.lock().unwrap().push(fd);
     }
 
@@ -72,22 +71,8 @@ impl Gate {
     }
 }
 
-/// Where accepted connections go.
-pub(crate) trait Sink: Send + Sync {
-    fn deliver(&self, acceptor: usize, fd: OwnedFd, peer: SocketAddr);
-}
-
-pub(crate) struct Acceptor {
-    pub index: usize,
-    pub listeners: Vec<Arc<Listener>>,
-    pub exclusive: bool,
-    pub batch: usize,
-    pub gate: Arc<Gate>,
-    pub stop: Arc<AtomicBool>,
-    pub ctl: Arc<EventFd>,
-}
-
-enum Outcome {
+/// What an accept pass ended with.
+pub(crate) enum Outcome {
     /// Drained the listener (`EAGAIN`) or used up the batch.
     Done,
     /// The gate is full.
@@ -96,8 +81,77 @@ enum Outcome {
     Starved,
 }
 
+/// Accepts up to `batch` connections from `l`, reserving a gate unit for each, and hands
+/// each to `deliver`. Used by an acceptor on its own listeners, and by a worker taking
+/// over the listeners of a stalled sibling.
+pub(crate) fn accept_batch(
+    l: &Listener,
+    gate: &Gate,
+    batch: usize,
+    stop: &AtomicBool,
+    deliver: &mut dyn FnMut(OwnedFd, SocketAddr),
+) -> Outcome {
+    for _ in 0..batch {
+        if stop.load(Acquire) {
+            return Outcome::Done;
+        }
+        if !gate.try_reserve() {
+            return Outcome::Full;
+        }
+        match sys::accept4(l.fd()) {
+            Ok((fd, peer)) => {
+                // TCP_NODELAY is inherited from the listening socket.
+                l.counters.accepted();
+                deliver(fd, peer);
+            }
+            Err(e) => {
+                gate.release(1);
+                match e.raw_os_error().unwrap_or(0) {
+                    libc::EAGAIN => return Outcome::Done,
+                    libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
+                        l.counters.fd_exhausted.fetch_add(1, Relaxed);
+                        return Outcome::Starved;
+                    }
+                    libc::EINVAL | libc::EBADF | libc::ENOTSOCK => {
+                        if !stop.load(Acquire) {
+                            // The socket stopped listening under us; back off rather than spin.
+                            l.counters.errors.fetch_add(1, Relaxed);
+                            return Outcome::Starved;
+                        }
+                        return Outcome::Done;
+                    }
+                    _ => {
+                        // ECONNABORTED, EPROTO, EPERM (firewall), EINTR, ...: skip this one.
+                        l.counters.errors.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }
+    }
+    Outcome::Done
+}
+
+/// Accepts on a set of listeners, either from its own thread ([`Acceptor::run`]) or
+/// driven by an I/O worker whose epoll holds the listeners.
+pub(crate) struct Acceptor {
+    pub index: usize,
+    pub listeners: Vec<Arc<Listener>>,
+    exclusive: bool,
+    batch: usize,
+    gate: Arc<Gate>,
+    stop: Arc<AtomicBool>,
+    /// Signalled when the gate frees up (and, on an acceptor thread, to stop it).
+    pub waker: Arc<EventFd>,
+    token_base: u64,
+    armed: bool,
+    /// Paused on the gate or on starvation (and counted among the gate's waiters).
+    paused: bool,
+    backoff: Duration,
+    resume_at: Option<Instant>,
+}
+
 impl Acceptor {
-    /// Makes the control eventfd wake this acceptor when the gate frees up.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         index: usize,
         listeners: Vec<Arc<Listener>>,
@@ -105,20 +159,45 @@ impl Acceptor {
         batch: usize,
         gate: Arc<Gate>,
         stop: Arc<AtomicBool>,
-    ) -> io::Result<Acceptor> {
-        let ctl = Arc::new(EventFd::new()?);
-        gate.add_waker(Arc::clone(&ctl));
-        Ok(Acceptor { index, listeners, exclusive, batch, gate, stop, ctl })
+        waker: Arc<EventFd>,
+        token_base: u64,
+    ) -> Acceptor {
+        gate.add_waker(Arc::clone(&waker));
+        Acceptor {
+            index,
+            listeners,
+            exclusive,
+            batch,
+            gate,
+            stop,
+            waker,
+            token_base,
+            armed: false,
+            paused: false,
+            backoff: BACKOFF_MIN,
+            resume_at: None,
+        }
+    }
+
+    /// The listener a token stands for, if it is one of ours.
+    pub fn listener_of(&self, token: u64) -> Option<usize> {
+        let k = token.checked_sub(self.token_base)? as usize;
+        (k < self.listeners.len()).then_some(k)
     }
 
     fn interest(&self) -> Interest {
         if self.exclusive { Interest::READ_EXCLUSIVE } else { Interest::READ_LEVEL }
     }
 
-    fn arm(&self, ep: &Epoll, on: bool) {
+    /// Adds or removes the listeners in `ep`.
+    pub fn arm(&mut self, ep: &Epoll, on: bool) {
+        if self.armed == on {
+            return;
+        }
+        self.armed = on;
         for (i, l) in self.listeners.iter().enumerate() {
             // EPOLLEXCLUSIVE registrations cannot be modified, so pausing removes them.
-            let r = if on { ep.add(l.fd(), i as u64, self.interest()) } else { ep.delete(l.fd()) };
+            let r = if on { ep.add(l.fd(), self.token_base + i as u64, self.interest()) } else { ep.delete(l.fd()) };
             if let Err(e) = r {
                 if !self.stop.load(Relaxed) {
                     eprintln!("corral: acceptor {}: epoll on {}: {e}", self.index, l.addr);
@@ -127,8 +206,65 @@ impl Acceptor {
         }
     }
 
-    /// The acceptor thread's loop; returns once `stop` is set and the ctl fd signalled.
-    pub fn run(self, sink: Arc<dyn Sink>) {
+    /// When a paused acceptor wants to be woken to retry (descriptor backoff).
+    pub fn resume_at(&self) -> Option<Instant> {
+        if self.paused { self.resume_at } else { None }
+    }
+
+    /// Listener `k` is readable: accept a batch; pause on a full gate or starvation.
+    pub fn on_ready(&mut self, ep: &Epoll, k: usize, deliver: &mut dyn FnMut(OwnedFd, SocketAddr)) {
+        if self.paused || !self.armed || self.stop.load(Acquire) {
+            return;
+        }
+        let starved = match accept_batch(&self.listeners[k], &self.gate, self.batch, &self.stop, deliver) {
+            Outcome::Done => {
+                self.backoff = BACKOFF_MIN;
+                return;
+            }
+            Outcome::Full => false,
+            Outcome::Starved => true,
+        };
+        self.listeners[k].counters.pauses.fetch_add(1, Relaxed);
+        self.arm(ep, false);
+        self.paused = true;
+        self.gate.waiters.fetch_add(1, SeqCst);
+        if starved {
+            self.resume_at = Some(Instant::now() + self.backoff);
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        } else {
+            self.resume_at = None;
+            if self.gate.used() < self.gate.max {
+                // A release raced with the pause: wake ourselves to re-check.
+                self.waker.notify();
+            }
+        }
+    }
+
+    /// Woken (by a release, or the backoff timer): resume if paused and there is room.
+    pub fn on_wake(&mut self, ep: &Epoll, woken: bool) {
+        if !self.paused || self.stop.load(Acquire) {
+            return;
+        }
+        let backoff_over = self.resume_at.is_some_and(|t| Instant::now() >= t);
+        if (woken || backoff_over) && self.gate.used() < self.gate.max {
+            self.paused = false;
+            self.gate.waiters.fetch_sub(1, SeqCst);
+            self.resume_at = None;
+            self.arm(ep, true);
+        }
+    }
+
+    /// Takes the listeners out of `ep` for good (shutdown).
+    pub fn retire(&mut self, ep: &Epoll) {
+        if self.paused {
+            self.paused = false;
+            self.gate.waiters.fetch_sub(1, SeqCst);
+        }
+        self.arm(ep, false);
+    }
+
+    /// An acceptor thread's loop; returns once the stop flag is set and the waker signalled.
+    pub fn run(mut self, deliver: &mut dyn FnMut(usize, OwnedFd, SocketAddr)) {
         let ep = match Epoll::new() {
             Ok(ep) => ep,
             Err(e) => {
@@ -136,111 +272,32 @@ impl Acceptor {
                 return;
             }
         };
-        if let Err(e) = ep.add(std::os::fd::AsRawFd::as_raw_fd(&*self.ctl), CTL_TOKEN, Interest::READ_LEVEL) {
+        if let Err(e) = ep.add(self.waker.as_raw_fd(), CTL_TOKEN, Interest::READ_LEVEL) {
             eprintln!("corral: acceptor {} cannot watch its control fd: {e}", self.index);
             return;
         }
         let mut events = Events::with_capacity(self.listeners.len() + 1);
-        let mut armed = true;
         self.arm(&ep, true);
-        let mut backoff = BACKOFF_MIN;
-        let mut resume_at: Option<Instant> = None;
+        let index = self.index;
         while !self.stop.load(Acquire) {
-            let timeout = resume_at.map(|t| t.saturating_duration_since(Instant::now()));
+            let timeout = self.resume_at().map(|t| t.saturating_duration_since(Instant::now()));
             if ep.wait(&mut events, timeout).is_err() {
                 continue;
             }
-            let mut ready: Vec<usize> = Vec::new();
             let mut woken = false;
+            let mut ready = Vec::new();
             for ev in events.iter() {
                 if ev.token == CTL_TOKEN {
-                    self.ctl.drain();
+                    self.waker.drain();
                     woken = true;
-                } else {
-                    ready.push(ev.token as usize);
+                } else if let Some(k) = self.listener_of(ev.token) {
+                    ready.push(k);
                 }
             }
-            if self.stop.load(Acquire) {
-                break;
-            }
-            if !armed {
-                // Paused: try again when a release woke us (a connection closed, so a
-                // descriptor or a slot is free) or the backoff ran out, and the gate has room.
-                let backoff_over = resume_at.is_some_and(|t| Instant::now() >= t);
-                if (woken || backoff_over) && self.gate.used() < self.gate.max {
-                    self.gate.waiters.fetch_sub(1, SeqCst);
-                    resume_at = None;
-                    armed = true;
-                    self.arm(&ep, true);
-                }
-                continue;
-            }
-            let mut pause = None;
-            for i in ready {
-                match self.accept_batch(i, &*sink) {
-                    Outcome::Done => {}
-                    Outcome::Full => pause = Some((i, false)),
-                    Outcome::Starved => {
-                        pause = Some((i, true));
-                        break;
-                    }
-                }
-            }
-            match pause {
-                None => backoff = BACKOFF_MIN,
-                Some((i, starved)) => {
-                    self.listeners[i].counters.pauses.fetch_add(1, Relaxed);
-                    self.arm(&ep, false);
-                    armed = false;
-                    self.gate.waiters.fetch_add(1, SeqCst);
-                    if starved {
-                        resume_at = Some(Instant::now() + backoff);
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                    } else if self.gate.used() < self.gate.max {
-                        // A release raced with the pause: the re-check in the loop resumes.
-                        self.ctl.notify();
-                    }
-                }
+            self.on_wake(&ep, woken);
+            for k in ready {
+                self.on_ready(&ep, k, &mut |fd, peer| deliver(index, fd, peer));
             }
         }
-    }
-
-    fn accept_batch(&self, i: usize, sink: &dyn Sink) -> Outcome {
-        let l = &self.listeners[i];
-        for _ in 0..self.batch {
-            if !self.gate.try_reserve() {
-                return Outcome::Full;
-            }
-            match sys::accept4(l.fd()) {
-                Ok((fd, peer)) => {
-                    l.counters.accepted();
-                    let _ = sys::set_nodelay(std::os::fd::AsRawFd::as_raw_fd(&fd));
-                    sink.deliver(self.index, fd, peer);
-                }
-                Err(e) => {
-                    self.gate.release(1);
-                    match e.raw_os_error().unwrap_or(0) {
-                        libc::EAGAIN => return Outcome::Done,
-                        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
-                            l.counters.fd_exhausted.fetch_add(1, Relaxed);
-                            return Outcome::Starved;
-                        }
-                        libc::EINVAL | libc::EBADF | libc::ENOTSOCK if self.stop.load(Acquire) => {
-                            return Outcome::Done;
-                        }
-                        libc::EINVAL | libc::EBADF | libc::ENOTSOCK => {
-                            // The socket stopped listening under us; back off rather than spin.
-                            l.counters.errors.fetch_add(1, Relaxed);
-                            return Outcome::Starved;
-                        }
-                        _ => {
-                            // ECONNABORTED, EPROTO, EPERM (firewall), EINTR, ...: skip this one.
-                            l.counters.errors.fetch_add(1, Relaxed);
-                        }
-                    }
-                }
-            }
-        }
-        Outcome::Done
     }
 }

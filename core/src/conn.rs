@@ -498,7 +498,8 @@ impl Conn {
     fn close(&self, io: &mut Io, graceful: bool) {
         let Some(fd) = io.fd.take() else { return };
         let raw = fd.as_raw_fd();
-        if graceful && (io.no_more || io.closing) && !io.peer_closed {
+        let unread = io.rpos < io.rbuf.len() || io.want_read;
+        if graceful && unread && (io.no_more || io.closing) && !io.peer_closed {
             // Unread input makes close() send a reset, which can destroy the reply we
             // just wrote before the peer reads it: send FIN, then discard what is there.
             let _ = sys::shutdown_write(raw);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
 
-use crate::accept::{Acceptor, Gate, Sink};
+use crate::accept::{Acceptor, Gate};
 use crate::config::Config;
 use crate::cpu::CpuPool;
 use crate::error::{Error, ErrorKind, Result};
@@ -30,7 +30,7 @@ use crate::sched::idle::Idle;
 use crate::stats::Stats;
 use crate::sync::{lock, ThreadSet};
 use crate::sys::{self, EventFd, ListenDrops};
-use crate::worker::{Task, WorkerLoop, WorkerShared};
+use crate::worker::{Task, WorkerLoop, WorkerShared, LISTEN_BASE};
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -61,6 +61,7 @@ pub(crate) struct Shared {
     pub counters: Counters,
     draining: AtomicBool,
     stopped: AtomicBool,
+    accepting_stopped: Arc<AtomicBool>,
     next_id: AtomicU64,
     round_robin: AtomicUsize,
     drained: (Mutex<()>, Condvar),
@@ -82,6 +83,9 @@ impl Shared {
     }
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Acquire)
+    }
+    pub fn stop_accepting(&self) -> &AtomicBool {
+        &self.accepting_stopped
     }
 
     pub fn handler(&self) -> &dyn Handler {
@@ -148,14 +152,14 @@ impl Shared {
     }
 
     fn spawn_solo(self: &Arc<Self>, fd: OwnedFd, peer: SocketAddr) {
-        let made = WorkerShared::new(usize::MAX, true).and_then(|(ws, local)| {
+        let made = WorkerShared::new(usize::MAX, true, Vec::new()).and_then(|(ws, local)| {
             ws.inbox.push(Task::New(fd, peer));
             let shared = Arc::clone(self);
             let weak = Arc::downgrade(&ws);
             let guard = self.threads.enter();
             std::thread::Builder::new().name("corral-conn".into()).spawn(move || {
                 let _guard = guard;
-                WorkerLoop::new(ws, shared, local).run();
+                WorkerLoop::new(ws, shared, local, None).run();
             })?;
             let mut solo = lock(&self.solo);
             solo.retain(|w| w.strong_count() > 0);
@@ -175,23 +179,20 @@ impl Shared {
     }
 }
 
-/// Hands accepted connections to the host queue or the workers.
-struct Dispatcher(Arc<Shared>);
-
-impl Sink for Dispatcher {
-    fn deliver(&self, acceptor: usize, fd: OwnedFd, peer: SocketAddr) {
-        let s = &self.0;
-        if let Some(host) = &s.host {
+impl Shared {
+    /// Hands a connection accepted on an acceptor thread to the host queue or a worker.
+    fn deliver(self: &Arc<Self>, acceptor: usize, fd: OwnedFd, peer: SocketAddr) {
+        if let Some(host) = &self.host {
             host.push(Accepted { fd, peer });
             return;
         }
-        match s.plan.dispatch {
+        match self.plan.dispatch {
             Dispatch::RoundRobin => {
-                let i = s.round_robin.fetch_add(1, Relaxed) % s.workers.len();
-                s.send_new(i, fd, peer);
+                let i = self.round_robin.fetch_add(1, Relaxed) % self.workers.len();
+                self.send_new(i, fd, peer);
             }
-            Dispatch::ByAcceptor => s.send_new(acceptor % s.workers.len(), fd, peer),
-            Dispatch::ThreadPerConnection => s.spawn_solo(fd, peer),
+            Dispatch::ByAcceptor => self.send_new(acceptor % self.workers.len(), fd, peer),
+            Dispatch::ThreadPerConnection => self.spawn_solo(fd, peer),
         }
     }
 }
@@ -237,7 +238,6 @@ struct Control {
 pub struct Engine {
     shared: Arc<Shared>,
     control: Mutex<Control>,
-    stop_accepting: Arc<AtomicBool>,
     addrs: Vec<SocketAddr>,
 }
 
@@ -260,21 +260,24 @@ impl Engine {
             None => Arc::new(Gate::new(config.limits.max_connections)),
         };
         let serving = host.is_none();
+        let in_workers = serving && plan.accept_in_workers;
         let n_workers = if serving { plan.workers } else { 0 };
+        let io_err = |what: &'static str| move |e| Error::io(ErrorKind::Io, what, e);
         let mut workers = Vec::with_capacity(n_workers);
         let mut locals = Vec::with_capacity(n_workers);
         for i in 0..n_workers {
-            let (ws, local) = WorkerShared::new(i, false)
-                .map_err(|e| Error::io(ErrorKind::Io, "cannot create a worker's epoll", e))?;
+            // A worker that accepts holds acceptor i's listeners.
+            let listeners = match bound.per_acceptor.get(i) {
+                Some(idx) if in_workers => idx.iter().map(|&k| Arc::clone(&bound.listeners[k])).collect(),
+                _ => Vec::new(),
+            };
+            let (ws, local) = WorkerShared::new(i, false, listeners).map_err(io_err("cannot create a worker's epoll"))?;
             workers.push(ws);
             locals.push(local);
         }
         let threads = Arc::new(ThreadSet::default());
         let cpu = if serving && plan.cpu_threads > 0 {
-            Some(
-                CpuPool::start(plan.cpu_threads, "corral", &threads)
-                    .map_err(|e| Error::io(ErrorKind::Io, "cannot start the CPU pool", e))?,
-            )
+            Some(CpuPool::start(plan.cpu_threads, "corral", &threads).map_err(io_err("cannot start the CPU pool"))?)
         } else {
             None
         };
@@ -282,9 +285,14 @@ impl Engine {
         let mut acceptors = Vec::new();
         for (i, idx) in bound.per_acceptor.iter().enumerate() {
             let ls = idx.iter().map(|&k| Arc::clone(&bound.listeners[k])).collect();
-            let a = Acceptor::new(i, ls, bound.exclusive, config.accept_batch, Arc::clone(&conn_gate), Arc::clone(&stop_accepting))
-                .map_err(|e| Error::io(ErrorKind::Io, "cannot create an acceptor's control fd", e))?;
-            acceptors.push(a);
+            let (waker, base) = if in_workers {
+                (Arc::clone(&workers[i % n_workers].wake), LISTEN_BASE)
+            } else {
+                (Arc::new(EventFd::new().map_err(io_err("cannot create an acceptor's control fd"))?), 0)
+            };
+            let gate = Arc::clone(&conn_gate);
+            let stop = Arc::clone(&stop_accepting);
+            acceptors.push(Acceptor::new(i, ls, bound.exclusive, config.accept_batch, gate, stop, waker, base));
         }
         let mut addrs: Vec<SocketAddr> = Vec::new();
         for l in &bound.listeners {
@@ -292,7 +300,7 @@ impl Engine {
                 addrs.push(l.addr);
             }
         }
-        let acceptor_ctls = acceptors.iter().map(|a| Arc::clone(&a.ctl)).collect();
+        let acceptor_ctls = acceptors.iter().map(|a| Arc::clone(&a.waker)).collect();
         let shared = Arc::new(Shared {
             idle: Idle::new(n_workers.max(1)),
             plan,
@@ -308,6 +316,7 @@ impl Engine {
             counters: Counters::default(),
             draining: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            accepting_stopped: Arc::clone(&stop_accepting),
             next_id: AtomicU64::new(0),
             round_robin: AtomicUsize::new(0),
             drained: (Mutex::new(()), Condvar::new()),
@@ -322,7 +331,6 @@ impl Engine {
                 worker_threads: Vec::new(),
                 acceptor_ctls,
             }),
-            stop_accepting,
             addrs,
         })
     }
@@ -349,24 +357,26 @@ impl Engine {
             return Err(Error::new(ErrorKind::State, msg));
         };
         let spawn_err = |e| Error::io(ErrorKind::Io, "cannot start an engine thread", e);
-        for (ws, local) in self.shared.workers.iter().zip(locals) {
+        let in_workers = self.shared.host.is_none() && self.shared.plan.accept_in_workers;
+        let mut acceptors: Vec<Option<Acceptor>> = acceptors.into_iter().map(Some).collect();
+        for (i, (ws, local)) in self.shared.workers.iter().zip(locals).enumerate() {
             let (ws, shared) = (Arc::clone(ws), Arc::clone(&self.shared));
+            let acceptor = if in_workers { acceptors.get_mut(i).and_then(Option::take) } else { None };
             let guard = self.shared.threads.enter();
             let h = std::thread::Builder::new()
                 .name(format!("corral-io-{}", ws.index))
                 .spawn(move || {
                     let _guard = guard;
-                    WorkerLoop::new(ws, shared, local).run()
+                    WorkerLoop::new(ws, shared, local, acceptor).run()
                 })
                 .map_err(spawn_err)?;
             c.worker_threads.push(h);
         }
-        let sink: Arc<dyn Sink> = Arc::new(Dispatcher(Arc::clone(&self.shared)));
-        for a in acceptors {
-            let sink = Arc::clone(&sink);
+        for a in acceptors.into_iter().flatten() {
+            let shared = Arc::clone(&self.shared);
             let h = std::thread::Builder::new()
                 .name(format!("corral-accept-{}", a.index))
-                .spawn(move || a.run(sink))
+                .spawn(move || a.run(&mut |i, fd, peer| shared.deliver(i, fd, peer)))
                 .map_err(spawn_err)?;
             c.acceptor_threads.push(h);
         }
@@ -427,7 +437,7 @@ impl Engine {
         c.phase = Phase::Closed;
         let s = &self.shared;
         // 1. Stop accepting; closing the listeners resets what waits in their backlog.
-        self.stop_accepting.store(true, SeqCst);
+        s.accepting_stopped.store(true, SeqCst);
         for ctl in &c.acceptor_ctls {
             ctl.notify();
         }

@@ -88,6 +88,8 @@ fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool) -> Result<Socket> 
         sock.set_only_v6(true).map_err(what)?;
     }
     sock.set_nonblocking(true).map_err(what)?;
+    // Accepted sockets inherit TCP_NODELAY, which saves a setsockopt per connection.
+    sock.set_nodelay(true).map_err(what)?;
     sock.bind(&addr.into()).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
             format!("cannot listen on {addr}: the address is in use by another socket; pick another port or stop the other server")
@@ -148,6 +150,7 @@ pub(crate) fn bind(config: &Config, strategy: ListenerStrategy, acceptors: usize
             .ok_or_else(|| Error::new(ErrorKind::Bind, "inherited listener has no IP address"))?;
         sock.set_nonblocking(true)
             .map_err(|e| Error::io(ErrorKind::Io, "cannot make the inherited listener non-blocking", e))?;
+        let _ = sock.set_nodelay(true);
         let l = Arc::new(Listener { sock: Arc::clone(sock), addr, counters: Default::default() });
         for slot in per_acceptor.iter_mut() {
             slot.push(listeners.len());

@@ -61,6 +61,9 @@ pub(crate) struct Plan {
     pub steal: bool,
     /// 0: heavy requests run inline where they were framed.
     pub cpu_threads: usize,
+    /// Acceptor `i` runs inside worker `i` (its listeners in the worker's epoll)
+    /// instead of on a thread of its own.
+    pub accept_in_workers: bool,
     pub dispatch: Dispatch,
 }
 
@@ -74,6 +77,7 @@ impl Plan {
                 workers: 1,
                 steal: false,
                 cpu_threads: 0,
+                accept_in_workers: true,
                 dispatch: Dispatch::ByAcceptor,
             },
             Model::ThreadPerConnection => Plan {
@@ -82,6 +86,7 @@ impl Plan {
                 workers: 0,
                 steal: false,
                 cpu_threads: 0,
+                accept_in_workers: false,
                 dispatch: Dispatch::ThreadPerConnection,
             },
             Model::Pool => Plan {
@@ -90,6 +95,7 @@ impl Plan {
                 workers: n,
                 steal: false,
                 cpu_threads: 0,
+                accept_in_workers: false,
                 dispatch: Dispatch::RoundRobin,
             },
             Model::ReusePort => Plan {
@@ -98,14 +104,21 @@ impl Plan {
                 workers: n,
                 steal: false,
                 cpu_threads: 0,
+                accept_in_workers: true,
                 dispatch: Dispatch::ByAcceptor,
             },
             Model::Stealing => Plan {
                 listener: c.listener,
-                acceptors: if c.listener == ListenerStrategy::Single { 1 } else { c.acceptors },
+                acceptors: match c.listener {
+                    ListenerStrategy::Single => 1,
+                    // One acceptor per worker at most: each lives in its worker's epoll.
+                    _ if c.accept_in_workers => c.acceptors.min(n),
+                    _ => c.acceptors,
+                },
                 workers: n,
                 steal: true,
                 cpu_threads: c.cpu_threads,
+                accept_in_workers: c.accept_in_workers,
                 dispatch: Dispatch::RoundRobin,
             },
         }

@@ -32,7 +32,8 @@ impl<T: Clone> Registry<T> {
             }
         };
         let slot = &mut self.slots[idx];
-        slot.gen = slot.gen.wrapping_add(1);
+        // 31-bit generations keep every token below 2^63, where listener tokens start.
+        slot.gen = slot.gen.wrapping_add(1) & 0x7FFF_FFFF;
         let token = (u64::from(slot.gen) << 32) | idx as u64;
         let v = make(token);
         slot.value = Some(v.clone());

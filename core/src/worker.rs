@@ -28,13 +28,17 @@ use hdrhistogram::Histogram;
 
 use crate::config::Readiness;
 use crate::conn::{After, Conn, TurnCtx, DRAIN, HUP, NO_DEADLINE, READ, TIMEOUT, WRITE};
+use crate::accept::{self, Acceptor};
 use crate::engine::Shared;
+use crate::listen::Listener;
 use crate::registry::Registry;
 use crate::sched::steal::{self, Rng};
 use crate::sync::lock;
 use crate::sys::{Epoll, EventFd, Events, Interest};
 
 const WAKE_TOKEN: u64 = u64::MAX;
+/// Tokens from here up are this worker's listeners (when it accepts itself).
+pub(crate) const LISTEN_BASE: u64 = 1 << 63;
 /// A task running longer than this leaves its worker's epoll to siblings.
 pub(crate) const STALL: Duration = Duration::from_millis(1);
 /// Every this many tasks, poll the own epoll and timers even if the deque is not empty.
@@ -66,7 +70,10 @@ pub(crate) struct WorkerShared {
     /// A thread-per-connection worker: outside the stealing set, exits with its connection.
     pub solo: bool,
     pub epoll: Epoll,
-    pub wake: EventFd,
+    pub wake: Arc<EventFd>,
+    /// The listeners in this worker's epoll, if it accepts itself; a sibling takes
+    /// over accepting on them while this worker is stalled.
+    pub listeners: Vec<Arc<Listener>>,
     pub inbox: Injector<Task>,
     pub stealer: Stealer<Task>,
     pub registry: Mutex<Registry<Arc<Conn>>>,
@@ -78,10 +85,14 @@ pub(crate) struct WorkerShared {
 
 impl WorkerShared {
     /// Creates a worker's shared half and the deque its thread will own.
-    pub fn new(index: usize, solo: bool) -> std::io::Result<(Arc<WorkerShared>, Worker<Task>)> {
+    pub fn new(
+        index: usize,
+        solo: bool,
+        listeners: Vec<Arc<Listener>>,
+    ) -> std::io::Result<(Arc<WorkerShared>, Worker<Task>)> {
         let local = Worker::new_fifo();
         let epoll = Epoll::new()?;
-        let wake = EventFd::new()?;
+        let wake = Arc::new(EventFd::new()?);
         epoll.add(wake.as_raw_fd(), WAKE_TOKEN, Interest::READ_LEVEL)?;
         let hist = || Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds");
         let ws = WorkerShared {
@@ -89,6 +100,7 @@ impl WorkerShared {
             solo,
             epoll,
             wake,
+            listeners,
             inbox: Injector::new(),
             stealer: local.stealer(),
             registry: Mutex::new(Registry::new()),
@@ -126,10 +138,11 @@ pub(crate) struct WorkerLoop {
     searching: bool,
     drained: bool,
     spare: Vec<u8>,
+    acceptor: Option<Acceptor>,
 }
 
 impl WorkerLoop {
-    pub fn new(ws: Arc<WorkerShared>, engine: Arc<Shared>, local: Worker<Task>) -> WorkerLoop {
+    pub fn new(ws: Arc<WorkerShared>, engine: Arc<Shared>, local: Worker<Task>, acceptor: Option<Acceptor>) -> WorkerLoop {
         let seed = ws.index as u64 + 1;
         WorkerLoop {
             ws,
@@ -142,10 +155,14 @@ impl WorkerLoop {
             searching: false,
             drained: false,
             spare: Vec::new(),
+            acceptor,
         }
     }
 
     pub fn run(mut self) {
+        if let Some(a) = &mut self.acceptor {
+            a.arm(&self.ws.epoll, true);
+        }
         loop {
             if self.engine.is_stopped() {
                 self.close_all();
@@ -153,6 +170,9 @@ impl WorkerLoop {
             }
             if self.engine.is_draining() && !self.drained {
                 self.drained = true;
+                if let Some(mut a) = self.acceptor.take() {
+                    a.retire(&self.ws.epoll);
+                }
                 self.mark_all(DRAIN);
             }
             if self.ws.solo && self.tick > 0 && lock(&self.ws.registry).len() == 0 && self.local.is_empty() {
@@ -269,36 +289,78 @@ impl WorkerLoop {
     }
 
     /// Collects readiness from `from`'s epoll (this worker's or a stalled sibling's) into
-    /// the local deque. Returns how many connections became tasks.
+    /// the local deque, and accepts on the listeners it reports. Returns how many
+    /// connections became tasks.
     fn poll(&mut self, from: &Arc<WorkerShared>, timeout: Option<Duration>) -> usize {
-        if from.epoll.wait(&mut self.events, timeout).is_err() || self.events.is_empty() {
+        if from.epoll.wait(&mut self.events, timeout).is_err() {
+            return 0;
+        }
+        let own = Arc::ptr_eq(from, &self.ws);
+        // A paused acceptor still needs its backoff checked when the wait timed out.
+        if self.events.is_empty() && !(own && self.acceptor.is_some()) {
             return 0;
         }
         let mut queued = 0;
-        let reg = lock(&from.registry);
-        for ev in self.events.iter() {
-            if ev.token == WAKE_TOKEN {
-                from.wake.drain();
-                continue;
+        let mut woken = false;
+        let mut listeners: Vec<usize> = Vec::new();
+        {
+            let reg = lock(&from.registry);
+            for ev in self.events.iter() {
+                if ev.token == WAKE_TOKEN {
+                    from.wake.drain();
+                    woken = true;
+                    continue;
+                }
+                if ev.token >= LISTEN_BASE {
+                    listeners.push((ev.token - LISTEN_BASE) as usize);
+                    continue;
+                }
+                let Some(conn) = reg.get(ev.token) else { continue };
+                let mut bits = 0;
+                if ev.readable() {
+                    bits |= READ;
+                }
+                if ev.writable() {
+                    bits |= WRITE;
+                }
+                if ev.hangup() {
+                    bits |= HUP;
+                }
+                conn.mark(bits);
+                if conn.try_schedule() {
+                    self.local.push(Task::Conn(Arc::clone(conn)));
+                    queued += 1;
+                }
             }
-            let Some(conn) = reg.get(ev.token) else { continue };
-            let mut bits = 0;
-            if ev.readable() {
-                bits |= READ;
+        }
+        if woken && !own {
+            // We took a wake-up meant for a sibling: pass it on.
+            from.wake.notify();
+        }
+        let mut accepted = Vec::new();
+        let mut take = |fd, peer| accepted.push((fd, peer));
+        if own {
+            if let Some(a) = &mut self.acceptor {
+                a.on_wake(&self.ws.epoll, woken);
+                for k in listeners {
+                    a.on_ready(&self.ws.epoll, k, &mut take);
+                }
             }
-            if ev.writable() {
-                bits |= WRITE;
+        } else {
+            // The sibling is stuck: accept from its listeners so its backlog is served.
+            let stop = self.engine.stop_accepting();
+            for k in listeners {
+                if let Some(l) = from.listeners.get(k) {
+                    accept::accept_batch(l, &self.engine.conn_gate, self.engine.config.accept_batch, stop, &mut take);
+                }
             }
-            if ev.hangup() {
-                bits |= HUP;
-            }
-            conn.mark(bits);
-            if conn.try_schedule() {
-                self.local.push(Task::Conn(Arc::clone(conn)));
+        }
+        for (fd, peer) in accepted {
+            if let Some(conn) = self.register(fd, peer) {
+                self.local.push(Task::Conn(conn));
                 queued += 1;
             }
         }
-        drop(reg);
         if queued > 1 && self.steal_enabled() {
             self.engine.notify_one_worker();
         }
@@ -338,6 +400,10 @@ impl WorkerLoop {
     fn park_timeout(&self) -> Option<Duration> {
         let now_ms = self.engine.now_ms();
         let mut timeout = self.timers.peek().map(|Reverse((at, _))| Duration::from_millis(at.saturating_sub(now_ms)));
+        if let Some(at) = self.acceptor.as_ref().and_then(|a| a.resume_at()) {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
         if self.steal_enabled() {
             let now = self.engine.now_us();
             for w in self.engine.workers.iter() {

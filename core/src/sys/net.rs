@@ -54,22 +54,10 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     cvt_size(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
 }
 
-fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
-    // SAFETY: passes a pointer to a live c_int and its size.
-    cvt(unsafe {
-        libc::setsockopt(fd, level, name, (&v as *const libc::c_int).cast(), size_of::<libc::c_int>() as u32)
-    })
-    .map(|_| ())
-}
-
 /// Sends FIN: the peer reads end-of-stream after the bytes already written.
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     // SAFETY: no pointers.
     cvt(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(|_| ())
-}
-
-pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
-    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
 }
 
 /// Whether `fd` has `FD_CLOEXEC` set.
