@@ -125,3 +125,23 @@ impl Handler for TestApp {
         }
     }
 }
+
+/// Polls `cond` until it holds or [`DEADLINE`] passes. For conditions only visible in
+/// counters (no event to wait on); the polling interval does not affect the outcome.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// True if nothing arrives on `s` within `window` (a negative check: a slow machine
+/// can only make it pass, never fail, when the server behaves).
+pub fn silent_for(s: &TcpStream, window: Duration) -> bool {
+    s.set_read_timeout(Some(window)).unwrap();
+    let mut b = [0u8; 1];
+    let r = s.peek(&mut b);
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    matches!(r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
+}
