@@ -65,6 +65,7 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     round_robin: AtomicUsize,
     drained: (Mutex<()>, Condvar),
+    stop_signal: (Mutex<bool>, Condvar),
     threads: Arc<ThreadSet>,
 }
 
@@ -84,6 +85,13 @@ impl Shared {
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Acquire)
     }
+    /// Waits up to `d` for the engine to stop; true if it is still running.
+    pub fn wait_stop(&self, d: Duration) -> bool {
+        let g = lock(&self.stop_signal.0);
+        let (g, _) = self.stop_signal.1.wait_timeout_while(g, d, |stopped| !*stopped).unwrap_or_else(|e| e.into_inner());
+        !*g
+    }
+
     pub fn stop_accepting(&self) -> &AtomicBool {
         &self.accepting_stopped
     }
@@ -320,6 +328,7 @@ impl Engine {
             next_id: AtomicU64::new(0),
             round_robin: AtomicUsize::new(0),
             drained: (Mutex::new(()), Condvar::new()),
+            stop_signal: (Mutex::new(false), Condvar::new()),
             threads,
             config,
         });
@@ -368,6 +377,18 @@ impl Engine {
                 .spawn(move || {
                     let _guard = guard;
                     WorkerLoop::new(ws, shared, local, acceptor).run()
+                })
+                .map_err(spawn_err)?;
+            c.worker_threads.push(h);
+        }
+        if self.shared.plan.steal && self.shared.workers.len() > 1 {
+            let shared = Arc::clone(&self.shared);
+            let guard = self.shared.threads.enter();
+            let h = std::thread::Builder::new()
+                .name("corral-monitor".into())
+                .spawn(move || {
+                    let _guard = guard;
+                    crate::monitor::run(shared)
                 })
                 .map_err(spawn_err)?;
             c.worker_threads.push(h);
@@ -465,6 +486,8 @@ impl Engine {
         };
         // 3. Stop: workers close what is left and exit.
         s.stopped.store(true, SeqCst);
+        *lock(&s.stop_signal.0) = true;
+        s.stop_signal.1.notify_all();
         s.wake_all_workers();
         let grace = deadline.max(Instant::now()) + Duration::from_secs(2);
         let cpu_threads = s.cpu.as_ref().map(|p| p.stop()).unwrap_or_default();

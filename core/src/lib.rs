@@ -28,6 +28,7 @@ mod handler;
 mod handoff;
 mod listen;
 mod model;
+mod monitor;
 mod registry;
 mod sched;
 mod stats;

@@ -8,9 +8,11 @@
 //!
 //! A worker stuck in a long handler cannot poll its epoll, so the readiness of its other
 //! connections would wait. When stealing is on, a searching sibling also polls the epoll
-//! of any worker whose current task has run longer than [`STALL`], and a parked sibling
-//! wakes up in time to do so: connections that became ready on a stuck worker are
-//! served by another (Go's netpoller does the same from any P).
+//! of any worker whose current task has run longer than [`STALL`] (and accepts from its
+//! listeners); a parked sibling is woken for it by the stall monitor (`monitor.rs`), or
+//! by its own park timeout when the stall began before it parked. Connections that
+//! became ready on a stuck worker are served by another (Go's netpoller does the same
+//! from any P).
 //!
 //! Parking follows [`crate::sched::idle`]: leave the searching count, re-check the
 //! queues, then block in `epoll_wait` with the nearest timer (or stall watch) as timeout.
@@ -122,6 +124,15 @@ impl WorkerShared {
         lock(&self.latency).clone()
     }
 
+    pub fn is_busy(&self) -> bool {
+        self.status.load(Acquire) == BUSY
+    }
+
+    /// Running one task for longer than [`STALL`].
+    pub fn is_stalled(&self, now_us: u64) -> bool {
+        self.is_busy() && now_us.saturating_sub(self.turn_started_us.load(Relaxed)) >= STALL.as_micros() as u64
+    }
+
     pub fn depth(&self) -> usize {
         self.stealer.len() + self.inbox.len()
     }
@@ -143,7 +154,7 @@ pub(crate) struct WorkerLoop {
 
 impl WorkerLoop {
     pub fn new(ws: Arc<WorkerShared>, engine: Arc<Shared>, local: Worker<Task>, acceptor: Option<Acceptor>) -> WorkerLoop {
-        let seed = ws.index as u64 + 1;
+        let seed = (ws.index as u64).wrapping_add(1);
         WorkerLoop {
             ws,
             engine,
@@ -225,7 +236,7 @@ impl WorkerLoop {
         // Siblings stuck in a long task: take their ready connections.
         let now = self.engine.now_us();
         for w in self.engine.workers.clone().iter() {
-            if w.index != self.ws.index && stalled(w, now) {
+            if w.index != self.ws.index && w.is_stalled(now) {
                 let n = self.poll(w, Some(Duration::ZERO));
                 if n > 0 {
                     self.ws.counters.stolen.fetch_add(n as u64, Relaxed);
@@ -474,8 +485,4 @@ impl WorkerLoop {
             }
         }
     }
-}
-
-fn stalled(w: &WorkerShared, now_us: u64) -> bool {
-    w.status.load(Acquire) == BUSY && now_us.saturating_sub(w.turn_started_us.load(Relaxed)) >= STALL.as_micros() as u64
 }

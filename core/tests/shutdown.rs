@@ -1,0 +1,67 @@
+//! Graceful shutdown under load: every request that was read gets exactly one reply, or
+//! its connection is closed; the report's counts match what the clients saw.
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use corral::{Config, Engine};
+
+#[test]
+fn shutdown_under_load_loses_nothing() {
+    let e = Engine::serve(Config::builder().io_workers(2).cpu_threads(2).build().unwrap(), TestApp).unwrap();
+    let addr = e.local_addr();
+    let answered = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..12)
+        .map(|i| {
+            let answered = Arc::clone(&answered);
+            std::thread::spawn(move || {
+                let mut s = connect(addr);
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut mine = 0u64;
+                loop {
+                    let path = if i % 2 == 0 { "/work?us=2000" } else { "/seq" };
+                    if s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).is_err() {
+                        return mine;
+                    }
+                    match read_response(&mut r) {
+                        Some(resp) => {
+                            assert_eq!(resp.status, 200, "only real replies, never an error");
+                            if path == "/seq" {
+                                assert_eq!(resp.text(), mine.to_string(), "one reply per request, in order");
+                            }
+                            mine += 1;
+                            answered.fetch_add(1, SeqCst);
+                        }
+                        None => return mine,
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_until("load is running", || answered.load(SeqCst) >= 300);
+    let report = e.shutdown(DEADLINE).unwrap();
+    let seen: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(report.clean, "all connections finished before the deadline: {report:?}");
+    assert_eq!(report.requests_completed, seen, "the report matches what clients received");
+    assert_eq!(report.requests_aborted, 0, "in-flight requests finished: {report:?}");
+    assert_eq!(report.connections_closed, 12);
+    assert_eq!(report.connections_aborted, 0);
+}
+
+#[test]
+fn a_deadline_too_short_aborts_and_says_so() {
+    let e = Engine::serve(Config::builder().io_workers(1).cpu_threads(1).build().unwrap(), TestApp).unwrap();
+    let mut s = connect(e.local_addr());
+    get(&mut s, "/work?us=1500000");
+    wait_until("the heavy request is running", || e.stats().cpu.submitted == 1);
+    let report = e.shutdown(Duration::from_millis(50)).unwrap();
+    assert!(!report.clean);
+    assert_eq!(report.connections_aborted, 1);
+    assert_eq!(report.requests_aborted, 1);
+    assert!(read_response(&mut BufReader::new(s)).is_none(), "the client sees the close");
+}
