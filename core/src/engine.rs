@@ -361,9 +361,12 @@ impl Engine {
     /// Starts the threads. Fails if already started or shut down.
     pub fn start(&self) -> Result<()> {
         let mut c = lock(&self.control);
-        let Phase::Ready { acceptors, locals } = std::mem::replace(&mut c.phase, Phase::Running) else {
+        if !matches!(c.phase, Phase::Ready { .. }) {
             let msg = "the engine was already started (or shut down); create a new one";
             return Err(Error::new(ErrorKind::State, msg));
+        }
+        let Phase::Ready { acceptors, locals } = std::mem::replace(&mut c.phase, Phase::Running) else {
+            unreachable!("checked above")
         };
         let spawn_err = |e| Error::io(ErrorKind::Io, "cannot start an engine thread", e);
         let in_workers = self.shared.host.is_none() && self.shared.plan.accept_in_workers;

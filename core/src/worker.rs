@@ -443,6 +443,14 @@ impl WorkerLoop {
                 return;
             }
         }
+        // A non-blocking poll may have consumed the wake-up that announced a stop or a
+        // drain; those flags are set before the wake-up, so checking them here is enough.
+        if self.engine.is_stopped() || (self.engine.is_draining() && !self.drained) {
+            if !self.ws.solo {
+                self.unpark();
+            }
+            return;
+        }
         let timeout = self.park_timeout();
         let t0 = std::time::Instant::now();
         self.poll(&Arc::clone(&self.ws), timeout);

@@ -16,9 +16,11 @@ fn shutdown_under_load_loses_nothing() {
     let e = Engine::serve(Config::builder().io_workers(2).cpu_threads(2).build().unwrap(), TestApp).unwrap();
     let addr = e.local_addr();
     let answered = Arc::new(AtomicU64::new(0));
+    let started = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..12)
         .map(|i| {
             let answered = Arc::clone(&answered);
+            let started = Arc::clone(&started);
             std::thread::spawn(move || {
                 let mut s = connect(addr);
                 let mut r = BufReader::new(s.try_clone().unwrap());
@@ -35,6 +37,9 @@ fn shutdown_under_load_loses_nothing() {
                                 assert_eq!(resp.text(), mine.to_string(), "one reply per request, in order");
                             }
                             mine += 1;
+                            if mine == 1 {
+                                started.fetch_add(1, SeqCst);
+                            }
                             answered.fetch_add(1, SeqCst);
                         }
                         None => return mine,
@@ -43,7 +48,9 @@ fn shutdown_under_load_loses_nothing() {
             })
         })
         .collect();
-    wait_until("load is running", || answered.load(SeqCst) >= 300);
+    wait_until("every client is served and load is running", || {
+        started.load(SeqCst) == 12 && answered.load(SeqCst) >= 300
+    });
     let report = e.shutdown(DEADLINE).unwrap();
     let seen: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
     assert!(report.clean, "all connections finished before the deadline: {report:?}");
