@@ -46,9 +46,7 @@ impl Gate {
 
     /// Takes one unit if one is free.
     pub fn try_reserve(&self) -> bool {
-        self.used
-            .fetch_update(SeqCst, Relaxed, |u| if u < self.max { Some(u + 1) } else { None })
-            .is_ok()
+        self.used.fetch_update(SeqCst, Relaxed, |u| if u < self.max { Some(u + 1) } else { None }).is_ok()
     }
 
     /// Gives `n` units back, waking paused acceptors: descriptors or room are free now.
@@ -186,7 +184,11 @@ impl Acceptor {
     }
 
     fn interest(&self) -> Interest {
-        if self.exclusive { Interest::READ_EXCLUSIVE } else { Interest::READ_LEVEL }
+        if self.exclusive {
+            Interest::READ_EXCLUSIVE
+        } else {
+            Interest::READ_LEVEL
+        }
     }
 
     /// Adds or removes the listeners in `ep`.
@@ -208,7 +210,11 @@ impl Acceptor {
 
     /// When a paused acceptor wants to be woken to retry (descriptor backoff).
     pub fn resume_at(&self) -> Option<Instant> {
-        if self.paused { self.resume_at } else { None }
+        if self.paused {
+            self.resume_at
+        } else {
+            None
+        }
     }
 
     /// Listener `k` is readable: accept a batch; pause on a full gate or starvation.

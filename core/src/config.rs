@@ -358,9 +358,7 @@ impl ConfigBuilder {
         range("write_high_water", l.write_high_water, 1, 1 << 30)?;
         for (name, d) in [("header_timeout", l.header_timeout), ("idle_timeout", l.idle_timeout)] {
             if d < Duration::from_millis(1) || d > Duration::from_secs(86_400 * 365) {
-                return Err(Error::config(format!(
-                    "{name} = {d:?} is out of range: use 1 ms to one year"
-                )));
+                return Err(Error::config(format!("{name} = {d:?} is out of range: use 1 ms to one year")));
             }
         }
 

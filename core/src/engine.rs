@@ -88,7 +88,8 @@ impl Shared {
     /// Waits up to `d` for the engine to stop; true if it is still running.
     pub fn wait_stop(&self, d: Duration) -> bool {
         let g = lock(&self.stop_signal.0);
-        let (g, _) = self.stop_signal.1.wait_timeout_while(g, d, |stopped| !*stopped).unwrap_or_else(|e| e.into_inner());
+        let (g, _) =
+            self.stop_signal.1.wait_timeout_while(g, d, |stopped| !*stopped).unwrap_or_else(|e| e.into_inner());
         !*g
     }
 
@@ -123,9 +124,8 @@ impl Shared {
     }
 
     fn wake_worker(&self, w: &WorkerShared) {
-        if w.solo {
-            w.wake.notify();
-        } else if self.idle.claim_parked(w.index) {
+        // A thread-per-connection worker is outside the idle set: always wake it.
+        if w.solo || self.idle.claim_parked(w.index) {
             w.wake.notify();
         } else if self.plan.steal {
             self.notify_one_worker();
@@ -279,7 +279,8 @@ impl Engine {
                 Some(idx) if in_workers => idx.iter().map(|&k| Arc::clone(&bound.listeners[k])).collect(),
                 _ => Vec::new(),
             };
-            let (ws, local) = WorkerShared::new(i, false, listeners).map_err(io_err("cannot create a worker's epoll"))?;
+            let (ws, local) =
+                WorkerShared::new(i, false, listeners).map_err(io_err("cannot create a worker's epoll"))?;
             workers.push(ws);
             locals.push(local);
         }
@@ -427,7 +428,10 @@ impl Engine {
 
     fn host(&self) -> Result<&HostQueue> {
         self.shared.host.as_ref().ok_or_else(|| {
-            Error::new(ErrorKind::WrongMode, "this engine serves connections itself; create it in handoff mode to take them")
+            Error::new(
+                ErrorKind::WrongMode,
+                "this engine serves connections itself; create it in handoff mode to take them",
+            )
         })
     }
 

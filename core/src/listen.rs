@@ -77,8 +77,7 @@ pub(crate) struct Bound {
 
 fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool) -> Result<Socket> {
     let what = |e| Error::io(ErrorKind::Bind, format!("cannot listen on {addr}"), e);
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(SockProtocol::TCP))
-        .map_err(what)?;
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(SockProtocol::TCP)).map_err(what)?;
     sock.set_reuse_address(true).map_err(what)?;
     if reuse_port {
         sock.set_reuse_port(true).map_err(what)?;

@@ -208,36 +208,131 @@ impl Stats {
         let per_worker = |f: &dyn Fn(&WorkerStats) -> String| -> Vec<(String, String)> {
             self.workers.iter().enumerate().map(|(i, w)| (format!("{{worker=\"{i}\"}}"), f(w))).collect()
         };
-        metric("uptime_seconds", "gauge", "Seconds since the engine started.", one(format!("{:.3}", self.uptime.as_secs_f64())));
+        metric(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the engine started.",
+            one(format!("{:.3}", self.uptime.as_secs_f64())),
+        );
         metric("accepts_total", "counter", "Connections accepted.", per_listener(&|l| l.accepts.to_string()));
-        metric("accept_pauses_total", "counter", "Times accepting paused (descriptors exhausted, or a cap reached).", per_listener(&|l| l.pauses.to_string()));
-        metric("accept_fd_exhausted_total", "counter", "accept() failures for lack of descriptors or memory.", per_listener(&|l| l.fd_exhausted.to_string()));
-        metric("accept_errors_total", "counter", "Transient accept() errors skipped.", per_listener(&|l| l.errors.to_string()));
-        metric("listen_queue_length", "gauge", "Connections waiting in the kernel accept queue.", per_listener(&|l| l.queue_len.to_string()));
+        metric(
+            "accept_pauses_total",
+            "counter",
+            "Times accepting paused (descriptors exhausted, or a cap reached).",
+            per_listener(&|l| l.pauses.to_string()),
+        );
+        metric(
+            "accept_fd_exhausted_total",
+            "counter",
+            "accept() failures for lack of descriptors or memory.",
+            per_listener(&|l| l.fd_exhausted.to_string()),
+        );
+        metric(
+            "accept_errors_total",
+            "counter",
+            "Transient accept() errors skipped.",
+            per_listener(&|l| l.errors.to_string()),
+        );
+        metric(
+            "listen_queue_length",
+            "gauge",
+            "Connections waiting in the kernel accept queue.",
+            per_listener(&|l| l.queue_len.to_string()),
+        );
         metric("listen_queue_max", "gauge", "Effective listen backlog.", per_listener(&|l| l.queue_max.to_string()));
-        metric("kernel_listen_overflows_total", "counter", "ListenOverflows since start (system-wide).", one(self.kernel_listen_overflows.to_string()));
-        metric("kernel_listen_drops_total", "counter", "ListenDrops since start (system-wide).", one(self.kernel_listen_drops.to_string()));
-        metric("worker_connections_total", "counter", "Connections registered with the worker.", per_worker(&|w| w.connections.to_string()));
-        metric("worker_requests_total", "counter", "Requests framed by the worker.", per_worker(&|w| w.requests.to_string()));
+        metric(
+            "kernel_listen_overflows_total",
+            "counter",
+            "ListenOverflows since start (system-wide).",
+            one(self.kernel_listen_overflows.to_string()),
+        );
+        metric(
+            "kernel_listen_drops_total",
+            "counter",
+            "ListenDrops since start (system-wide).",
+            one(self.kernel_listen_drops.to_string()),
+        );
+        metric(
+            "worker_connections_total",
+            "counter",
+            "Connections registered with the worker.",
+            per_worker(&|w| w.connections.to_string()),
+        );
+        metric(
+            "worker_requests_total",
+            "counter",
+            "Requests framed by the worker.",
+            per_worker(&|w| w.requests.to_string()),
+        );
         metric("worker_tasks_total", "counter", "Connection turns run.", per_worker(&|w| w.tasks.to_string()));
         metric("worker_stolen_total", "counter", "Tasks stolen from siblings.", per_worker(&|w| w.stolen.to_string()));
-        metric("worker_steal_operations_total", "counter", "Successful steal operations.", per_worker(&|w| w.steal_ops.to_string()));
+        metric(
+            "worker_steal_operations_total",
+            "counter",
+            "Successful steal operations.",
+            per_worker(&|w| w.steal_ops.to_string()),
+        );
         metric("worker_parks_total", "counter", "Times the worker parked.", per_worker(&|w| w.parks.to_string()));
-        metric("worker_busy_seconds_total", "counter", "Time the worker was not parked.", per_worker(&|w| format!("{:.6}", w.busy.as_secs_f64())));
-        metric("worker_queue_depth", "gauge", "Tasks waiting in the worker's deque and inbox.", per_worker(&|w| w.depth.to_string()));
+        metric(
+            "worker_busy_seconds_total",
+            "counter",
+            "Time the worker was not parked.",
+            per_worker(&|w| format!("{:.6}", w.busy.as_secs_f64())),
+        );
+        metric(
+            "worker_queue_depth",
+            "gauge",
+            "Tasks waiting in the worker's deque and inbox.",
+            per_worker(&|w| w.depth.to_string()),
+        );
         metric("cpu_threads", "gauge", "CPU-pool threads.", one(self.cpu.threads.to_string()));
         metric("cpu_queued", "gauge", "Heavy jobs waiting.", one(self.cpu.queued.to_string()));
         metric("cpu_jobs_total", "counter", "Heavy jobs run.", one(self.cpu.run.to_string()));
-        metric("cpu_stolen_total", "counter", "Heavy jobs stolen between CPU threads.", one(self.cpu.stolen.to_string()));
+        metric(
+            "cpu_stolen_total",
+            "counter",
+            "Heavy jobs stolen between CPU threads.",
+            one(self.cpu.stolen.to_string()),
+        );
         metric("open_connections", "gauge", "Served connections open now.", one(self.open_connections.to_string()));
-        metric("connections_closed_total", "counter", "Served connections closed.", one(self.connections_closed.to_string()));
-        metric("connections_timed_out_total", "counter", "Connections closed by the header or idle timeout.", one(self.connections_timed_out.to_string()));
+        metric(
+            "connections_closed_total",
+            "counter",
+            "Served connections closed.",
+            one(self.connections_closed.to_string()),
+        );
+        metric(
+            "connections_timed_out_total",
+            "counter",
+            "Connections closed by the header or idle timeout.",
+            one(self.connections_timed_out.to_string()),
+        );
         metric("replies_total", "counter", "Replies written.", one(self.replies.to_string()));
-        metric("requests_aborted_total", "counter", "Requests whose connection closed before the reply.", one(self.requests_aborted.to_string()));
-        metric("requests_rejected_total", "counter", "Bad or oversized inputs refused.", one(self.requests_rejected.to_string()));
+        metric(
+            "requests_aborted_total",
+            "counter",
+            "Requests whose connection closed before the reply.",
+            one(self.requests_aborted.to_string()),
+        );
+        metric(
+            "requests_rejected_total",
+            "counter",
+            "Bad or oversized inputs refused.",
+            one(self.requests_rejected.to_string()),
+        );
         metric("handler_panics_total", "counter", "Handler panics caught.", one(self.handler_panics.to_string()));
-        metric("handler_failures_total", "counter", "Requests answered with the error reply.", one(self.handler_failures.to_string()));
-        metric("handoff_queued", "gauge", "Accepted connections waiting for the host.", one(self.handoff_queued.to_string()));
+        metric(
+            "handler_failures_total",
+            "counter",
+            "Requests answered with the error reply.",
+            one(self.handler_failures.to_string()),
+        );
+        metric(
+            "handoff_queued",
+            "gauge",
+            "Accepted connections waiting for the host.",
+            one(self.handoff_queued.to_string()),
+        );
         for (class, l) in [("light", &self.latency_light), ("heavy", &self.latency_heavy)] {
             let rows = [("0.5", l.p50), ("0.9", l.p90), ("0.99", l.p99), ("0.999", l.p999)]
                 .iter()

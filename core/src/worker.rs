@@ -28,9 +28,9 @@ use std::time::Duration;
 use crossbeam_deque::{Injector, Stealer, Worker};
 use hdrhistogram::Histogram;
 
+use crate::accept::{self, Acceptor};
 use crate::config::Readiness;
 use crate::conn::{After, Conn, TurnCtx, DRAIN, HUP, NO_DEADLINE, READ, TIMEOUT, WRITE};
-use crate::accept::{self, Acceptor};
 use crate::engine::Shared;
 use crate::listen::Listener;
 use crate::registry::Registry;
@@ -153,7 +153,12 @@ pub(crate) struct WorkerLoop {
 }
 
 impl WorkerLoop {
-    pub fn new(ws: Arc<WorkerShared>, engine: Arc<Shared>, local: Worker<Task>, acceptor: Option<Acceptor>) -> WorkerLoop {
+    pub fn new(
+        ws: Arc<WorkerShared>,
+        engine: Arc<Shared>,
+        local: Worker<Task>,
+        acceptor: Option<Acceptor>,
+    ) -> WorkerLoop {
         let seed = (ws.index as u64).wrapping_add(1);
         WorkerLoop {
             ws,
@@ -280,7 +285,8 @@ impl WorkerLoop {
         let (token, conn) = {
             let engine = &self.engine;
             let ws = &self.ws;
-            lock(&ws.registry).insert_with(|token| Arc::new(Conn::new(Arc::clone(engine), Arc::clone(ws), token, fd, peer)))
+            lock(&ws.registry)
+                .insert_with(|token| Arc::new(Conn::new(Arc::clone(engine), Arc::clone(ws), token, fd, peer)))
         };
         let interest = match self.engine.config.readiness {
             Readiness::Edge => Interest::RW_EDGE,

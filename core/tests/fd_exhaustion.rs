@@ -60,7 +60,12 @@ fn descriptor_exhaustion_pauses_without_spinning_and_recovers() {
         return;
     }
     let mut proc = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "descriptor_exhaustion_pauses_without_spinning_and_recovers", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "descriptor_exhaustion_pauses_without_spinning_and_recovers",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -38,9 +38,8 @@ fn pipelined_light_and_heavy_come_back_in_order() {
     let e = engine(Config::builder().io_workers(2).cpu_threads(2));
     let mut s = connect(e.local_addr());
     let mut batch = String::new();
-    let paths: Vec<String> = (0..40)
-        .map(|i| if i % 3 == 0 { format!("/work?us={}", 3000 - i * 50) } else { "/seq".to_string() })
-        .collect();
+    let paths: Vec<String> =
+        (0..40).map(|i| if i % 3 == 0 { format!("/work?us={}", 3000 - i * 50) } else { "/seq".to_string() }).collect();
     for p in &paths {
         batch += &format!("GET {p} HTTP/1.1\r\nHost: t\r\n\r\n");
     }
@@ -67,7 +66,11 @@ struct Blocker {
 
 impl Handler for Blocker {
     fn cost(&self, req: &Request) -> Cost {
-        if req.http().is_some_and(|h| h.path_only() == "/block") { Cost::Heavy } else { Cost::Light }
+        if req.http().is_some_and(|h| h.path_only() == "/block") {
+            Cost::Heavy
+        } else {
+            Cost::Light
+        }
     }
     fn handle(&self, req: Request, res: Responder) {
         if req.http().is_some_and(|h| h.path_only() == "/block") {

@@ -366,17 +366,10 @@ mod tests {
         let l = Limits { max_header: 100, max_frame: 10, ..Limits::default() };
         assert_eq!(status_of(&one(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", &l)).unwrap(), "HTTP/1.1 400");
         assert_eq!(status_of(&one(&[b'a'; 101], &l)).unwrap(), "HTTP/1.1 431");
+        assert_eq!(status_of(&one(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", &l)).unwrap(), "HTTP/1.1 413");
+        assert_eq!(status_of(&one(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", &l)).unwrap(), "HTTP/1.1 501");
         assert_eq!(
-            status_of(&one(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", &l)).unwrap(),
-            "HTTP/1.1 413"
-        );
-        assert_eq!(
-            status_of(&one(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", &l)).unwrap(),
-            "HTTP/1.1 501"
-        );
-        assert_eq!(
-            status_of(&one(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", &l))
-                .unwrap(),
+            status_of(&one(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", &l)).unwrap(),
             "HTTP/1.1 400"
         );
         assert_eq!(

@@ -87,10 +87,16 @@ pub(crate) struct ReplyCtx {
 /// The outcome of one decode step.
 #[derive(Debug)]
 pub(crate) enum Decoded {
-    Frame { used: usize, payload: Payload, ctx: ReplyCtx },
+    Frame {
+        used: usize,
+        payload: Payload,
+        ctx: ReplyCtx,
+    },
     /// Not a whole request yet. `expect_continue`: the HTTP client waits for
     /// `100 Continue` before it sends the body.
-    NeedMore { expect_continue: bool },
+    NeedMore {
+        expect_continue: bool,
+    },
     Reject(Reject),
 }
 
@@ -130,9 +136,7 @@ impl Protocol {
             Reply::Close => return None,
             Reply::Http(r) if *self == Protocol::Http1 => return Some(http1::encode(r, ctx)),
             Reply::Http(r) => r.into_body(),
-            Reply::Bytes(b) if *self == Protocol::Http1 => {
-                return Some(http1::encode(Response::new(200).body(b), ctx))
-            }
+            Reply::Bytes(b) if *self == Protocol::Http1 => return Some(http1::encode(Response::new(200).body(b), ctx)),
             Reply::Bytes(b) => b,
         };
         Some(match self {
@@ -178,12 +182,9 @@ pub(crate) mod testutil {
                         buf.drain(..used);
                         out.push(match payload {
                             Payload::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
-                            Payload::Http(h) => format!(
-                                "{} {} {}",
-                                h.method(),
-                                h.path(),
-                                String::from_utf8_lossy(h.body())
-                            ),
+                            Payload::Http(h) => {
+                                format!("{} {} {}", h.method(), h.path(), String::from_utf8_lossy(h.body()))
+                            }
                         });
                     }
                     Decoded::NeedMore { .. } => break,

@@ -65,7 +65,8 @@ pub(crate) fn from_siblings<T>(
             // One source at a time: a second steal made eagerly would take tasks that
             // are then dropped with its result.
             for k in 0..2 {
-                let attempt = if k == 0 { stealer.steal_batch_and_pop(local) } else { inbox.steal_batch_and_pop(local) };
+                let attempt =
+                    if k == 0 { stealer.steal_batch_and_pop(local) } else { inbox.steal_batch_and_pop(local) };
                 match attempt {
                     Steal::Success(task) => {
                         return Some(Stolen { task, moved: local.len() - before + 1 });

@@ -18,9 +18,7 @@ impl Interest {
     /// (`EPOLLEXCLUSIVE`, for one listening socket shared by several acceptors).
     pub const READ_EXCLUSIVE: Interest = Interest((libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32);
     /// Readable, writable and peer hang-up, edge-triggered: reported once per change.
-    pub const RW_EDGE: Interest = Interest(
-        (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-    );
+    pub const RW_EDGE: Interest = Interest((libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32);
     /// The one-shot interest a connection is re-armed with: readable and hang-up, and
     /// writable only while it has bytes waiting (a writable socket would report at once).
     pub fn oneshot(write: bool) -> Interest {
@@ -110,12 +108,7 @@ impl Epoll {
         };
         // SAFETY: the buffer holds `buf.len()` initialised epoll_event slots.
         let n = unsafe {
-            libc::epoll_wait(
-                self.fd.as_raw_fd(),
-                events.buf.as_mut_ptr(),
-                events.buf.len() as libc::c_int,
-                ms,
-            )
+            libc::epoll_wait(self.fd.as_raw_fd(), events.buf.as_mut_ptr(), events.buf.len() as libc::c_int, ms)
         };
         match cvt_size(n as libc::ssize_t) {
             Ok(n) => {

@@ -15,12 +15,7 @@ pub fn accept4(listener: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
     // SAFETY: try_init hands us a zeroed sockaddr_storage and its length to fill.
     let ((), addr) = unsafe {
         SockAddr::try_init(|storage, len| {
-            fd = cvt(libc::accept4(
-                listener,
-                storage.cast(),
-                len,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            ))?;
+            fd = cvt(libc::accept4(listener, storage.cast(), len, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC))?;
             Ok(())
         })?
     };
@@ -80,9 +75,7 @@ pub fn tcp_listen_queue(fd: RawFd) -> io::Result<ListenQueue> {
     let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
     let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
     // SAFETY: info is a writable tcp_info of `len` bytes.
-    cvt(unsafe {
-        libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len)
-    })?;
+    cvt(unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len) })?;
     // SAFETY: zero-initialised and (partly) filled by the kernel; every field is plain data.
     let info = unsafe { info.assume_init() };
     Ok(ListenQueue { len: info.tcpi_unacked, max: info.tcpi_sacked })
@@ -95,11 +88,19 @@ pub fn check_listener(fd: RawFd) -> io::Result<()> {
     let mut ty: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: ty is a live c_int of `len` bytes.
-    cvt(unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut libc::c_int).cast(), &mut len) })?;
+    cvt(unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut libc::c_int).cast(), &mut len)
+    })?;
     let mut listening: libc::c_int = 0;
     // SAFETY: as above.
     cvt(unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&mut listening as *mut libc::c_int).cast(), &mut len)
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut listening as *mut libc::c_int).cast(),
+            &mut len,
+        )
     })?;
     if Type::from(ty) != Type::STREAM || listening == 0 {
         return Err(io::Error::new(
