@@ -4,13 +4,18 @@
 //!
 //! ```text
 //! cargo run --release --example http_server -- [--addr 127.0.0.1:8080] [--model stealing]
-//!     [--workers N] [--cpu N] [--acceptors N] [--oneshot] [--seconds S]
+//!     [--workers N] [--cpu N] [--acceptors N] [--accept-batch N] [--acceptor-threads]
+//!     [--oneshot] [--seconds S] [--demo]
 //! ```
 //! It prints its address, serves until stdin closes (or for `--seconds`), then shuts
 //! down gracefully and prints the shutdown report.
+//!
+//! `--demo` (what `make demo` runs): serve on a free loopback port, drive a short load
+//! against itself from client threads (keep-alive, a new connection per request, and
+//! 1 ms heavy requests), print what it measured and the engine's own counters, stop.
 
-use std::io::Read;
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -69,6 +74,7 @@ fn main() {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = Config::builder();
     let mut seconds: Option<u64> = None;
+    let mut demo = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
@@ -81,11 +87,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--workers" => cfg = cfg.io_workers(val()?.parse()?),
             "--cpu" => cfg = cfg.cpu_threads(val()?.parse()?),
             "--acceptors" => cfg = cfg.acceptors(val()?.parse()?),
+            "--accept-batch" => cfg = cfg.accept_batch(val()?.parse()?),
+            "--acceptor-threads" => cfg = cfg.accept_in_workers(false),
             "--oneshot" => cfg = cfg.readiness(Readiness::OneShot),
-            "--accept-in-workers" => cfg = cfg.accept_in_workers(true),
             "--seconds" => seconds = Some(val()?.parse()?),
+            "--demo" => demo = true,
             "--help" | "-h" => {
-                println!("usage: http_server [--addr A] [--model M] [--workers N] [--cpu N] [--acceptors N] [--oneshot] [--seconds S]");
+                println!(
+                    "usage: http_server [--addr A] [--model M] [--workers N] [--cpu N] [--acceptors N] \
+                     [--accept-batch N] [--acceptor-threads] [--oneshot] [--seconds S] [--demo]"
+                );
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other} (try --help)").into()),
@@ -96,6 +107,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let _ = app.engine.set(Arc::downgrade(&engine));
     engine.start()?;
     println!("listening on http://{}", engine.local_addr());
+    if demo {
+        run_demo(&engine)?;
+        let report = engine.shutdown(Duration::from_secs(5))?;
+        println!("\nshutdown: {report:?}");
+        return Ok(());
+    }
     match seconds {
         Some(s) => std::thread::sleep(Duration::from_secs(s)),
         None => {
@@ -105,5 +122,152 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let report = engine.shutdown(Duration::from_secs(5))?;
     println!("{report:?}");
+    Ok(())
+}
+
+/// One load phase's client-side result.
+struct Phase {
+    name: &'static str,
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+impl Phase {
+    fn percentile(&self, q: f64) -> u32 {
+        if self.latencies_us.is_empty() {
+            return 0;
+        }
+        let i = ((self.latencies_us.len() - 1) as f64 * q).round() as usize;
+        self.latencies_us[i]
+    }
+}
+
+/// Reads one response's head and Content-Length body; false at end of stream.
+fn read_reply(r: &mut BufReader<TcpStream>) -> std::io::Result<bool> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Ok(false);
+    }
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        r.read_line(&mut line)?;
+        let h = line.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            if n.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)?;
+    Ok(true)
+}
+
+/// `clients` threads send `path` for `dur`, on one connection each or a new one per request.
+fn drive(addr: SocketAddr, name: &'static str, path: &str, clients: usize, dur: Duration, keep_alive: bool) -> Phase {
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let req = if keep_alive {
+                format!("GET {path} HTTP/1.1\r\nHost: demo\r\n\r\n")
+            } else {
+                format!("GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+            };
+            std::thread::spawn(move || {
+                let (mut ok, mut errors, mut lat) = (0u64, 0u64, Vec::new());
+                let mut conn: Option<(TcpStream, BufReader<TcpStream>)> = None;
+                while start.elapsed() < dur {
+                    let t = Instant::now();
+                    if conn.is_none() {
+                        match TcpStream::connect(addr).and_then(|s| Ok((s.try_clone()?, BufReader::new(s)))) {
+                            Ok(c) => conn = Some(c),
+                            Err(_) => {
+                                errors += 1;
+                                continue;
+                            }
+                        }
+                    }
+                    let (w, r) = conn.as_mut().expect("connected above");
+                    match w.write_all(req.as_bytes()).and_then(|_| read_reply(r)) {
+                        Ok(true) => {
+                            ok += 1;
+                            lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        }
+                        _ => errors += 1,
+                    }
+                    if !keep_alive {
+                        conn = None;
+                    }
+                }
+                (ok, errors, lat)
+            })
+        })
+        .collect();
+    let mut phase = Phase { name, requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
+    for t in threads {
+        let (ok, errors, lat) = t.join().expect("client thread");
+        phase.requests += ok;
+        phase.errors += errors;
+        phase.latencies_us.extend(lat);
+    }
+    phase.elapsed = start.elapsed();
+    phase.latencies_us.sort_unstable();
+    phase
+}
+
+fn run_demo(engine: &Engine) -> Result<(), Box<dyn std::error::Error>> {
+    let addr = engine.local_addr();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let dur = Duration::from_secs(3);
+    println!(
+        "demo: {} model, {} I/O workers, {} CPU threads, {cores} cores; clients run in this process, \
+         so they share the cores with the server",
+        engine.config().model().name(),
+        engine.config().io_workers(),
+        engine.config().cpu_threads()
+    );
+    let phases = [
+        drive(addr, "keep-alive GET /", "/", 32, dur, true),
+        drive(addr, "new connection per GET /", "/", 16, dur, false),
+        drive(addr, "heavy GET /work?us=1000", "/work?us=1000", 16, dur, true),
+    ];
+    println!("\n{:<28} {:>10} {:>8} {:>9} {:>9} {:>9}", "scenario", "req/s", "errors", "p50 us", "p99 us", "p99.9 us");
+    for p in &phases {
+        println!(
+            "{:<28} {:>10.0} {:>8} {:>9} {:>9} {:>9}",
+            p.name,
+            p.requests as f64 / p.elapsed.as_secs_f64(),
+            p.errors,
+            p.percentile(0.5),
+            p.percentile(0.99),
+            p.percentile(0.999)
+        );
+    }
+    println!("heavy ideal: {} req/s (cores x 1000)", cores * 1000);
+    let st = engine.stats();
+    println!("\nengine: {} accepted, {} replies, {} open", st.accepts(), st.replies, st.open_connections);
+    for (i, w) in st.workers.iter().enumerate() {
+        println!(
+            "  worker {i}: {} requests, {} connections, {} stolen in {} steals, busy {:.2}s",
+            w.requests,
+            w.connections,
+            w.stolen,
+            w.steal_ops,
+            w.busy.as_secs_f64()
+        );
+    }
+    println!(
+        "  cpu pool: {} heavy jobs run, {} stolen; latency light p99 {} us, heavy p99 {} us (framing to reply)",
+        st.cpu.run, st.cpu.stolen, st.latency_light.p99, st.latency_heavy.p99
+    );
+    for (i, l) in st.listeners.iter().enumerate() {
+        println!("  listener {i}: {} accepts, backlog {} (kernel queue now {})", l.accepts, l.queue_max, l.queue_len);
+    }
     Ok(())
 }

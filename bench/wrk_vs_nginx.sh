@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# corral's example server against nginx, side by side in one run, with wrk.
+#
+#   bash bench/wrk_vs_nginx.sh [seconds per run, default 5] [runs per scenario, default 3]
+#
+# Installs wrk and nginx-light from Debian if missing (needs root). Both servers run on
+# loopback on this machine; wrk runs on the same cores (as in shared/peers/README.md).
+# Prints the median req/s of each scenario per server and the ratio corral / nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-5}
+RUNS=${2:-3}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx; then
+  echo "installing wrk and nginx-light (Debian packages)..."
+  apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+
+cargo build --release -q -p corral --example http_server
+work=$(mktemp -d)
+SERVER=""
+trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+NGINX_PORT=$(free_port)
+CORRAL_PORT=$(free_port)
+
+# nginx as configured in shared/peers/nginx.conf: 2 workers, reuseport, `return 200`, no access log.
+cat > "$work/nginx.conf" <<NGX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 10000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT reuseport backlog=4096;
+    location / { return 200 "hello\n"; }
+  }
+}
+NGX
+nginx -c "$work/nginx.conf" -g 'daemon on;'
+./target/release/examples/http_server --addr "127.0.0.1:$CORRAL_PORT" --seconds 100000 >"$work/corral.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$CORRAL_PORT/" 2>/dev/null && curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break
+  sleep 0.1
+done
+
+rps() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+scenario() {
+  local name=$1; shift
+  local path=$1; shift
+  local c_runs="" n_runs=""
+  for _ in $(seq "$RUNS"); do
+    c_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$CORRAL_PORT$path")"$'\n'
+    [ "$path" = "/" ] && n_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$NGINX_PORT$path")"$'\n'
+  done
+  local c n
+  c=$(printf '%s' "$c_runs" | median)
+  if [ -n "$n_runs" ]; then
+    n=$(printf '%s' "$n_runs" | median)
+    printf '%-34s %12.0f %12.0f %8.2fx\n' "$name" "$c" "$n" "$(echo "$c / $n" | bc -l)"
+  else
+    local ideal=$(( $(nproc) * 1000 ))
+    printf '%-34s %12.0f %12s %8.2fx of cores x 1000 = %d\n' "$name" "$c" "-" "$(echo "$c / $ideal" | bc -l)" "$ideal"
+  fi
+}
+
+echo "corral example server vs nginx (2 workers), wrk on the same $(nproc) cores, ${DUR}s x ${RUNS} runs, median"
+printf '%-34s %12s %12s %9s\n' scenario corral nginx ratio
+scenario "keep-alive GET / (-t2 -c100)" / -t2 -c100
+scenario "new connection per request (-c50)" / -t2 -c50 -H 'Connection: close'
+scenario "GET /work?us=1000 (-t2 -c50)" '/work?us=1000' -t2 -c50
