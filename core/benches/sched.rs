@@ -37,7 +37,7 @@ fn main() {
                     w.push(i);
                 }
                 for _ in 0..64 {
-                    black_box(s.steal());
+                    let _ = black_box(s.steal());
                 }
             }
         });
@@ -67,7 +67,7 @@ fn main() {
                     inj.push(i);
                 }
                 for _ in 0..64 {
-                    black_box(inj.steal());
+                    let _ = black_box(inj.steal());
                 }
             }
         });
