@@ -296,3 +296,72 @@ fn many_concurrent_clients() {
     assert_eq!(report.requests_aborted, 0);
     let _ = Duration::ZERO;
 }
+
+/// Holds every responder until the test releases them.
+struct Parked(Mutex<mpsc::Sender<Responder>>);
+
+impl Handler for Parked {
+    fn handle(&self, _req: Request, res: Responder) {
+        self.0.lock().unwrap().send(res).unwrap();
+    }
+}
+
+#[test]
+fn in_flight_cap_stops_reading_until_replies_go_out() {
+    let (tx, rx) = mpsc::channel();
+    let cfg = Config::builder().io_workers(1).max_in_flight(2).build().unwrap();
+    let e = Engine::serve(cfg, Parked(Mutex::new(tx))).unwrap();
+    let mut s = connect(e.local_addr());
+    s.write_all("GET / HTTP/1.1\r\n\r\n".repeat(10).as_bytes()).unwrap();
+    let first: Vec<Responder> = (0..2).map(|_| rx.recv_timeout(DEADLINE).unwrap()).collect();
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "no third request is framed at the cap");
+    assert_eq!(e.stats().requests(), 2);
+    for (i, r) in first.into_iter().enumerate() {
+        r.respond(Response::new(200).body(i.to_string()));
+    }
+    let mut rest = Vec::new();
+    for i in 2..10 {
+        let r = rx.recv_timeout(DEADLINE).unwrap();
+        assert_eq!(r.seq(), i);
+        rest.push(r);
+        if rest.len() == 2 {
+            for r in rest.drain(..) {
+                let seq = r.seq();
+                r.respond(Response::new(200).body(seq.to_string()));
+            }
+        }
+    }
+    let mut r = BufReader::new(s);
+    for i in 0..10 {
+        assert_eq!(read_response(&mut r).unwrap().text(), i.to_string());
+    }
+    e.shutdown(DEADLINE).unwrap();
+}
+
+#[test]
+fn a_peer_that_does_not_read_stops_being_read() {
+    const N: usize = 400; // 400 x 64 KiB replies: far more than loopback socket buffers hold
+    let big = handler_fn(|_req, res| res.respond(Response::new(200).body(vec![b'x'; 64 << 10])));
+    let e = Engine::serve(Config::builder().io_workers(1).build().unwrap(), big).unwrap();
+    let mut s = connect(e.local_addr());
+    s.write_all("GET / HTTP/1.1\r\n\r\n".repeat(N).as_bytes()).unwrap();
+    // Let the server run until its writes block; without back-pressure it would frame
+    // all N requests at once.
+    wait_until("the server frames some requests", || e.stats().requests() > 0);
+    let mut last = 0;
+    wait_until("the server stops making progress", || {
+        let now = e.stats().requests();
+        let stable = now == last;
+        last = now;
+        std::thread::sleep(Duration::from_millis(100));
+        stable
+    });
+    let framed = e.stats().requests();
+    assert!(framed < N as u64, "requests are not read while replies are unread: {framed} framed");
+    let mut r = BufReader::new(s);
+    for _ in 0..N {
+        assert_eq!(read_response(&mut r).unwrap().body.len(), 64 << 10);
+    }
+    assert_eq!(e.stats().requests(), N as u64);
+    e.shutdown(DEADLINE).unwrap();
+}

@@ -128,15 +128,16 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Writes the response; `content-length`, `transfer-encoding` and `connection` headers
-/// from the handler are replaced by the engine's own, which match what it does.
+/// Writes the response; `content-length`, `transfer-encoding`, `connection` and `date`
+/// headers from the handler are replaced by the engine's own, which match what it does.
 pub(crate) fn encode(r: Response, ctx: &ReplyCtx) -> Vec<u8> {
     use std::io::Write;
     let mut out = Vec::with_capacity(96 + r.body.len() + r.headers.len() * 32);
     let status = if (100..=999).contains(&r.status) { r.status } else { 500 };
     let _ = write!(out, "HTTP/1.{} {} {}\r\n", if ctx.http10 { 0 } else { 1 }, status, reason(status));
     for (n, v) in &r.headers {
-        let skip = ["content-length", "transfer-encoding", "connection"].iter().any(|h| n.eq_ignore_ascii_case(h));
+        let skip =
+            ["content-length", "transfer-encoding", "connection", "date"].iter().any(|h| n.eq_ignore_ascii_case(h));
         // A CR or LF in a name or value would let a handler's input split the response.
         let clean = !n.is_empty() && !n.bytes().chain(v.bytes()).any(|b| b == b'\r' || b == b'\n');
         if !skip && clean {
@@ -144,6 +145,7 @@ pub(crate) fn encode(r: Response, ctx: &ReplyCtx) -> Vec<u8> {
         }
     }
     let _ = write!(out, "content-length: {}\r\n", r.body.len());
+    super::date::append_date_header(&mut out);
     if ctx.close {
         out.extend_from_slice(b"connection: close\r\n");
     } else if ctx.http10 {
@@ -396,7 +398,9 @@ mod tests {
         let ctx = ReplyCtx { protocol: Protocol::Http1, close: true, http10: false, head: true };
         let out = encode(Response::new(200).header("x", "1").header("Content-Length", "99").body("hello"), &ctx);
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text, "HTTP/1.1 200 OK\r\nx: 1\r\ncontent-length: 5\r\nconnection: close\r\n\r\n");
+        let (head, date) = text.split_once("date: ").unwrap();
+        assert_eq!(head, "HTTP/1.1 200 OK\r\nx: 1\r\ncontent-length: 5\r\n");
+        assert!(date.ends_with(" GMT\r\nconnection: close\r\n\r\n"), "{date}");
     }
 
     fn request(i: usize, chunked: bool) -> (String, String) {

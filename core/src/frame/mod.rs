@@ -5,6 +5,7 @@
 //! rejection (with the bytes to send before closing). Framers keep no buffers of their
 //! own and no state, so splitting the stream at any point yields the same requests.
 
+mod date;
 mod http1;
 mod length;
 mod lines;
