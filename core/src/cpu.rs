@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use crossbeam_deque::{Injector, Stealer, Worker};
 
 use crate::sched::idle::Idle;
-use crate::sched::steal::{self, Rng};
+use crate::sched::steal::{self, Rng, Sibling};
 use crate::sync::{lock, ThreadSet};
 
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -47,9 +47,25 @@ pub(crate) struct CpuCounters {
     pub panics: AtomicU64,
 }
 
+/// A CPU thread as a steal target: its deque; submissions all go to the shared
+/// injector, so there is no per-thread inbox (an empty one stands in).
+struct CpuSibling {
+    deque: Stealer<Job>,
+    no_inbox: Injector<Job>,
+}
+
+impl Sibling<Job> for CpuSibling {
+    fn deque(&self) -> &Stealer<Job> {
+        &self.deque
+    }
+    fn inbox(&self) -> &Injector<Job> {
+        &self.no_inbox
+    }
+}
+
 struct Inner {
     injector: Injector<Job>,
-    stealers: Vec<Stealer<Job>>,
+    siblings: Vec<CpuSibling>,
     parkers: Vec<Parker>,
     idle: Idle,
     stop: AtomicBool,
@@ -66,7 +82,7 @@ impl CpuPool {
         let locals: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         let inner = Arc::new(Inner {
             injector: Injector::new(),
-            stealers: locals.iter().map(|w| w.stealer()).collect(),
+            siblings: locals.iter().map(|w| CpuSibling { deque: w.stealer(), no_inbox: Injector::new() }).collect(),
             parkers: (0..threads).map(|_| Parker::default()).collect(),
             idle: Idle::new(threads),
             stop: AtomicBool::new(false),
@@ -103,7 +119,7 @@ impl CpuPool {
 
     /// Jobs waiting (not yet started).
     pub fn queued(&self) -> usize {
-        self.inner.injector.len() + self.inner.stealers.iter().map(|s| s.len()).sum::<usize>()
+        self.inner.injector.len() + self.inner.siblings.iter().map(|s| s.deque.len()).sum::<usize>()
     }
 
     /// Asks threads to exit once the queue is empty, and hands back their handles.
@@ -125,8 +141,7 @@ fn run(inner: &Inner, i: usize, local: Worker<Job>) {
                 return None;
             }
             searching = true;
-            let sibs: Vec<_> = inner.stealers.iter().map(|s| (s, &inner.injector)).collect();
-            steal::from_siblings(&sibs, i, &local, &rng).map(|s| {
+            steal::from_siblings(&inner.siblings, i, &local, &rng).map(|s| {
                 inner.counters.stolen.fetch_add(s.moved as u64, Relaxed);
                 s.task
             })
@@ -151,7 +166,7 @@ fn run(inner: &Inner, i: usize, local: Worker<Job>) {
                     return;
                 }
                 inner.idle.park(i, std::mem::take(&mut searching));
-                let work = !inner.injector.is_empty() || inner.stealers.iter().any(|s| !s.is_empty());
+                let work = !inner.injector.is_empty() || inner.siblings.iter().any(|s| !s.deque.is_empty());
                 if work || inner.stop.load(SeqCst) {
                     if !inner.idle.unpark_self(i) {
                         searching = true;

@@ -34,7 +34,7 @@ use crate::conn::{After, Conn, TurnCtx, DRAIN, HUP, NO_DEADLINE, READ, TIMEOUT, 
 use crate::engine::Shared;
 use crate::listen::Listener;
 use crate::registry::Registry;
-use crate::sched::steal::{self, Rng};
+use crate::sched::steal::{self, Rng, Sibling};
 use crate::sync::lock;
 use crate::sys::{Epoll, EventFd, Events, Interest};
 
@@ -83,6 +83,15 @@ pub(crate) struct WorkerShared {
     latency: Mutex<[Histogram<u64>; 2]>,
     status: AtomicU8,
     turn_started_us: AtomicU64,
+}
+
+impl Sibling<Task> for Arc<WorkerShared> {
+    fn deque(&self) -> &Stealer<Task> {
+        &self.stealer
+    }
+    fn inbox(&self) -> &Injector<Task> {
+        &self.inbox
+    }
 }
 
 impl WorkerShared {
@@ -231,18 +240,18 @@ impl WorkerLoop {
             }
             self.searching = true;
         }
-        let workers = &self.engine.workers;
-        let sibs: Vec<(&Stealer<Task>, &Injector<Task>)> = workers.iter().map(|w| (&w.stealer, &w.inbox)).collect();
-        if let Some(s) = steal::from_siblings(&sibs, self.ws.index, &self.local, &self.rng) {
+        if let Some(s) = steal::from_siblings(&self.engine.workers, self.ws.index, &self.local, &self.rng) {
             self.ws.counters.stolen.fetch_add(s.moved as u64, Relaxed);
             self.ws.counters.steal_ops.fetch_add(1, Relaxed);
             return Some(s.task);
         }
         // Siblings stuck in a long task: take their ready connections.
         let now = self.engine.now_us();
-        for w in self.engine.workers.clone().iter() {
-            if w.index != self.ws.index && w.is_stalled(now) {
-                let n = self.poll(w, Some(Duration::ZERO));
+        for i in 0..self.engine.workers.len() {
+            let w = &self.engine.workers[i];
+            if i != self.ws.index && w.is_stalled(now) {
+                let w = Arc::clone(w);
+                let n = self.poll(&w, Some(Duration::ZERO));
                 if n > 0 {
                     self.ws.counters.stolen.fetch_add(n as u64, Relaxed);
                     self.ws.counters.steal_ops.fetch_add(1, Relaxed);

@@ -40,10 +40,26 @@ pub(crate) struct Stolen<T> {
     pub moved: usize,
 }
 
+/// A thread whose queues others may steal from: its deque, and an inbox of tasks sent
+/// to it.
+pub(crate) trait Sibling<T> {
+    fn deque(&self) -> &Stealer<T>;
+    fn inbox(&self) -> &Injector<T>;
+}
+
+impl<T> Sibling<T> for (&Stealer<T>, &Injector<T>) {
+    fn deque(&self) -> &Stealer<T> {
+        self.0
+    }
+    fn inbox(&self) -> &Injector<T> {
+        self.1
+    }
+}
+
 /// Steals half (at most 32) of one sibling's tasks, trying siblings from a random start.
-/// `skip` is the caller's own index. Each sibling offers its deque and its inbox.
-pub(crate) fn from_siblings<T>(
-    siblings: &[(&Stealer<T>, &Injector<T>)],
+/// `skip` is the caller's own index.
+pub(crate) fn from_siblings<T, S: Sibling<T>>(
+    siblings: &[S],
     skip: usize,
     local: &Worker<T>,
     rng: &Rng,
@@ -60,13 +76,16 @@ pub(crate) fn from_siblings<T>(
             if i == skip {
                 continue;
             }
-            let (stealer, inbox) = siblings[i];
             let before = local.len();
             // One source at a time: a second steal made eagerly would take tasks that
             // are then dropped with its result.
-            for k in 0..2 {
-                let attempt =
-                    if k == 0 { stealer.steal_batch_and_pop(local) } else { inbox.steal_batch_and_pop(local) };
+            for from_inbox in [false, true] {
+                let sib = &siblings[i];
+                let attempt = if from_inbox {
+                    sib.inbox().steal_batch_and_pop(local)
+                } else {
+                    sib.deque().steal_batch_and_pop(local)
+                };
                 match attempt {
                     Steal::Success(task) => {
                         return Some(Stolen { task, moved: local.len() - before + 1 });
