@@ -1,26 +1,42 @@
 # corral — the two entry points are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test lint unit build bench wrk clean
+.PHONY: demo test lint unit build bench wrk clean ffi c-build c-test header install
+
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
+MINOR      := $(word 2,$(subst ., ,$(VERSION)))
+# 0.x: every minor release may change the ABI (matches ffi/build.rs).
+SOVERSION  := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
+PREFIX     ?= /usr/local
+LIBDIR     := target/release
+CDIR       := target/c
+CFLAGS_C   := -std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude
+CFLAGS_CXX := -std=c++17 -Wall -Wextra -Werror -pedantic -g -Iinclude
+LDLIBS     := -L$(LIBDIR) -Wl,-rpath,$(abspath $(LIBDIR)) -lcorral -lpthread
+VALGRIND   := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite
+C_TESTS    := test_api conformance
+C_EXAMPLES := echo_handoff http_serve handoff_cpp
 
 ## The main job: serve on loopback, drive a short load, print the figures, stop.
 demo:
 	$(CARGO) run --release -q -p corral --example http_server -- --demo
 
-## Every test: formatting, lints, unit and integration tests, doc tests.
-test: lint unit
+## Every test: formatting and lints; the C tests, conformance cases and examples,
+## natively and under valgrind; the Rust doc, unit and integration tests.
+test: lint c-test unit
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -q -- -D warnings
 
 unit:
+	$(CARGO) test --workspace --doc -q
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
-	$(CARGO) test --workspace --doc -q
 
 build:
 	$(CARGO) build --workspace --release --all-targets
@@ -35,3 +51,49 @@ wrk:
 
 clean:
 	$(CARGO) clean
+
+## libcorral.so (SONAME libcorral.so.$(SOVERSION)) and libcorral.a in $(LIBDIR).
+ffi:
+	$(CARGO) build --release -q -p corral-ffi
+	ln -sf libcorral.so $(LIBDIR)/libcorral.so.$(SOVERSION)
+
+c-build: ffi
+	@mkdir -p $(CDIR)
+	$(CC) $(CFLAGS_C) tests/c/test_api.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/test_api
+	$(CC) $(CFLAGS_C) tests/c/conformance.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/conformance
+	$(CC) $(CFLAGS_C) examples/c/echo_handoff.c $(LDLIBS) -o $(CDIR)/echo_handoff
+	$(CC) $(CFLAGS_C) examples/c/http_serve.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/http_serve
+	$(CXX) $(CFLAGS_CXX) examples/cpp/handoff.cpp $(LDLIBS) -o $(CDIR)/handoff_cpp
+	$(CC) $(CFLAGS_C) tests/c/test_api.c tests/c/testlib.c $(LIBDIR)/libcorral.a \
+		-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o $(CDIR)/test_api_static
+
+## The C tests and examples, then all of them again under valgrind (no errors, no
+## definite leaks).
+c-test: c-build
+	@command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind >/dev/null)
+	$(CDIR)/test_api
+	$(CDIR)/test_api_static
+	$(CDIR)/conformance tests/conformance/cases.txt
+	$(CDIR)/echo_handoff --self-test
+	$(CDIR)/http_serve --self-test
+	$(CDIR)/handoff_cpp
+	$(VALGRIND) $(CDIR)/test_api
+	$(VALGRIND) $(CDIR)/conformance tests/conformance/cases.txt
+	$(VALGRIND) $(CDIR)/echo_handoff --self-test
+	$(VALGRIND) $(CDIR)/http_serve --self-test
+	$(VALGRIND) $(CDIR)/handoff_cpp
+
+## Regenerates include/corral.h from ffi/src (commit the result).
+header:
+	CORRAL_BLESS=1 $(CARGO) test -q -p corral-ffi --test header
+
+## Installs the library, header and pkg-config file under PREFIX (default /usr/local).
+install: ffi
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(LIBDIR)/libcorral.so $(DESTDIR)$(PREFIX)/lib/libcorral.so.$(VERSION)
+	ln -sf libcorral.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcorral.so.$(SOVERSION)
+	ln -sf libcorral.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libcorral.so
+	install -m 644 $(LIBDIR)/libcorral.a $(DESTDIR)$(PREFIX)/lib/libcorral.a
+	install -m 644 include/corral.h $(DESTDIR)$(PREFIX)/include/corral.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ffi/corral.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/corral.pc

@@ -331,9 +331,14 @@ impl ConfigBuilder {
         self
     }
 
-    /// Checks every option and returns the configuration, or an error that names the
-    /// option and the accepted range.
-    pub fn build(self) -> Result<Config> {
+    /// Checks every option without building (and without taking inherited fds): what
+    /// `build` would refuse, this refuses with the same error.
+    pub fn validate(&self) -> Result<()> {
+        self.checked().map(|_| ())
+    }
+
+    /// Thread counts after defaults, once every option is checked.
+    fn checked(&self) -> Result<(usize, usize, usize, Vec<SocketAddr>)> {
         let cores = available_cores();
         let range = |name: &str, v: usize, lo: usize, hi: usize| -> Result<usize> {
             if v < lo || v > hi {
@@ -361,8 +366,7 @@ impl ConfigBuilder {
                 return Err(Error::config(format!("{name} = {d:?} is out of range: use 1 ms to one year")));
             }
         }
-
-        let mut addrs = self.addrs;
+        let mut addrs = self.addrs.clone();
         if addrs.is_empty() && self.inherited.is_empty() {
             addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
         }
@@ -389,6 +393,13 @@ impl ConfigBuilder {
                 Error::io(crate::ErrorKind::InvalidConfig, format!("listener fd {fd} cannot be used"), e)
             })?;
         }
+        Ok((acceptors, io_workers, cpu_threads, addrs))
+    }
+
+    /// Checks every option and returns the configuration, or an error that names the
+    /// option and the accepted range.
+    pub fn build(self) -> Result<Config> {
+        let (acceptors, io_workers, cpu_threads, addrs) = self.checked()?;
         let mut inherited = Vec::with_capacity(self.inherited.len());
         for fd in self.inherited {
             let sock = sys::adopt_listener(fd).map_err(|e| {

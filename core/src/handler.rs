@@ -93,6 +93,30 @@ impl<T: Handler> Handler for Arc<T> {
     }
 }
 
+/// A declarative cost rule, decided natively on the I/O worker with no call into the
+/// host: a request is `Heavy` if its HTTP path starts with one of `heavy_path_prefixes`,
+/// or if its frame (HTTP: body) has at least `heavy_min_bytes` bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CostRule {
+    pub heavy_path_prefixes: Vec<String>,
+    pub heavy_min_bytes: Option<usize>,
+}
+
+impl CostRule {
+    pub fn classify(&self, req: &Request) -> Cost {
+        let by_path = req.http().is_some_and(|h| {
+            let p = h.path_only();
+            self.heavy_path_prefixes.iter().any(|pre| p.starts_with(pre.as_str()))
+        });
+        let by_size = self.heavy_min_bytes.is_some_and(|n| req.bytes().len() >= n);
+        if by_path || by_size {
+            Cost::Heavy
+        } else {
+            Cost::Light
+        }
+    }
+}
+
 /// A handler from a closure: every request is `Light`.
 pub fn handler_fn<F>(f: F) -> impl Handler
 where

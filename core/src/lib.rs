@@ -40,7 +40,7 @@ pub use config::{Config, ConfigBuilder, Limits, Readiness};
 pub use engine::{Engine, Mode, ShutdownReport};
 pub use error::{Error, ErrorKind, Result};
 pub use frame::{HttpRequest, Payload, Protocol, Reply, Response};
-pub use handler::{handler_fn, Cost, Handler, Request, Responder};
+pub use handler::{handler_fn, Cost, CostRule, Handler, Request, Responder};
 pub use handoff::Accepted;
 pub use listen::ListenerStrategy;
 pub use model::Model;

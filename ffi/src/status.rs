@@ -1,0 +1,116 @@
+//! `corral_status`: fixed numbers, one per core error kind plus the boundary's own.
+
+use std::ffi::c_char;
+
+use engine::ErrorKind;
+
+/// The result of every call. The numbers never change; new ones are only added.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CorralStatus {
+    /// Success.
+    Ok = 0,
+    /// A required pointer argument was NULL.
+    NullArgument = 1,
+    /// An argument is malformed (not UTF-8, not an address, out of its type's range).
+    InvalidArgument = 2,
+    /// An option is out of range or options contradict each other; the config is unchanged.
+    InvalidConfig = 3,
+    /// A wildcard address (0.0.0.0 or ::) without corral_config_set_allow_public().
+    PublicAddress = 4,
+    /// Binding or listening failed (address in use, permission, no such address).
+    Bind = 5,
+    /// Another system call failed.
+    Io = 6,
+    /// The call needs an engine of the other mode (handoff vs serve).
+    WrongMode = 7,
+    /// The engine is not in a state that allows the call (already started, shut down).
+    State = 8,
+    /// The output buffer is too small; the needed size was written where asked.
+    BufferTooSmall = 9,
+    /// A Rust panic was caught at the boundary (a bug in corral: please report it).
+    Panic = 10,
+    /// The requested item does not exist (no such header, address index past the end).
+    NotFound = 11,
+}
+
+impl CorralStatus {
+    pub(crate) fn of(e: &engine::Error) -> CorralStatus {
+        match e.kind() {
+            ErrorKind::InvalidConfig => CorralStatus::InvalidConfig,
+            ErrorKind::PublicAddress => CorralStatus::PublicAddress,
+            ErrorKind::Bind => CorralStatus::Bind,
+            ErrorKind::WrongMode => CorralStatus::WrongMode,
+            ErrorKind::State => CorralStatus::State,
+            _ => CorralStatus::Io,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            CorralStatus::Ok => "success",
+            CorralStatus::NullArgument => "a required pointer argument was NULL",
+            CorralStatus::InvalidArgument => "an argument is malformed (check UTF-8, address syntax and ranges)",
+            CorralStatus::InvalidConfig => {
+                "an option is out of range or contradicts another; the configuration was left unchanged"
+            }
+            CorralStatus::PublicAddress => {
+                "refusing a wildcard address (0.0.0.0 or ::): name a specific address, or call \
+                 corral_config_set_allow_public(cfg, true) to mean it"
+            }
+            CorralStatus::Bind => "cannot listen on the address: it may be in use, or not an address of this host",
+            CorralStatus::Io => "a system call failed (descriptors or memory may be exhausted)",
+            CorralStatus::WrongMode => "this call needs an engine of the other mode (handoff vs serve)",
+            CorralStatus::State => "the engine is not in a state that allows this call (already started or shut down)",
+            CorralStatus::BufferTooSmall => "the output buffer is too small; retry with the size reported",
+            CorralStatus::Panic => "corral panicked internally; this is a bug, please report it",
+            CorralStatus::NotFound => "no such item",
+        }
+    }
+}
+
+/// Writes a NUL-terminated description of `status` into `buf` (`len` bytes), and the
+/// number of bytes written, without the NUL, into `written` (may be NULL). If `buf` is
+/// too small it returns CORRAL_STATUS_BUFFER_TOO_SMALL and writes the needed size
+/// (including the NUL) into `written`. An unknown number gets a generic message.
+/// Any thread.
+#[no_mangle]
+pub unsafe extern "C" fn corral_status_message(
+    status: u32,
+    buf: *mut c_char,
+    len: usize,
+    written: *mut usize,
+) -> CorralStatus {
+    crate::boundary(|| {
+        let msg = match status {
+            0..=11 => {
+                // SAFETY: 0..=11 are exactly the variants, and the enum is repr(u32).
+                let s: CorralStatus = unsafe { std::mem::transmute::<u32, CorralStatus>(status) };
+                s.message()
+            }
+            _ => "unknown status number (from a newer corral?)",
+        };
+        unsafe { write_str(msg, buf, len, written) }
+    })
+}
+
+/// Copies `s` plus a NUL into `buf`, or reports the size needed.
+pub(crate) unsafe fn write_str(s: &str, buf: *mut c_char, len: usize, written: *mut usize) -> CorralStatus {
+    if buf.is_null() {
+        return CorralStatus::NullArgument;
+    }
+    if s.len() + 1 > len {
+        if !written.is_null() {
+            unsafe { *written = s.len() + 1 };
+        }
+        return CorralStatus::BufferTooSmall;
+    }
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), s.len());
+        *buf.add(s.len()) = 0;
+        if !written.is_null() {
+            *written = s.len();
+        }
+    }
+    CorralStatus::Ok
+}

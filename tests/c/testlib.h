@@ -1,0 +1,62 @@
+/* A tiny test harness and loopback HTTP client for corral's C tests. */
+#ifndef CORRAL_TESTLIB_H
+#define CORRAL_TESTLIB_H
+
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "corral.h"
+
+extern int tl_passed, tl_failed;
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (cond) {                                                            \
+            tl_passed++;                                                       \
+        } else {                                                               \
+            tl_failed++;                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,  \
+                    #cond);                                                    \
+        }                                                                      \
+    } while (0)
+
+#define CHECK_STATUS(call, want)                                               \
+    do {                                                                       \
+        corral_status got_ = (call);                                           \
+        if (got_ == (want)) {                                                  \
+            tl_passed++;                                                       \
+        } else {                                                               \
+            char msg_[256];                                                    \
+            corral_status_message(got_, msg_, sizeof msg_, NULL);              \
+            tl_failed++;                                                       \
+            fprintf(stderr, "%s:%d: %s returned %u (%s), wanted %u\n",         \
+                    __FILE__, __LINE__, #call, (unsigned)got_, msg_,           \
+                    (unsigned)(want));                                         \
+        }                                                                      \
+    } while (0)
+
+#define OK(call) CHECK_STATUS(call, CORRAL_STATUS_OK)
+
+/* Prints "NAME: N passed, N failed"; returns the process exit code. */
+int tl_finish(const char *name);
+/* A blocking loopback client with a generous read deadline (a busy machine must pass). */
+int tl_connect(uint16_t port);
+int tl_write_all(int fd, const char *s, size_t n);
+/* Reads one HTTP response into `body` (NUL-terminated); returns the status, or -1 at
+ * end of stream or on error. */
+int tl_read_response(int fd, char *body, size_t cap);
+/* One GET on a new connection; returns the status and fills `body`. */
+int tl_get(uint16_t port, const char *path, char *body, size_t cap);
+/* The port of the engine's first listening address. */
+uint16_t tl_port(const corral_engine *e);
+
+#endif
