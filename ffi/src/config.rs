@@ -88,6 +88,15 @@ fn config_mut<'a>(cfg: *mut CorralConfig) -> Option<&'a mut CorralConfig> {
     unsafe { cfg.as_mut() }
 }
 
+/// The status for a value out of its enum's range.
+fn refuse(cfg: *mut CorralConfig) -> CorralStatus {
+    if cfg.is_null() {
+        CorralStatus::NullArgument
+    } else {
+        CorralStatus::InvalidArgument
+    }
+}
+
 /// Applies `f` to a copy, and keeps the copy only if every option is still valid.
 fn update(cfg: *mut CorralConfig, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> CorralStatus {
     boundary(|| {
@@ -107,10 +116,11 @@ fn update(cfg: *mut CorralConfig, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder
 /// Stealing model, HTTP/1.1). Returns NULL only if memory is exhausted. Any thread.
 #[no_mangle]
 pub extern "C" fn corral_config_new() -> *mut CorralConfig {
-    let made = std::panic::catch_unwind(|| {
-        Box::into_raw(Box::new(CorralConfig { builder: ConfigBuilder::default(), listener_fds: Vec::new() }))
+    let mut out = std::ptr::null_mut();
+    boundary_void(|| {
+        out = Box::into_raw(Box::new(CorralConfig { builder: ConfigBuilder::default(), listener_fds: Vec::new() }))
     });
-    made.unwrap_or(std::ptr::null_mut())
+    out
 }
 
 /// Frees a config. NULL is a no-op. Engines created from it do not need it afterwards.
@@ -130,15 +140,17 @@ pub unsafe extern "C" fn corral_config_free(cfg: *mut CorralConfig) {
 /// with CORRAL_STATUS_PUBLIC_ADDRESS unless allow_public is set first.
 #[no_mangle]
 pub unsafe extern "C" fn corral_config_add_address(cfg: *mut CorralConfig, addr: *const c_char) -> CorralStatus {
-    if addr.is_null() {
-        return CorralStatus::NullArgument;
-    }
-    // SAFETY: the caller passes a NUL-terminated string.
-    let text = unsafe { CStr::from_ptr(addr) };
-    let Some(parsed) = text.to_str().ok().and_then(|t| t.parse::<SocketAddr>().ok()) else {
-        return if cfg.is_null() { CorralStatus::NullArgument } else { CorralStatus::InvalidArgument };
-    };
-    update(cfg, |b| b.addr(parsed))
+    boundary(|| {
+        if cfg.is_null() || addr.is_null() {
+            return CorralStatus::NullArgument;
+        }
+        // SAFETY: the caller passes a NUL-terminated string.
+        let text = unsafe { CStr::from_ptr(addr) };
+        match text.to_str().ok().and_then(|t| t.parse::<SocketAddr>().ok()) {
+            Some(parsed) => update(cfg, |b| b.addr(parsed)),
+            None => CorralStatus::InvalidArgument,
+        }
+    })
 }
 
 /// Serves a listening socket the caller already bound and put in the listening state.
@@ -173,7 +185,7 @@ pub unsafe extern "C" fn corral_config_set_model(cfg: *mut CorralConfig, model: 
         2 => Model::Pool,
         3 => Model::ReusePort,
         4 => Model::Stealing,
-        _ => return if cfg.is_null() { CorralStatus::NullArgument } else { CorralStatus::InvalidArgument },
+        _ => return refuse(cfg),
     };
     update(cfg, |b| b.model(m))
 }
@@ -186,7 +198,7 @@ pub unsafe extern "C" fn corral_config_set_protocol(cfg: *mut CorralConfig, prot
         1 => Protocol::Lines,
         2 => Protocol::Length,
         3 => Protocol::Http1,
-        _ => return if cfg.is_null() { CorralStatus::NullArgument } else { CorralStatus::InvalidArgument },
+        _ => return refuse(cfg),
     };
     update(cfg, |b| b.protocol(p))
 }
@@ -198,7 +210,7 @@ pub unsafe extern "C" fn corral_config_set_listener(cfg: *mut CorralConfig, list
         0 => ListenerStrategy::ReusePort,
         1 => ListenerStrategy::Shared,
         2 => ListenerStrategy::Single,
-        _ => return if cfg.is_null() { CorralStatus::NullArgument } else { CorralStatus::InvalidArgument },
+        _ => return refuse(cfg),
     };
     update(cfg, |b| b.listener(l))
 }
@@ -209,7 +221,7 @@ pub unsafe extern "C" fn corral_config_set_readiness(cfg: *mut CorralConfig, rea
     let r = match readiness {
         0 => Readiness::Edge,
         1 => Readiness::OneShot,
-        _ => return if cfg.is_null() { CorralStatus::NullArgument } else { CorralStatus::InvalidArgument },
+        _ => return refuse(cfg),
     };
     update(cfg, |b| b.readiness(r))
 }
