@@ -493,6 +493,13 @@ corral_status corral_config_set_listener(corral_config *cfg, uint32_t listener);
 corral_status corral_config_set_readiness(corral_config *cfg, uint32_t readiness);
 
 /**
+ * Sets TCP_DEFER_ACCEPT on the listeners (default off): connections are handed over
+ * only once the client's first bytes arrived. Only for protocols where the client
+ * speaks first.
+ */
+corral_status corral_config_set_defer_accept(corral_config *cfg, bool on);
+
+/**
  * Runs acceptors inside the I/O workers (true, the default) or on threads of their own.
  */
 corral_status corral_config_set_accept_in_workers(corral_config *cfg, bool on);

@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release --example http_server -- [--addr 127.0.0.1:8080] [--model stealing]
 //!     [--workers N] [--cpu N] [--acceptors N] [--accept-batch N] [--acceptor-threads]
-//!     [--oneshot] [--seconds S] [--demo]
+//!     [--defer-accept] [--oneshot] [--seconds S] [--demo]
 //! ```
 //! It prints its address, serves until stdin closes (or for `--seconds`), then shuts
 //! down gracefully and prints the shutdown report.
@@ -89,13 +89,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--acceptors" => cfg = cfg.acceptors(val()?.parse()?),
             "--accept-batch" => cfg = cfg.accept_batch(val()?.parse()?),
             "--acceptor-threads" => cfg = cfg.accept_in_workers(false),
+            "--defer-accept" => cfg = cfg.defer_accept(true),
             "--oneshot" => cfg = cfg.readiness(Readiness::OneShot),
             "--seconds" => seconds = Some(val()?.parse()?),
             "--demo" => demo = true,
             "--help" | "-h" => {
                 println!(
                     "usage: http_server [--addr A] [--model M] [--workers N] [--cpu N] [--acceptors N] \
-                     [--accept-batch N] [--acceptor-threads] [--oneshot] [--seconds S] [--demo]"
+                     [--accept-batch N] [--acceptor-threads] [--defer-accept] [--oneshot] [--seconds S] [--demo]"
                 );
                 return Ok(());
             }

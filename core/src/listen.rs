@@ -75,7 +75,10 @@ pub(crate) struct Bound {
     pub exclusive: bool,
 }
 
-fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool) -> Result<Socket> {
+/// Seconds the kernel holds a connection that has sent nothing, with `defer_accept`.
+const DEFER_ACCEPT_SECS: u32 = 10;
+
+fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool, defer: bool) -> Result<Socket> {
     let what = |e| Error::io(ErrorKind::Bind, format!("cannot listen on {addr}"), e);
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(SockProtocol::TCP)).map_err(what)?;
     sock.set_reuse_address(true).map_err(what)?;
@@ -89,6 +92,9 @@ fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool) -> Result<Socket> 
     sock.set_nonblocking(true).map_err(what)?;
     // Accepted sockets inherit TCP_NODELAY, which saves a setsockopt per connection.
     sock.set_nodelay(true).map_err(what)?;
+    if defer {
+        sys::set_defer_accept(std::os::fd::AsRawFd::as_raw_fd(&sock), DEFER_ACCEPT_SECS).map_err(what)?;
+    }
     sock.bind(&addr.into()).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
             format!("cannot listen on {addr}: the address is in use by another socket; pick another port or stop the other server")
@@ -120,19 +126,19 @@ pub(crate) fn bind(config: &Config, strategy: ListenerStrategy, acceptors: usize
         match strategy {
             ListenerStrategy::ReusePort => {
                 // The first shard picks the port (port 0 means "any"); the others join it.
-                let first = bind_one(addr, config.backlog, true)?;
+                let first = bind_one(addr, config.backlog, true, config.defer_accept)?;
                 let port = listener(first)?;
                 let fixed = port.addr;
                 per_acceptor[0].push(listeners.len());
                 listeners.push(port);
                 for slot in per_acceptor.iter_mut().skip(1) {
-                    let shard = listener(bind_one(fixed, config.backlog, true)?)?;
+                    let shard = listener(bind_one(fixed, config.backlog, true, config.defer_accept)?)?;
                     slot.push(listeners.len());
                     listeners.push(shard);
                 }
             }
             ListenerStrategy::Shared | ListenerStrategy::Single => {
-                let l = listener(bind_one(addr, config.backlog, false)?)?;
+                let l = listener(bind_one(addr, config.backlog, false, config.defer_accept)?)?;
                 for slot in per_acceptor.iter_mut() {
                     slot.push(listeners.len());
                 }

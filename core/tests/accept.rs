@@ -240,3 +240,11 @@ fn lifecycle_errors() {
     // After shutdown the port no longer accepts.
     assert!(TcpStream::connect(e.local_addr()).is_err());
 }
+
+#[test]
+fn defer_accept_serves_clients_that_speak_first() {
+    let e = serve(Config::builder().defer_accept(true).acceptors(2).io_workers(2));
+    hit(e.local_addr(), 50);
+    assert_eq!(e.stats().accepts(), 50);
+    e.shutdown(DEADLINE).unwrap();
+}

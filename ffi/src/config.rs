@@ -226,6 +226,14 @@ pub unsafe extern "C" fn corral_config_set_readiness(cfg: *mut CorralConfig, rea
     update(cfg, |b| b.readiness(r))
 }
 
+/// Sets TCP_DEFER_ACCEPT on the listeners (default off): connections are handed over
+/// only once the client's first bytes arrived. Only for protocols where the client
+/// speaks first.
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_set_defer_accept(cfg: *mut CorralConfig, on: bool) -> CorralStatus {
+    update(cfg, |b| b.defer_accept(on))
+}
+
 /// Runs acceptors inside the I/O workers (true, the default) or on threads of their own.
 #[no_mangle]
 pub unsafe extern "C" fn corral_config_set_accept_in_workers(cfg: *mut CorralConfig, on: bool) -> CorralStatus {

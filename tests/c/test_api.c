@@ -38,6 +38,7 @@ static void test_config(void) {
     OK(corral_config_set_backlog(cfg, 128));
     OK(corral_config_set_accept_batch(cfg, 16));
     OK(corral_config_set_accept_in_workers(cfg, true));
+    OK(corral_config_set_defer_accept(cfg, false));
     OK(corral_config_set_handoff_capacity(cfg, 64));
     OK(corral_config_set_max_connections(cfg, 1000));
     OK(corral_config_set_max_in_flight(cfg, 8));

@@ -13,8 +13,8 @@ mod proc;
 pub use epoll::{Epoll, Events, Interest};
 pub use eventfd::EventFd;
 pub use net::{
-    accept4, adopt_listener, check_listener, is_cloexec, poll_readable, recv, recv_append, send, shutdown_write,
-    tcp_listen_queue, ListenQueue,
+    accept4, adopt_listener, check_listener, is_cloexec, poll_readable, recv, recv_append, send, set_defer_accept,
+    shutdown_write, tcp_listen_queue, ListenQueue,
 };
 pub use proc::{
     listen_drop_counters, nofile_limit, process_cpu_time, set_nofile_limit, somaxconn, thread_cpu_time, ListenDrops,

@@ -55,6 +55,24 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     cvt(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(|_| ())
 }
 
+/// `TCP_DEFER_ACCEPT`: the kernel completes an accept only once the client's first
+/// data has arrived (or after about `secs` seconds), so a client-talks-first protocol
+/// skips a wake-up per connection.
+pub fn set_defer_accept(fd: RawFd, secs: u32) -> io::Result<()> {
+    let v = secs.min(i32::MAX as u32) as libc::c_int;
+    // SAFETY: passes a pointer to a live c_int and its size.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
 /// Whether `fd` has `FD_CLOEXEC` set.
 pub fn is_cloexec(fd: RawFd) -> io::Result<bool> {
     // SAFETY: F_GETFD takes no pointer.
