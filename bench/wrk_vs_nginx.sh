@@ -20,11 +20,14 @@ fi
 cargo build --release -q -p corral --example http_server
 work=$(mktemp -d)
 SERVER=""
-trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 NGINX_PORT=$(free_port)
 CORRAL_PORT=$(free_port)
+# The same pair with TCP_DEFER_ACCEPT (nginx `deferred`, corral `defer_accept`).
+NGINX_DEFER_PORT=$(free_port)
+CORRAL_DEFER_PORT=$(free_port)
 
 # nginx as configured in shared/peers/nginx.conf: 2 workers, reuseport, `return 200`, no access log.
 cat > "$work/nginx.conf" <<NGX
@@ -39,14 +42,23 @@ http {
     listen 127.0.0.1:$NGINX_PORT reuseport backlog=4096;
     location / { return 200 "hello\n"; }
   }
+  server {
+    listen 127.0.0.1:$NGINX_DEFER_PORT reuseport backlog=4096 deferred;
+    location / { return 200 "hello\n"; }
+  }
 }
 NGX
 nginx -c "$work/nginx.conf" -g 'daemon on;'
 ./target/release/examples/http_server --addr "127.0.0.1:$CORRAL_PORT" --seconds 100000 >"$work/corral.log" 2>&1 &
 SERVER=$!
-for _ in $(seq 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$CORRAL_PORT/" 2>/dev/null && curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break
-  sleep 0.1
+./target/release/examples/http_server --addr "127.0.0.1:$CORRAL_DEFER_PORT" --defer-accept --seconds 100000 \
+  >"$work/corral-defer.log" 2>&1 &
+SERVER="$SERVER $!"
+for port in $CORRAL_PORT $CORRAL_DEFER_PORT $NGINX_PORT; do
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+    sleep 0.1
+  done
 done
 
 rps() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; }
@@ -54,11 +66,13 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 scenario() {
   local name=$1; shift
+  local cport=$1; shift
+  local nport=$1; shift
   local path=$1; shift
   local c_runs="" n_runs=""
   for _ in $(seq "$RUNS"); do
-    c_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$CORRAL_PORT$path")"$'\n'
-    [ "$path" = "/" ] && n_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$NGINX_PORT$path")"$'\n'
+    c_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$cport$path")"$'\n'
+    [ "$path" = "/" ] && n_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$nport$path")"$'\n'
   done
   local c n
   c=$(printf '%s' "$c_runs" | median)
@@ -73,6 +87,7 @@ scenario() {
 
 echo "corral example server vs nginx (2 workers), wrk on the same $(nproc) cores, ${DUR}s x ${RUNS} runs, median"
 printf '%-34s %12s %12s %9s\n' scenario corral nginx ratio
-scenario "keep-alive GET / (-t2 -c100)" / -t2 -c100
-scenario "new connection per request (-c50)" / -t2 -c50 -H 'Connection: close'
-scenario "GET /work?us=1000 (-t2 -c50)" '/work?us=1000' -t2 -c50
+scenario "keep-alive GET / (-t2 -c100)" "$CORRAL_PORT" "$NGINX_PORT" / -t2 -c100
+scenario "new connection per request (-c50)" "$CORRAL_PORT" "$NGINX_PORT" / -t2 -c50 -H 'Connection: close'
+scenario "  same, both with defer accept" "$CORRAL_DEFER_PORT" "$NGINX_DEFER_PORT" / -t2 -c50 -H 'Connection: close'
+scenario "GET /work?us=1000 (-t2 -c50)" "$CORRAL_PORT" "$NGINX_PORT" '/work?us=1000' -t2 -c50

@@ -99,6 +99,8 @@ struct Io {
     /// Close once the write buffer is flushed.
     closing: bool,
     continue_sent: bool,
+    /// Edge mode: writability is registered (after a write would have blocked).
+    out_armed: bool,
     partial_since: Option<u64>,
     opened_ms: u64,
 }
@@ -135,7 +137,16 @@ enum Turn {
 }
 
 impl Conn {
-    pub fn new(engine: Arc<Shared>, home: Arc<WorkerShared>, token: u64, fd: OwnedFd, peer: SocketAddr) -> Conn {
+    /// A new connection; `scheduled` when the caller runs it at once (its first bytes are
+    /// known to be there), otherwise it waits, idle, for its first readiness event.
+    pub fn new(
+        engine: Arc<Shared>,
+        home: Arc<WorkerShared>,
+        token: u64,
+        fd: OwnedFd,
+        peer: SocketAddr,
+        scheduled: bool,
+    ) -> Conn {
         let now = engine.now_ms();
         let id = engine.next_conn_id();
         let deadline = now + engine.config.limits.header_timeout.as_millis() as u64;
@@ -145,8 +156,8 @@ impl Conn {
             peer,
             home,
             engine,
-            state: AtomicU8::new(SCHEDULED),
-            ready: AtomicU8::new(READ),
+            state: AtomicU8::new(if scheduled { SCHEDULED } else { IDLE }),
+            ready: AtomicU8::new(if scheduled { READ } else { 0 }),
             deadline_ms: AtomicU64::new(deadline),
             replies: Mutex::new(Replies { base: 0, slots: VecDeque::new(), closed: false }),
             io: Mutex::new(Io {
@@ -163,6 +174,7 @@ impl Conn {
                 no_more: false,
                 closing: false,
                 continue_sent: false,
+                out_armed: false,
                 partial_since: None,
                 opened_ms: now,
             }),
@@ -387,7 +399,15 @@ impl Conn {
         while io.wpos < io.wbuf.len() {
             match sys::send(fd, &io.wbuf[io.wpos..]) {
                 Ok(n) => io.wpos += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // Ask to hear when the peer makes room (checked at once by the kernel,
+                    // so room made in between is not missed).
+                    if !io.out_armed && self.engine.config.readiness == Readiness::Edge {
+                        io.out_armed = true;
+                        let _ = self.home.epoll.modify(fd, self.token, Interest::RW_EDGE);
+                    }
+                    return true;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return false,
             }

@@ -274,7 +274,9 @@ impl WorkerLoop {
         self.ws.counters.tasks.fetch_add(1, Relaxed);
         let conn = match task {
             Task::Conn(c) => Some(c),
-            Task::New(fd, peer) => self.register(fd, peer),
+            // With defer_accept the request is already there: serve it at once.
+            // Otherwise wait for its first readiness event rather than read in vain.
+            Task::New(fd, peer) => self.register(fd, peer, self.engine.config.defer_accept),
         };
         if let Some(conn) = conn {
             let mut ctx = TurnCtx { worker: &self.ws, spare: &mut self.spare };
@@ -288,17 +290,19 @@ impl WorkerLoop {
         self.ws.status.store(IDLE, Release);
     }
 
-    /// Makes this worker the home of a new connection: registry, epoll, timer.
-    fn register(&mut self, fd: OwnedFd, peer: SocketAddr) -> Option<Arc<Conn>> {
+    /// Makes this worker the home of a new connection: registry, epoll, timer. Returns
+    /// the connection to run now if `run_now`; otherwise its first event schedules it.
+    fn register(&mut self, fd: OwnedFd, peer: SocketAddr, run_now: bool) -> Option<Arc<Conn>> {
         let raw = fd.as_raw_fd();
         let (token, conn) = {
             let engine = &self.engine;
             let ws = &self.ws;
-            lock(&ws.registry)
-                .insert_with(|token| Arc::new(Conn::new(Arc::clone(engine), Arc::clone(ws), token, fd, peer)))
+            lock(&ws.registry).insert_with(|token| {
+                Arc::new(Conn::new(Arc::clone(engine), Arc::clone(ws), token, fd, peer, run_now))
+            })
         };
         let interest = match self.engine.config.readiness {
-            Readiness::Edge => Interest::RW_EDGE,
+            Readiness::Edge => Interest::READ_EDGE,
             Readiness::OneShot => Interest::oneshot(false),
         };
         if let Err(e) = self.ws.epoll.add(raw, token, interest) {
@@ -310,8 +314,11 @@ impl WorkerLoop {
         self.timers.push(Reverse((conn.deadline_ms(), token)));
         if self.drained {
             conn.mark(DRAIN);
+            if !run_now && conn.try_schedule() {
+                return Some(conn);
+            }
         }
-        Some(conn)
+        run_now.then_some(conn)
     }
 
     /// Collects readiness from `from`'s epoll (this worker's or a stalled sibling's) into
@@ -381,8 +388,9 @@ impl WorkerLoop {
                 }
             }
         }
+        let run_now = self.engine.config.defer_accept;
         for (fd, peer) in accepted {
-            if let Some(conn) = self.register(fd, peer) {
+            if let Some(conn) = self.register(fd, peer, run_now) {
                 self.local.push(Task::Conn(conn));
                 queued += 1;
             }

@@ -17,6 +17,10 @@ impl Interest {
     /// Readable, level-triggered, and only one of the waiters on this fd is woken
     /// (`EPOLLEXCLUSIVE`, for one listening socket shared by several acceptors).
     pub const READ_EXCLUSIVE: Interest = Interest((libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32);
+    /// Readable and peer hang-up, edge-triggered: reported once per change. A new
+    /// connection starts with this; writability is added only once a write would block,
+    /// so the socket's initial writability does not raise an event per connection.
+    pub const READ_EDGE: Interest = Interest((libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32);
     /// Readable, writable and peer hang-up, edge-triggered: reported once per change.
     pub const RW_EDGE: Interest = Interest((libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32);
     /// The one-shot interest a connection is re-armed with: readable and hang-up, and
