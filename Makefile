@@ -1,7 +1,7 @@
 # corral — the two entry points are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test lint unit build bench wrk clean ffi c-build c-test header install
+.PHONY: demo test lint unit build bench wrk clean ffi c-build c-test header install py-env py-build py-test
 
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
@@ -17,14 +17,17 @@ LDLIBS     := -L$(LIBDIR) -Wl,-rpath,$(abspath $(LIBDIR)) -lcorral -lpthread
 VALGRIND   := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite
 C_TESTS    := test_api conformance
 C_EXAMPLES := echo_handoff http_serve handoff_cpp
+VENV       := .venv
+PY         := $(abspath $(VENV))/bin/python
 
 ## The main job: serve on loopback, drive a short load, print the figures, stop.
 demo:
 	$(CARGO) run --release -q -p corral --example http_server -- --demo
 
 ## Every test: formatting and lints; the C tests, conformance cases and examples,
-## natively and under valgrind; the Rust doc, unit and integration tests.
-test: lint c-test unit
+## natively and under valgrind; the Python extension's tests; the Rust doc, unit and
+## integration tests.
+test: lint c-test py-test unit
 
 lint:
 	$(CARGO) fmt --all --check
@@ -97,3 +100,17 @@ install: ffi
 	install -m 644 include/corral.h $(DESTDIR)$(PREFIX)/include/corral.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ffi/corral.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/corral.pc
+
+## A virtual environment inside the repository with the Python build and test tools.
+py-env: $(VENV)/.ready
+$(VENV)/.ready: bindings/python/requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r bindings/python/requirements-dev.txt
+	touch $@
+
+## Builds the extension (abi3 wheel, via maturin) into the virtual environment.
+py-build: py-env
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/pip install -q --no-build-isolation --force-reinstall --no-deps ./bindings/python
+
+py-test: py-build
+	cd bindings/python && $(PY) -m pytest -q

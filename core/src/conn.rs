@@ -93,6 +93,9 @@ struct Io {
     requests: u64,
     /// More bytes may be waiting in the socket (edge-triggered: until a short read).
     want_read: bool,
+    /// The peer's end-of-stream was signalled: read until it shows (a short read does
+    /// not mean drained, since no new edge will come for it).
+    hup_seen: bool,
     peer_closed: bool,
     /// No more requests are framed (Connection: close, bad input, a Close reply).
     no_more: bool,
@@ -170,6 +173,7 @@ impl Conn {
                 done_seq: 0,
                 requests: 0,
                 want_read: true,
+                hup_seen: false,
                 peer_closed: false,
                 no_more: false,
                 closing: false,
@@ -285,6 +289,9 @@ impl Conn {
         if bits & (READ | HUP) != 0 {
             io.want_read = true;
         }
+        if bits & HUP != 0 {
+            io.hup_seen = true;
+        }
         if bits & TIMEOUT != 0 && engine.now_ms() >= self.deadline_ms() {
             engine.counters.timeouts.fetch_add(1, Relaxed);
             self.close(&mut io, false);
@@ -388,7 +395,7 @@ impl Conn {
         let room = io.rbuf.capacity() - io.rbuf.len();
         let n = sys::recv_append(fd, &mut io.rbuf, if room >= READ_CHUNK { 0 } else { READ_CHUNK })?;
         let offered = room.max(READ_CHUNK);
-        if n > 0 && n < offered {
+        if n > 0 && n < offered && !io.hup_seen {
             io.want_read = false;
         }
         Ok(n)

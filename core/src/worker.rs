@@ -297,9 +297,8 @@ impl WorkerLoop {
         let (token, conn) = {
             let engine = &self.engine;
             let ws = &self.ws;
-            lock(&ws.registry).insert_with(|token| {
-                Arc::new(Conn::new(Arc::clone(engine), Arc::clone(ws), token, fd, peer, run_now))
-            })
+            lock(&ws.registry)
+                .insert_with(|token| Arc::new(Conn::new(Arc::clone(engine), Arc::clone(ws), token, fd, peer, run_now)))
         };
         let interest = match self.engine.config.readiness {
             Readiness::Edge => Interest::READ_EDGE,

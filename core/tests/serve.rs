@@ -365,3 +365,18 @@ fn a_peer_that_does_not_read_stops_being_read() {
     assert_eq!(e.stats().requests(), N as u64);
     e.shutdown(DEADLINE).unwrap();
 }
+
+#[test]
+fn a_request_followed_at_once_by_a_half_close_is_answered_then_closed() {
+    let e = engine(Config::builder().io_workers(1));
+    for _ in 0..50 {
+        let mut s = connect(e.local_addr());
+        // The FIN is on its way before the server reads the request.
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
+    }
+    e.shutdown(DEADLINE).unwrap();
+}

@@ -1,0 +1,341 @@
+"""corral: hand accept and heavy work to a multi-threaded, work-stealing engine.
+
+Two ways to use it from a Python app whose own loop is single-threaded:
+
+- handoff: ``corral.listen(...)`` accepts on corral's threads and gives you connected
+  ``socket.socket`` objects (``accept()``, ``accept_many()``, or ``fileno()`` in your own
+  loop; ``corral.aio.start_server`` does it for asyncio).
+- serve: ``corral.serve(handler, ...)`` reads, frames and classifies requests on
+  corral's threads and calls ``handler`` only to compute the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import inspect
+import logging
+import os
+import socket
+import weakref
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from . import _corral
+from ._corral import (
+    BindError,
+    ConfigError,
+    Error,
+    PublicAddressError,
+    Request,
+    Responder,
+    StateError,
+    WrongModeError,
+)
+
+__version__: str = _corral.__version__
+
+__all__ = [
+    "BindError",
+    "ConfigError",
+    "Error",
+    "Listener",
+    "PublicAddressError",
+    "Request",
+    "Response",
+    "Server",
+    "StateError",
+    "WrongModeError",
+    "listen",
+    "serve",
+]
+
+log = logging.getLogger("corral")
+
+Address = Tuple[str, int]
+Reply = Union[bytes, bytearray, memoryview, str, "Response"]
+
+# Every open engine, so that interpreter exit and fork() can settle them.
+_live: "weakref.WeakSet[_EngineOwner]" = weakref.WeakSet()
+
+
+class Response:
+    """An HTTP response: ``Response(200, body=b"hi", headers={"content-type": "text/plain"})``.
+
+    corral writes content-length, connection and date itself.
+    """
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: Union[bytes, bytearray, memoryview, str] = b"",
+        headers: Union[Dict[str, str], Iterable[Tuple[str, str]], None] = None,
+    ) -> None:
+        self.status = int(status)
+        self.body = body.encode() if isinstance(body, str) else bytes(body)
+        if headers is None:
+            self.headers: List[Tuple[str, str]] = []
+        elif isinstance(headers, dict):
+            self.headers = [(str(k), str(v)) for k, v in headers.items()]
+        else:
+            self.headers = [(str(k), str(v)) for k, v in headers]
+
+    def __repr__(self) -> str:
+        return f"Response({self.status}, {len(self.body)} bytes)"
+
+
+def _options(**options: Any) -> Dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+class _EngineOwner:
+    """Owns a native engine; closes it on exit, forgets it in a forked child."""
+
+    _engine: _corral.Engine
+
+    def _own(self, engine: _corral.Engine) -> None:
+        self._engine = engine
+        _live.add(self)
+
+    @property
+    def addresses(self) -> List[Address]:
+        """The listening addresses, with the ports the kernel chose for port 0."""
+        return [tuple(a) for a in self._engine.addresses()]  # type: ignore[misc]
+
+    @property
+    def address(self) -> Address:
+        """The first listening address."""
+        return self.addresses[0]
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._engine.closed)
+
+    def stats(self) -> Dict[str, Any]:
+        """A snapshot of the engine's counters as a dict."""
+        return dict(self._engine.stats())
+
+    def prometheus(self) -> str:
+        """The same snapshot as Prometheus text."""
+        return str(self._engine.prometheus())
+
+    def close(self, timeout: float = 5.0) -> Dict[str, Any]:
+        """Stops accepting, lets in-flight work finish for up to ``timeout`` seconds,
+        closes the rest, and returns the shutdown report. Raises StateError if closed."""
+        _live.discard(self)
+        return dict(self._engine.close(timeout))
+
+    def _close_quietly(self, timeout: float) -> None:
+        if not self._engine.closed:
+            try:
+                self._engine.close(timeout)
+            except Error:
+                pass
+
+
+class Listener(_EngineOwner):
+    """A handoff engine: corral accepts, you serve. Use as a context manager."""
+
+    def __init__(self, engine: _corral.Engine) -> None:
+        self._own(engine)
+
+    def fileno(self) -> int:
+        """The notify fd: readable while accepted connections wait. Do not close it."""
+        return int(self._engine.fileno())
+
+    @staticmethod
+    def _socket(fd: int, family: int) -> socket.socket:
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        return socket.socket(af, socket.SOCK_STREAM, 0, fileno=fd)
+
+    def accept_many(self, n: int = 64) -> List[socket.socket]:
+        """Takes up to ``n`` accepted connections without waiting (possibly none). Each
+        is a non-blocking ``socket.socket`` that you own."""
+        return [self._socket(fd, fam) for fd, fam, _host, _port in self._engine.take(n)]
+
+    def accept(self, timeout: Optional[float] = None) -> socket.socket:
+        """Waits for one connection (the GIL is released; Ctrl-C interrupts) and returns
+        it as a blocking-mode ``socket.socket``. Raises TimeoutError after ``timeout``."""
+        while True:
+            got = self._engine.take(1)
+            if got:
+                fd, fam, _host, _port = got[0]
+                s = self._socket(fd, fam)
+                s.setblocking(True)
+                return s
+            if not self._engine.wait(timeout):
+                raise TimeoutError("no connection arrived in time")
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close_quietly(5.0)
+
+    def __aiter__(self) -> "Listener":
+        return self
+
+    async def __anext__(self) -> socket.socket:
+        """``async for sock in listener``: connections as they come, on the running loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.closed:
+                raise StopAsyncIteration
+            got = self.accept_many(1)
+            if got:
+                return got[0]
+            ready = loop.create_future()
+            fd = self.fileno()
+            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+
+
+def _addr(host: str, port: int) -> List[Address]:
+    return [(host, int(port))]
+
+
+def listen(
+    address: Address = ("127.0.0.1", 0),
+    *,
+    acceptors: Optional[int] = None,
+    backlog: Optional[int] = None,
+    capacity: Optional[int] = None,
+    allow_public: bool = False,
+    defer_accept: Optional[bool] = None,
+    listener: Optional[str] = None,
+) -> Listener:
+    """Starts a handoff engine on ``address`` and returns its Listener."""
+    opts = _options(
+        acceptors=acceptors,
+        backlog=backlog,
+        capacity=capacity,
+        allow_public=allow_public,
+        defer_accept=defer_accept,
+        listener=listener,
+    )
+    engine = _corral.Engine("handoff", _addr(*address), opts)
+    engine.start()
+    return Listener(engine)
+
+
+Handler = Callable[[Request], Union[Reply, Awaitable[Reply]]]
+
+
+def _send(responder: Responder, reply: Any) -> None:
+    if isinstance(reply, Response):
+        responder.respond_http(reply.status, reply.headers, reply.body)
+    elif isinstance(reply, str):
+        responder.respond_bytes(reply.encode())
+    elif isinstance(reply, (bytes, bytearray, memoryview)):
+        responder.respond_bytes(bytes(reply))
+    elif reply is None:
+        responder.close()
+    else:
+        raise TypeError(f"a handler must return bytes, str, Response or None, not {type(reply).__name__}")
+
+
+def _failed(request: Request, responder: Responder, exc: BaseException) -> None:
+    log.error("handler failed for %r", request, exc_info=(type(exc), exc, exc.__traceback__))
+    if not responder.answered:
+        responder.fail()
+
+
+class Server(_EngineOwner):
+    """A serving engine. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, engine: _corral.Engine) -> None:
+        self._own(engine)
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close_quietly(5.0)
+
+
+def _dispatcher(handler: Handler, loop: Optional[asyncio.AbstractEventLoop]) -> Callable[[Request, Responder], None]:
+    is_async = inspect.iscoroutinefunction(handler)
+    if is_async and loop is None:
+        raise ConfigError("an async def handler needs loop=: the asyncio loop it runs on")
+
+    def dispatch(request: Request, responder: Responder) -> None:
+        # Runs on a corral thread, with the GIL.
+        try:
+            if is_async:
+                assert loop is not None
+                fut = asyncio.run_coroutine_threadsafe(handler(request), loop)  # type: ignore[arg-type]
+
+                def done(f: "concurrent.futures.Future[Any]") -> None:
+                    try:
+                        _send(responder, f.result())
+                    except BaseException as exc:  # noqa: BLE001 - every failure becomes an error reply
+                        _failed(request, responder, exc)
+
+                fut.add_done_callback(done)
+            else:
+                _send(responder, handler(request))
+        except BaseException as exc:  # noqa: BLE001
+            _failed(request, responder, exc)
+
+    return dispatch
+
+
+def serve(
+    handler: Handler,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    protocol: str = "http",
+    heavy: Union[Sequence[str], Dict[str, Any], None] = None,
+    workers: Optional[int] = None,
+    cpu_threads: Optional[int] = None,
+    loop: Optional[asyncio.AbstractEventLoop] = None,
+    model: Optional[str] = None,
+    allow_public: bool = False,
+    **options: Any,
+) -> Server:
+    """Starts a serving engine. ``handler(request)`` returns bytes, str, a Response, or
+    None (close the connection); an ``async def`` handler runs on ``loop``.
+
+    ``heavy`` classifies requests natively, without calling Python: a list of HTTP path
+    prefixes, or ``{"path_prefixes": [...], "min_bytes": n}``. Heavy requests run on
+    corral's CPU pool, light ones on its I/O workers.
+    """
+    if isinstance(heavy, dict):
+        unknown = set(heavy) - {"path_prefixes", "min_bytes"}
+        if unknown:
+            raise ConfigError(f"unknown heavy rule keys {sorted(unknown)}: use path_prefixes and min_bytes")
+        prefixes = list(heavy.get("path_prefixes", []))
+        min_bytes = heavy.get("min_bytes")
+    else:
+        prefixes = list(heavy or [])
+        min_bytes = None
+    opts = _options(
+        protocol=protocol, workers=workers, cpu_threads=cpu_threads, model=model, allow_public=allow_public, **options
+    )
+    engine = _corral.Engine("serve", _addr(host, port), opts, _dispatcher(handler, loop), prefixes, min_bytes)
+    engine.start()
+    return Server(engine)
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    # corral's threads must not call into an interpreter that is finalizing.
+    for owner in list(_live):
+        owner._close_quietly(1.0)
+
+
+def _forget_in_child() -> None:
+    # The engine's threads were not copied by fork(): forget the engines here.
+    for owner in list(_live):
+        owner._engine._forget()
+    _live.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

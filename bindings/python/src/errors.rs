@@ -1,0 +1,104 @@
+//! The exception classes, created at import: `Error` and its subclasses, with
+//! `ConfigError` also a `ValueError` and `BindError` also an `OSError` (with `errno`).
+
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+
+use engine::ErrorKind;
+
+struct Classes {
+    error: Py<PyType>,
+    config: Py<PyType>,
+    public: Py<PyType>,
+    bind: Py<PyType>,
+    mode: Py<PyType>,
+    state: Py<PyType>,
+}
+
+static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
+
+fn make(py: Python<'_>, name: &str, bases: &Bound<'_, PyTuple>, doc: &str) -> PyResult<Py<PyType>> {
+    let ns = PyDict::new(py);
+    ns.set_item("__doc__", doc)?;
+    ns.set_item("__module__", "corral")?;
+    let ty = py.import("builtins")?.getattr("type")?.call1((name, bases, ns))?;
+    Ok(ty.cast_into::<PyType>()?.unbind())
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let exc = py.get_type::<pyo3::exceptions::PyException>();
+    let value = py.get_type::<pyo3::exceptions::PyValueError>();
+    let os = py.get_type::<PyOSError>();
+    let error = make(py, "Error", &PyTuple::new(py, [exc])?, "Base class of corral's errors.")?;
+    let e = error.bind(py).clone();
+    let config = make(
+        py,
+        "ConfigError",
+        &PyTuple::new(py, [e.clone(), value])?,
+        "An option is out of range or contradicts another.",
+    )?;
+    let public = make(
+        py,
+        "PublicAddressError",
+        &PyTuple::new(py, [config.bind(py).clone()])?,
+        "A wildcard address (0.0.0.0 or ::) without allow_public=True.",
+    )?;
+    let bind = make(
+        py,
+        "BindError",
+        &PyTuple::new(py, [e.clone(), os])?,
+        "Cannot listen on the address (in use, not local, no permission); errno says which.",
+    )?;
+    let mode = make(py, "WrongModeError", &PyTuple::new(py, [e.clone()])?, "The call needs the other kind of engine.")?;
+    let state = make(py, "StateError", &PyTuple::new(py, [e])?, "The engine is closed, or already started.")?;
+    for (name, ty) in [
+        ("Error", &error),
+        ("ConfigError", &config),
+        ("PublicAddressError", &public),
+        ("BindError", &bind),
+        ("WrongModeError", &mode),
+        ("StateError", &state),
+    ] {
+        m.add(name, ty.clone_ref(py))?;
+    }
+    let _ = CLASSES.set(py, Classes { error, config, public, bind, mode, state });
+    Ok(())
+}
+
+/// Maps a core error to its Python exception: one kind, one class.
+pub(crate) fn to_py(py: Python<'_>, e: engine::Error) -> PyErr {
+    let Some(c) = CLASSES.get(py) else { return PyOSError::new_err(e.to_string()) };
+    let msg = e.to_string();
+    let ty = match e.kind() {
+        ErrorKind::InvalidConfig => &c.config,
+        ErrorKind::PublicAddress => &c.public,
+        ErrorKind::Bind => {
+            let errno = e.raw_os_error().unwrap_or(0);
+            return PyErr::from_type(c.bind.bind(py).clone(), (errno, msg));
+        }
+        ErrorKind::WrongMode => &c.mode,
+        ErrorKind::State => &c.state,
+        ErrorKind::Io => return PyOSError::new_err((e.raw_os_error().unwrap_or(0), msg)),
+        _ => &c.error,
+    };
+    PyErr::from_type(ty.bind(py).clone(), msg)
+}
+
+/// A `StateError` with this message.
+pub(crate) fn state(py: Python<'_>, msg: &str) -> PyErr {
+    match CLASSES.get(py) {
+        Some(c) => PyErr::from_type(c.state.bind(py).clone(), msg.to_string()),
+        None => PyOSError::new_err(msg.to_string()),
+    }
+}
+
+/// A `ConfigError` (a `ValueError`) with this message.
+pub(crate) fn config(py: Python<'_>, msg: String) -> PyErr {
+    match CLASSES.get(py) {
+        Some(c) => PyErr::from_type(c.config.bind(py).clone(), msg),
+        None => pyo3::exceptions::PyValueError::new_err(msg),
+    }
+}

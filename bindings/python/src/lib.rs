@@ -1,0 +1,22 @@
+//! `corral._corral`: the native half of the Python package. It converts types and
+//! errors and nothing else; the idioms (sockets, context managers, asyncio, Response)
+//! live in the pure-Python package `corral`.
+//!
+//! Threads: corral's threads attach to the interpreter only to call the Python
+//! dispatcher of a serving engine, and every wait releases the GIL (`detach`).
+
+mod engine;
+mod errors;
+mod serve;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _corral(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<serve::Request>()?;
+    m.add_class::<serve::Responder>()?;
+    Ok(())
+}

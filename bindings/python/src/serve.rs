@@ -1,0 +1,161 @@
+//! Serving into Python: the handler bridge, and the `Request` and `Responder` objects
+//! the Python dispatcher receives.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use engine::{Cost, CostRule, Handler, Payload, Reply, Response};
+
+use crate::errors;
+
+/// Calls the Python dispatcher on corral's threads, attached to the interpreter only
+/// for that call. Classification is the declarative rule, decided natively.
+pub(crate) struct PyHandler {
+    pub dispatch: Py<PyAny>,
+    pub rule: CostRule,
+}
+
+impl Handler for PyHandler {
+    fn cost(&self, req: &engine::Request) -> Cost {
+        self.rule.classify(req)
+    }
+
+    fn handle(&self, req: engine::Request, res: engine::Responder) {
+        Python::attach(|py| {
+            let r = Request { inner: req };
+            let s = Responder { inner: Mutex::new(Some(res)) };
+            if let Err(e) = self.dispatch.call1(py, (r, s)) {
+                // The dispatcher catches handler errors itself; this is a bug in it.
+                e.write_unraisable(py, None);
+            }
+        })
+    }
+}
+
+/// One framed request (read-only).
+#[pyclass(frozen, module = "corral._corral")]
+pub struct Request {
+    inner: engine::Request,
+}
+
+#[pymethods]
+impl Request {
+    /// HTTP method, or None for the other protocols.
+    #[getter]
+    fn method(&self) -> Option<&str> {
+        self.inner.http().map(|h| h.method())
+    }
+    /// HTTP request target (path and query), or None.
+    #[getter]
+    fn path(&self) -> Option<&str> {
+        self.inner.http().map(|h| h.path())
+    }
+    /// HTTP headers as (name, value) pairs in the order received; empty otherwise.
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> Vec<(String, Bound<'py, PyBytes>)> {
+        match self.inner.http() {
+            Some(h) => h.headers().map(|(n, v)| (n.to_string(), PyBytes::new(py, v))).collect(),
+            None => Vec::new(),
+        }
+    }
+    /// The first header called `name` (case-insensitive), or None.
+    fn header<'py>(&self, py: Python<'py>, name: &str) -> Option<Bound<'py, PyBytes>> {
+        self.inner.http().and_then(|h| h.header(name)).map(|v| PyBytes::new(py, v))
+    }
+    /// The frame (raw, lines, length) or the HTTP body.
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.bytes())
+    }
+    #[getter]
+    fn conn_id(&self) -> u64 {
+        self.inner.conn_id()
+    }
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.inner.seq()
+    }
+    #[getter]
+    fn worker(&self) -> usize {
+        self.inner.worker()
+    }
+    #[getter]
+    fn peer(&self) -> (String, u16) {
+        let p = self.inner.peer();
+        (p.ip().to_string(), p.port())
+    }
+    #[getter]
+    fn is_http(&self) -> bool {
+        matches!(self.inner.payload(), Payload::Http(_))
+    }
+    fn __repr__(&self) -> String {
+        match self.inner.http() {
+            Some(h) => {
+                format!("<Request {} {} conn={} seq={}>", h.method(), h.path(), self.inner.conn_id(), self.inner.seq())
+            }
+            None => format!(
+                "<Request {} bytes conn={} seq={}>",
+                self.inner.bytes().len(),
+                self.inner.conn_id(),
+                self.inner.seq()
+            ),
+        }
+    }
+}
+
+/// Completes one request, once, from any thread. Dropped unanswered, it sends the
+/// error reply (HTTP 500; the other protocols close the connection).
+#[pyclass(frozen, module = "corral._corral")]
+pub struct Responder {
+    inner: Mutex<Option<engine::Responder>>,
+}
+
+impl Responder {
+    fn take(&self, py: Python<'_>) -> PyResult<engine::Responder> {
+        let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        taken.ok_or_else(|| errors::state(py, "this request was already answered"))
+    }
+}
+
+#[pymethods]
+impl Responder {
+    /// Replies with bytes, framed by the protocol (HTTP: a 200 with this body).
+    fn respond_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let r = self.take(py)?;
+        let data = data.to_vec();
+        py.detach(|| r.respond(Reply::Bytes(data)));
+        Ok(())
+    }
+    /// Replies with an HTTP response.
+    fn respond_http(&self, py: Python<'_>, status: u16, headers: Vec<(String, String)>, body: &[u8]) -> PyResult<()> {
+        if !(100..=999).contains(&status) {
+            return Err(errors::config(py, format!("status {status} is not an HTTP status code (100..=999)")));
+        }
+        let r = self.take(py)?;
+        let mut resp = Response::new(status).body(body.to_vec());
+        for (n, v) in headers {
+            resp = resp.header(n, v);
+        }
+        py.detach(|| r.respond(resp));
+        Ok(())
+    }
+    /// Answers with the protocol's error reply (HTTP 500) now.
+    fn fail(&self, py: Python<'_>) -> PyResult<()> {
+        let r = self.take(py)?;
+        py.detach(|| drop(r));
+        Ok(())
+    }
+    /// Closes the connection once the replies to earlier requests are written.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let r = self.take(py)?;
+        py.detach(|| r.close());
+        Ok(())
+    }
+    /// Whether a reply was already sent.
+    #[getter]
+    fn answered(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
+}
