@@ -217,3 +217,68 @@ mod tests {
         }
     }
 }
+
+/// A work-stealing thread pool for CPU-heavy jobs, the same one that runs an engine's
+/// heavy requests, usable on its own (the Python front builds its
+/// `concurrent.futures.Executor` on it). Jobs run in roughly submission order; idle
+/// threads steal from busy ones. A job that panics is counted and the thread lives on.
+pub struct Pool {
+    inner: CpuPool,
+    live: Arc<ThreadSet>,
+    stopped: AtomicBool,
+}
+
+impl Pool {
+    /// Starts `threads` threads (at least one).
+    pub fn new(threads: usize) -> crate::Result<Pool> {
+        let live = Arc::new(ThreadSet::default());
+        let inner = CpuPool::start(threads.max(1), "corral-pool", &live)
+            .map_err(|e| crate::Error::io(crate::ErrorKind::Io, "cannot start the pool's threads", e))?;
+        Ok(Pool { inner, live, stopped: AtomicBool::new(false) })
+    }
+
+    /// Queues a job. Refused (the job is dropped, returned `false`) once shut down.
+    pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> bool {
+        if self.stopped.load(SeqCst) {
+            return false;
+        }
+        self.inner.submit(Box::new(job));
+        true
+    }
+
+    pub fn threads(&self) -> usize {
+        self.inner.threads()
+    }
+
+    /// Jobs queued and not started.
+    pub fn queued(&self) -> usize {
+        self.inner.queued()
+    }
+
+    /// Stops taking jobs; the threads finish what is queued, then exit. With
+    /// `wait = Some(d)`, waits up to `d` for them; returns whether they all exited.
+    pub fn shutdown(&self, wait: Option<std::time::Duration>) -> bool {
+        self.stopped.store(true, SeqCst);
+        let handles = self.inner.stop();
+        match wait {
+            Some(d) => {
+                let done = self.live.wait(std::time::Instant::now() + d);
+                if done {
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                }
+                done
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if !self.stopped.load(SeqCst) {
+            self.shutdown(None);
+        }
+    }
+}

@@ -37,6 +37,7 @@ mod sys;
 mod worker;
 
 pub use config::{Config, ConfigBuilder, Limits, Readiness};
+pub use cpu::Pool;
 pub use engine::{Engine, Mode, ShutdownReport};
 pub use error::{Error, ErrorKind, Result};
 pub use frame::{HttpRequest, Payload, Protocol, Reply, Response};

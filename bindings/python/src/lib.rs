@@ -7,6 +7,7 @@
 
 mod engine;
 mod errors;
+mod pool;
 mod serve;
 
 use pyo3::prelude::*;
@@ -16,6 +17,7 @@ fn _corral(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     m.add_class::<engine::Engine>()?;
+    m.add_class::<pool::Pool>()?;
     m.add_class::<serve::Request>()?;
     m.add_class::<serve::Responder>()?;
     Ok(())

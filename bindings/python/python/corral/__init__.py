@@ -18,6 +18,7 @@ import inspect
 import logging
 import os
 import socket
+import threading
 import weakref
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -39,6 +40,7 @@ __all__ = [
     "BindError",
     "ConfigError",
     "Error",
+    "Executor",
     "Listener",
     "PublicAddressError",
     "Request",
@@ -323,11 +325,63 @@ def serve(
     return Server(engine)
 
 
+class Executor(concurrent.futures.Executor):
+    """A ``concurrent.futures.Executor`` on corral's work-stealing CPU pool: ``submit``,
+    ``map``, ``shutdown``, and usable with ``loop.run_in_executor``. Jobs run on pool
+    threads with the GIL; work that releases it (hashlib, zlib, numpy) runs in parallel."""
+
+    def __init__(self, max_workers: Optional[int] = None) -> None:
+        self._pool = _corral.Pool(max_workers if max_workers is not None else (os.cpu_count() or 1))
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._pending: "set[concurrent.futures.Future[Any]]" = set()
+        _executors.add(self)
+
+    @property
+    def max_workers(self) -> int:
+        return int(self._pool.threads)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "concurrent.futures.Future[Any]":
+        future: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
+
+        def run() -> None:
+            with self._lock:
+                self._pending.discard(future)
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - the Future carries it
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._pending.add(future)
+            self._pool.submit(run)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+            pending = list(self._pending) if cancel_futures else []
+        for f in pending:
+            f.cancel()
+        self._pool.shutdown(wait)
+
+
+_executors: "weakref.WeakSet[Executor]" = weakref.WeakSet()
+
+
 @atexit.register
 def _close_at_exit() -> None:
     # corral's threads must not call into an interpreter that is finalizing.
     for owner in list(_live):
         owner._close_quietly(1.0)
+    for ex in list(_executors):
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _forget_in_child() -> None:
