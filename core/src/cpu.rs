@@ -182,42 +182,6 @@ fn run(inner: &Inner, i: usize, local: Worker<Job>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::mpsc;
-
-    #[test]
-    fn runs_every_job_and_stops() {
-        let pool = CpuPool::start(3, "t", &Default::default()).unwrap();
-        let (tx, rx) = mpsc::channel();
-        for i in 0..1000 {
-            let tx = tx.clone();
-            pool.submit(Box::new(move || tx.send(i).unwrap()));
-        }
-        let mut got: Vec<i32> = (0..1000).map(|_| rx.recv().unwrap()).collect();
-        got.sort();
-        assert_eq!(got, (0..1000).collect::<Vec<_>>());
-        for h in pool.stop() {
-            h.join().unwrap();
-        }
-        assert_eq!(pool.counters().run.load(Relaxed), 1000);
-    }
-
-    #[test]
-    fn a_panicking_job_is_counted_and_the_thread_lives() {
-        let pool = CpuPool::start(1, "t", &Default::default()).unwrap();
-        pool.submit(Box::new(|| panic!("boom (expected in this test)")));
-        let (tx, rx) = mpsc::channel();
-        pool.submit(Box::new(move || tx.send(()).unwrap()));
-        rx.recv().unwrap();
-        assert_eq!(pool.counters().panics.load(Relaxed), 1);
-        for h in pool.stop() {
-            h.join().unwrap();
-        }
-    }
-}
-
 /// A work-stealing thread pool for CPU-heavy jobs, the same one that runs an engine's
 /// heavy requests, usable on its own (the Python front builds its
 /// `concurrent.futures.Executor` on it). Jobs run in roughly submission order; idle
@@ -279,6 +243,42 @@ impl Drop for Pool {
     fn drop(&mut self) {
         if !self.stopped.load(SeqCst) {
             self.shutdown(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn runs_every_job_and_stops() {
+        let pool = CpuPool::start(3, "t", &Default::default()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..1000 {
+            let tx = tx.clone();
+            pool.submit(Box::new(move || tx.send(i).unwrap()));
+        }
+        let mut got: Vec<i32> = (0..1000).map(|_| rx.recv().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+        for h in pool.stop() {
+            h.join().unwrap();
+        }
+        assert_eq!(pool.counters().run.load(Relaxed), 1000);
+    }
+
+    #[test]
+    fn a_panicking_job_is_counted_and_the_thread_lives() {
+        let pool = CpuPool::start(1, "t", &Default::default()).unwrap();
+        pool.submit(Box::new(|| panic!("boom (expected in this test)")));
+        let (tx, rx) = mpsc::channel();
+        pool.submit(Box::new(move || tx.send(()).unwrap()));
+        rx.recv().unwrap();
+        assert_eq!(pool.counters().panics.load(Relaxed), 1);
+        for h in pool.stop() {
+            h.join().unwrap();
         }
     }
 }
