@@ -1,7 +1,7 @@
 # corral — the two entry points are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test lint unit build bench wrk clean ffi c-build c-test header install py-env py-build py-test
+.PHONY: demo test lint unit build bench wrk clean ffi c-build c-test header install py-env py-build py-test node-build node-test
 
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
@@ -25,9 +25,9 @@ demo:
 	$(CARGO) run --release -q -p corral --example http_server -- --demo
 
 ## Every test: formatting and lints; the C tests, conformance cases and examples,
-## natively and under valgrind; the Python extension's tests; the Rust doc, unit and
-## integration tests.
-test: lint c-test py-test unit
+## natively and under valgrind; the Python extension's and the Node addon's tests; the
+## Rust doc, unit and integration tests.
+test: lint c-test py-test node-test unit
 
 lint:
 	$(CARGO) fmt --all --check
@@ -114,3 +114,10 @@ py-build: py-env
 
 py-test: py-build
 	cd bindings/python && $(PY) -m pytest -q
+
+## Builds the Node addon (napi-rs 3, @napi-rs/cli from package-lock.json).
+node-build:
+	cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
+
+node-test: node-build
+	cd bindings/node && node --test test/

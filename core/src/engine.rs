@@ -445,6 +445,14 @@ impl Engine {
         Ok(self.host()?.notify_fd())
     }
 
+    /// Handoff: also calls `waker` on each empty→non-empty transition of the queue,
+    /// on an acceptor thread (it must not block). For hosts that cannot watch
+    /// [`notify_fd`](Self::notify_fd), such as Node's loop through a threadsafe function.
+    pub fn set_handoff_waker(&self, waker: impl Fn() + Send + Sync + 'static) -> Result<()> {
+        self.host()?.set_waker(Arc::new(waker));
+        Ok(())
+    }
+
     /// Handoff: waits until a connection is queued or `timeout` passes (`None`: no
     /// limit). Returns false on timeout or interruption by a signal.
     pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {

@@ -24,9 +24,13 @@ pub struct Accepted {
     pub peer: SocketAddr,
 }
 
+/// Called on the queue's empty→non-empty transition, on the acceptor's thread.
+pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
+
 pub(crate) struct HostQueue {
     queue: Mutex<VecDeque<Accepted>>,
     notify: EventFd,
+    waker: Mutex<Option<Waker>>,
     pub gate: Arc<Gate>,
 }
 
@@ -35,17 +39,36 @@ impl HostQueue {
         Ok(HostQueue {
             queue: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
             notify: EventFd::new()?,
+            waker: Mutex::new(None),
             gate: Arc::new(Gate::new(capacity)),
         })
     }
 
     /// Queues a connection whose slot the acceptor already reserved on the gate.
     pub fn push(&self, a: Accepted) {
-        let mut q = lock(&self.queue);
-        let was_empty = q.is_empty();
-        q.push_back(a);
+        let was_empty = {
+            let mut q = lock(&self.queue);
+            let was_empty = q.is_empty();
+            q.push_back(a);
+            if was_empty {
+                self.notify.notify();
+            }
+            was_empty
+        };
         if was_empty {
-            self.notify.notify();
+            let waker = lock(&self.waker).clone();
+            if let Some(w) = waker {
+                w();
+            }
+        }
+    }
+
+    /// Also calls `w` on each empty→non-empty transition (for hosts whose loop cannot
+    /// watch an fd, like Node's). Called at once if connections already wait.
+    pub fn set_waker(&self, w: Waker) {
+        *lock(&self.waker) = Some(Arc::clone(&w));
+        if !lock(&self.queue).is_empty() {
+            w();
         }
     }
 

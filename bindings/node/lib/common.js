@@ -1,0 +1,73 @@
+'use strict'
+// Conversions shared by the main thread and the heavy worker threads.
+
+/** Moves the `[CORRAL_…]` prefix of a native error into `err.code`. */
+function withCode(err) {
+  const m = /^\[(CORRAL_[A-Z_]+)\] /.exec(err && err.message)
+  if (m) {
+    err.code = m[1]
+    err.message = err.message.slice(m[0].length)
+  }
+  return err
+}
+
+/** Calls a native function, giving its errors their `code`. */
+function call(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw withCode(e)
+  }
+}
+
+/** The request object a handler receives. */
+function makeRequest(r) {
+  const headers = {}
+  for (let i = 0; i + 1 < r.rawHeaders.length; i += 2) {
+    const name = r.rawHeaders[i].toLowerCase()
+    if (!(name in headers)) headers[name] = r.rawHeaders[i + 1]
+  }
+  return {
+    method: r.method ?? undefined,
+    url: r.url ?? undefined,
+    headers,
+    rawHeaders: r.rawHeaders,
+    body: r.body,
+    connId: r.connId,
+    seq: r.seq,
+    worker: r.worker,
+    remoteAddress: r.remote.address,
+    remotePort: r.remote.port,
+  }
+}
+
+function toBuffer(v) {
+  if (Buffer.isBuffer(v)) return v
+  if (typeof v === 'string') return Buffer.from(v)
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+  throw new TypeError(`a body must be a Buffer, Uint8Array or string, not ${typeof v}`)
+}
+
+function flatHeaders(headers) {
+  const out = []
+  for (const [k, v] of Object.entries(headers || {})) {
+    for (const one of Array.isArray(v) ? v : [v]) out.push(String(k), String(one))
+  }
+  return out
+}
+
+/** Sends a handler's return value through `target` (an engine or a heavy port). */
+function reply(target, id, v) {
+  if (v == null) {
+    target.closeConnection ? target.closeConnection(id) : target.fail(id)
+  } else if (typeof v === 'string' || v instanceof Uint8Array) {
+    target.respondBytes(id, toBuffer(v))
+  } else if (typeof v === 'object') {
+    const { status = 200, headers = {}, body = '' } = v
+    target.respond(id, status, flatHeaders(headers), toBuffer(body))
+  } else {
+    throw new TypeError(`a handler must return a Buffer, string, {status, headers, body} or null, not ${typeof v}`)
+  }
+}
+
+module.exports = { call, makeRequest, reply, withCode }

@@ -1,0 +1,256 @@
+//! Serving into JS: requests wait in a main-thread queue (or, when heavy and JS worker
+//! threads are attached, in a heavy queue those workers pull from); responders wait in
+//! a table by request id until JS answers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi_derive::napi;
+
+use engine::{Cost, CostRule, Handler, Reply, Request, Responder, Response};
+
+use crate::{fail, Address, Wake};
+
+/// A request as JS sees it. `rawHeaders` is flat: name, value, name, value…
+#[napi(object)]
+pub struct JsRequest {
+    pub id: i64,
+    pub method: Option<String>,
+    pub url: Option<String>,
+    pub raw_headers: Vec<String>,
+    pub body: Buffer,
+    pub conn_id: i64,
+    pub seq: i64,
+    pub worker: u32,
+    pub remote: Address,
+}
+
+pub struct Pending {
+    id: u64,
+    req: Request,
+}
+
+fn to_js(p: Pending) -> JsRequest {
+    let r = &p.req;
+    let (method, url, raw_headers) = match r.http() {
+        Some(h) => (
+            Some(h.method().to_string()),
+            Some(h.path().to_string()),
+            h.headers().flat_map(|(n, v)| [n.to_string(), String::from_utf8_lossy(v).into_owned()]).collect(),
+        ),
+        None => (None, None, Vec::new()),
+    };
+    JsRequest {
+        id: p.id as i64,
+        method,
+        url,
+        raw_headers,
+        body: r.bytes().to_vec().into(),
+        conn_id: r.conn_id() as i64,
+        seq: r.seq() as i64,
+        worker: r.worker() as u32,
+        remote: r.peer().into(),
+    }
+}
+
+static NEXT_ENGINE: AtomicU32 = AtomicU32::new(1);
+static REGISTRY: Mutex<Vec<(u32, Weak<ServeQueues>)>> = Mutex::new(Vec::new());
+
+pub struct ServeQueues {
+    pub id: u32,
+    wake: Wake,
+    rule: CostRule,
+    heavy_to_workers: bool,
+    main: Mutex<VecDeque<Pending>>,
+    heavy: Mutex<VecDeque<Pending>>,
+    heavy_ready: Condvar,
+    responders: Mutex<HashMap<u64, Responder>>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl ServeQueues {
+    pub fn new(wake: Wake, rule: CostRule, heavy_to_workers: bool) -> Arc<ServeQueues> {
+        let id = NEXT_ENGINE.fetch_add(1, Relaxed);
+        let q = Arc::new(ServeQueues {
+            id,
+            wake,
+            rule,
+            heavy_to_workers,
+            main: Mutex::new(VecDeque::new()),
+            heavy: Mutex::new(VecDeque::new()),
+            heavy_ready: Condvar::new(),
+            responders: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+        });
+        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        reg.retain(|(_, w)| w.strong_count() > 0);
+        reg.push((id, Arc::downgrade(&q)));
+        q
+    }
+
+    fn attach(id: u32) -> Option<Arc<ServeQueues>> {
+        let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        reg.iter().find(|(i, _)| *i == id).and_then(|(_, w)| w.upgrade())
+    }
+
+    fn push(&self, req: Request, res: Responder) {
+        if self.closed.load(Acquire) {
+            return; // the responder drops: error reply
+        }
+        let id = self.next_id.fetch_add(1, Relaxed);
+        self.responders.lock().unwrap_or_else(|e| e.into_inner()).insert(id, res);
+        let heavy = self.heavy_to_workers && self.rule.classify(&req) == Cost::Heavy;
+        if heavy {
+            self.heavy.lock().unwrap_or_else(|e| e.into_inner()).push_back(Pending { id, req });
+            self.heavy_ready.notify_one();
+            return;
+        }
+        let was_empty = {
+            let mut q = self.main.lock().unwrap_or_else(|e| e.into_inner());
+            let was_empty = q.is_empty();
+            q.push_back(Pending { id, req });
+            was_empty
+        };
+        if was_empty {
+            let _ = self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+
+    pub fn take_main(&self, max: usize) -> Vec<JsRequest> {
+        let batch: Vec<Pending> = {
+            let mut q = self.main.lock().unwrap_or_else(|e| e.into_inner());
+            let n = max.min(q.len());
+            q.drain(..n).collect()
+        };
+        batch.into_iter().map(to_js).collect()
+    }
+
+    /// Blocks until a heavy request waits (Some) or the engine closes (None).
+    fn next_heavy(&self) -> Option<Pending> {
+        let mut q = self.heavy.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(p) = q.pop_front() {
+                return Some(p);
+            }
+            if self.closed.load(Acquire) {
+                return None;
+            }
+            q = self.heavy_ready.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn responder(&self, id: i64) -> Result<Responder> {
+        let r = self.responders.lock().unwrap_or_else(|e| e.into_inner()).remove(&(id as u64));
+        r.ok_or_else(|| fail("CORRAL_STATE", format!("request {id} was already answered (or never existed)")))
+    }
+
+    pub fn respond(&self, id: i64, status: u32, headers: Vec<String>, body: &[u8]) -> Result<()> {
+        if !(100..=999).contains(&status) {
+            return Err(fail("CORRAL_INVALID_ARGUMENT", format!("status {status} is not an HTTP status code")));
+        }
+        let r = self.responder(id)?;
+        let mut resp = Response::new(status as u16).body(body.to_vec());
+        for pair in headers.chunks(2) {
+            if let [n, v] = pair {
+                resp = resp.header(n.clone(), v.clone());
+            }
+        }
+        r.respond(resp);
+        Ok(())
+    }
+
+    pub fn respond_bytes(&self, id: i64, body: &[u8]) -> Result<()> {
+        self.responder(id)?.respond(Reply::Bytes(body.to_vec()));
+        Ok(())
+    }
+
+    pub fn fail(&self, id: i64) -> Result<()> {
+        drop(self.responder(id)?);
+        Ok(())
+    }
+
+    pub fn close_conn(&self, id: i64) -> Result<()> {
+        self.responder(id)?.close();
+        Ok(())
+    }
+
+    /// The engine shut down: wake pulling workers and answer what is left.
+    pub fn close(&self) {
+        self.closed.store(true, Release);
+        let _g = self.heavy.lock().unwrap_or_else(|e| e.into_inner());
+        self.heavy_ready.notify_all();
+        drop(_g);
+        self.main.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.responders.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// Routes every request to a queue; JS does the work. Runs on corral's I/O workers and
+/// only queues, so it never blocks them.
+pub struct JsHandler(pub Arc<ServeQueues>);
+
+impl Handler for JsHandler {
+    fn handle(&self, req: Request, res: Responder) {
+        self.0.push(req, res);
+    }
+}
+
+/// A worker thread's end of a serving engine: pulls heavy requests when it is free.
+#[napi]
+pub struct HeavyPort {
+    queues: Arc<ServeQueues>,
+}
+
+pub struct NextHeavy {
+    queues: Arc<ServeQueues>,
+}
+
+impl Task for NextHeavy {
+    type Output = Option<Pending>;
+    type JsValue = Option<JsRequest>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(self.queues.next_heavy())
+    }
+
+    fn resolve(&mut self, _env: Env, p: Self::Output) -> Result<Option<JsRequest>> {
+        Ok(p.map(to_js))
+    }
+}
+
+#[napi]
+impl HeavyPort {
+    /// Attaches to the serving engine with this id (from `engine.id()`).
+    #[napi(factory)]
+    pub fn attach(engine_id: u32) -> Result<HeavyPort> {
+        let queues = ServeQueues::attach(engine_id)
+            .ok_or_else(|| fail("CORRAL_STATE", format!("no open engine with id {engine_id}")))?;
+        Ok(HeavyPort { queues })
+    }
+
+    /// Resolves with the next heavy request, or null once the engine closed.
+    #[napi]
+    pub fn next(&self) -> AsyncTask<NextHeavy> {
+        AsyncTask::new(NextHeavy { queues: Arc::clone(&self.queues) })
+    }
+
+    #[napi]
+    pub fn respond(&self, id: i64, status: u32, headers: Vec<String>, body: Buffer) -> Result<()> {
+        self.queues.respond(id, status, headers, &body)
+    }
+
+    #[napi]
+    pub fn respond_bytes(&self, id: i64, body: Buffer) -> Result<()> {
+        self.queues.respond_bytes(id, &body)
+    }
+
+    #[napi]
+    pub fn fail(&self, id: i64) -> Result<()> {
+        self.queues.fail(id)
+    }
+}
