@@ -67,6 +67,9 @@ declare class Engine extends EventEmitter {
   stats(): Stats
   prometheus(): string
   readonly closed: boolean
+  /** An open engine keeps the process alive (like net.Server); unref() lets it exit. */
+  unref(): this
+  ref(): this
   /** Timeout in milliseconds (default 5000). Idempotent. */
   close(options?: { timeout?: number }): Promise<ShutdownReport>
 }

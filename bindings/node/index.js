@@ -38,6 +38,20 @@ class Engine extends EventEmitter {
     super()
     this._native = null
     this._closing = null
+    // An open engine keeps the process alive, like a listening net.Server; the native
+    // wake-ups are weak, so once closed (or unref()'d) nothing of corral's does.
+    this._keepAlive = setInterval(() => {}, 2 ** 31 - 1)
+  }
+
+  /** Lets the process exit even while this engine is open (as net.Server#unref). */
+  unref() {
+    this._keepAlive.unref()
+    return this
+  }
+
+  ref() {
+    if (!this._closing) this._keepAlive.ref()
+    return this
   }
 
   /** `{ address, port, family }` of the listening socket. */
@@ -64,6 +78,7 @@ class Engine extends EventEmitter {
    */
   close({ timeout = 5000 } = {}) {
     if (!this._closing) {
+      clearInterval(this._keepAlive)
       this._closing = this._native.close(timeout).then(
         (report) => {
           this._closed()
@@ -124,7 +139,12 @@ class Listener extends Engine {
 function listen(options = {}, onSocket) {
   const l = new Listener()
   if (onSocket) l.on('connection', onSocket)
-  l._native = call(() => binding.Engine.handoff(nativeOptions(options), () => l._drain()))
+  try {
+    l._native = call(() => binding.Engine.handoff(nativeOptions(options), () => l._drain()))
+  } catch (e) {
+    clearInterval(l._keepAlive)
+    throw e
+  }
   return l
 }
 
@@ -204,7 +224,12 @@ function serve(options) {
   const s = new Server()
   s._handler = handler || (() => ({ status: 404, body: 'not found\n' }))
   const native = { ...nativeOptions(rest), ...heavyRule(heavy), heavyToWorkers: workers > 0 }
-  s._native = call(() => binding.Engine.serve(native, () => s._drain()))
+  try {
+    s._native = call(() => binding.Engine.serve(native, () => s._drain()))
+  } catch (e) {
+    clearInterval(s._keepAlive)
+    throw e
+  }
   s._workers = []
   for (let i = 0; i < workers; i++) {
     const w = new Worker(path.join(__dirname, 'lib', 'heavy_worker.js'), {

@@ -83,6 +83,16 @@ test('the addon loads in worker threads', async () => {
   await new Promise((resolve) => w.once('exit', resolve))
 })
 
+test('an open engine keeps the process alive; unref() lets it exit', () => {
+  const script = `
+    const corral = require(${JSON.stringify(require.resolve('..'))})
+    const l = corral.listen()
+    setTimeout(() => { console.log('still alive'); l.unref() }, 50)`
+  const r = spawnSync(process.execPath, ['-e', script], { timeout: 60000, encoding: 'utf8' })
+  assert.strictEqual(r.status, 0, r.stderr)
+  assert.strictEqual(r.stdout.trim(), 'still alive')
+})
+
 test('a child process exits by itself once its engines are closed', () => {
   const script = `
     const corral = require(${JSON.stringify(require.resolve('..'))})
