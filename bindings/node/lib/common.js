@@ -20,25 +20,39 @@ function call(fn) {
   }
 }
 
-/** The request object a handler receives. */
+const EMPTY = Buffer.alloc(0)
+
+/** The request object a handler receives; `headers` is built on first use. */
+class Request {
+  constructor(r) {
+    this.method = r.method ?? undefined
+    this.url = r.url ?? undefined
+    this.rawHeaders = r.rawHeaders
+    this.body = r.body || EMPTY
+    this.connId = r.connId
+    this.seq = r.seq
+    this.worker = r.worker
+    this.remoteAddress = r.remoteAddress
+    this.remotePort = r.remotePort
+    this._headers = null
+  }
+
+  /** Lower-cased names; the first value of each. */
+  get headers() {
+    if (this._headers === null) {
+      const h = {}
+      for (let i = 0; i + 1 < this.rawHeaders.length; i += 2) {
+        const name = this.rawHeaders[i].toLowerCase()
+        if (!(name in h)) h[name] = this.rawHeaders[i + 1]
+      }
+      this._headers = h
+    }
+    return this._headers
+  }
+}
+
 function makeRequest(r) {
-  const headers = {}
-  for (let i = 0; i + 1 < r.rawHeaders.length; i += 2) {
-    const name = r.rawHeaders[i].toLowerCase()
-    if (!(name in headers)) headers[name] = r.rawHeaders[i + 1]
-  }
-  return {
-    method: r.method ?? undefined,
-    url: r.url ?? undefined,
-    headers,
-    rawHeaders: r.rawHeaders,
-    body: r.body,
-    connId: r.connId,
-    seq: r.seq,
-    worker: r.worker,
-    remoteAddress: r.remote.address,
-    remotePort: r.remote.port,
-  }
+  return new Request(r)
 }
 
 function toBuffer(v) {
@@ -60,7 +74,9 @@ function flatHeaders(headers) {
 function reply(target, id, v) {
   if (v == null) {
     target.closeConnection ? target.closeConnection(id) : target.fail(id)
-  } else if (typeof v === 'string' || v instanceof Uint8Array) {
+  } else if (typeof v === 'string') {
+    target.respondText(id, v)
+  } else if (v instanceof Uint8Array) {
     target.respondBytes(id, toBuffer(v))
   } else if (typeof v === 'object') {
     const { status = 200, headers = {}, body = '' } = v

@@ -307,6 +307,12 @@ impl Engine {
         self.queues()?.respond_bytes(id, &body)
     }
 
+    /// Like respondBytes, for a string (UTF-8), without a Buffer in between.
+    #[napi]
+    pub fn respond_text(&self, id: i64, body: String) -> Result<()> {
+        self.queues()?.respond_bytes(id, body.as_bytes())
+    }
+
     /// Answers with the error reply (HTTP 500; other protocols: close).
     #[napi]
     pub fn fail(&self, id: i64) -> Result<()> {

@@ -12,20 +12,23 @@ use napi_derive::napi;
 
 use engine::{Cost, CostRule, Handler, Reply, Request, Responder, Response};
 
-use crate::{fail, Address, Wake};
+use crate::{fail, Wake};
 
-/// A request as JS sees it. `rawHeaders` is flat: name, value, name, value…
+/// A request as JS sees it. `rawHeaders` is flat: name, value, name, value…; `body` is
+/// null when empty (the JS layer substitutes a shared empty Buffer), and the fields
+/// are flat, so making one costs few property writes.
 #[napi(object)]
 pub struct JsRequest {
     pub id: i64,
     pub method: Option<String>,
     pub url: Option<String>,
     pub raw_headers: Vec<String>,
-    pub body: Buffer,
+    pub body: Option<Buffer>,
     pub conn_id: i64,
     pub seq: i64,
     pub worker: u32,
-    pub remote: Address,
+    pub remote_address: String,
+    pub remote_port: u32,
 }
 
 pub struct Pending {
@@ -43,16 +46,18 @@ fn to_js(p: Pending) -> JsRequest {
         ),
         None => (None, None, Vec::new()),
     };
+    let bytes = r.bytes();
     JsRequest {
         id: p.id as i64,
         method,
         url,
         raw_headers,
-        body: r.bytes().to_vec().into(),
+        body: (!bytes.is_empty()).then(|| bytes.to_vec().into()),
         conn_id: r.conn_id() as i64,
         seq: r.seq() as i64,
         worker: r.worker() as u32,
-        remote: r.peer().into(),
+        remote_address: r.peer().ip().to_string(),
+        remote_port: r.peer().port().into(),
     }
 }
 
@@ -247,6 +252,11 @@ impl HeavyPort {
     #[napi]
     pub fn respond_bytes(&self, id: i64, body: Buffer) -> Result<()> {
         self.queues.respond_bytes(id, &body)
+    }
+
+    #[napi]
+    pub fn respond_text(&self, id: i64, body: String) -> Result<()> {
+        self.queues.respond_bytes(id, body.as_bytes())
     }
 
     #[napi]
