@@ -29,6 +29,7 @@ mod handoff;
 mod listen;
 mod model;
 mod monitor;
+mod names;
 mod registry;
 mod sched;
 mod stats;

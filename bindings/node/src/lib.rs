@@ -113,27 +113,10 @@ fn build(o: &Options) -> Result<Config> {
         b = b.idle_timeout(Duration::from_millis(v.into()));
     }
     if let Some(m) = &o.model {
-        let model = Model::from_name(m).ok_or_else(|| {
-            fail(
-                "CORRAL_INVALID_CONFIG",
-                format!("unknown model {m:?}: use single, thread-per-connection, pool, reuseport or stealing"),
-            )
-        })?;
-        b = b.model(model);
+        b = b.model(m.parse::<Model>().map_err(err)?);
     }
     if let Some(p) = &o.protocol {
-        b = b.protocol(match p.as_str() {
-            "http" => Protocol::Http1,
-            "lines" => Protocol::Lines,
-            "length" => Protocol::Length,
-            "raw" => Protocol::Raw,
-            _ => {
-                return Err(fail(
-                    "CORRAL_INVALID_CONFIG",
-                    format!("unknown protocol {p:?}: use http, lines, length or raw"),
-                ))
-            }
-        });
+        b = b.protocol(p.parse::<Protocol>().map_err(err)?);
     }
     // JS handlers never run on corral's CPU pool: heavy requests go to JS worker threads.
     b = b.cpu_threads(0);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use engine::{Config, ConfigBuilder, CostRule, ListenerStrategy, Mode, Model, Protocol, Readiness};
+use engine::{Config, ConfigBuilder, CostRule, Mode};
 
 use crate::errors;
 use crate::serve::PyHandler;
@@ -34,6 +34,13 @@ fn secs(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>) -> PyResult<Duration> 
         return Err(errors::config(py, format!("{name} must be a non-negative number of seconds")));
     }
     Ok(Duration::from_secs_f64(s))
+}
+
+/// An option given by name (`protocol="lines"`), parsed by core so every front takes
+/// the same names.
+fn named<T: std::str::FromStr<Err = engine::Error>>(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<T> {
+    let name: String = v.extract()?;
+    name.parse().map_err(|e| errors::to_py(py, e))
 }
 
 fn apply(py: Python<'_>, mut b: ConfigBuilder, options: &Bound<'_, PyDict>) -> PyResult<ConfigBuilder> {
@@ -61,55 +68,10 @@ fn apply(py: Python<'_>, mut b: ConfigBuilder, options: &Bound<'_, PyDict>) -> P
             "write_high_water" => b.write_high_water(v.extract()?),
             "header_timeout" => b.header_timeout(secs(py, &key, &v)?),
             "idle_timeout" => b.idle_timeout(secs(py, &key, &v)?),
-            "model" => {
-                let name: String = v.extract()?;
-                let m = Model::from_name(&name).ok_or_else(|| {
-                    errors::config(
-                        py,
-                        format!(
-                            "unknown model {name:?}: use single, thread-per-connection, pool, reuseport or stealing"
-                        ),
-                    )
-                })?;
-                b.model(m)
-            }
-            "protocol" => {
-                let name: String = v.extract()?;
-                b.protocol(match name.as_str() {
-                    "raw" => Protocol::Raw,
-                    "lines" => Protocol::Lines,
-                    "length" => Protocol::Length,
-                    "http" => Protocol::Http1,
-                    _ => {
-                        return Err(errors::config(
-                            py,
-                            format!("unknown protocol {name:?}: use http, lines, length or raw"),
-                        ))
-                    }
-                })
-            }
-            "listener" => {
-                let name: String = v.extract()?;
-                b.listener(match name.as_str() {
-                    "reuseport" => ListenerStrategy::ReusePort,
-                    "shared" => ListenerStrategy::Shared,
-                    "single" => ListenerStrategy::Single,
-                    _ => {
-                        return Err(errors::config(
-                            py,
-                            format!("unknown listener {name:?}: use reuseport, shared or single"),
-                        ))
-                    }
-                })
-            }
-            "readiness" => {
-                let name: String = v.extract()?;
-                b.readiness(match name.as_str() {
-                    "edge" => Readiness::Edge,
-                    "oneshot" => Readiness::OneShot,
-                    _ => return Err(errors::config(py, format!("unknown readiness {name:?}: use edge or oneshot"))),
-                })
-            }
+            "model" => b.model(named(py, &v)?),
+            "protocol" => b.protocol(named(py, &v)?),
+            "listener" => b.listener(named(py, &v)?),
+            "readiness" => b.readiness(named(py, &v)?),
             other => return Err(errors::config(py, format!("unknown option {other:?}"))),
         };
     }
