@@ -535,6 +535,18 @@ corral_status corral_config_set_handoff_capacity(corral_config *cfg, uint64_t va
 corral_status corral_config_set_max_connections(corral_config *cfg, uint64_t value);
 
 /**
+ * Open served connections from one source IP; one over it is closed at once (0: no
+ * cap; default 1024).
+ */
+corral_status corral_config_set_max_connections_per_ip(corral_config *cfg, uint64_t value);
+
+/**
+ * Requests served on one connection before it is closed, the last reply saying so
+ * (0: no cap; default 10000).
+ */
+corral_status corral_config_set_max_requests_per_connection(corral_config *cfg, uint64_t value);
+
+/**
  * Requests per connection awaiting replies before it is not read (default 64).
  */
 corral_status corral_config_set_max_in_flight(corral_config *cfg, uint64_t value);

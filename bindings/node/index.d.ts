@@ -14,6 +14,10 @@ export interface EngineOptions {
   deferAccept?: boolean
   maxConnections?: number
   maxInFlight?: number
+  /** 0: no cap (default 1024). */
+  maxConnectionsPerIp?: number
+  /** 0: no cap (default 10000). */
+  maxRequestsPerConnection?: number
   maxFrame?: number
   maxHeader?: number
   /** Milliseconds. */

@@ -26,6 +26,8 @@ function nativeOptions(o) {
     deferAccept: o.deferAccept,
     maxConnections: o.maxConnections,
     maxInFlight: o.maxInFlight,
+    maxConnectionsPerIp: o.maxConnectionsPerIp,
+    maxRequestsPerConnection: o.maxRequestsPerConnection,
     maxFrame: o.maxFrame,
     maxHeader: o.maxHeader,
     headerTimeoutMs: o.headerTimeout,

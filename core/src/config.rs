@@ -32,6 +32,12 @@ pub enum Readiness {
 pub struct Limits {
     /// Open served connections; at the cap acceptors stop and the backlog absorbs.
     pub max_connections: usize,
+    /// Open served connections from one source IP; a connection over it is closed at
+    /// once (0: no cap).
+    pub max_connections_per_ip: usize,
+    /// Requests served on one connection before it is closed, the last reply saying so
+    /// (HTTP `Connection: close`), like nginx `keepalive_requests` (0: no cap).
+    pub max_requests_per_connection: u64,
     /// Requests dispatched on one connection whose replies are not yet written;
     /// beyond it the connection is not read.
     pub max_in_flight: usize,
@@ -57,6 +63,8 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: default_max_connections(),
+            max_connections_per_ip: 1024,
+            max_requests_per_connection: 10_000,
             max_in_flight: 64,
             max_frame: 1 << 20,
             max_header: 16 << 10,
@@ -294,6 +302,14 @@ impl ConfigBuilder {
     limit_setter!(
         /// See [`Limits::max_connections`].
         max_connections: usize
+    );
+    limit_setter!(
+        /// See [`Limits::max_connections_per_ip`].
+        max_connections_per_ip: usize
+    );
+    limit_setter!(
+        /// See [`Limits::max_requests_per_connection`].
+        max_requests_per_connection: u64
     );
     limit_setter!(
         /// See [`Limits::max_in_flight`].

@@ -332,9 +332,13 @@ impl Conn {
             }
             let rpos = io.rpos;
             match framer.decode(&io.rbuf[rpos..], limits) {
-                Decoded::Frame { used, payload, ctx: rctx } => {
+                Decoded::Frame { used, payload, ctx: mut rctx } => {
                     io.rpos += used;
                     io.requests += 1;
+                    if io.requests == limits.max_requests_per_connection {
+                        // The last request this connection may make: its reply says so.
+                        rctx.close = true;
+                    }
                     io.partial_since = None;
                     io.continue_sent = false;
                     if rctx.close {
@@ -542,6 +546,7 @@ impl Conn {
         io.rbuf = Vec::new();
         io.wbuf = Vec::new();
         lock(&self.home.registry).remove(self.token);
+        self.engine.per_ip.release(self.peer.ip());
         let aborted = {
             let mut r = lock(&self.replies);
             r.closed = true;

@@ -42,6 +42,7 @@ pub(crate) struct Counters {
     pub rejected: AtomicU64,
     pub handler_panics: AtomicU64,
     pub handler_failures: AtomicU64,
+    pub refused_per_ip: AtomicU64,
 }
 
 /// What the engine's threads share.
@@ -54,6 +55,7 @@ pub(crate) struct Shared {
     pub idle: Idle,
     pub cpu: Option<CpuPool>,
     pub conn_gate: Arc<Gate>,
+    pub per_ip: crate::admission::PerIp,
     pub host: Option<HostQueue>,
     pub listeners: Vec<Arc<Listener>>,
     pub epoch: Instant,
@@ -317,6 +319,7 @@ impl Engine {
             workers,
             solo: Mutex::new(Vec::new()),
             cpu,
+            per_ip: crate::admission::PerIp::new(config.limits.max_connections_per_ip),
             conn_gate,
             host,
             listeners: bound.listeners,

@@ -18,6 +18,7 @@
 //! ```
 
 mod accept;
+mod admission;
 mod config;
 mod conn;
 mod cpu;

@@ -99,6 +99,8 @@ pub struct Stats {
     pub handler_panics: u64,
     /// Requests answered with the error reply (handler panicked or dropped its responder).
     pub handler_failures: u64,
+    /// Connections closed at once for being over the per-IP cap.
+    pub connections_refused_per_ip: u64,
     /// Accepted connections waiting in the host queue (handoff).
     pub handoff_queued: usize,
     pub latency_light: LatencyStats,
@@ -167,6 +169,7 @@ impl Stats {
             requests_rejected: c.rejected.load(Relaxed),
             handler_panics: c.handler_panics.load(Relaxed),
             handler_failures: c.handler_failures.load(Relaxed),
+            connections_refused_per_ip: c.refused_per_ip.load(Relaxed),
             handoff_queued: s.host.as_ref().map_or(0, |h| h.len()),
             latency_light: LatencyStats::of(&hist[0]),
             latency_heavy: LatencyStats::of(&hist[1]),

@@ -293,6 +293,13 @@ impl WorkerLoop {
     /// Makes this worker the home of a new connection: registry, epoll, timer. Returns
     /// the connection to run now if `run_now`; otherwise its first event schedules it.
     fn register(&mut self, fd: OwnedFd, peer: SocketAddr, run_now: bool) -> Option<Arc<Conn>> {
+        if !self.engine.per_ip.admit(peer.ip()) {
+            // Over the per-IP cap: close at once, give the slot back, count it.
+            drop(fd);
+            self.engine.counters.refused_per_ip.fetch_add(1, Relaxed);
+            self.engine.conn_gate.release(1);
+            return None;
+        }
         let raw = fd.as_raw_fd();
         let (token, conn) = {
             let engine = &self.engine;

@@ -248,3 +248,28 @@ fn defer_accept_serves_clients_that_speak_first() {
     assert_eq!(e.stats().accepts(), 50);
     e.shutdown(DEADLINE).unwrap();
 }
+
+#[test]
+fn the_per_ip_cap_refuses_connection_n_plus_one() {
+    let e = serve(Config::builder().io_workers(2).max_connections_per_ip(2));
+    let addr = e.local_addr();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(addr);
+        get(&mut s, "/");
+        assert_eq!(read_response(&mut BufReader::new(s.try_clone().unwrap())).unwrap().status, 200);
+        held.push(s);
+    }
+    // The third from the same IP is accepted and closed at once, without a reply.
+    let mut third = connect(addr);
+    get(&mut third, "/");
+    let mut out = Vec::new();
+    let _ = third.read_to_end(&mut out);
+    assert!(out.is_empty(), "refused without a reply");
+    wait_until("the refusal is counted", || e.stats().connections_refused_per_ip == 1);
+    // Room again once one closes.
+    drop(held.pop());
+    wait_until("the closed one is counted out", || e.stats().open_connections == 1);
+    assert_eq!(get_once(addr, "/").status, 200);
+    e.shutdown(DEADLINE).unwrap();
+}

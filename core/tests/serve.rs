@@ -380,3 +380,18 @@ fn a_request_followed_at_once_by_a_half_close_is_answered_then_closed() {
     }
     e.shutdown(DEADLINE).unwrap();
 }
+
+#[test]
+fn a_connection_is_closed_after_max_requests_and_the_last_reply_says_so() {
+    let e = engine(Config::builder().io_workers(1).max_requests_per_connection(3));
+    let mut s = connect(e.local_addr());
+    s.write_all("GET /seq HTTP/1.1\r\n\r\n".repeat(5).as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    for i in 0..3 {
+        let resp = read_response(&mut r).unwrap();
+        assert_eq!(resp.text(), i.to_string());
+        assert_eq!(resp.header("connection"), if i == 2 { Some("close") } else { None });
+    }
+    assert!(read_response(&mut r).is_none(), "closed after the third");
+    e.shutdown(DEADLINE).unwrap();
+}

@@ -285,6 +285,23 @@ pub unsafe extern "C" fn corral_config_set_max_connections(cfg: *mut CorralConfi
     set_count(cfg, value, ConfigBuilder::max_connections)
 }
 
+/// Open served connections from one source IP; one over it is closed at once (0: no
+/// cap; default 1024).
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_set_max_connections_per_ip(cfg: *mut CorralConfig, value: u64) -> CorralStatus {
+    set_count(cfg, value, ConfigBuilder::max_connections_per_ip)
+}
+
+/// Requests served on one connection before it is closed, the last reply saying so
+/// (0: no cap; default 10000).
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_set_max_requests_per_connection(
+    cfg: *mut CorralConfig,
+    value: u64,
+) -> CorralStatus {
+    update(cfg, |b| b.max_requests_per_connection(value))
+}
+
 /// Requests per connection awaiting replies before it is not read (default 64).
 #[no_mangle]
 pub unsafe extern "C" fn corral_config_set_max_in_flight(cfg: *mut CorralConfig, value: u64) -> CorralStatus {

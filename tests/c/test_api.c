@@ -42,6 +42,8 @@ static void test_config(void) {
     OK(corral_config_set_handoff_capacity(cfg, 64));
     OK(corral_config_set_max_connections(cfg, 1000));
     OK(corral_config_set_max_in_flight(cfg, 8));
+    OK(corral_config_set_max_connections_per_ip(cfg, 100));
+    OK(corral_config_set_max_requests_per_connection(cfg, 1000));
     OK(corral_config_set_max_frame(cfg, 65536));
     OK(corral_config_set_max_header(cfg, 8192));
     OK(corral_config_set_budget_frames(cfg, 16));

@@ -55,6 +55,8 @@ pub struct Options {
     pub defer_accept: Option<bool>,
     pub max_connections: Option<u32>,
     pub max_in_flight: Option<u32>,
+    pub max_connections_per_ip: Option<u32>,
+    pub max_requests_per_connection: Option<u32>,
     pub max_frame: Option<u32>,
     pub max_header: Option<u32>,
     pub header_timeout_ms: Option<u32>,
@@ -99,6 +101,12 @@ fn build(o: &Options) -> Result<Config> {
     }
     if let Some(v) = o.max_in_flight {
         b = b.max_in_flight(n(v));
+    }
+    if let Some(v) = o.max_connections_per_ip {
+        b = b.max_connections_per_ip(n(v));
+    }
+    if let Some(v) = o.max_requests_per_connection {
+        b = b.max_requests_per_connection(v.into());
     }
     if let Some(v) = o.max_frame {
         b = b.max_frame(n(v));

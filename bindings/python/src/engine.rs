@@ -61,6 +61,8 @@ fn apply(py: Python<'_>, mut b: ConfigBuilder, options: &Bound<'_, PyDict>) -> P
             "capacity" | "handoff_capacity" => b.handoff_capacity(v.extract()?),
             "max_connections" => b.max_connections(v.extract()?),
             "max_in_flight" => b.max_in_flight(v.extract()?),
+            "max_connections_per_ip" => b.max_connections_per_ip(v.extract()?),
+            "max_requests_per_connection" => b.max_requests_per_connection(v.extract()?),
             "max_frame" => b.max_frame(v.extract()?),
             "max_header" => b.max_header(v.extract()?),
             "budget_frames" => b.budget_frames(v.extract()?),
@@ -125,6 +127,7 @@ fn stats_dict<'py>(py: Python<'py>, s: &engine::Stats) -> PyResult<Bound<'py, Py
     d.set_item("requests_rejected", s.requests_rejected)?;
     d.set_item("handler_panics", s.handler_panics)?;
     d.set_item("handler_failures", s.handler_failures)?;
+    d.set_item("connections_refused_per_ip", s.connections_refused_per_ip)?;
     d.set_item("handoff_queued", s.handoff_queued)?;
     for (name, l) in [("latency_light", &s.latency_light), ("latency_heavy", &s.latency_heavy)] {
         let ld = PyDict::new(py);

@@ -154,3 +154,14 @@ def test_bad_options():
         corral.serve(lambda r: b"", heavy={"paths": []})
     with pytest.raises(ValueError, match="io_workers"):
         corral.serve(lambda r: b"", workers=0)
+
+
+def test_admission_options_reach_the_engine(deadline):
+    with corral.serve(lambda r: b"x", max_requests_per_connection=2, max_connections_per_ip=10) as server:
+        with socket.create_connection(server.address, timeout=deadline) as s:
+            s.sendall(b"GET / HTTP/1.1\r\n\r\n" * 3)
+            f = s.makefile("rb")
+            assert read_response(f)[0] == 200
+            st, headers, _ = read_response(f)
+            assert headers.get("connection") == "close"
+            assert read_response(f) is None
