@@ -30,7 +30,7 @@ use hdrhistogram::Histogram;
 
 use crate::accept::{self, Acceptor};
 use crate::config::Readiness;
-use crate::conn::{After, Conn, TurnCtx, DRAIN, HUP, NO_DEADLINE, READ, TIMEOUT, WRITE};
+use crate::conn::{After, Conn, TurnCtx, DRAIN, HUP, READ, TIMEOUT, WRITE};
 use crate::engine::Shared;
 use crate::listen::Listener;
 use crate::registry::Registry;
@@ -317,7 +317,9 @@ impl WorkerLoop {
             return None;
         }
         self.ws.counters.connections.fetch_add(1, Relaxed);
-        self.timers.push(Reverse((conn.deadline_ms(), token)));
+        let recheck = self.engine.config.limits.header_timeout.min(self.engine.config.limits.idle_timeout);
+        let first = conn.deadline_ms().min(self.engine.now_ms() + recheck.as_millis() as u64);
+        self.timers.push(Reverse((first, token)));
         if self.drained {
             conn.mark(DRAIN);
             if !run_now && conn.try_schedule() {
@@ -429,10 +431,11 @@ impl WorkerLoop {
                     self.local.push(Task::Conn(Arc::clone(conn)));
                 }
                 self.timers.push(Reverse((now + recheck, token)));
-            } else if deadline == NO_DEADLINE {
-                self.timers.push(Reverse((now + recheck, token)));
             } else {
-                self.timers.push(Reverse((deadline, token)));
+                // A connection's deadline can move earlier between checks (a short idle
+                // timeout after a long header one), and the entry here cannot follow it
+                // from other threads: look again within `recheck` at the latest.
+                self.timers.push(Reverse((deadline.min(now + recheck), token)));
             }
         }
     }
