@@ -57,6 +57,14 @@ pub struct Limits {
     pub budget_bytes: usize,
     /// Unwritten reply bytes at which a connection stops being read (back-pressure).
     pub write_high_water: usize,
+    /// CoDel target for the CPU-pool queue (default None: off; folly uses 5 ms).
+    /// While the minimum queueing delay over an interval exceeds it, heavy requests
+    /// that waited over twice it are refused at dequeue (HTTP 503, `retry-after: 1`).
+    /// Off by default because a refusal is only better than waiting for clients that
+    /// retry or degrade; turn it on for a public-facing server under load.
+    pub codel_target: Option<Duration>,
+    /// CoDel interval.
+    pub codel_interval: Duration,
 }
 
 impl Default for Limits {
@@ -73,6 +81,8 @@ impl Default for Limits {
             budget_frames: 32,
             budget_bytes: 256 << 10,
             write_high_water: 256 << 10,
+            codel_target: None,
+            codel_interval: Duration::from_millis(100),
         }
     }
 }
@@ -343,6 +353,14 @@ impl ConfigBuilder {
         /// See [`Limits::write_high_water`].
         write_high_water: usize
     );
+    limit_setter!(
+        /// See [`Limits::codel_target`].
+        codel_target: Option<Duration>
+    );
+    limit_setter!(
+        /// See [`Limits::codel_interval`].
+        codel_interval: Duration
+    );
 
     /// Acceptor threads (default: one per core, at most 4).
     pub fn acceptors(mut self, n: usize) -> Self {
@@ -396,6 +414,19 @@ impl ConfigBuilder {
             if d < Duration::from_millis(1) || d > Duration::from_secs(86_400 * 365) {
                 return Err(Error::config(format!("{name} = {d:?} is out of range: use 1 ms to one year")));
             }
+        }
+        if let Some(t) = l.codel_target {
+            if t < Duration::from_micros(100) || t > Duration::from_secs(60) {
+                return Err(Error::config(format!(
+                    "codel_target = {t:?} is out of range: use 100 us to 60 s, or None"
+                )));
+            }
+        }
+        if l.codel_interval < Duration::from_millis(1) || l.codel_interval > Duration::from_secs(600) {
+            return Err(Error::config(format!(
+                "codel_interval = {:?} is out of range: use 1 ms to 600 s",
+                l.codel_interval
+            )));
         }
         let mut addrs = self.addrs.clone();
         if addrs.is_empty() && self.inherited.is_empty() {

@@ -477,7 +477,13 @@ impl Conn {
         match &engine.cpu {
             Some(cpu) if heavy => {
                 let engine = Arc::clone(engine);
-                cpu.submit(Box::new(move || engine.call_handler(req, res)));
+                cpu.submit(crate::cpu::Job::new(move |shed| {
+                    if shed {
+                        res.refuse_overloaded();
+                    } else {
+                        engine.call_handler(req, res)
+                    }
+                }));
             }
             _ => {
                 RUNNING_CONN.with(|c| c.set(self.id));

@@ -10,6 +10,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::codel::Codel;
 
 use crossbeam_deque::{Injector, Stealer, Worker};
 
@@ -17,7 +20,18 @@ use crate::sched::idle::Idle;
 use crate::sched::steal::{self, Rng, Sibling};
 use crate::sync::{lock, ThreadSet};
 
-pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+/// A job and when it was queued. `work(shed)` runs it, or, when CoDel sheds it,
+/// refuses it (a job that cannot be refused ignores `shed` and runs).
+pub(crate) struct Job {
+    work: Box<dyn FnOnce(bool) + Send + 'static>,
+    enqueued: Instant,
+}
+
+impl Job {
+    pub fn new(work: impl FnOnce(bool) + Send + 'static) -> Job {
+        Job { work: Box::new(work), enqueued: Instant::now() }
+    }
+}
 
 #[derive(Default)]
 struct Parker {
@@ -41,6 +55,7 @@ impl Parker {
 
 #[derive(Default)]
 pub(crate) struct CpuCounters {
+    pub shed: AtomicU64,
     pub submitted: AtomicU64,
     pub run: AtomicU64,
     pub stolen: AtomicU64,
@@ -70,6 +85,7 @@ struct Inner {
     idle: Idle,
     stop: AtomicBool,
     counters: CpuCounters,
+    codel: Option<Codel>,
 }
 
 pub(crate) struct CpuPool {
@@ -78,7 +94,7 @@ pub(crate) struct CpuPool {
 }
 
 impl CpuPool {
-    pub fn start(threads: usize, name: &str, live: &Arc<ThreadSet>) -> std::io::Result<CpuPool> {
+    pub fn start(threads: usize, name: &str, live: &Arc<ThreadSet>, codel: Option<Codel>) -> std::io::Result<CpuPool> {
         let locals: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         let inner = Arc::new(Inner {
             injector: Injector::new(),
@@ -87,6 +103,7 @@ impl CpuPool {
             idle: Idle::new(threads),
             stop: AtomicBool::new(false),
             counters: CpuCounters::default(),
+            codel,
         });
         let mut handles = Vec::with_capacity(threads);
         for (i, local) in locals.into_iter().enumerate() {
@@ -115,6 +132,12 @@ impl CpuPool {
 
     pub fn counters(&self) -> &CpuCounters {
         &self.inner.counters
+    }
+
+    /// CoDel's view: the last interval's minimum queueing delay and whether the queue
+    /// counts as overloaded (None when CoDel is off).
+    pub fn codel(&self) -> Option<(u64, bool)> {
+        self.inner.codel.as_ref().map(|c| (c.min_delay_us.load(Relaxed), c.overloaded.load(Relaxed)))
     }
 
     /// Jobs waiting (not yet started).
@@ -156,7 +179,12 @@ fn run(inner: &Inner, i: usize, local: Worker<Job>) {
                         }
                     }
                 }
-                if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                let shed = inner.codel.as_ref().is_some_and(|c| c.shed(job.enqueued.elapsed()));
+                if shed {
+                    inner.counters.shed.fetch_add(1, Relaxed);
+                }
+                let work = job.work;
+                if catch_unwind(AssertUnwindSafe(move || work(shed))).is_err() {
                     inner.counters.panics.fetch_add(1, Relaxed);
                 }
                 inner.counters.run.fetch_add(1, Relaxed);
@@ -196,7 +224,7 @@ impl Pool {
     /// Starts `threads` threads (at least one).
     pub fn new(threads: usize) -> crate::Result<Pool> {
         let live = Arc::new(ThreadSet::default());
-        let inner = CpuPool::start(threads.max(1), "corral-pool", &live)
+        let inner = CpuPool::start(threads.max(1), "corral-pool", &live, None)
             .map_err(|e| crate::Error::io(crate::ErrorKind::Io, "cannot start the pool's threads", e))?;
         Ok(Pool { inner, live, stopped: AtomicBool::new(false) })
     }
@@ -206,7 +234,7 @@ impl Pool {
         if self.stopped.load(SeqCst) {
             return false;
         }
-        self.inner.submit(Box::new(job));
+        self.inner.submit(Job::new(move |_| job()));
         true
     }
 
@@ -254,11 +282,11 @@ mod tests {
 
     #[test]
     fn runs_every_job_and_stops() {
-        let pool = CpuPool::start(3, "t", &Default::default()).unwrap();
+        let pool = CpuPool::start(3, "t", &Default::default(), None).unwrap();
         let (tx, rx) = mpsc::channel();
         for i in 0..1000 {
             let tx = tx.clone();
-            pool.submit(Box::new(move || tx.send(i).unwrap()));
+            pool.submit(Job::new(move |_| tx.send(i).unwrap()));
         }
         let mut got: Vec<i32> = (0..1000).map(|_| rx.recv().unwrap()).collect();
         got.sort();
@@ -271,10 +299,10 @@ mod tests {
 
     #[test]
     fn a_panicking_job_is_counted_and_the_thread_lives() {
-        let pool = CpuPool::start(1, "t", &Default::default()).unwrap();
-        pool.submit(Box::new(|| panic!("boom (expected in this test)")));
+        let pool = CpuPool::start(1, "t", &Default::default(), None).unwrap();
+        pool.submit(Job::new(|_| panic!("boom (expected in this test)")));
         let (tx, rx) = mpsc::channel();
-        pool.submit(Box::new(move || tx.send(()).unwrap()));
+        pool.submit(Job::new(move |_| tx.send(()).unwrap()));
         rx.recv().unwrap();
         assert_eq!(pool.counters().panics.load(Relaxed), 1);
         for h in pool.stop() {

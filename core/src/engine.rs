@@ -288,7 +288,11 @@ impl Engine {
         }
         let threads = Arc::new(ThreadSet::default());
         let cpu = if serving && plan.cpu_threads > 0 {
-            Some(CpuPool::start(plan.cpu_threads, "corral", &threads).map_err(io_err("cannot start the CPU pool"))?)
+            let codel = config.limits.codel_target.map(|t| crate::codel::Codel::new(t, config.limits.codel_interval));
+            Some(
+                CpuPool::start(plan.cpu_threads, "corral", &threads, codel)
+                    .map_err(io_err("cannot start the CPU pool"))?,
+            )
         } else {
             None
         };

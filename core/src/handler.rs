@@ -157,6 +157,17 @@ impl Responder {
         self.respond(Reply::Close)
     }
 
+    /// Refuses the request because the server is overloaded: HTTP `503` with
+    /// `retry-after: 1`; the other protocols close the connection.
+    pub fn refuse_overloaded(self) {
+        if self.ctx.protocol == crate::Protocol::Http1 {
+            let r = crate::Response::new(503).header("retry-after", "1").header("content-type", "text/plain");
+            self.respond(r.body("overloaded, retry later\n"))
+        } else {
+            self.close()
+        }
+    }
+
     /// The sequence number of the request this responder answers.
     pub fn seq(&self) -> u64 {
         self.seq

@@ -19,6 +19,7 @@
 
 mod accept;
 mod admission;
+mod codel;
 mod config;
 mod conn;
 mod cpu;

@@ -46,6 +46,12 @@ pub struct WorkerStats {
 
 #[derive(Clone, Debug, Default)]
 pub struct CpuStats {
+    /// Heavy requests refused by CoDel (HTTP 503).
+    pub shed: u64,
+    /// CoDel: the last interval's minimum queueing delay, in microseconds.
+    pub min_delay_us: u64,
+    /// CoDel: whether the queue counts as overloaded.
+    pub overloaded: bool,
     pub threads: usize,
     pub queued: usize,
     pub submitted: u64,
@@ -147,6 +153,9 @@ impl Stats {
             });
         }
         let cpu = s.cpu.as_ref().map_or_else(CpuStats::default, |p| CpuStats {
+            shed: p.counters().shed.load(Relaxed),
+            min_delay_us: p.codel().map_or(0, |c| c.0),
+            overloaded: p.codel().is_some_and(|c| c.1),
             threads: p.threads(),
             queued: p.queued(),
             submitted: p.counters().submitted.load(Relaxed),
