@@ -396,6 +396,10 @@ typedef struct {
   uint64_t tasks_stolen;
   uint64_t steal_operations;
   uint64_t cpu_jobs_run;
+  /**
+   * Heavy requests refused by CoDel (HTTP 503).
+   */
+  uint64_t cpu_shed;
   uint64_t cpu_queued;
   uint64_t handoff_queued;
   uint64_t latency_light_p50_us;
@@ -585,6 +589,17 @@ corral_status corral_config_set_header_timeout_ms(corral_config *cfg, uint64_t m
  * Time a connection may sit idle, or not read its replies (default 60000 ms).
  */
 corral_status corral_config_set_idle_timeout_ms(corral_config *cfg, uint64_t millis);
+
+/**
+ * CoDel on the CPU-pool queue: the target in microseconds (0 turns CoDel off, the
+ * default; folly uses 5000). See corral_config_set_codel_interval_ms().
+ */
+corral_status corral_config_set_codel_target_us(corral_config *cfg, uint64_t micros);
+
+/**
+ * CoDel's interval in milliseconds (default 100).
+ */
+corral_status corral_config_set_codel_interval_ms(corral_config *cfg, uint64_t millis);
 
 /**
  * Listen backlog requested from the kernel (1..=1048576; default 1024; the kernel

@@ -350,6 +350,19 @@ pub unsafe extern "C" fn corral_config_set_idle_timeout_ms(cfg: *mut CorralConfi
     update(cfg, |b| b.idle_timeout(Duration::from_millis(millis)))
 }
 
+/// CoDel on the CPU-pool queue: the target in microseconds (0 turns CoDel off, the
+/// default; folly uses 5000). See corral_config_set_codel_interval_ms().
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_set_codel_target_us(cfg: *mut CorralConfig, micros: u64) -> CorralStatus {
+    update(cfg, |b| b.codel_target((micros > 0).then(|| Duration::from_micros(micros))))
+}
+
+/// CoDel's interval in milliseconds (default 100).
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_set_codel_interval_ms(cfg: *mut CorralConfig, millis: u64) -> CorralStatus {
+    update(cfg, |b| b.codel_interval(Duration::from_millis(millis)))
+}
+
 /// Listen backlog requested from the kernel (1..=1048576; default 1024; the kernel
 /// clamps it to somaxconn, and corral_stats.backlog reports the effective value).
 #[no_mangle]

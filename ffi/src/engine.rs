@@ -257,6 +257,8 @@ pub struct CorralStats {
     pub tasks_stolen: u64,
     pub steal_operations: u64,
     pub cpu_jobs_run: u64,
+    /// Heavy requests refused by CoDel (HTTP 503).
+    pub cpu_shed: u64,
     pub cpu_queued: u64,
     pub handoff_queued: u64,
     pub latency_light_p50_us: u64,
@@ -293,6 +295,7 @@ pub unsafe extern "C" fn corral_engine_stats(e: *const CorralEngine, out: *mut C
             tasks_stolen: s.stolen(),
             steal_operations: s.workers.iter().map(|w| w.steal_ops).sum(),
             cpu_jobs_run: s.cpu.run,
+            cpu_shed: s.cpu.shed,
             cpu_queued: s.cpu.queued as u64,
             handoff_queued: s.handoff_queued as u64,
             latency_light_p50_us: s.latency_light.p50,

@@ -70,6 +70,8 @@ fn apply(py: Python<'_>, mut b: ConfigBuilder, options: &Bound<'_, PyDict>) -> P
             "write_high_water" => b.write_high_water(v.extract()?),
             "header_timeout" => b.header_timeout(secs(py, &key, &v)?),
             "idle_timeout" => b.idle_timeout(secs(py, &key, &v)?),
+            "codel_target" => b.codel_target(Some(secs(py, &key, &v)?)),
+            "codel_interval" => b.codel_interval(secs(py, &key, &v)?),
             "model" => b.model(named(py, &v)?),
             "protocol" => b.protocol(named(py, &v)?),
             "listener" => b.listener(named(py, &v)?),
@@ -116,6 +118,9 @@ fn stats_dict<'py>(py: Python<'py>, s: &engine::Stats) -> PyResult<Bound<'py, Py
     cpu.set_item("submitted", s.cpu.submitted)?;
     cpu.set_item("run", s.cpu.run)?;
     cpu.set_item("stolen", s.cpu.stolen)?;
+    cpu.set_item("shed", s.cpu.shed)?;
+    cpu.set_item("min_delay_us", s.cpu.min_delay_us)?;
+    cpu.set_item("overloaded", s.cpu.overloaded)?;
     d.set_item("cpu", cpu)?;
     d.set_item("accepts", s.accepts())?;
     d.set_item("requests", s.requests())?;
