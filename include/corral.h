@@ -602,6 +602,11 @@ corral_status corral_config_set_codel_target_us(corral_config *cfg, uint64_t mic
 corral_status corral_config_set_codel_interval_ms(corral_config *cfg, uint64_t millis);
 
 /**
+ * New connections accepted per second over all acceptors (0: no limit, the default).
+ */
+corral_status corral_config_set_max_accept_rate(corral_config *cfg, uint32_t per_sec);
+
+/**
  * Listen backlog requested from the kernel (1..=1048576; default 1024; the kernel
  * clamps it to somaxconn, and corral_stats.backlog reports the effective value).
  */

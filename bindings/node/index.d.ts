@@ -16,6 +16,8 @@ export interface EngineOptions {
   maxInFlight?: number
   /** 0: no cap (default 1024). */
   maxConnectionsPerIp?: number
+  /** New connections per second (0: no limit, the default). */
+  maxAcceptRate?: number
   /** 0: no cap (default 10000). */
   maxRequestsPerConnection?: number
   maxFrame?: number

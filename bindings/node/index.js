@@ -27,6 +27,7 @@ function nativeOptions(o) {
     maxConnections: o.maxConnections,
     maxInFlight: o.maxInFlight,
     maxConnectionsPerIp: o.maxConnectionsPerIp,
+    maxAcceptRate: o.maxAcceptRate,
     maxRequestsPerConnection: o.maxRequestsPerConnection,
     maxFrame: o.maxFrame,
     maxHeader: o.maxHeader,

@@ -22,10 +22,35 @@ const CTL_TOKEN: u64 = u64::MAX;
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// A counted admission resource shared by all acceptors.
+/// An accept-rate limit: a token bucket holding at most one second's worth.
+struct Rate {
+    per_sec: f64,
+    bucket: Mutex<(f64, Instant)>,
+}
+
+impl Rate {
+    /// Takes a token, or says how long until one is there.
+    fn take(&self) -> Result<(), Duration> {
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(b.1).as_secs_f64() * self.per_sec;
+        b.0 = (b.0 + refill).min(self.per_sec.max(1.0));
+        b.1 = now;
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.0) / self.per_sec))
+        }
+    }
+}
+
+/// A counted admission resource shared by all acceptors, with an optional accept-rate
+/// limit.
 pub(crate) struct Gate {
     used: AtomicUsize,
     max: usize,
+    rate: Option<Rate>,
     /// Acceptors currently paused on this gate (or on descriptor exhaustion).
     waiters: AtomicUsize,
     wakers: Mutex<Vec<Arc<EventFd>>>,
@@ -33,7 +58,22 @@ pub(crate) struct Gate {
 
 impl Gate {
     pub fn new(max: usize) -> Gate {
-        Gate { used: AtomicUsize::new(0), max, waiters: AtomicUsize::new(0), wakers: Mutex::new(Vec::new()) }
+        Gate {
+            used: AtomicUsize::new(0),
+            max,
+            rate: None,
+            waiters: AtomicUsize::new(0),
+            wakers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Limits accepts to `per_sec` a second (bursts up to one second's worth); 0: none.
+    pub fn with_rate(mut self, per_sec: u32) -> Gate {
+        if per_sec > 0 {
+            let full = f64::from(per_sec);
+            self.rate = Some(Rate { per_sec: full, bucket: Mutex::new((full, Instant::now())) });
+        }
+        self
     }
 
     pub fn used(&self) -> usize {
@@ -77,6 +117,8 @@ pub(crate) enum Outcome {
     Full,
     /// Out of descriptors or kernel memory.
     Starved,
+    /// Over the accept-rate limit: the next token comes after this long.
+    Throttled(Duration),
 }
 
 /// Accepts up to `batch` connections from `l`, reserving a gate unit for each, and hands
@@ -92,6 +134,11 @@ pub(crate) fn accept_batch(
     for _ in 0..batch {
         if stop.load(Acquire) {
             return Outcome::Done;
+        }
+        if let Some(rate) = &gate.rate {
+            if let Err(wait) = rate.take() {
+                return Outcome::Throttled(wait);
+            }
         }
         if !gate.try_reserve() {
             return Outcome::Full;
@@ -222,19 +269,19 @@ impl Acceptor {
         if self.paused || !self.armed || self.stop.load(Acquire) {
             return;
         }
-        let starved = match accept_batch(&self.listeners[k], &self.gate, self.batch, &self.stop, deliver) {
-            Outcome::Done => {
-                self.backoff = BACKOFF_MIN;
-                return;
-            }
-            Outcome::Full => false,
-            Outcome::Starved => true,
-        };
+        let outcome = accept_batch(&self.listeners[k], &self.gate, self.batch, &self.stop, deliver);
+        if let Outcome::Done = outcome {
+            self.backoff = BACKOFF_MIN;
+            return;
+        }
         self.listeners[k].counters.pauses.fetch_add(1, Relaxed);
         self.arm(ep, false);
         self.paused = true;
         self.gate.waiters.fetch_add(1, SeqCst);
-        if starved {
+        if let Outcome::Throttled(wait) = outcome {
+            self.listeners[k].counters.throttled.fetch_add(1, Relaxed);
+            self.resume_at = Some(Instant::now() + wait);
+        } else if let Outcome::Starved = outcome {
             self.resume_at = Some(Instant::now() + self.backoff);
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         } else {

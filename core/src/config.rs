@@ -35,6 +35,9 @@ pub struct Limits {
     /// Open served connections from one source IP; a connection over it is closed at
     /// once (0: no cap).
     pub max_connections_per_ip: usize,
+    /// New connections accepted per second, over all acceptors (0: no limit, the
+    /// default); beyond it acceptors pause and the backlog absorbs.
+    pub max_accept_rate: u32,
     /// Requests served on one connection before it is closed, the last reply saying so
     /// (HTTP `Connection: close`), like nginx `keepalive_requests` (0: no cap).
     pub max_requests_per_connection: u64,
@@ -72,6 +75,7 @@ impl Default for Limits {
         Limits {
             max_connections: default_max_connections(),
             max_connections_per_ip: 1024,
+            max_accept_rate: 0,
             max_requests_per_connection: 10_000,
             max_in_flight: 64,
             max_frame: 1 << 20,
@@ -316,6 +320,10 @@ impl ConfigBuilder {
     limit_setter!(
         /// See [`Limits::max_connections_per_ip`].
         max_connections_per_ip: usize
+    );
+    limit_setter!(
+        /// See [`Limits::max_accept_rate`].
+        max_accept_rate: u32
     );
     limit_setter!(
         /// See [`Limits::max_requests_per_connection`].

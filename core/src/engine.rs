@@ -260,14 +260,14 @@ impl Engine {
         let (handler, host) = match mode {
             Mode::Serve(h) => (Some(h), None),
             Mode::Handoff => {
-                let q = HostQueue::new(config.handoff_capacity)
+                let q = HostQueue::new(config.handoff_capacity, config.limits.max_accept_rate)
                     .map_err(|e| Error::io(ErrorKind::Io, "cannot create the host queue's notify fd", e))?;
                 (None, Some(q))
             }
         };
         let conn_gate = match &host {
             Some(q) => Arc::clone(&q.gate),
-            None => Arc::new(Gate::new(config.limits.max_connections)),
+            None => Arc::new(Gate::new(config.limits.max_connections).with_rate(config.limits.max_accept_rate)),
         };
         let serving = host.is_none();
         let in_workers = serving && plan.accept_in_workers;

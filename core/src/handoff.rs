@@ -35,12 +35,12 @@ pub(crate) struct HostQueue {
 }
 
 impl HostQueue {
-    pub fn new(capacity: usize) -> std::io::Result<HostQueue> {
+    pub fn new(capacity: usize, accept_rate: u32) -> std::io::Result<HostQueue> {
         Ok(HostQueue {
             queue: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
             notify: EventFd::new()?,
             waker: Mutex::new(None),
-            gate: Arc::new(Gate::new(capacity)),
+            gate: Arc::new(Gate::new(capacity).with_rate(accept_rate)),
         })
     }
 
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn notifies_on_empty_to_non_empty_only() {
-        let q = HostQueue::new(8).unwrap();
+        let q = HostQueue::new(8, 0).unwrap();
         assert!(!readable(q.notify_fd()));
         assert!(q.gate.try_reserve());
         q.push(pair());

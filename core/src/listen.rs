@@ -41,6 +41,8 @@ pub(crate) struct ListenerCounters {
     pub fd_exhausted: AtomicU64,
     /// Transient accept errors that were skipped (`ECONNABORTED`, `EPROTO`, ...).
     pub errors: AtomicU64,
+    /// Pauses for the accept-rate limit.
+    pub throttled: AtomicU64,
 }
 
 /// One bound, listening socket.

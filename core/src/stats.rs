@@ -23,6 +23,8 @@ pub struct ListenerStats {
     pub pauses: u64,
     pub fd_exhausted: u64,
     pub errors: u64,
+    /// Pauses for the accept-rate limit.
+    pub throttled: u64,
     /// Connections in the kernel accept queue now (`TCP_INFO`).
     pub queue_len: u32,
     /// The accept queue's size: the effective backlog after the kernel's clamp.
@@ -127,6 +129,7 @@ impl Stats {
                     pauses: l.counters.pauses.load(Relaxed),
                     fd_exhausted: l.counters.fd_exhausted.load(Relaxed),
                     errors: l.counters.errors.load(Relaxed),
+                    throttled: l.counters.throttled.load(Relaxed),
                     queue_len: q.len,
                     queue_max: q.max,
                 }

@@ -274,3 +274,20 @@ fn the_per_ip_cap_refuses_connection_n_plus_one() {
     assert_eq!(get_once(addr, "/").status, 200);
     e.shutdown(DEADLINE).unwrap();
 }
+
+#[test]
+fn the_accept_rate_limit_holds_connections_in_the_backlog_then_admits_them() {
+    let e = serve(Config::builder().acceptors(1).io_workers(1).max_accept_rate(2));
+    let addr = e.local_addr();
+    let clients: Vec<TcpStream> = (0..6).map(|_| connect(addr)).collect();
+    wait_until("the limit pauses accepting while connections wait", || {
+        let l = &e.stats().listeners[0];
+        l.throttled >= 1 && l.queue_len >= 1
+    });
+    wait_until("every connection is admitted in time", || e.stats().accepts() == 6);
+    for mut c in clients {
+        get(&mut c, "/");
+        assert_eq!(read_response(&mut BufReader::new(c)).unwrap().status, 200);
+    }
+    e.shutdown(DEADLINE).unwrap();
+}

@@ -363,6 +363,12 @@ pub unsafe extern "C" fn corral_config_set_codel_interval_ms(cfg: *mut CorralCon
     update(cfg, |b| b.codel_interval(Duration::from_millis(millis)))
 }
 
+/// New connections accepted per second over all acceptors (0: no limit, the default).
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_set_max_accept_rate(cfg: *mut CorralConfig, per_sec: u32) -> CorralStatus {
+    update(cfg, |b| b.max_accept_rate(per_sec))
+}
+
 /// Listen backlog requested from the kernel (1..=1048576; default 1024; the kernel
 /// clamps it to somaxconn, and corral_stats.backlog reports the effective value).
 #[no_mangle]

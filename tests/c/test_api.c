@@ -46,6 +46,7 @@ static void test_config(void) {
     OK(corral_config_set_max_requests_per_connection(cfg, 1000));
     OK(corral_config_set_codel_target_us(cfg, 5000));
     OK(corral_config_set_codel_interval_ms(cfg, 100));
+    OK(corral_config_set_max_accept_rate(cfg, 0));
     CHECK_STATUS(corral_config_set_codel_target_us(cfg, 10), CORRAL_STATUS_INVALID_CONFIG);
     OK(corral_config_set_codel_target_us(cfg, 0));
     OK(corral_config_set_max_frame(cfg, 65536));

@@ -56,6 +56,7 @@ pub struct Options {
     pub max_connections: Option<u32>,
     pub max_in_flight: Option<u32>,
     pub max_connections_per_ip: Option<u32>,
+    pub max_accept_rate: Option<u32>,
     pub max_requests_per_connection: Option<u32>,
     pub max_frame: Option<u32>,
     pub max_header: Option<u32>,
@@ -104,6 +105,9 @@ fn build(o: &Options) -> Result<Config> {
     }
     if let Some(v) = o.max_connections_per_ip {
         b = b.max_connections_per_ip(n(v));
+    }
+    if let Some(v) = o.max_accept_rate {
+        b = b.max_accept_rate(v);
     }
     if let Some(v) = o.max_requests_per_connection {
         b = b.max_requests_per_connection(v.into());

@@ -62,6 +62,7 @@ fn apply(py: Python<'_>, mut b: ConfigBuilder, options: &Bound<'_, PyDict>) -> P
             "max_connections" => b.max_connections(v.extract()?),
             "max_in_flight" => b.max_in_flight(v.extract()?),
             "max_connections_per_ip" => b.max_connections_per_ip(v.extract()?),
+            "max_accept_rate" => b.max_accept_rate(v.extract()?),
             "max_requests_per_connection" => b.max_requests_per_connection(v.extract()?),
             "max_frame" => b.max_frame(v.extract()?),
             "max_header" => b.max_header(v.extract()?),
