@@ -3,9 +3,10 @@
 //! hands each connection to the engine's dispatch.
 //!
 //! Admission is a [`Gate`]: a counted resource (open connections, or host-queue slots
-//! in handoff mode) reserved *before* each accept. When it is full the acceptor stops
-//! accepting, the kernel backlog absorbs new connections, and the acceptor sleeps on its
-//! control eventfd until a release crosses back under the cap. Descriptor exhaustion
+//! in handoff mode) reserved *before* each accept, with an optional accept-rate limit
+//! (a token bucket). When it is full the acceptor stops accepting, the kernel backlog
+//! absorbs new connections, and the acceptor sleeps on its control eventfd until a
+//! release crosses back under the cap (or, when throttled, until the next token). Descriptor exhaustion
 //! (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) pauses with exponential backoff (also ended
 //! early by a release); it is counted and never spins.
 
