@@ -1,6 +1,7 @@
 'use strict'
-// A worker thread that runs the heavy handler: it attaches to the engine and pulls a
-// heavy request only when it is free, so a busy worker takes nothing.
+// A worker thread that runs the heavy handler. It takes a heavy request only when it is
+// free (so a busy worker takes nothing) and is woken through a weak threadsafe function
+// when one arrives while it waits; no thread of Node's shared pool is ever blocked.
 const { workerData } = require('node:worker_threads')
 const binding = require('../binding.js')
 const { makeRequest, reply, withCode } = require('./common.js')
@@ -10,21 +11,36 @@ const handler = typeof mod === 'function' ? mod : mod.handler || mod.default
 if (typeof handler !== 'function') {
   throw new TypeError(`${workerData.module} must export a handler function`)
 }
-const port = binding.HeavyPort.attach(workerData.engineId)
 
-async function run() {
-  for (;;) {
-    const r = await port.next()
-    if (r == null) return // the engine closed
-    try {
-      reply(port, r.id, await handler(makeRequest(r)))
-    } catch (e) {
+// Attached to an open engine, this worker stays alive; it lets go once the engine closes.
+const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
+let busy = false
+
+async function pump() {
+  if (busy) return
+  busy = true
+  try {
+    for (;;) {
+      const next = port.takeOrWait()
+      if (next.closed) {
+        clearInterval(keepAlive)
+        return
+      }
+      if (!next.request) return // woken again by onWork
+      const r = next.request
       try {
-        port.fail(r.id)
-      } catch {}
-      console.error('corral: heavy handler failed:', withCode(e))
+        reply(port, r.id, await handler(makeRequest(r)))
+      } catch (e) {
+        try {
+          port.fail(r.id)
+        } catch {}
+        console.error('corral: heavy handler failed:', withCode(e))
+      }
     }
+  } finally {
+    busy = false
   }
 }
 
-run()
+const port = binding.HeavyPort.attach(workerData.engineId, () => pump())
+pump()

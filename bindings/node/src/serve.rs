@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
@@ -64,14 +64,21 @@ fn to_js(p: Pending) -> JsRequest {
 static NEXT_ENGINE: AtomicU32 = AtomicU32::new(1);
 static REGISTRY: Mutex<Vec<(u32, Weak<ServeQueues>)>> = Mutex::new(Vec::new());
 
+/// Heavy requests, and the worker threads waiting for one (each woken through its own
+/// weak threadsafe function). Both under one lock, so a request pushed while a worker
+/// goes idle is never missed.
+struct Heavy {
+    queue: VecDeque<Pending>,
+    idle: Vec<Arc<Wake>>,
+}
+
 pub struct ServeQueues {
     pub id: u32,
     wake: Wake,
     rule: CostRule,
     heavy_to_workers: bool,
     main: Mutex<VecDeque<Pending>>,
-    heavy: Mutex<VecDeque<Pending>>,
-    heavy_ready: Condvar,
+    heavy: Mutex<Heavy>,
     responders: Mutex<HashMap<u64, Responder>>,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -86,8 +93,7 @@ impl ServeQueues {
             rule,
             heavy_to_workers,
             main: Mutex::new(VecDeque::new()),
-            heavy: Mutex::new(VecDeque::new()),
-            heavy_ready: Condvar::new(),
+            heavy: Mutex::new(Heavy { queue: VecDeque::new(), idle: Vec::new() }),
             responders: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
@@ -111,8 +117,14 @@ impl ServeQueues {
         self.responders.lock().unwrap_or_else(|e| e.into_inner()).insert(id, res);
         let heavy = self.heavy_to_workers && self.rule.classify(&req) == Cost::Heavy;
         if heavy {
-            self.heavy.lock().unwrap_or_else(|e| e.into_inner()).push_back(Pending { id, req });
-            self.heavy_ready.notify_one();
+            let idle = {
+                let mut h = self.heavy.lock().unwrap_or_else(|e| e.into_inner());
+                h.queue.push_back(Pending { id, req });
+                h.idle.pop()
+            };
+            if let Some(w) = idle {
+                let _ = w.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            }
             return;
         }
         let was_empty = {
@@ -135,18 +147,20 @@ impl ServeQueues {
         batch.into_iter().map(to_js).collect()
     }
 
-    /// Blocks until a heavy request waits (Some) or the engine closes (None).
-    fn next_heavy(&self) -> Option<Pending> {
-        let mut q = self.heavy.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(p) = q.pop_front() {
-                return Some(p);
-            }
-            if self.closed.load(Acquire) {
-                return None;
-            }
-            q = self.heavy_ready.wait(q).unwrap_or_else(|e| e.into_inner());
+    /// A free worker asks for work: a request if one waits; otherwise it is recorded as
+    /// idle (woken through `wake` when one comes). `closed` once the engine closed.
+    fn take_or_wait(&self, wake: &Arc<Wake>) -> (Option<Pending>, bool) {
+        let mut h = self.heavy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = h.queue.pop_front() {
+            return (Some(p), false);
         }
+        if self.closed.load(Acquire) {
+            return (None, true);
+        }
+        if !h.idle.iter().any(|w| Arc::ptr_eq(w, wake)) {
+            h.idle.push(Arc::clone(wake));
+        }
+        (None, false)
     }
 
     fn responder(&self, id: i64) -> Result<Responder> {
@@ -187,9 +201,10 @@ impl ServeQueues {
     /// The engine shut down: wake pulling workers and answer what is left.
     pub fn close(&self) {
         self.closed.store(true, Release);
-        let _g = self.heavy.lock().unwrap_or_else(|e| e.into_inner());
-        self.heavy_ready.notify_all();
-        drop(_g);
+        let idle = std::mem::take(&mut self.heavy.lock().unwrap_or_else(|e| e.into_inner()).idle);
+        for w in idle {
+            let _ = w.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
         self.main.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.responders.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
@@ -205,43 +220,40 @@ impl Handler for JsHandler {
     }
 }
 
-/// A worker thread's end of a serving engine: pulls heavy requests when it is free.
+/// A worker thread's end of a serving engine: takes heavy requests only when it is
+/// free, and is woken (weakly, non-blocking) when one arrives while it waits. Nothing
+/// blocks a thread of Node's shared thread pool.
 #[napi]
 pub struct HeavyPort {
     queues: Arc<ServeQueues>,
+    wake: Arc<Wake>,
 }
 
-pub struct NextHeavy {
-    queues: Arc<ServeQueues>,
-}
-
-impl Task for NextHeavy {
-    type Output = Option<Pending>;
-    type JsValue = Option<JsRequest>;
-
-    fn compute(&mut self) -> Result<Self::Output> {
-        Ok(self.queues.next_heavy())
-    }
-
-    fn resolve(&mut self, _env: Env, p: Self::Output) -> Result<Option<JsRequest>> {
-        Ok(p.map(to_js))
-    }
+/// What `takeOrWait` found.
+#[napi(object)]
+pub struct HeavyNext {
+    pub request: Option<JsRequest>,
+    /// The engine closed: stop asking.
+    pub closed: bool,
 }
 
 #[napi]
 impl HeavyPort {
-    /// Attaches to the serving engine with this id (from `engine.id()`).
+    /// Attaches to the serving engine with this id (from `engine.id()`); `onWork` is
+    /// called when a request arrives while this worker waits.
     #[napi(factory)]
-    pub fn attach(engine_id: u32) -> Result<HeavyPort> {
+    pub fn attach(engine_id: u32, on_work: Function<(), ()>) -> Result<HeavyPort> {
         let queues = ServeQueues::attach(engine_id)
             .ok_or_else(|| fail("CORRAL_STATE", format!("no open engine with id {engine_id}")))?;
-        Ok(HeavyPort { queues })
+        let wake: Wake = on_work.build_threadsafe_function().weak::<true>().build()?;
+        Ok(HeavyPort { queues, wake: Arc::new(wake) })
     }
 
-    /// Resolves with the next heavy request, or null once the engine closed.
+    /// The next heavy request if one waits; otherwise null, and `onWork` will be called.
     #[napi]
-    pub fn next(&self) -> AsyncTask<NextHeavy> {
-        AsyncTask::new(NextHeavy { queues: Arc::clone(&self.queues) })
+    pub fn take_or_wait(&self) -> HeavyNext {
+        let (p, closed) = self.queues.take_or_wait(&self.wake);
+        HeavyNext { request: p.map(to_js), closed }
     }
 
     #[napi]

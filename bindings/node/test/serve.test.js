@@ -93,3 +93,22 @@ test('bad options are refused', () => {
   assert.throws(() => corral.serve({}), { code: 'CORRAL_INVALID_CONFIG' })
   assert.throws(() => corral.serve({ handler: () => '', workers: 2 }), { code: 'CORRAL_INVALID_CONFIG' })
 })
+
+test('waiting worker threads hold no thread of the shared pool', async () => {
+  // More workers than libuv's default pool (4): file I/O and close() still run.
+  const s = corral.serve({
+    protocol: 'lines',
+    heavy: { minBytes: 1 },
+    workers: 6,
+    module: path.join(__dirname, 'fixtures', 'upper.js'),
+  })
+  const fs = require('node:fs')
+  assert.ok((await fs.promises.readFile(__filename, 'utf8')).length > 0)
+  const sock = net.connect(s.address().port, '127.0.0.1')
+  sock.end('abc\n')
+  let data = ''
+  for await (const c of sock) data += c
+  assert.strictEqual(data, 'HEAVY:ABC\n')
+  const report = await s.close({ timeout: 2000 })
+  assert.ok(report.clean)
+})
