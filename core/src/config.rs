@@ -70,6 +70,14 @@ pub struct Limits {
     pub codel_interval: Duration,
 }
 
+impl Limits {
+    /// The shorter of the header and idle timeouts: how often a connection's deadline
+    /// is looked at, at the latest.
+    pub(crate) fn recheck(&self) -> std::time::Duration {
+        self.header_timeout.min(self.idle_timeout)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {

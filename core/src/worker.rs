@@ -317,7 +317,7 @@ impl WorkerLoop {
             return None;
         }
         self.ws.counters.connections.fetch_add(1, Relaxed);
-        let recheck = self.engine.config.limits.header_timeout.min(self.engine.config.limits.idle_timeout);
+        let recheck = self.engine.config.limits.recheck();
         let first = conn.deadline_ms().min(self.engine.now_ms() + recheck.as_millis() as u64);
         self.timers.push(Reverse((first, token)));
         if self.drained {
@@ -415,8 +415,7 @@ impl WorkerLoop {
         if *first > now {
             return;
         }
-        let recheck = self.engine.config.limits.header_timeout.min(self.engine.config.limits.idle_timeout);
-        let recheck = recheck.as_millis() as u64;
+        let recheck = self.engine.config.limits.recheck().as_millis() as u64;
         let reg = lock(&self.ws.registry);
         while let Some(&Reverse((at, token))) = self.timers.peek() {
             if at > now {
