@@ -591,6 +591,13 @@ corral_status corral_config_set_header_timeout_ms(corral_config *cfg, uint64_t m
 corral_status corral_config_set_idle_timeout_ms(corral_config *cfg, uint64_t millis);
 
 /**
+ * Time a handler has to answer a request (default 60000 ms; 0: no deadline). Past it
+ * the engine answers in its place (HTTP 504; other protocols close the connection) and
+ * the late answer is dropped.
+ */
+corral_status corral_config_set_reply_timeout_ms(corral_config *cfg, uint64_t millis);
+
+/**
  * CoDel on the CPU-pool queue: the target in microseconds (0 turns CoDel off, the
  * default; folly uses 5000). See corral_config_set_codel_interval_ms().
  */

@@ -26,6 +26,8 @@ export interface EngineOptions {
   headerTimeout?: number
   /** Milliseconds. */
   idleTimeout?: number
+  /** Milliseconds a handler has to answer (default 60000; 0: no deadline); past it corral answers 504. */
+  replyTimeout?: number
 }
 
 export interface ListenOptions extends EngineOptions {

@@ -33,6 +33,7 @@ function nativeOptions(o) {
     maxHeader: o.maxHeader,
     headerTimeoutMs: o.headerTimeout,
     idleTimeoutMs: o.idleTimeout,
+    replyTimeoutMs: o.replyTimeout,
   }
 }
 

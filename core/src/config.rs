@@ -54,6 +54,11 @@ pub struct Limits {
     /// Time a connection may sit with nothing to do (or with replies the peer does not
     /// read) before it is closed.
     pub idle_timeout: Duration,
+    /// Time a handler has to answer a request once it is framed. Past it the engine
+    /// answers in the handler's place (HTTP `504`; the other protocols close the
+    /// connection) and a later answer is dropped, so a handler that never answers
+    /// cannot hold a connection forever. Zero: no deadline.
+    pub reply_timeout: Duration,
     /// Frames dispatched per connection per turn before it yields to others.
     pub budget_frames: usize,
     /// Bytes read per connection per turn before it yields to others.
@@ -71,10 +76,15 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The shorter of the header and idle timeouts: how often a connection's deadline
-    /// is looked at, at the latest.
+    /// The shortest of the connection timeouts: how often a connection's deadline is
+    /// looked at, at the latest.
     pub(crate) fn recheck(&self) -> std::time::Duration {
-        self.header_timeout.min(self.idle_timeout)
+        let t = self.header_timeout.min(self.idle_timeout);
+        if self.reply_timeout.is_zero() {
+            t
+        } else {
+            t.min(self.reply_timeout)
+        }
     }
 }
 
@@ -90,6 +100,7 @@ impl Default for Limits {
             max_header: 16 << 10,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            reply_timeout: Duration::from_secs(60),
             budget_frames: 32,
             budget_bytes: 256 << 10,
             write_high_water: 256 << 10,
@@ -358,6 +369,10 @@ impl ConfigBuilder {
         idle_timeout: Duration
     );
     limit_setter!(
+        /// See [`Limits::reply_timeout`].
+        reply_timeout: Duration
+    );
+    limit_setter!(
         /// See [`Limits::budget_frames`].
         budget_frames: usize
     );
@@ -430,6 +445,14 @@ impl ConfigBuilder {
             if d < Duration::from_millis(1) || d > Duration::from_secs(86_400 * 365) {
                 return Err(Error::config(format!("{name} = {d:?} is out of range: use 1 ms to one year")));
             }
+        }
+        if !l.reply_timeout.is_zero()
+            && (l.reply_timeout < Duration::from_millis(1) || l.reply_timeout > Duration::from_secs(86_400 * 365))
+        {
+            return Err(Error::config(format!(
+                "reply_timeout = {:?} is out of range: use 1 ms to one year, or zero for no deadline",
+                l.reply_timeout
+            )));
         }
         if let Some(t) = l.codel_target {
             if t < Duration::from_micros(100) || t > Duration::from_secs(60) {

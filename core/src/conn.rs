@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Readiness;
 use crate::engine::Shared;
@@ -70,6 +70,8 @@ struct Slot {
     since: Instant,
     heavy: bool,
     out: Option<Out>,
+    /// How to answer in the handler's place if it misses `reply_timeout`.
+    ctx: ReplyCtx,
 }
 
 /// Reply slots, numbered from `base`; filled by responders from any thread.
@@ -293,9 +295,14 @@ impl Conn {
             io.hup_seen = true;
         }
         if bits & TIMEOUT != 0 && engine.now_ms() >= self.deadline_ms() {
-            engine.counters.timeouts.fetch_add(1, Relaxed);
-            self.close(&mut io, false);
-            return Turn::Closed;
+            // With nothing unwritten, a deadline while requests are in flight is the
+            // handlers': answer the late ones and carry on. Otherwise the peer's: close.
+            let replies_due = io.next_seq > io.done_seq && io.wpos == io.wbuf.len();
+            if !(replies_due && self.expire_replies(limits.reply_timeout)) {
+                engine.counters.timeouts.fetch_add(1, Relaxed);
+                self.close(&mut io, false);
+                return Turn::Closed;
+            }
         }
         let framer = Framer::new(engine.config.protocol);
         let mut frames = limits.budget_frames;
@@ -355,7 +362,7 @@ impl Conn {
                     let out = if r.reply.is_empty() { Out::Close } else { Out::Write { bytes: r.reply, close: true } };
                     let mut rep = lock(&self.replies);
                     debug_assert_eq!(rep.base + rep.slots.len() as u64, seq);
-                    rep.slots.push_back(Slot { since: Instant::now(), heavy: false, out: Some(out) });
+                    rep.slots.push_back(Slot { since: Instant::now(), heavy: false, out: Some(out), ctx: ReplyCtx::default() });
                 }
                 Decoded::NeedMore { expect_continue } => {
                     if expect_continue && !io.continue_sent && in_flight == 0 {
@@ -460,6 +467,41 @@ impl Conn {
         }
     }
 
+    /// Answers, in the handlers' place, the unanswered requests that have waited
+    /// `reply_timeout` or longer. False if the reply deadline is off.
+    fn expire_replies(&self, timeout: Duration) -> bool {
+        if timeout.is_zero() {
+            return false;
+        }
+        let mut r = lock(&self.replies);
+        let mut expired = 0;
+        for slot in r.slots.iter_mut().filter(|s| s.out.is_none() && s.since.elapsed() >= timeout) {
+            let out = match slot.ctx.protocol.timeout_reply(&slot.ctx) {
+                Some(bytes) => Out::Write { bytes, close: slot.ctx.close },
+                None => Out::Close,
+            };
+            slot.out = Some(out);
+            expired += 1;
+        }
+        self.engine.counters.reply_timeouts.fetch_add(expired, Relaxed);
+        true
+    }
+
+    /// When the oldest unanswered request reaches `reply_timeout` (NO_DEADLINE if off,
+    /// or if every request is answered and only waits for its turn).
+    fn reply_deadline(&self, now: u64) -> u64 {
+        let timeout = self.engine.config.limits.reply_timeout;
+        if timeout.is_zero() {
+            return NO_DEADLINE;
+        }
+        let r = lock(&self.replies);
+        let Some(oldest) = r.slots.iter().filter(|s| s.out.is_none()).map(|s| s.since).min() else {
+            return NO_DEADLINE;
+        };
+        let left = timeout.saturating_sub(oldest.elapsed());
+        now + left.as_millis() as u64 + 1
+    }
+
     fn dispatch(self: &Arc<Self>, io: &mut Io, worker: &WorkerShared, payload: Payload, rctx: ReplyCtx) {
         let engine = &self.engine;
         let seq = io.next_seq;
@@ -471,7 +513,7 @@ impl Conn {
             Cost::Light
         });
         let heavy = cost == Cost::Heavy && engine.cpu.is_some();
-        lock(&self.replies).slots.push_back(Slot { since: Instant::now(), heavy, out: None });
+        lock(&self.replies).slots.push_back(Slot { since: Instant::now(), heavy, out: None, ctx: rctx });
         worker.counters.requests.fetch_add(1, Relaxed);
         let res = Responder::new(Arc::clone(self), seq, rctx);
         match &engine.cpu {
@@ -501,7 +543,7 @@ impl Conn {
         let deadline = if io.wpos < io.wbuf.len() {
             now + limits.idle_timeout.as_millis() as u64
         } else if in_flight {
-            NO_DEADLINE
+            self.reply_deadline(now)
         } else if partial {
             *io.partial_since.get_or_insert(now) + limits.header_timeout.as_millis() as u64
         } else if io.requests == 0 {

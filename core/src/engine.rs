@@ -42,6 +42,7 @@ pub(crate) struct Counters {
     pub rejected: AtomicU64,
     pub handler_panics: AtomicU64,
     pub handler_failures: AtomicU64,
+    pub reply_timeouts: AtomicU64,
     pub refused_per_ip: AtomicU64,
 }
 

@@ -107,6 +107,8 @@ pub struct Stats {
     pub handler_panics: u64,
     /// Requests answered with the error reply (handler panicked or dropped its responder).
     pub handler_failures: u64,
+    /// Requests the engine answered because the handler did not within `reply_timeout`.
+    pub replies_timed_out: u64,
     /// Connections closed at once for being over the per-IP cap.
     pub connections_refused_per_ip: u64,
     /// Accepted connections waiting in the host queue (handoff).
@@ -181,6 +183,7 @@ impl Stats {
             requests_rejected: c.rejected.load(Relaxed),
             handler_panics: c.handler_panics.load(Relaxed),
             handler_failures: c.handler_failures.load(Relaxed),
+            replies_timed_out: c.reply_timeouts.load(Relaxed),
             connections_refused_per_ip: c.refused_per_ip.load(Relaxed),
             handoff_queued: s.host.as_ref().map_or(0, |h| h.len()),
             latency_light: LatencyStats::of(&hist[0]),
@@ -341,6 +344,12 @@ impl Stats {
             "counter",
             "Requests answered with the error reply.",
             one(self.handler_failures.to_string()),
+        );
+        metric(
+            "replies_timed_out_total",
+            "counter",
+            "Requests answered by the engine because the handler missed reply_timeout.",
+            one(self.replies_timed_out.to_string()),
         );
         metric(
             "handoff_queued",

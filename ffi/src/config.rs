@@ -350,6 +350,14 @@ pub unsafe extern "C" fn corral_config_set_idle_timeout_ms(cfg: *mut CorralConfi
     update(cfg, |b| b.idle_timeout(Duration::from_millis(millis)))
 }
 
+/// Time a handler has to answer a request (default 60000 ms; 0: no deadline). Past it
+/// the engine answers in its place (HTTP 504; other protocols close the connection) and
+/// the late answer is dropped.
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_set_reply_timeout_ms(cfg: *mut CorralConfig, millis: u64) -> CorralStatus {
+    update(cfg, |b| b.reply_timeout(Duration::from_millis(millis)))
+}
+
 /// CoDel on the CPU-pool queue: the target in microseconds (0 turns CoDel off, the
 /// default; folly uses 5000). See corral_config_set_codel_interval_ms().
 #[no_mangle]

@@ -56,6 +56,8 @@ static void test_config(void) {
     OK(corral_config_set_write_high_water(cfg, 65536));
     OK(corral_config_set_header_timeout_ms(cfg, 5000));
     OK(corral_config_set_idle_timeout_ms(cfg, 30000));
+    OK(corral_config_set_reply_timeout_ms(cfg, 30000));
+    CHECK_STATUS(corral_config_set_reply_timeout_ms(cfg, 0), CORRAL_STATUS_OK);
     OK(corral_config_set_model(cfg, CORRAL_MODEL_STEALING));
     OK(corral_config_set_protocol(cfg, CORRAL_PROTOCOL_HTTP1));
     OK(corral_config_set_listener(cfg, CORRAL_LISTENER_REUSE_PORT));
@@ -86,6 +88,7 @@ static void test_config(void) {
     CHECK_STATUS(corral_config_add_address(NULL, "127.0.0.1:0"), CORRAL_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(corral_config_add_listener_fd(NULL, 0), CORRAL_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(corral_config_set_idle_timeout_ms(NULL, 1), CORRAL_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(corral_config_set_reply_timeout_ms(NULL, 1), CORRAL_STATUS_NULL_ARGUMENT);
 
     /* A wildcard is accepted once allowed (the engine is not created: it would
      * listen on every interface). */

@@ -62,6 +62,7 @@ pub struct Options {
     pub max_header: Option<u32>,
     pub header_timeout_ms: Option<u32>,
     pub idle_timeout_ms: Option<u32>,
+    pub reply_timeout_ms: Option<u32>,
     pub heavy_prefixes: Option<Vec<String>>,
     pub heavy_min_bytes: Option<u32>,
     /// Heavy requests go to JS worker threads that pull them (serve only).
@@ -123,6 +124,9 @@ fn build(o: &Options) -> Result<Config> {
     }
     if let Some(v) = o.idle_timeout_ms {
         b = b.idle_timeout(Duration::from_millis(v.into()));
+    }
+    if let Some(v) = o.reply_timeout_ms {
+        b = b.reply_timeout(Duration::from_millis(v.into()));
     }
     if let Some(m) = &o.model {
         b = b.model(m.parse::<Model>().map_err(err)?);

@@ -71,6 +71,7 @@ fn apply(py: Python<'_>, mut b: ConfigBuilder, options: &Bound<'_, PyDict>) -> P
             "write_high_water" => b.write_high_water(v.extract()?),
             "header_timeout" => b.header_timeout(secs(py, &key, &v)?),
             "idle_timeout" => b.idle_timeout(secs(py, &key, &v)?),
+            "reply_timeout" => b.reply_timeout(secs(py, &key, &v)?),
             "codel_target" => b.codel_target(Some(secs(py, &key, &v)?)),
             "codel_interval" => b.codel_interval(secs(py, &key, &v)?),
             "model" => b.model(named(py, &v)?),

@@ -150,6 +150,18 @@ impl Protocol {
 
     /// The reply sent for a request whose handler failed (panicked, or dropped its
     /// responder): HTTP `500`, for the others nothing (the connection is closed).
+    /// The engine's reply for a handler that missed `reply_timeout`: HTTP `504`; the
+    /// other protocols have no error form, so the connection is closed.
+    pub(crate) fn timeout_reply(&self, ctx: &ReplyCtx) -> Option<Vec<u8>> {
+        match self {
+            Protocol::Http1 => Some(http1::encode(
+                Response::new(504).header("content-type", "text/plain").body(b"handler did not reply in time\n".to_vec()),
+                ctx,
+            )),
+            _ => None,
+        }
+    }
+
     pub(crate) fn error_reply(&self, ctx: &ReplyCtx) -> Option<Vec<u8>> {
         match self {
             Protocol::Http1 => Some(http1::encode(

@@ -17,7 +17,8 @@ pub use net::{
     shutdown_write, tcp_listen_queue, ListenQueue,
 };
 pub use proc::{
-    listen_drop_counters, nofile_limit, process_cpu_time, set_nofile_limit, somaxconn, thread_cpu_time, ListenDrops,
+    cpu_time_of, listen_drop_counters, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit, somaxconn,
+    thread_cpu_time, ListenDrops,
 };
 
 /// Converts a `-1` syscall return into the thread's `errno` as an `io::Error`.

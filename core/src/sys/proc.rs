@@ -73,3 +73,28 @@ pub fn listen_drop_counters() -> Option<ListenDrops> {
     }
     None
 }
+
+/// Resident memory of process `pid` in bytes (`VmRSS` in `/proc/<pid>/status`).
+pub fn resident_bytes(pid: u32) -> io::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no VmRSS line in /proc/{pid}/status")))
+}
+
+/// CPU time (user + system, all threads) used so far by process `pid`.
+pub fn cpu_time_of(pid: u32) -> io::Result<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let field = |i: usize| rest.split_whitespace().nth(i).and_then(|v| v.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let (Some(user), Some(system)) = (field(11), field(12)) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected /proc/{pid}/stat format")));
+    };
+    // SAFETY: sysconf has no memory effects.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(Duration::from_nanos((user + system).saturating_mul(1_000_000_000 / ticks)))
+}
