@@ -28,6 +28,8 @@ export interface EngineOptions {
   idleTimeout?: number
   /** Milliseconds a handler has to answer (default 60000; 0: no deadline); past it corral answers 504. */
   replyTimeout?: number
+  /** Microseconds: the scheduler slice I/O workers ask for (default 100; 0: the kernel's). */
+  ioSlice?: number
 }
 
 export interface ListenOptions extends EngineOptions {

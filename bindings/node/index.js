@@ -34,6 +34,7 @@ function nativeOptions(o) {
     headerTimeoutMs: o.headerTimeout,
     idleTimeoutMs: o.idleTimeout,
     replyTimeoutMs: o.replyTimeout,
+    ioSliceUs: o.ioSlice,
   }
 }
 

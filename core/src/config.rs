@@ -130,6 +130,7 @@ pub struct Config {
     pub(crate) acceptors: usize,
     pub(crate) io_workers: usize,
     pub(crate) cpu_threads: usize,
+    pub(crate) io_slice: Duration,
     pub(crate) backlog: u32,
     pub(crate) accept_batch: usize,
     pub(crate) accept_in_workers: bool,
@@ -163,6 +164,9 @@ impl Config {
     }
     pub fn cpu_threads(&self) -> usize {
         self.cpu_threads
+    }
+    pub fn io_slice(&self) -> Duration {
+        self.io_slice
     }
     pub fn accept_in_workers(&self) -> bool {
         self.accept_in_workers
@@ -203,6 +207,7 @@ pub struct ConfigBuilder {
     acceptors: Option<usize>,
     io_workers: Option<usize>,
     cpu_threads: Option<usize>,
+    io_slice: Duration,
     backlog: u32,
     accept_batch: usize,
     accept_in_workers: bool,
@@ -224,6 +229,7 @@ impl Default for ConfigBuilder {
             acceptors: None,
             io_workers: None,
             cpu_threads: None,
+            io_slice: Duration::from_micros(100),
             backlog: 1024,
             accept_batch: 64,
             accept_in_workers: true,
@@ -411,6 +417,16 @@ impl ConfigBuilder {
         self
     }
 
+    /// The scheduler time slice I/O workers ask for (default 100 us; zero: the kernel's
+    /// default). On Linux 6.12 and later (EEVDF custom slices) a waking I/O worker with
+    /// a short slice preempts a thread running heavy work at once instead of waiting out
+    /// its slice (about 3 ms): measured on 2 cores, light requests' p99 beside 50 ms
+    /// heavy ones went from 1-4 ms to under 0.2 ms. Older kernels ignore it.
+    pub fn io_slice(mut self, d: Duration) -> Self {
+        self.io_slice = d;
+        self
+    }
+
     /// Checks every option without building (and without taking inherited fds): what
     /// `build` would refuse, this refuses with the same error.
     pub fn validate(&self) -> Result<()> {
@@ -430,6 +446,14 @@ impl ConfigBuilder {
         let acceptors = range("acceptors", self.acceptors.unwrap_or(cores.min(4)), 1, 256)?;
         let io_workers = range("io_workers", self.io_workers.unwrap_or(cores), 1, 1024)?;
         let cpu_threads = range("cpu_threads", self.cpu_threads.unwrap_or(cores), 0, 1024)?;
+        if !self.io_slice.is_zero()
+            && (self.io_slice < Duration::from_micros(100) || self.io_slice > Duration::from_millis(100))
+        {
+            return Err(Error::config(format!(
+                "io_slice = {:?} is out of range: use 100 us to 100 ms, or zero for the kernel's default",
+                self.io_slice
+            )));
+        }
         range("backlog", self.backlog as usize, 1, 1 << 20)?;
         range("accept_batch", self.accept_batch, 1, 4096)?;
         range("handoff_capacity", self.handoff_capacity, 1, 1 << 24)?;
@@ -516,6 +540,7 @@ impl ConfigBuilder {
             acceptors,
             io_workers,
             cpu_threads,
+            io_slice: self.io_slice,
             backlog: self.backlog,
             accept_batch: self.accept_batch,
             accept_in_workers: self.accept_in_workers,

@@ -334,7 +334,12 @@ impl Conn {
             {
                 break Turn::Idle;
             }
-            if frames == 0 || bytes == 0 {
+            // The budget, and fairness: once it has had a frame this turn, a connection
+            // with more input already buffered yields to others waiting on its worker,
+            // so a client that pipelines gets no more than one that sends a request at
+            // a time.
+            let more_buffered = io.rpos < io.rbuf.len();
+            if frames == 0 || bytes == 0 || (frames < limits.budget_frames && more_buffered) {
                 break Turn::Yield;
             }
             let rpos = io.rpos;
@@ -362,7 +367,12 @@ impl Conn {
                     let out = if r.reply.is_empty() { Out::Close } else { Out::Write { bytes: r.reply, close: true } };
                     let mut rep = lock(&self.replies);
                     debug_assert_eq!(rep.base + rep.slots.len() as u64, seq);
-                    rep.slots.push_back(Slot { since: Instant::now(), heavy: false, out: Some(out), ctx: ReplyCtx::default() });
+                    rep.slots.push_back(Slot {
+                        since: Instant::now(),
+                        heavy: false,
+                        out: Some(out),
+                        ctx: ReplyCtx::default(),
+                    });
                 }
                 Decoded::NeedMore { expect_continue } => {
                     if expect_continue && !io.continue_sent && in_flight == 0 {

@@ -54,6 +54,6 @@ pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};
 pub mod os {
     pub use crate::sys::{
         cpu_time_of, is_cloexec, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit, somaxconn,
-        thread_cpu_time,
+        thread_cpu_time, TimerFd,
     };
 }

@@ -185,6 +185,11 @@ impl WorkerLoop {
     }
 
     pub fn run(mut self) {
+        let slice = self.engine.config.io_slice;
+        if !slice.is_zero() {
+            // Best effort: kernels before 6.12 have no custom slice, and run as before.
+            let _ = crate::sys::set_thread_slice(slice);
+        }
         if let Some(a) = &mut self.acceptor {
             a.arm(&self.ws.epoll, true);
         }
@@ -281,6 +286,10 @@ impl WorkerLoop {
         if let Some(conn) = conn {
             let mut ctx = TurnCtx { worker: &self.ws, spare: &mut self.spare };
             if let After::Requeue = conn.run(&mut ctx) {
+                // Collect readiness first, so connections that became ready while this
+                // one ran go ahead of it: a connection that always has input (a greedy
+                // pipeliner) cannot keep the others waiting in epoll.
+                self.poll(&Arc::clone(&self.ws), Some(Duration::ZERO));
                 self.local.push(Task::Conn(conn));
                 if self.steal_enabled() && self.local.len() > 1 {
                     self.engine.notify_one_worker();

@@ -267,6 +267,14 @@ pub unsafe extern "C" fn corral_config_set_cpu_threads(cfg: *mut CorralConfig, v
     set_count(cfg, value, ConfigBuilder::cpu_threads)
 }
 
+/// The scheduler time slice I/O workers ask for, in microseconds (100..=100000, or 0
+/// for the kernel's default; default 100). On Linux 6.12+ a waking I/O worker then
+/// preempts heavy work at once; older kernels ignore it.
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_set_io_slice_us(cfg: *mut CorralConfig, micros: u64) -> CorralStatus {
+    update(cfg, |b| b.io_slice(Duration::from_micros(micros)))
+}
+
 /// Accepts per wake-up (1..=4096; default 64).
 #[no_mangle]
 pub unsafe extern "C" fn corral_config_set_accept_batch(cfg: *mut CorralConfig, value: u64) -> CorralStatus {

@@ -54,6 +54,7 @@ fn apply(py: Python<'_>, mut b: ConfigBuilder, options: &Bound<'_, PyDict>) -> P
             "acceptors" => b.acceptors(v.extract()?),
             "workers" | "io_workers" => b.io_workers(v.extract()?),
             "cpu_threads" => b.cpu_threads(v.extract()?),
+            "io_slice" => b.io_slice(secs(py, &key, &v)?),
             "backlog" => b.backlog(v.extract()?),
             "accept_batch" => b.accept_batch(v.extract()?),
             "accept_in_workers" => b.accept_in_workers(v.extract()?),

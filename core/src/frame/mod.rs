@@ -155,7 +155,9 @@ impl Protocol {
     pub(crate) fn timeout_reply(&self, ctx: &ReplyCtx) -> Option<Vec<u8>> {
         match self {
             Protocol::Http1 => Some(http1::encode(
-                Response::new(504).header("content-type", "text/plain").body(b"handler did not reply in time\n".to_vec()),
+                Response::new(504)
+                    .header("content-type", "text/plain")
+                    .body(b"handler did not reply in time\n".to_vec()),
                 ctx,
             )),
             _ => None,

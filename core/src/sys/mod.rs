@@ -9,6 +9,7 @@ mod epoll;
 mod eventfd;
 mod net;
 mod proc;
+mod timerfd;
 
 pub use epoll::{Epoll, Events, Interest};
 pub use eventfd::EventFd;
@@ -17,9 +18,10 @@ pub use net::{
     shutdown_write, tcp_listen_queue, ListenQueue,
 };
 pub use proc::{
-    cpu_time_of, listen_drop_counters, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit, somaxconn,
-    thread_cpu_time, ListenDrops,
+    cpu_time_of, listen_drop_counters, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit,
+    set_thread_slice, somaxconn, thread_cpu_time, ListenDrops,
 };
+pub use timerfd::TimerFd;
 
 /// Converts a `-1` syscall return into the thread's `errno` as an `io::Error`.
 fn cvt(ret: libc::c_int) -> std::io::Result<libc::c_int> {

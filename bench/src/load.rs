@@ -1,0 +1,497 @@
+//! The load generator: many HTTP/1.1 clients on a few threads (mio, edge-triggered),
+//! closed-loop (a fixed number of requests in flight per client) or open-loop (a fixed
+//! arrival rate; latency is measured from the *intended* send time, so a server that
+//! falls behind cannot hide its queue). Latencies go into HDR histograms per client
+//! group; completions are counted per client.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::os::fd::AsRawFd;
+
+/// The open-loop send timer's token (clients use their index).
+const TIMER: Token = Token(usize::MAX);
+
+use crate::http;
+
+/// How a client paces its requests.
+#[derive(Clone, Copy, Debug)]
+pub enum Pace {
+    /// Keep `depth` requests in flight (1: one at a time; more: pipelined).
+    Closed { depth: usize },
+    /// Send at a fixed rate whatever the replies do (pipelining when they lag).
+    Open { per_sec: f64 },
+}
+
+/// One client: a connection (or, with `reconnect_each`, a new one per request).
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// Latency histograms and counts are kept per group.
+    pub group: usize,
+    pub request: Vec<u8>,
+    pub pace: Pace,
+    /// A new connection per request (the request should ask for `Connection: close`);
+    /// latency then includes the connect.
+    pub reconnect_each: bool,
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub addr: SocketAddr,
+    pub clients: Vec<Client>,
+    /// Run, but do not count, for this long first.
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub threads: usize,
+}
+
+/// One group's results over the measured window.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// Microseconds, from the (intended) send time to the whole response.
+    pub latency: Histogram<u64>,
+    /// Responses with a 2xx status.
+    pub ok: u64,
+    /// Other statuses, and requests lost to a connection error.
+    pub errors: u64,
+}
+
+impl Group {
+    fn new() -> Group {
+        Group { latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"), ok: 0, errors: 0 }
+    }
+
+    fn merge(&mut self, other: &Group) {
+        self.latency.add(&other.latency).expect("same bounds");
+        self.ok += other.ok;
+        self.errors += other.errors;
+    }
+
+    pub fn quantile_us(&self, q: f64) -> u64 {
+        if self.latency.is_empty() {
+            0
+        } else {
+            self.latency.value_at_quantile(q)
+        }
+    }
+}
+
+/// Everything a run measured.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub groups: Vec<Group>,
+    /// 2xx responses per client, in the order of `Plan::clients`.
+    pub per_client: Vec<u64>,
+    /// The measured window.
+    pub window: Duration,
+    /// Connections opened in the window.
+    pub connects: u64,
+    /// Responses over the whole run, warm-up included (what `cpu` paid for).
+    pub all: u64,
+    /// CPU time the generator's threads used over the whole run.
+    pub cpu: Duration,
+}
+
+impl Outcome {
+    pub fn rate(&self, group: usize) -> f64 {
+        self.groups[group].ok as f64 / self.window.as_secs_f64()
+    }
+}
+
+/// Runs `plan` to the end and returns what it measured.
+pub fn run(plan: &Plan) -> io::Result<Outcome> {
+    let groups = plan.clients.iter().map(|c| c.group).max().map_or(0, |g| g + 1);
+    let start = Instant::now();
+    let measure_from = start + plan.warmup;
+    let end = measure_from + plan.duration;
+    let parts = partition(plan);
+    let results: Vec<io::Result<Part>> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|clients| s.spawn(move || Driver::new(plan.addr, clients, groups, measure_from, end)?.run()))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("generator thread panicked")).collect()
+    });
+    let mut out = Outcome {
+        groups: (0..groups).map(|_| Group::new()).collect(),
+        per_client: vec![0; plan.clients.len()],
+        window: plan.duration,
+        connects: 0,
+        all: 0,
+        cpu: Duration::ZERO,
+    };
+    for part in results {
+        let part = part?;
+        for (g, pg) in out.groups.iter_mut().zip(&part.groups) {
+            g.merge(pg);
+        }
+        for (i, n) in part.per_client {
+            out.per_client[i] = n;
+        }
+        out.connects += part.connects;
+        out.all += part.all;
+        out.cpu += part.cpu;
+    }
+    Ok(out)
+}
+
+/// Group 0's clients are spread over `plan.threads` threads; every other group (the
+/// greedy or heavy client beside the measured ones) gets a thread of its own, so its
+/// replies do not delay the measured clients' next requests inside the generator.
+fn partition(plan: &Plan) -> Vec<Vec<(usize, Client)>> {
+    let main: Vec<(usize, Client)> = plan.clients.iter().cloned().enumerate().filter(|(_, c)| c.group == 0).collect();
+    let threads = plan.threads.clamp(1, main.len().max(1));
+    let mut parts: Vec<Vec<(usize, Client)>> =
+        (0..threads).map(|t| main.iter().skip(t).step_by(threads).cloned().collect()).collect();
+    let others = plan.clients.iter().map(|c| c.group).filter(|&g| g != 0).max().unwrap_or(0);
+    for g in 1..=others {
+        parts.push(plan.clients.iter().cloned().enumerate().filter(|(_, c)| c.group == g).collect());
+    }
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// One thread's share of the results.
+struct Part {
+    groups: Vec<Group>,
+    per_client: Vec<(usize, u64)>,
+    connects: u64,
+    all: u64,
+    cpu: Duration,
+}
+
+struct Conn {
+    index: usize,
+    spec: Client,
+    stream: Option<TcpStream>,
+    connected: bool,
+    out: Vec<u8>,
+    wpos: usize,
+    rbuf: Vec<u8>,
+    /// Send (or intended send) times of the requests in flight, oldest first.
+    in_flight: VecDeque<Instant>,
+    /// Open loop: when the next request is due.
+    next_due: Instant,
+    interval: Duration,
+    /// A connect failed (ports or descriptors ran out): try again then.
+    retry_at: Option<Instant>,
+    ok: u64,
+}
+
+struct Driver {
+    addr: SocketAddr,
+    poll: Poll,
+    /// Wakes the loop when an open-loop request is due, to the microsecond
+    /// (`epoll_wait`'s timeout has only milliseconds, which would make every send late).
+    timer: corral::os::TimerFd,
+    conns: Vec<Conn>,
+    groups: Vec<Group>,
+    measure_from: Instant,
+    end: Instant,
+    connects: u64,
+    all: u64,
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl Driver {
+    fn new(
+        addr: SocketAddr,
+        clients: Vec<(usize, Client)>,
+        groups: usize,
+        measure_from: Instant,
+        end: Instant,
+    ) -> io::Result<Driver> {
+        let now = Instant::now();
+        let n = clients.len().max(1) as u32;
+        let conns = clients
+            .into_iter()
+            .enumerate()
+            .map(|(k, (index, spec))| {
+                let interval = match spec.pace {
+                    Pace::Open { per_sec } => Duration::from_secs_f64(1.0 / per_sec.max(1e-3)),
+                    Pace::Closed { .. } => Duration::ZERO,
+                };
+                // Spread the open-loop clients' phases so they do not send in lockstep.
+                let phase = interval * (k as u32) / n;
+                Conn {
+                    index,
+                    spec,
+                    stream: None,
+                    connected: false,
+                    out: Vec::new(),
+                    wpos: 0,
+                    rbuf: Vec::with_capacity(4096),
+                    in_flight: VecDeque::new(),
+                    next_due: now + phase,
+                    interval,
+                    retry_at: None,
+                    ok: 0,
+                }
+            })
+            .collect();
+        let poll = Poll::new()?;
+        let timer = corral::os::TimerFd::new()?;
+        poll.registry().register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
+        Ok(Driver {
+            addr,
+            poll,
+            timer,
+            conns,
+            groups: (0..groups).map(|_| Group::new()).collect(),
+            measure_from,
+            end,
+            connects: 0,
+            all: 0,
+        })
+    }
+
+    fn run(mut self) -> io::Result<Part> {
+        let cpu0 = corral::os::thread_cpu_time();
+        for i in 0..self.conns.len() {
+            if matches!(self.conns[i].spec.pace, Pace::Closed { .. }) {
+                self.refill(i, Instant::now())?;
+            }
+        }
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            if now >= self.end {
+                break;
+            }
+            let mut wake = self.end;
+            for i in 0..self.conns.len() {
+                if let Some(t) = self.conns[i].retry_at {
+                    if t <= now {
+                        self.conns[i].retry_at = None;
+                        self.refill(i, now)?;
+                    } else {
+                        wake = wake.min(t);
+                    }
+                }
+                if let Pace::Open { .. } = self.conns[i].spec.pace {
+                    while self.conns[i].next_due <= now {
+                        let due = self.conns[i].next_due;
+                        let interval = self.conns[i].interval;
+                        self.conns[i].next_due += interval;
+                        let _ = self.send(i, due);
+                    }
+                    wake = wake.min(self.conns[i].next_due);
+                }
+            }
+            let wait = wake.saturating_duration_since(Instant::now());
+            if wake < self.end {
+                self.timer.set(wait)?;
+            }
+            match self.poll.poll(&mut events, Some(self.end.saturating_duration_since(Instant::now()))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for ev in events.iter() {
+                if ev.token() == TIMER {
+                    self.timer.drain();
+                } else {
+                    self.ready(ev.token().0)?;
+                }
+            }
+        }
+        let per_client = self.conns.iter().map(|c| (c.index, c.ok)).collect();
+        Ok(Part {
+            groups: self.groups,
+            per_client,
+            connects: self.connects,
+            all: self.all,
+            cpu: corral::os::thread_cpu_time().saturating_sub(cpu0),
+        })
+    }
+
+    fn counted(&self, t: Instant) -> bool {
+        t >= self.measure_from && t < self.end
+    }
+
+    /// Closed loop: tops the client up to its depth, sent now.
+    fn refill(&mut self, i: usize, now: Instant) -> io::Result<()> {
+        let Pace::Closed { depth } = self.conns[i].spec.pace else { return Ok(()) };
+        while self.conns[i].in_flight.len() < depth {
+            if self.send(i, now).is_err() {
+                break;
+            }
+            if self.conns[i].spec.reconnect_each {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues one request stamped `at`, connecting first if needed. A failed connect
+    /// counts the request as an error and retries 10 ms later.
+    fn send(&mut self, i: usize, at: Instant) -> io::Result<()> {
+        if self.conns[i].stream.is_none() && self.connect(i).is_err() {
+            if self.counted(Instant::now()) {
+                self.groups[self.conns[i].spec.group].errors += 1;
+            }
+            self.conns[i].retry_at = Some(Instant::now() + Duration::from_millis(10));
+            return Err(io::Error::other("connect failed"));
+        }
+        let c = &mut self.conns[i];
+        c.in_flight.push_back(at);
+        c.out.extend_from_slice(&c.spec.request);
+        if c.connected {
+            self.flush(i);
+        }
+        Ok(())
+    }
+
+    fn connect(&mut self, i: usize) -> io::Result<()> {
+        let mut s = TcpStream::connect(self.addr)?;
+        // Like wrk: a request goes out at once, not held back by Nagle behind the last one.
+        s.set_nodelay(true)?;
+        self.poll.registry().register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        let c = &mut self.conns[i];
+        c.stream = Some(s);
+        c.connected = false;
+        if self.measure_from <= Instant::now() {
+            self.connects += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending; a write error drops the connection.
+    fn flush(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        let Some(s) = c.stream.as_mut() else { return };
+        while c.wpos < c.out.len() {
+            match s.write(&c.out[c.wpos..]) {
+                Ok(0) => break,
+                Ok(n) => c.wpos += n,
+                Err(e) if would_block(&e) => return,
+                Err(_) => {
+                    self.drop_conn(i);
+                    return;
+                }
+            }
+        }
+        c.out.clear();
+        c.wpos = 0;
+    }
+
+    fn ready(&mut self, i: usize) -> io::Result<()> {
+        if self.conns[i].stream.is_none() {
+            return Ok(());
+        }
+        if !self.conns[i].connected {
+            let s = self.conns[i].stream.as_ref().expect("checked");
+            match s.take_error() {
+                Ok(None) => {}
+                _ => {
+                    self.drop_conn(i);
+                    return self.refill(i, Instant::now());
+                }
+            }
+            match s.peer_addr() {
+                Ok(_) => self.conns[i].connected = true,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                Err(_) => {
+                    self.drop_conn(i);
+                    return self.refill(i, Instant::now());
+                }
+            }
+        }
+        self.flush(i);
+        loop {
+            let c = &mut self.conns[i];
+            let Some(s) = c.stream.as_mut() else { return Ok(()) };
+            let len = c.rbuf.len();
+            c.rbuf.resize(len + 16 * 1024, 0);
+            let r = s.read(&mut c.rbuf[len..]);
+            c.rbuf.truncate(len + *r.as_ref().unwrap_or(&0));
+            match r {
+                Ok(0) => {
+                    self.drop_conn(i);
+                    return self.refill(i, Instant::now());
+                }
+                Ok(_) => {
+                    if !self.responses(i)? {
+                        return Ok(());
+                    }
+                }
+                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.drop_conn(i);
+                    return self.refill(i, Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Takes the whole responses out of the read buffer. False if the connection ended.
+    fn responses(&mut self, i: usize) -> io::Result<bool> {
+        let mut used = 0;
+        loop {
+            let parsed = http::parse(&self.conns[i].rbuf[used..]);
+            let head = match parsed {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(_) => {
+                    self.drop_conn(i);
+                    self.refill(i, Instant::now())?;
+                    return Ok(false);
+                }
+            };
+            used += head.len;
+            let now = Instant::now();
+            let sent = self.conns[i].in_flight.pop_front().unwrap_or(now);
+            self.all += 1;
+            if self.counted(now) {
+                let g = &mut self.groups[self.conns[i].spec.group];
+                if (200..300).contains(&head.status) {
+                    g.ok += 1;
+                    self.conns[i].ok += 1;
+                    let us = now.saturating_duration_since(sent).as_micros() as u64;
+                    let _ = g.latency.record(us.clamp(1, 60_000_000));
+                } else {
+                    g.errors += 1;
+                }
+            }
+            if head.close || self.conns[i].spec.reconnect_each {
+                self.conns[i].rbuf.clear();
+                self.drop_conn(i);
+                self.refill(i, now)?;
+                return Ok(false);
+            }
+            self.refill(i, now)?;
+        }
+        self.conns[i].rbuf.drain(..used);
+        Ok(true)
+    }
+
+    /// Closes the connection; its requests in flight count as errors. Open-loop
+    /// clients reconnect on their next send, closed-loop ones at their refill.
+    fn drop_conn(&mut self, i: usize) {
+        let now = Instant::now();
+        let lost = self.conns[i].in_flight.len() as u64;
+        if let Some(mut s) = self.conns[i].stream.take() {
+            let _ = self.poll.registry().deregister(&mut s);
+        }
+        let c = &mut self.conns[i];
+        c.connected = false;
+        c.in_flight.clear();
+        c.out.clear();
+        c.wpos = 0;
+        c.rbuf.clear();
+        if self.counted(now) {
+            self.groups[self.conns[i].spec.group].errors += lost;
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The scenarios: each drives one model's server with a workload and returns one
+//! [`Row`] of figures.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::time::Duration;
+
+use corral::Model;
+use serde::Serialize;
+
+use crate::http::get;
+use crate::load::{self, Client, Outcome, Pace, Plan};
+use crate::server::{per_worker, Server, ServerArgs};
+use crate::{idle, metrics};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    Keepalive,
+    Connect,
+    Heavy,
+    Hol,
+    Greedy,
+    Skew,
+    Idle,
+}
+
+/// What a scenario's headline figure is.
+pub struct Metric {
+    pub label: &'static str,
+    pub unit: &'static str,
+    pub higher_is_better: bool,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 7] = [
+        Scenario::Keepalive,
+        Scenario::Connect,
+        Scenario::Heavy,
+        Scenario::Hol,
+        Scenario::Greedy,
+        Scenario::Skew,
+        Scenario::Idle,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Keepalive => "keepalive",
+            Scenario::Connect => "connect",
+            Scenario::Heavy => "heavy",
+            Scenario::Hol => "hol",
+            Scenario::Greedy => "greedy",
+            Scenario::Skew => "skew",
+            Scenario::Idle => "idle",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Scenario, String> {
+        Scenario::ALL.into_iter().find(|x| x.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Scenario::ALL.iter().map(|x| x.name()).collect();
+            format!("unknown scenario {s:?}: use one of {}", names.join(", "))
+        })
+    }
+
+    /// The workload, in the words of someone choosing a model.
+    pub fn workload(self) -> &'static str {
+        match self {
+            Scenario::Keepalive => "I/O-bound: small requests on long-lived connections",
+            Scenario::Connect => "connection churn: a new connection per request",
+            Scenario::Heavy => "CPU-bound: 1 ms of work per request",
+            Scenario::Hol => "mixed: light requests beside a client sending 50 ms requests",
+            Scenario::Greedy => "greedy client: one keeps 64 requests in flight beside 32 polite ones",
+            Scenario::Skew => "unequal connections: a few long-lived ones of very different cost",
+            Scenario::Idle => "many idle keep-alive connections",
+        }
+    }
+
+    pub fn metric(self) -> Metric {
+        let (label, unit, higher_is_better) = match self {
+            Scenario::Keepalive => ("throughput", "req/s", true),
+            Scenario::Connect => ("connections", "conn/s", true),
+            Scenario::Heavy => ("throughput", "req/s", true),
+            Scenario::Hol => ("light p99", "us", false),
+            Scenario::Greedy => ("Jain's index", "", true),
+            Scenario::Skew => ("work done", "cores", true),
+            Scenario::Idle => ("memory per connection", "bytes", false),
+        };
+        Metric { label, unit, higher_is_better }
+    }
+}
+
+/// Everything one run can be repeated from (stated in the report).
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    pub duration_ms: u64,
+    pub warmup_ms: u64,
+    /// Clients in `keepalive`; `connect` uses half, `hol`/`greedy` 32 light ones.
+    pub connections: usize,
+    pub idle_connections: usize,
+    /// How long `idle` watches the server's CPU.
+    pub idle_window_ms: u64,
+    /// Server I/O workers (and CPU threads for `stealing`).
+    pub workers: usize,
+    /// Load-generator threads.
+    pub threads: usize,
+    /// Open-loop rate of the light clients in `hol`, requests/s over all of them.
+    pub hol_rate: f64,
+    pub heavy_us: u64,
+    pub hol_heavy_us: u64,
+    pub greedy_depth: usize,
+    pub skew_costs_us: Vec<u64>,
+}
+
+impl Settings {
+    pub fn defaults() -> Settings {
+        let cores = crate::cores();
+        Settings {
+            duration_ms: 1000,
+            warmup_ms: 250,
+            connections: 64,
+            idle_connections: 10_000,
+            idle_window_ms: 2000,
+            workers: cores,
+            threads: cores.clamp(1, 4),
+            hol_rate: 2000.0,
+            heavy_us: 1000,
+            hol_heavy_us: 50_000,
+            greedy_depth: 64,
+            skew_costs_us: vec![2000, 1000, 500, 200, 100, 50],
+        }
+    }
+
+    fn plan(&self, addr: std::net::SocketAddr, clients: Vec<Client>) -> Plan {
+        Plan {
+            addr,
+            clients,
+            warmup: Duration::from_millis(self.warmup_ms),
+            duration: Duration::from_millis(self.duration_ms),
+            threads: self.threads,
+        }
+    }
+}
+
+/// One model's figures in one scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub scenario: String,
+    pub model: String,
+    /// The scenario's headline figure ([`Scenario::metric`]).
+    pub value: f64,
+    /// Completed requests (or connections) per second of the measured clients.
+    pub rate: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub ok: u64,
+    pub errors: u64,
+    /// Scenario-specific figures, named.
+    pub extra: BTreeMap<String, f64>,
+    /// Why the model could not run the scenario.
+    pub error: Option<String>,
+}
+
+impl Row {
+    fn new(s: Scenario, m: Model, value: f64) -> Row {
+        Row {
+            scenario: s.name().into(),
+            model: m.name().into(),
+            value,
+            rate: 0.0,
+            p50_us: 0,
+            p99_us: 0,
+            p999_us: 0,
+            ok: 0,
+            errors: 0,
+            extra: BTreeMap::new(),
+            error: None,
+        }
+    }
+
+    /// Rate, latency and counts of `group`.
+    fn with_group(mut self, out: &Outcome, group: usize) -> Row {
+        let g = &out.groups[group];
+        self.rate = out.rate(group);
+        self.p50_us = g.quantile_us(0.5);
+        self.p99_us = g.quantile_us(0.99);
+        self.p999_us = g.quantile_us(0.999);
+        self.ok = g.ok;
+        self.errors = g.errors;
+        self
+    }
+
+    fn extra(mut self, name: &str, v: f64) -> Row {
+        self.extra.insert(name.into(), v);
+        self
+    }
+}
+
+fn clients(n: usize, group: usize, path: &str, pace: Pace) -> Vec<Client> {
+    (0..n).map(|_| Client { group, request: get(path, false), pace, reconnect_each: false }).collect()
+}
+
+/// Runs `scenario` against a fresh server of `model`. A model that cannot run it (a
+/// failure, not a figure) gets a row with no value and the error.
+pub fn run(scenario: Scenario, model: Model, st: &Settings) -> Row {
+    run_one(scenario, model, st).unwrap_or_else(|e| {
+        let mut row = Row::new(scenario, model, f64::NAN);
+        row.error = Some(e.to_string());
+        row
+    })
+}
+
+fn run_one(scenario: Scenario, model: Model, st: &Settings) -> io::Result<Row> {
+    let server = Server::start(&ServerArgs::new(model, st.workers))?;
+    let addr = server.addr;
+    let closed = Pace::Closed { depth: 1 };
+    let row = match scenario {
+        Scenario::Keepalive => {
+            let out = load::run(&st.plan(addr, clients(st.connections, 0, "/", closed)))?;
+            let cpu_us = out.cpu.as_secs_f64() * 1e6 / out.all.max(1) as f64;
+            let per: Vec<f64> = out.per_client.iter().map(|&n| n as f64).collect();
+            Row::new(scenario, model, out.rate(0))
+                .with_group(&out, 0)
+                .extra("jain", metrics::jain(&per))
+                .extra("generator_cpu_us_per_request", cpu_us)
+                .extra("generator_capacity_per_s", crate::cores() as f64 * 1e6 / cpu_us.max(1e-3))
+        }
+        Scenario::Connect => {
+            let n = (st.connections / 2).max(1);
+            let cs = (0..n).map(|_| Client { group: 0, request: get("/", true), pace: closed, reconnect_each: true });
+            let out = load::run(&st.plan(addr, cs.collect()))?;
+            Row::new(scenario, model, out.rate(0)).with_group(&out, 0).extra("connects", out.connects as f64)
+        }
+        Scenario::Heavy => {
+            let path = format!("/work?us={}", st.heavy_us);
+            let out = load::run(&st.plan(addr, clients(4 * st.workers, 0, &path, closed)))?;
+            let ideal = st.workers as f64 * 1e6 / st.heavy_us as f64;
+            Row::new(scenario, model, out.rate(0))
+                .with_group(&out, 0)
+                .extra("ideal_per_s", ideal)
+                .extra("of_ideal", out.rate(0) / ideal)
+        }
+        Scenario::Hol => {
+            let light = Pace::Open { per_sec: st.hol_rate / 32.0 };
+            let alone = load::run(&st.plan(addr, clients(32, 0, "/", light)))?;
+            let mut cs = clients(32, 0, "/", light);
+            cs.extend(clients(1, 1, &format!("/work?us={}", st.hol_heavy_us), closed));
+            let out = load::run(&st.plan(addr, cs))?;
+            let base = alone.groups[0].quantile_us(0.99);
+            let p99 = out.groups[0].quantile_us(0.99);
+            Row::new(scenario, model, p99 as f64)
+                .with_group(&out, 0)
+                .extra("p99_without_heavy_us", base as f64)
+                .extra("p99_vs_without_heavy", p99 as f64 / base.max(1) as f64)
+                .extra("heavy_done", out.groups[1].ok as f64)
+        }
+        Scenario::Greedy => {
+            let mut cs = clients(32, 0, "/", closed);
+            cs.extend(clients(1, 1, "/", Pace::Closed { depth: st.greedy_depth }));
+            let out = load::run(&st.plan(addr, cs))?;
+            let all: Vec<f64> = out.per_client.iter().map(|&n| n as f64).collect();
+            let total: f64 = all.iter().sum();
+            Row::new(scenario, model, metrics::jain(&all))
+                .with_group(&out, 0)
+                .extra("jain_polite_only", metrics::jain(&all[..32]))
+                .extra("greedy_share", all[32] / total.max(1.0))
+                .extra("polite_rate", out.rate(0))
+                .extra("greedy_rate", out.rate(1))
+        }
+        Scenario::Skew => {
+            let before = server.prometheus()?;
+            let cs = st.skew_costs_us.iter().map(|us| Client {
+                group: 0,
+                request: get(&format!("/spin?us={us}"), false),
+                pace: closed,
+                reconnect_each: false,
+            });
+            let out = load::run(&st.plan(addr, cs.collect()))?;
+            let after = server.prometheus()?;
+            let delta = |m: &str| -> Vec<f64> {
+                let (a, b) = (per_worker(&after, m), per_worker(&before, m));
+                a.iter().zip(b.iter().chain(std::iter::repeat(&0.0))).map(|(x, y)| x - y).collect()
+            };
+            let work_us: f64 = out.per_client.iter().zip(&st.skew_costs_us).map(|(&n, &us)| n as f64 * us as f64).sum();
+            Row::new(scenario, model, work_us / (out.window.as_secs_f64() * 1e6))
+                .with_group(&out, 0)
+                .extra("busy_cv", metrics::cv(&delta("corral_worker_busy_seconds_total")))
+                .extra("requests_cv", metrics::cv(&delta("corral_worker_requests_total")))
+        }
+        Scenario::Idle => {
+            let n = st.idle_connections.min(idle::fits(model));
+            let m = idle::measure(&server, n, Duration::from_millis(st.idle_window_ms))?;
+            Row::new(scenario, model, m.bytes_per_connection)
+                .extra("connections", m.connections as f64)
+                .extra("idle_cpu_percent", m.cpu_percent)
+                .extra("rss_before_bytes", m.rss_before as f64)
+                .extra("rss_after_bytes", m.rss_after as f64)
+        }
+    };
+    server.stop()?;
+    Ok(row)
+}
