@@ -1,7 +1,7 @@
 # corral — the two entry points are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test lint unit build bench wrk clean ffi c-build c-test header install py-env py-build py-test node-build node-test
+.PHONY: demo serve-demo soak test lint unit build bench wrk clean ffi c-build c-test header install py-env py-build py-test node-build node-test
 
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
@@ -20,9 +20,19 @@ C_EXAMPLES := echo_handoff http_serve handoff_cpp
 VENV       := .venv
 PY         := $(abspath $(VENV))/bin/python
 
-## The main job: serve on loopback, drive a short load, print the figures, stop.
+## The main job: the lab. The five concurrency models against seven workloads on this
+## machine (about a minute on 2 cores); prints the table and which model fits, writes
+## target/corral-report/ (report.md, report.json, SVG charts).
 demo:
+	$(CARGO) run --release -q -p corral-bench -- run
+
+## One engine serving a short self-driven load, with its own counters.
+serve-demo:
 	$(CARGO) run --release -q -p corral --example http_server -- --demo
+
+## A million requests over a thousand connections with injected faults (figures, not a test).
+soak:
+	$(CARGO) run --release -q -p corral-bench -- soak
 
 ## Every test: formatting and lints; the C tests, conformance cases and examples,
 ## natively and under valgrind; the Python extension's and the Node addon's tests; the

@@ -119,7 +119,15 @@ impl Plan {
                 steal: true,
                 cpu_threads: c.cpu_threads,
                 accept_in_workers: c.accept_in_workers,
-                dispatch: Dispatch::RoundRobin,
+                // An acceptor inside a worker keeps what it accepts: the kernel's
+                // reuseport hash already spreads connections, stealing evens out the
+                // load, and the connection's first turn stays on the core that accepted
+                // it (measured: 43k vs 57k connections/s on 2 cores).
+                dispatch: if c.accept_in_workers && c.listener != ListenerStrategy::Single {
+                    Dispatch::ByAcceptor
+                } else {
+                    Dispatch::RoundRobin
+                },
             },
         }
     }

@@ -1,0 +1,122 @@
+//! Smoke runs of the lab binary: every scenario with every model for a moment, the soak
+//! at a small size, and `serve`. They check that the commands work end to end and
+//! that the report files are written and well-formed, never the figures.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_corral-bench");
+
+fn scratch(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("corral-bench-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+fn well_formed_svg(path: &Path) {
+    let s = std::fs::read_to_string(path).unwrap();
+    assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"), "{} is not one svg element", path.display());
+    assert_eq!(s.matches("<svg").count(), 1);
+    assert_eq!(s.matches("<text").count(), s.matches("</text>").count(), "{}: unclosed text", path.display());
+    assert!(s.contains("<rect x="), "{} has no bars", path.display());
+}
+
+#[test]
+fn every_scenario_and_model_runs_and_the_report_is_written() {
+    let out = scratch("run");
+    let status = Command::new(BIN)
+        .args(["run", "--duration", "100ms", "--warmup", "20ms", "--connections", "8"])
+        .args(["--idle-connections", "40", "--idle-window", "100ms", "--hol-rate", "400", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "corral-bench run failed: {status}");
+    let report = json(&out.join("report.json"));
+    let rows = report["rows"].as_array().expect("rows");
+    let scenarios = ["keepalive", "connect", "heavy", "hol", "greedy", "skew", "idle"];
+    let models = ["single", "thread-per-connection", "pool", "reuseport", "stealing"];
+    assert_eq!(rows.len(), scenarios.len() * models.len());
+    for s in scenarios {
+        for m in models {
+            let row = rows.iter().find(|r| r["scenario"] == s && r["model"] == m);
+            let row = row.unwrap_or_else(|| panic!("no row for {s} with {m}"));
+            assert!(row["error"].is_null(), "{s} with {m} failed: {}", row["error"]);
+            assert!(row["value"].is_number(), "{s} with {m} has no figure");
+        }
+    }
+    assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert_eq!(report["settings"]["duration_ms"], 100);
+    assert_eq!(report["fits"].as_array().unwrap().len(), scenarios.len());
+    assert!(!report["goals"].as_array().unwrap().is_empty());
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for needle in ["# corral lab report", "| scenario | figure |", "## Which model fits", "## Goals", "## Parameters"] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}");
+    }
+    well_formed_svg(&out.join("throughput.svg"));
+    for s in scenarios.iter().filter(|s| **s != "idle") {
+        well_formed_svg(&out.join(format!("latency-{s}.svg")));
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_small_soak_loses_misroutes_and_duplicates_nothing() {
+    let out = scratch("soak");
+    let status = Command::new(BIN)
+        .args(["soak", "--requests", "20000", "--connections", "50", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "corral-bench soak failed: {status}");
+    let r = json(&out.join("soak.json"));
+    assert!(r["sent"].as_u64().unwrap() >= 20_000);
+    for k in ["lost", "misrouted", "duplicated", "unexpected_status"] {
+        assert_eq!(r[k], 0, "{k}: {r}");
+    }
+    let sent = r["sent"].as_u64().unwrap();
+    let accounted = ["answered", "refused", "unread_at_shutdown"].iter().map(|k| r[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(accounted, sent, "every request sent is answered, refused, or was never read: {r}");
+    assert_eq!(r["per_kind"].as_array().unwrap().len(), 6);
+    assert!(std::fs::read_to_string(out.join("soak.md")).unwrap().contains("| sent |"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn serve_runs_one_model_for_outside_tools_until_stdin_closes() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--model", "pool", "--workers", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr: SocketAddr = first.strip_prefix("listening on http://").expect("prints its address").parse().unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /work?us=100 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("spun 100 us\n"), "{reply}");
+    drop(child.stdin.take());
+    let report = lines.map(Result::unwrap).find(|l| l.starts_with("report ")).expect("a stop report");
+    let r: serde_json::Value = serde_json::from_str(&report["report ".len()..]).unwrap();
+    assert_eq!(r["requests_framed"], 1);
+    assert_eq!(r["clean"], true);
+    assert!(child.wait().unwrap().success());
+    let bad = Command::new(BIN).args(["serve", "--model", "nope"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("model"), "names what is wrong");
+}
