@@ -524,6 +524,13 @@ corral_status corral_config_set_io_workers(corral_config *cfg, uint64_t value);
 corral_status corral_config_set_cpu_threads(corral_config *cfg, uint64_t value);
 
 /**
+ * The scheduler time slice I/O workers ask for, in microseconds (100..=100000, or 0
+ * for the kernel's default; default 100). On Linux 6.12+ a waking I/O worker then
+ * preempts heavy work at once; older kernels ignore it.
+ */
+corral_status corral_config_set_io_slice_us(corral_config *cfg, uint64_t micros);
+
+/**
  * Accepts per wake-up (1..=4096; default 64).
  */
 corral_status corral_config_set_accept_batch(corral_config *cfg, uint64_t value);
@@ -607,6 +614,12 @@ corral_status corral_config_set_codel_target_us(corral_config *cfg, uint64_t mic
  * CoDel's interval in milliseconds (default 100).
  */
 corral_status corral_config_set_codel_interval_ms(corral_config *cfg, uint64_t millis);
+
+/**
+ * Adaptive LIFO on the CPU-pool queue: once this many heavy jobs wait, new ones run
+ * first, newest first (0: always FIFO, the default).
+ */
+corral_status corral_config_set_lifo_threshold(corral_config *cfg, uint64_t value);
 
 /**
  * New connections accepted per second over all acceptors (0: no limit, the default).

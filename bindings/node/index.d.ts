@@ -30,6 +30,8 @@ export interface EngineOptions {
   replyTimeout?: number
   /** Microseconds: the scheduler slice I/O workers ask for (default 100; 0: the kernel's). */
   ioSlice?: number
+  /** Heavy jobs queued at which new ones run first, newest first (default 0: always FIFO). */
+  lifoThreshold?: number
 }
 
 export interface ListenOptions extends EngineOptions {

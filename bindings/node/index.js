@@ -35,6 +35,7 @@ function nativeOptions(o) {
     idleTimeoutMs: o.idleTimeout,
     replyTimeoutMs: o.replyTimeout,
     ioSliceUs: o.ioSlice,
+    lifoThreshold: o.lifoThreshold,
   }
 }
 

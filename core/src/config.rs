@@ -73,6 +73,11 @@ pub struct Limits {
     pub codel_target: Option<Duration>,
     /// CoDel interval.
     pub codel_interval: Duration,
+    /// Adaptive LIFO on the CPU-pool queue: once this many heavy jobs wait, new ones are
+    /// served first, newest first, so fresh requests are answered while old ones wait
+    /// (and, with CoDel, are refused). 0: always first in, first out (the default,
+    /// since LIFO reorders requests from different clients).
+    pub lifo_threshold: usize,
 }
 
 impl Limits {
@@ -106,6 +111,7 @@ impl Default for Limits {
             write_high_water: 256 << 10,
             codel_target: None,
             codel_interval: Duration::from_millis(100),
+            lifo_threshold: 0,
         }
     }
 }
@@ -375,6 +381,10 @@ impl ConfigBuilder {
         idle_timeout: Duration
     );
     limit_setter!(
+        /// See [`Limits::lifo_threshold`].
+        lifo_threshold: usize
+    );
+    limit_setter!(
         /// See [`Limits::reply_timeout`].
         reply_timeout: Duration
     );
@@ -465,6 +475,7 @@ impl ConfigBuilder {
         range("budget_frames", l.budget_frames, 1, 1 << 16)?;
         range("budget_bytes", l.budget_bytes, 512, 1 << 30)?;
         range("write_high_water", l.write_high_water, 1, 1 << 30)?;
+        range("lifo_threshold", l.lifo_threshold, 0, 1 << 24)?;
         for (name, d) in [("header_timeout", l.header_timeout), ("idle_timeout", l.idle_timeout)] {
             if d < Duration::from_millis(1) || d > Duration::from_secs(86_400 * 365) {
                 return Err(Error::config(format!("{name} = {d:?} is out of range: use 1 ms to one year")));

@@ -4,7 +4,8 @@
 //! Jobs are submitted to an `Injector`; each thread takes batches into its own FIFO
 //! deque and idle threads steal from siblings. Threads park on a condvar slot each;
 //! wake-ups follow [`crate::sched::idle`] (one at a time, only when nobody searches).
-//! On stop, threads finish the queued jobs, then exit.
+//! On stop, threads finish the queued jobs, then exit. Under overload two policies may
+//! act on the queue: adaptive LIFO ([`crate::lifo`]) and CoDel ([`crate::codel`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
@@ -13,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::codel::Codel;
+use crate::lifo::Lifo;
 
 use crossbeam_deque::{Injector, Stealer, Worker};
 
@@ -86,6 +88,7 @@ struct Inner {
     stop: AtomicBool,
     counters: CpuCounters,
     codel: Option<Codel>,
+    lifo: Option<Lifo<Job>>,
 }
 
 pub(crate) struct CpuPool {
@@ -94,7 +97,14 @@ pub(crate) struct CpuPool {
 }
 
 impl CpuPool {
-    pub fn start(threads: usize, name: &str, live: &Arc<ThreadSet>, codel: Option<Codel>) -> std::io::Result<CpuPool> {
+    /// `lifo_threshold`: queued jobs at which adaptive LIFO starts (0: always FIFO).
+    pub fn start(
+        threads: usize,
+        name: &str,
+        live: &Arc<ThreadSet>,
+        codel: Option<Codel>,
+        lifo_threshold: usize,
+    ) -> std::io::Result<CpuPool> {
         let locals: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         let inner = Arc::new(Inner {
             injector: Injector::new(),
@@ -104,6 +114,7 @@ impl CpuPool {
             stop: AtomicBool::new(false),
             counters: CpuCounters::default(),
             codel,
+            lifo: (lifo_threshold > 0).then(|| Lifo::new(lifo_threshold)),
         });
         let mut handles = Vec::with_capacity(threads);
         for (i, local) in locals.into_iter().enumerate() {
@@ -120,7 +131,13 @@ impl CpuPool {
     pub fn submit(&self, job: Job) {
         let inner = &self.inner;
         inner.counters.submitted.fetch_add(1, Relaxed);
-        inner.injector.push(job);
+        let job = match &inner.lifo {
+            Some(l) => l.offer(job, inner.fifo_queued()).err(),
+            None => Some(job),
+        };
+        if let Some(job) = job {
+            inner.injector.push(job);
+        }
         if let Some(i) = inner.idle.notify_one() {
             inner.parkers[i].unpark();
         }
@@ -142,7 +159,13 @@ impl CpuPool {
 
     /// Jobs waiting (not yet started).
     pub fn queued(&self) -> usize {
-        self.inner.injector.len() + self.inner.siblings.iter().map(|s| s.deque.len()).sum::<usize>()
+        self.inner.fifo_queued() + self.inner.lifo.as_ref().map_or(0, |l| l.len())
+    }
+
+    /// Adaptive LIFO's view: whether jobs wait on its stack now, and how many it served
+    /// (None when it is off).
+    pub fn lifo(&self) -> Option<(bool, u64)> {
+        self.inner.lifo.as_ref().map(|l| (l.len() > 0, l.served.load(Relaxed)))
     }
 
     /// Asks threads to exit once the queue is empty, and hands back their handles.
@@ -155,20 +178,33 @@ impl CpuPool {
     }
 }
 
+impl Inner {
+    /// Jobs waiting in the FIFO part: the injector and the threads' deques.
+    fn fifo_queued(&self) -> usize {
+        self.injector.len() + self.siblings.iter().map(|s| s.deque.len()).sum::<usize>()
+    }
+
+    fn lifo_waiting(&self) -> bool {
+        self.lifo.as_ref().is_some_and(|l| l.len() > 0)
+    }
+}
+
 fn run(inner: &Inner, i: usize, local: Worker<Job>) {
     let rng = Rng::new(i as u64 + 101);
     let mut searching = false;
     loop {
-        let job = local.pop().or_else(|| steal::from_injector(&inner.injector, &local)).or_else(|| {
-            if !searching && !inner.idle.try_start_searching() {
-                return None;
-            }
-            searching = true;
-            steal::from_siblings(&inner.siblings, i, &local, &rng).map(|s| {
-                inner.counters.stolen.fetch_add(s.moved as u64, Relaxed);
-                s.task
-            })
-        });
+        let newest = inner.lifo.as_ref().and_then(Lifo::take);
+        let job =
+            newest.or_else(|| local.pop()).or_else(|| steal::from_injector(&inner.injector, &local)).or_else(|| {
+                if !searching && !inner.idle.try_start_searching() {
+                    return None;
+                }
+                searching = true;
+                steal::from_siblings(&inner.siblings, i, &local, &rng).map(|s| {
+                    inner.counters.stolen.fetch_add(s.moved as u64, Relaxed);
+                    s.task
+                })
+            });
         match job {
             Some(job) => {
                 if searching {
@@ -190,11 +226,13 @@ fn run(inner: &Inner, i: usize, local: Worker<Job>) {
                 inner.counters.run.fetch_add(1, Relaxed);
             }
             None => {
-                if inner.stop.load(SeqCst) && inner.injector.is_empty() {
+                if inner.stop.load(SeqCst) && inner.injector.is_empty() && !inner.lifo_waiting() {
                     return;
                 }
                 inner.idle.park(i, std::mem::take(&mut searching));
-                let work = !inner.injector.is_empty() || inner.siblings.iter().any(|s| !s.deque.is_empty());
+                let work = !inner.injector.is_empty()
+                    || inner.lifo_waiting()
+                    || inner.siblings.iter().any(|s| !s.deque.is_empty());
                 if work || inner.stop.load(SeqCst) {
                     if !inner.idle.unpark_self(i) {
                         searching = true;
@@ -224,7 +262,7 @@ impl Pool {
     /// Starts `threads` threads (at least one).
     pub fn new(threads: usize) -> crate::Result<Pool> {
         let live = Arc::new(ThreadSet::default());
-        let inner = CpuPool::start(threads.max(1), "corral-pool", &live, None)
+        let inner = CpuPool::start(threads.max(1), "corral-pool", &live, None, 0)
             .map_err(|e| crate::Error::io(crate::ErrorKind::Io, "cannot start the pool's threads", e))?;
         Ok(Pool { inner, live, stopped: AtomicBool::new(false) })
     }
@@ -282,7 +320,7 @@ mod tests {
 
     #[test]
     fn runs_every_job_and_stops() {
-        let pool = CpuPool::start(3, "t", &Default::default(), None).unwrap();
+        let pool = CpuPool::start(3, "t", &Default::default(), None, 0).unwrap();
         let (tx, rx) = mpsc::channel();
         for i in 0..1000 {
             let tx = tx.clone();
@@ -299,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_panicking_job_is_counted_and_the_thread_lives() {
-        let pool = CpuPool::start(1, "t", &Default::default(), None).unwrap();
+        let pool = CpuPool::start(1, "t", &Default::default(), None, 0).unwrap();
         pool.submit(Job::new(|_| panic!("boom (expected in this test)")));
         let (tx, rx) = mpsc::channel();
         pool.submit(Job::new(move |_| tx.send(()).unwrap()));

@@ -291,7 +291,7 @@ impl Engine {
         let cpu = if serving && plan.cpu_threads > 0 {
             let codel = config.limits.codel_target.map(|t| crate::codel::Codel::new(t, config.limits.codel_interval));
             Some(
-                CpuPool::start(plan.cpu_threads, "corral", &threads, codel)
+                CpuPool::start(plan.cpu_threads, "corral", &threads, codel, config.limits.lifo_threshold)
                     .map_err(io_err("cannot start the CPU pool"))?,
             )
         } else {

@@ -28,6 +28,7 @@ mod error;
 pub mod frame;
 mod handler;
 mod handoff;
+mod lifo;
 mod listen;
 mod model;
 mod monitor;

@@ -54,6 +54,10 @@ pub struct CpuStats {
     pub min_delay_us: u64,
     /// CoDel: whether the queue counts as overloaded.
     pub overloaded: bool,
+    /// Adaptive LIFO: whether jobs wait on its stack now (served newest first).
+    pub lifo: bool,
+    /// Adaptive LIFO: jobs served from its stack.
+    pub lifo_served: u64,
     pub threads: usize,
     pub queued: usize,
     pub submitted: u64,
@@ -161,6 +165,8 @@ impl Stats {
             shed: p.counters().shed.load(Relaxed),
             min_delay_us: p.codel().map_or(0, |c| c.0),
             overloaded: p.codel().is_some_and(|c| c.1),
+            lifo: p.lifo().is_some_and(|l| l.0),
+            lifo_served: p.lifo().map_or(0, |l| l.1),
             threads: p.threads(),
             queued: p.queued(),
             submitted: p.counters().submitted.load(Relaxed),
@@ -306,6 +312,31 @@ impl Stats {
         metric("cpu_threads", "gauge", "CPU-pool threads.", one(self.cpu.threads.to_string()));
         metric("cpu_queued", "gauge", "Heavy jobs waiting.", one(self.cpu.queued.to_string()));
         metric("cpu_jobs_total", "counter", "Heavy jobs run.", one(self.cpu.run.to_string()));
+        metric("cpu_shed_total", "counter", "Heavy requests refused by CoDel.", one(self.cpu.shed.to_string()));
+        metric(
+            "cpu_queue_min_delay_seconds",
+            "gauge",
+            "CoDel: the last interval's minimum queueing delay.",
+            one(format!("{:.6}", self.cpu.min_delay_us as f64 / 1e6)),
+        );
+        metric(
+            "cpu_queue_overloaded",
+            "gauge",
+            "CoDel: 1 while the queue counts as overloaded.",
+            one(u8::from(self.cpu.overloaded).to_string()),
+        );
+        metric(
+            "cpu_lifo_active",
+            "gauge",
+            "Adaptive LIFO: 1 while jobs wait on its stack.",
+            one(u8::from(self.cpu.lifo).to_string()),
+        );
+        metric(
+            "cpu_lifo_served_total",
+            "counter",
+            "Adaptive LIFO: jobs served newest first.",
+            one(self.cpu.lifo_served.to_string()),
+        );
         metric(
             "cpu_stolen_total",
             "counter",

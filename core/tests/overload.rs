@@ -67,3 +67,65 @@ fn codel_can_be_turned_off() {
     assert_eq!(e.stats().cpu.shed, 0);
     e.shutdown(DEADLINE).unwrap();
 }
+
+/// Heavy requests whose handler records the order it ran them in; `/block` holds the
+/// only CPU thread until released.
+#[derive(Default)]
+struct OrderApp {
+    ran: std::sync::Mutex<Vec<u32>>,
+    gate: std::sync::Mutex<bool>,
+    open: std::sync::Condvar,
+    blocked: std::sync::atomic::AtomicBool,
+}
+
+impl corral::Handler for OrderApp {
+    fn cost(&self, _req: &corral::Request) -> corral::Cost {
+        corral::Cost::Heavy
+    }
+    fn handle(&self, req: corral::Request, res: corral::Responder) {
+        let h = req.http().expect("http");
+        if h.path_only() == "/block" {
+            self.blocked.store(true, std::sync::atomic::Ordering::SeqCst);
+            let mut g = self.gate.lock().unwrap();
+            while !*g {
+                g = self.open.wait(g).unwrap();
+            }
+        } else {
+            self.ran.lock().unwrap().push(h.query("n").unwrap().parse().unwrap());
+        }
+        res.respond(corral::Response::new(200).body("ok\n"));
+    }
+}
+
+#[test]
+fn above_the_fill_threshold_the_newest_jobs_run_first() {
+    let app = std::sync::Arc::new(OrderApp::default());
+    let cfg = Config::builder().io_workers(1).cpu_threads(1).lifo_threshold(3).build().unwrap();
+    let e = Engine::serve(cfg, std::sync::Arc::clone(&app)).unwrap();
+    let addr = e.local_addr();
+    let mut blocker = connect(addr);
+    get(&mut blocker, "/block");
+    wait_until("the CPU thread is held", || app.blocked.load(std::sync::atomic::Ordering::SeqCst));
+    // Seven jobs, queued one after another while the only CPU thread is held.
+    let conns: Vec<_> = (1..=7)
+        .map(|n| {
+            let mut s = connect(addr);
+            get(&mut s, &format!("/job?n={n}"));
+            wait_until("the job is queued", || e.stats().cpu.queued == n);
+            s
+        })
+        .collect();
+    let st = e.stats();
+    assert!(st.cpu.lifo, "jobs wait on the LIFO stack");
+    *app.gate.lock().unwrap() = true;
+    app.open.notify_all();
+    for s in std::iter::once(blocker).chain(conns) {
+        assert_eq!(read_response(&mut BufReader::new(s)).unwrap().status, 200);
+    }
+    // Jobs 1-3 were queued below the threshold (first in, first out); 4-7 above it.
+    assert_eq!(*app.ran.lock().unwrap(), vec![7, 6, 5, 4, 1, 2, 3]);
+    let st = e.stats();
+    assert_eq!((st.cpu.lifo_served, st.cpu.lifo), (4, false));
+    assert!(st.to_prometheus().contains("corral_cpu_lifo_served_total 4"));
+    e.shutdown(DEADLINE).unwrap();
+}

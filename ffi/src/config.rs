@@ -379,6 +379,13 @@ pub unsafe extern "C" fn corral_config_set_codel_interval_ms(cfg: *mut CorralCon
     update(cfg, |b| b.codel_interval(Duration::from_millis(millis)))
 }
 
+/// Adaptive LIFO on the CPU-pool queue: once this many heavy jobs wait, new ones run
+/// first, newest first (0: always FIFO, the default).
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_set_lifo_threshold(cfg: *mut CorralConfig, value: u64) -> CorralStatus {
+    set_count(cfg, value, ConfigBuilder::lifo_threshold)
+}
+
 /// New connections accepted per second over all acceptors (0: no limit, the default).
 #[no_mangle]
 pub unsafe extern "C" fn corral_config_set_max_accept_rate(cfg: *mut CorralConfig, per_sec: u32) -> CorralStatus {

@@ -58,6 +58,7 @@ static void test_config(void) {
     OK(corral_config_set_idle_timeout_ms(cfg, 30000));
     OK(corral_config_set_reply_timeout_ms(cfg, 30000));
     OK(corral_config_set_io_slice_us(cfg, 200));
+    OK(corral_config_set_lifo_threshold(cfg, 16));
     CHECK_STATUS(corral_config_set_io_slice_us(cfg, 5), CORRAL_STATUS_INVALID_CONFIG);
     CHECK_STATUS(corral_config_set_reply_timeout_ms(cfg, 0), CORRAL_STATUS_OK);
     OK(corral_config_set_model(cfg, CORRAL_MODEL_STEALING));

@@ -64,6 +64,7 @@ pub struct Options {
     pub idle_timeout_ms: Option<u32>,
     pub reply_timeout_ms: Option<u32>,
     pub io_slice_us: Option<u32>,
+    pub lifo_threshold: Option<u32>,
     pub heavy_prefixes: Option<Vec<String>>,
     pub heavy_min_bytes: Option<u32>,
     /// Heavy requests go to JS worker threads that pull them (serve only).
@@ -128,6 +129,9 @@ fn build(o: &Options) -> Result<Config> {
     }
     if let Some(v) = o.reply_timeout_ms {
         b = b.reply_timeout(Duration::from_millis(v.into()));
+    }
+    if let Some(v) = o.lifo_threshold {
+        b = b.lifo_threshold(n(v));
     }
     if let Some(v) = o.io_slice_us {
         b = b.io_slice(Duration::from_micros(v.into()));

@@ -75,6 +75,7 @@ fn apply(py: Python<'_>, mut b: ConfigBuilder, options: &Bound<'_, PyDict>) -> P
             "reply_timeout" => b.reply_timeout(secs(py, &key, &v)?),
             "codel_target" => b.codel_target(Some(secs(py, &key, &v)?)),
             "codel_interval" => b.codel_interval(secs(py, &key, &v)?),
+            "lifo_threshold" => b.lifo_threshold(v.extract()?),
             "model" => b.model(named(py, &v)?),
             "protocol" => b.protocol(named(py, &v)?),
             "listener" => b.listener(named(py, &v)?),
