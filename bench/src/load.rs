@@ -50,6 +50,9 @@ pub struct Plan {
     pub warmup: Duration,
     pub duration: Duration,
     pub threads: usize,
+    /// After the window: stop sending and wait up to this long for every reply still
+    /// owed (zero: stop at once). What never comes is counted as `unanswered`.
+    pub drain: Duration,
 }
 
 /// One group's results over the measured window.
@@ -61,17 +64,33 @@ pub struct Group {
     pub ok: u64,
     /// Other statuses, and requests lost to a connection error.
     pub errors: u64,
+    /// Of the errors: explicit refusals (HTTP 503).
+    pub refused: u64,
+    /// Replies still owed when the drain ran out (or the connection ended without them).
+    pub unanswered: u64,
+    /// 2xx replies that came in the drain, after the window.
+    pub drained: u64,
 }
 
 impl Group {
     fn new() -> Group {
-        Group { latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"), ok: 0, errors: 0 }
+        Group {
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            ok: 0,
+            errors: 0,
+            refused: 0,
+            unanswered: 0,
+            drained: 0,
+        }
     }
 
     fn merge(&mut self, other: &Group) {
         self.latency.add(&other.latency).expect("same bounds");
         self.ok += other.ok;
         self.errors += other.errors;
+        self.refused += other.refused;
+        self.unanswered += other.unanswered;
+        self.drained += other.drained;
     }
 
     pub fn quantile_us(&self, q: f64) -> u64 {
@@ -115,7 +134,7 @@ pub fn run(plan: &Plan) -> io::Result<Outcome> {
     let results: Vec<io::Result<Part>> = std::thread::scope(|s| {
         let handles: Vec<_> = parts
             .into_iter()
-            .map(|clients| s.spawn(move || Driver::new(plan.addr, clients, groups, measure_from, end)?.run()))
+            .map(|clients| s.spawn(move || Driver::new(plan.addr, clients, groups, measure_from, end)?.run(plan.drain)))
             .collect();
         handles.into_iter().map(|h| h.join().expect("generator thread panicked")).collect()
     });
@@ -197,6 +216,8 @@ struct Driver {
     end: Instant,
     connects: u64,
     all: u64,
+    /// In the drain after the window: replies are still counted, nothing is sent.
+    draining: bool,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -252,10 +273,11 @@ impl Driver {
             end,
             connects: 0,
             all: 0,
+            draining: false,
         })
     }
 
-    fn run(mut self) -> io::Result<Part> {
+    fn run(mut self, drain: Duration) -> io::Result<Part> {
         let cpu0 = corral::os::thread_cpu_time();
         for i in 0..self.conns.len() {
             if matches!(self.conns[i].spec.pace, Pace::Closed { .. }) {
@@ -305,6 +327,9 @@ impl Driver {
                 }
             }
         }
+        if !drain.is_zero() {
+            self.drain(drain, &mut events)?;
+        }
         let per_client = self.conns.iter().map(|c| (c.index, c.ok)).collect();
         Ok(Part {
             groups: self.groups,
@@ -317,6 +342,34 @@ impl Driver {
 
     fn counted(&self, t: Instant) -> bool {
         t >= self.measure_from && t < self.end
+    }
+
+    /// Sends nothing more and reads until every reply owed has come, or `limit` passes.
+    /// Replies that come are counted by status (their latency is not recorded: they
+    /// are outside the window); those that never come are `unanswered`.
+    fn drain(&mut self, limit: Duration, events: &mut Events) -> io::Result<()> {
+        for c in &mut self.conns {
+            c.spec.pace = Pace::Closed { depth: 0 };
+            c.spec.reconnect_each = false;
+        }
+        self.draining = true;
+        let until = Instant::now() + limit;
+        while self.conns.iter().any(|c| !c.in_flight.is_empty()) && Instant::now() < until {
+            match self.poll.poll(events, Some(until.saturating_duration_since(Instant::now()))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for ev in events.iter() {
+                if ev.token() != TIMER {
+                    self.ready(ev.token().0)?;
+                }
+            }
+        }
+        for c in &self.conns {
+            self.groups[c.spec.group].unanswered += c.in_flight.len() as u64;
+        }
+        Ok(())
     }
 
     /// Closed loop: tops the client up to its depth, sent now.
@@ -453,15 +506,22 @@ impl Driver {
             let now = Instant::now();
             let sent = self.conns[i].in_flight.pop_front().unwrap_or(now);
             self.all += 1;
-            if self.counted(now) {
+            if self.counted(now) || self.draining {
                 let g = &mut self.groups[self.conns[i].spec.group];
                 if (200..300).contains(&head.status) {
-                    g.ok += 1;
-                    self.conns[i].ok += 1;
-                    let us = now.saturating_duration_since(sent).as_micros() as u64;
-                    let _ = g.latency.record(us.clamp(1, 60_000_000));
+                    if self.draining {
+                        g.drained += 1;
+                    } else {
+                        g.ok += 1;
+                        self.conns[i].ok += 1;
+                        let us = now.saturating_duration_since(sent).as_micros() as u64;
+                        let _ = g.latency.record(us.clamp(1, 60_000_000));
+                    }
                 } else {
                     g.errors += 1;
+                    if head.status == 503 {
+                        g.refused += 1;
+                    }
                 }
             }
             if head.close || self.conns[i].spec.reconnect_each {
@@ -490,8 +550,10 @@ impl Driver {
         c.out.clear();
         c.wpos = 0;
         c.rbuf.clear();
-        if self.counted(now) {
-            self.groups[self.conns[i].spec.group].errors += lost;
+        if self.counted(now) || self.draining {
+            let g = &mut self.groups[self.conns[i].spec.group];
+            g.errors += lost;
+            g.unanswered += lost;
         }
     }
 }

@@ -6,6 +6,8 @@
 //!                    [--threads N] [--out DIR]
 //! corral-bench serve --model M [--addr 127.0.0.1:8080] [--workers N] [--cpu N]
 //! corral-bench soak  [--requests 1000000] [--connections 1000] [--out DIR]
+//! corral-bench overload [--factor 2] [--work-us 1000] [--duration 5s] [--out DIR]
+//! corral-bench slowloris [--connections 5000] [--duration 3s] [--out DIR]
 //! ```
 
 mod app;
@@ -13,9 +15,11 @@ mod http;
 mod idle;
 mod load;
 mod metrics;
+mod overload;
 mod report;
 mod scenario;
 mod server;
+mod slowloris;
 mod soak;
 mod svg;
 
@@ -41,7 +45,12 @@ usage:
                      [--codel-target-ms T]
       serves the lab's HTTP app with one model until stdin closes (for wrk or your own client)
   corral-bench soak  [--requests 1000000] [--connections 1000] [--depth 4] [--out DIR]
-      a long run with injected faults; reports sent, answered, refused, lost, misrouted, duplicated";
+      a long run with injected faults; reports sent, answered, refused, lost, misrouted, duplicated
+  corral-bench overload [--factor 2] [--work-us 1000] [--duration 5s] [--out DIR]
+      heavy requests open-loop at factor x the CPU pool's capacity, CoDel off and on: served p99,
+      refusals, replies never sent
+  corral-bench slowloris [--connections 5000] [--duration 3s] [--out DIR]
+      a normal client's latency alone, then beside connections trickling their headers";
 
 pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -53,6 +62,8 @@ fn main() {
         Some("run") => run(&args[1..]),
         Some("serve") => server::ServerArgs::parse(&args[1..]).and_then(|a| server::serve(&a)),
         Some("soak") => soak::main(&args[1..]),
+        Some("overload") => overload::main(&args[1..]),
+        Some("slowloris") => slowloris::main(&args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

@@ -136,6 +136,7 @@ impl Settings {
             warmup: Duration::from_millis(self.warmup_ms),
             duration: Duration::from_millis(self.duration_ms),
             threads: self.threads,
+            drain: Duration::ZERO,
         }
     }
 }

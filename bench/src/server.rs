@@ -24,6 +24,8 @@ pub struct ServerArgs {
     pub reply_timeout_ms: u64,
     /// CoDel target on the CPU-pool queue; 0: off.
     pub codel_target_ms: u64,
+    /// Adaptive LIFO threshold on the CPU-pool queue; 0: off.
+    pub lifo_threshold: usize,
 }
 
 impl ServerArgs {
@@ -35,6 +37,7 @@ impl ServerArgs {
             cpu_threads: workers,
             reply_timeout_ms: 0,
             codel_target_ms: 0,
+            lifo_threshold: 0,
         }
     }
 
@@ -53,6 +56,8 @@ impl ServerArgs {
             self.reply_timeout_ms.to_string(),
             "--codel-target-ms".into(),
             self.codel_target_ms.to_string(),
+            "--lifo-threshold".into(),
+            self.lifo_threshold.to_string(),
         ]
     }
 
@@ -69,6 +74,7 @@ impl ServerArgs {
                 "--cpu" => s.cpu_threads = n()? as usize,
                 "--reply-timeout-ms" => s.reply_timeout_ms = n()?,
                 "--codel-target-ms" => s.codel_target_ms = n()?,
+                "--lifo-threshold" => s.lifo_threshold = n()? as usize,
                 other => return Err(format!("unknown option {other} for serve (try --help)")),
             }
         }
@@ -94,6 +100,7 @@ impl ServerArgs {
         if self.codel_target_ms > 0 {
             b = b.codel_target(Some(Duration::from_millis(self.codel_target_ms)));
         }
+        b = b.lifo_threshold(self.lifo_threshold);
         b.build()
     }
 }

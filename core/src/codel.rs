@@ -41,7 +41,10 @@ impl Codel {
     }
 
     /// A job that waited `delay` is being dequeued: should it be shed?
-    pub fn shed(&self, delay: Duration) -> bool {
+    /// Whether the job that waited `delay` is shed. `queue_over` says the queue is over
+    /// adaptive LIFO's threshold: overloaded whatever the interval's minimum says (with
+    /// the newest served first, the minimum stays low while old jobs wait on).
+    pub fn shed(&self, delay: Duration, queue_over: bool) -> bool {
         let now = Instant::now();
         let mut s = lock(&self.state);
         if now >= s.interval_end {
@@ -56,7 +59,7 @@ impl Codel {
         } else {
             s.min_delay = s.min_delay.min(delay);
         }
-        s.overloaded && delay > self.target * 2
+        (s.overloaded || queue_over) && delay > self.target * 2
     }
 }
 
@@ -68,10 +71,13 @@ mod tests {
     fn a_burst_is_absorbed_a_standing_queue_is_shed() {
         let c = Codel::new(Duration::from_millis(5), Duration::from_millis(0));
         // Interval of zero: every call judges the previous one.
-        assert!(!c.shed(Duration::from_millis(1)), "short waits: fine");
-        assert!(!c.shed(Duration::from_millis(50)), "the previous minimum was 1 ms: not overloaded yet");
-        assert!(c.shed(Duration::from_millis(50)), "a standing 50 ms queue: shed waits over 10 ms");
-        assert!(!c.shed(Duration::from_millis(8)), "still overloaded, but 8 ms is under 2 x target");
+        assert!(!c.shed(Duration::from_millis(1), false), "short waits: fine");
+        assert!(!c.shed(Duration::from_millis(50), false), "the previous minimum was 1 ms: not overloaded yet");
+        assert!(c.shed(Duration::from_millis(50), false), "a standing 50 ms queue: shed waits over 10 ms");
+        assert!(!c.shed(Duration::from_millis(8), false), "still overloaded, but 8 ms is under 2 x target");
+        let fresh = Codel::new(Duration::from_millis(5), Duration::from_secs(60));
+        assert!(!fresh.shed(Duration::from_millis(50), false), "no interval has ended: not judged overloaded");
+        assert!(fresh.shed(Duration::from_millis(50), true), "but a queue over the LIFO threshold is");
         assert!(c.overloaded.load(Relaxed));
     }
 }

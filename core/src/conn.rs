@@ -51,6 +51,8 @@ pub(crate) const DRAIN: u8 = 16;
 pub(crate) const NO_DEADLINE: u64 = u64::MAX;
 
 const READ_CHUNK: usize = 16 << 10;
+/// An unfinished request this short is kept in a buffer of its own size between turns.
+const SMALL_PARTIAL: usize = 1024;
 /// Rounds a task may re-run for wake-ups that arrived during its turn before it goes to
 /// the back of the queue.
 const MAX_REPOLLS: u32 = 2;
@@ -562,6 +564,14 @@ impl Conn {
             now + limits.idle_timeout.as_millis() as u64
         };
         self.deadline_ms.store(deadline, Relaxed);
+        // A few bytes of an unfinished request (a slowloris trickle) keep a buffer their
+        // size, not a whole read chunk.
+        if partial && io.rbuf.len() - io.rpos < SMALL_PARTIAL && io.rbuf.capacity() > 2 * SMALL_PARTIAL {
+            let rpos = io.rpos;
+            io.rbuf.drain(..rpos);
+            io.rpos = 0;
+            io.rbuf.shrink_to(SMALL_PARTIAL);
+        }
         // Give the read buffer back to the worker while it holds nothing, so an idle
         // connection costs no buffer memory.
         if !partial {

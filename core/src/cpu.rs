@@ -215,7 +215,8 @@ fn run(inner: &Inner, i: usize, local: Worker<Job>) {
                         }
                     }
                 }
-                let shed = inner.codel.as_ref().is_some_and(|c| c.shed(job.enqueued.elapsed()));
+                let over = inner.lifo.as_ref().is_some_and(|l| l.over(inner.fifo_queued()));
+                let shed = inner.codel.as_ref().is_some_and(|c| c.shed(job.enqueued.elapsed(), over));
                 if shed {
                     inner.counters.shed.fetch_add(1, Relaxed);
                 }

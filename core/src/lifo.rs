@@ -32,7 +32,7 @@ impl<T> Lifo<T> {
     /// Takes `job` onto the stack if `queued` (jobs waiting elsewhere) is at the
     /// threshold or above; otherwise gives it back for the FIFO queue.
     pub fn offer(&self, job: T, queued: usize) -> Result<(), T> {
-        if queued + self.len() < self.threshold {
+        if !self.over(queued) {
             return Err(job);
         }
         let mut s = lock(&self.stack);
@@ -53,6 +53,11 @@ impl<T> Lifo<T> {
             self.served.fetch_add(1, Relaxed);
         }
         job
+    }
+
+    /// Whether the queue (`fifo_queued` elsewhere, plus the stack) is at the threshold.
+    pub fn over(&self, fifo_queued: usize) -> bool {
+        fifo_queued + self.len() >= self.threshold
     }
 
     pub fn len(&self) -> usize {
