@@ -1,7 +1,7 @@
 # corral — the two entry points are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo serve-demo soak test lint unit build bench wrk clean ffi c-build c-test header install py-env py-build py-test node-build node-test
+.PHONY: demo serve-demo soak test lint unit loom fuzz build bench wrk clean ffi c-build c-test header install py-env py-build py-test node-build node-test
 
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
@@ -36,12 +36,27 @@ soak:
 
 ## Every test: formatting and lints; the C tests, conformance cases and examples,
 ## natively and under valgrind; the Python extension's and the Node addon's tests; the
-## Rust doc, unit and integration tests.
-test: lint c-test py-test node-test unit
+## loom models; the Rust doc, unit and integration tests (the lab's smoke runs and the
+## fuzz corpus replay among them).
+test: lint c-test py-test node-test loom unit
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -q -- -D warnings
+	CARGO_TARGET_DIR=target/fuzz-check $(CARGO) check -q --manifest-path fuzz/Cargo.toml
+
+## The loom models of the task state, reply slots and host queue, under every
+## interleaving (a build of their own: --cfg loom swaps in loom's primitives).
+loom:
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test -q -p corral --lib --release loom_tests
+
+## Fuzzing (nightly and cargo-fuzz: `cargo install cargo-fuzz`): each target for
+## FUZZ_SECONDS on the kept corpus in fuzz/corpus/, which keeps what it finds.
+FUZZ_SECONDS ?= 60
+fuzz:
+	for t in http1 lines length raw; do \
+		$(CARGO) +nightly fuzz run -O $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; \
+	done
 
 unit:
 	$(CARGO) test --workspace --doc -q

@@ -17,11 +17,10 @@
 //! read its replies. The home worker's timer checks them.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,14 +30,9 @@ use crate::frame::{Decoded, Framer, Payload, ReplyCtx, CONTINUE};
 use crate::handler::{Cost, Request, Responder};
 use crate::sync::lock;
 use crate::sys::{self, Interest};
+use crate::task::replies::{Completed, ReplySlots};
+use crate::task::state::TaskState;
 use crate::worker::WorkerShared;
-
-// Task states.
-const IDLE: u8 = 0;
-const SCHEDULED: u8 = 1;
-const RUNNING: u8 = 2;
-const NOTIFIED: u8 = 4;
-const CLOSED: u8 = 8;
 
 // Readiness bits, set by whoever saw the event, taken by the runner.
 pub(crate) const READ: u8 = 1;
@@ -68,19 +62,12 @@ enum Out {
     Close,
 }
 
-struct Slot {
+/// What the runner keeps about a request until its reply is written.
+struct Pending {
     since: Instant,
     heavy: bool,
-    out: Option<Out>,
     /// How to answer in the handler's place if it misses `reply_timeout`.
     ctx: ReplyCtx,
-}
-
-/// Reply slots, numbered from `base`; filled by responders from any thread.
-struct Replies {
-    base: u64,
-    slots: VecDeque<Slot>,
-    closed: bool,
 }
 
 /// State only the runner touches (behind a mutex that is, by the task state, never
@@ -118,10 +105,9 @@ pub(crate) struct Conn {
     pub peer: SocketAddr,
     pub home: Arc<WorkerShared>,
     engine: Arc<Shared>,
-    state: AtomicU8,
-    ready: AtomicU8,
+    task: TaskState,
     deadline_ms: AtomicU64,
-    replies: Mutex<Replies>,
+    replies: Mutex<ReplySlots<Out, Pending>>,
     io: Mutex<Io>,
 }
 
@@ -163,10 +149,9 @@ impl Conn {
             peer,
             home,
             engine,
-            state: AtomicU8::new(if scheduled { SCHEDULED } else { IDLE }),
-            ready: AtomicU8::new(if scheduled { READ } else { 0 }),
+            task: TaskState::new(scheduled, if scheduled { READ } else { 0 }),
             deadline_ms: AtomicU64::new(deadline),
-            replies: Mutex::new(Replies { base: 0, slots: VecDeque::new(), closed: false }),
+            replies: Mutex::new(ReplySlots::new()),
             io: Mutex::new(Io {
                 fd: Some(fd),
                 rbuf: Vec::new(),
@@ -195,58 +180,39 @@ impl Conn {
 
     /// Records readiness seen by epoll, a timer, or shutdown.
     pub fn mark(&self, bits: u8) {
-        self.ready.fetch_or(bits, Release);
+        self.task.mark(bits);
     }
 
     /// Makes the connection a task. Returns true if the caller must queue it; false if
     /// it is already queued, running (it will run again), or closed.
     pub fn try_schedule(&self) -> bool {
-        let mut s = self.state.load(Acquire);
-        loop {
-            let next = if s & CLOSED != 0 {
-                return false;
-            } else if s & RUNNING != 0 {
-                if s & NOTIFIED != 0 {
-                    return false;
-                }
-                s | NOTIFIED
-            } else if s & SCHEDULED != 0 {
-                return false;
-            } else {
-                SCHEDULED
-            };
-            match self.state.compare_exchange_weak(s, next, AcqRel, Acquire) {
-                Ok(_) => return next == SCHEDULED,
-                Err(now) => s = now,
-            }
-        }
+        self.task.try_schedule()
     }
 
     /// Runs the task (the caller took it from a queue, so it is `SCHEDULED`).
     pub fn run(self: &Arc<Self>, ctx: &mut TurnCtx<'_>) -> After {
-        self.state.store(RUNNING, Release);
+        self.task.start();
         let mut rounds = 0;
         loop {
             match self.turn(ctx) {
                 Turn::Closed => {
-                    self.state.store(CLOSED, Release);
+                    self.task.close();
                     return After::Done;
                 }
                 Turn::Yield => {
-                    self.state.store(SCHEDULED, Release);
+                    self.task.requeue();
                     return After::Requeue;
                 }
                 Turn::Idle => {
-                    if self.state.compare_exchange(RUNNING, IDLE, AcqRel, Acquire).is_ok() {
+                    if self.task.try_idle() {
                         return After::Done;
                     }
-                    // NOTIFIED: something happened while we ran.
+                    // Something happened while we ran: look again, a few times at most.
                     rounds += 1;
                     if rounds > MAX_REPOLLS {
-                        self.state.store(SCHEDULED, Release);
+                        self.task.requeue();
                         return After::Requeue;
                     }
-                    self.state.store(RUNNING, Release);
                 }
             }
         }
@@ -262,20 +228,7 @@ impl Conn {
             Some(bytes) => Out::Write { bytes, close },
             None => Out::Close,
         };
-        let head = {
-            let mut r = lock(&self.replies);
-            if r.closed {
-                return;
-            }
-            let Some(slot) = seq.checked_sub(r.base).and_then(|i| r.slots.get_mut(i as usize)) else {
-                return;
-            };
-            if slot.out.is_some() {
-                return;
-            }
-            slot.out = Some(out);
-            seq == r.base
-        };
+        let head = lock(&self.replies).complete(seq, out) == Completed::Head;
         // Only the reply at the head of the line lets the runner write anything.
         if head && RUNNING_CONN.with(|c| c.get()) != self.id && self.try_schedule() {
             self.engine.schedule_remote(Arc::clone(self));
@@ -289,7 +242,7 @@ impl Conn {
         let Some(fd) = io.fd.as_ref().map(|f| f.as_raw_fd()) else {
             return Turn::Closed;
         };
-        let bits = self.ready.swap(0, Acquire);
+        let bits = self.task.take();
         if bits & (READ | HUP) != 0 {
             io.want_read = true;
         }
@@ -367,14 +320,9 @@ impl Conn {
                     let seq = io.next_seq;
                     io.next_seq += 1;
                     let out = if r.reply.is_empty() { Out::Close } else { Out::Write { bytes: r.reply, close: true } };
-                    let mut rep = lock(&self.replies);
-                    debug_assert_eq!(rep.base + rep.slots.len() as u64, seq);
-                    rep.slots.push_back(Slot {
-                        since: Instant::now(),
-                        heavy: false,
-                        out: Some(out),
-                        ctx: ReplyCtx::default(),
-                    });
+                    let meta = Pending { since: Instant::now(), heavy: false, ctx: ReplyCtx::default() };
+                    let pushed = lock(&self.replies).push(Some(out), meta);
+                    debug_assert_eq!(pushed, seq);
                 }
                 Decoded::NeedMore { expect_continue } => {
                     if expect_continue && !io.continue_sent && in_flight == 0 {
@@ -453,12 +401,10 @@ impl Conn {
             return;
         }
         let mut r = lock(&self.replies);
-        while r.slots.front().is_some_and(|s| s.out.is_some()) {
-            let slot = r.slots.pop_front().expect("front exists");
-            r.base += 1;
+        while let Some((out, meta)) = r.pop_ready() {
             io.done_seq += 1;
-            worker.record_latency(slot.heavy, slot.since.elapsed());
-            match slot.out.expect("checked") {
+            worker.record_latency(meta.heavy, meta.since.elapsed());
+            match out {
                 Out::Write { bytes, close } => {
                     self.engine.counters.replies.fetch_add(1, Relaxed);
                     if io.wbuf.is_empty() {
@@ -487,9 +433,10 @@ impl Conn {
         }
         let mut r = lock(&self.replies);
         let mut expired = 0;
-        for slot in r.slots.iter_mut().filter(|s| s.out.is_none() && s.since.elapsed() >= timeout) {
-            let out = match slot.ctx.protocol.timeout_reply(&slot.ctx) {
-                Some(bytes) => Out::Write { bytes, close: slot.ctx.close },
+        for slot in r.pending_mut().filter(|s| s.meta.since.elapsed() >= timeout) {
+            let ctx = slot.meta.ctx;
+            let out = match ctx.protocol.timeout_reply(&ctx) {
+                Some(bytes) => Out::Write { bytes, close: ctx.close },
                 None => Out::Close,
             };
             slot.out = Some(out);
@@ -506,8 +453,8 @@ impl Conn {
         if timeout.is_zero() {
             return NO_DEADLINE;
         }
-        let r = lock(&self.replies);
-        let Some(oldest) = r.slots.iter().filter(|s| s.out.is_none()).map(|s| s.since).min() else {
+        let mut r = lock(&self.replies);
+        let Some(oldest) = r.pending_mut().map(|s| s.meta.since).min() else {
             return NO_DEADLINE;
         };
         let left = timeout.saturating_sub(oldest.elapsed());
@@ -525,7 +472,7 @@ impl Conn {
             Cost::Light
         });
         let heavy = cost == Cost::Heavy && engine.cpu.is_some();
-        lock(&self.replies).slots.push_back(Slot { since: Instant::now(), heavy, out: None, ctx: rctx });
+        lock(&self.replies).push(None, Pending { since: Instant::now(), heavy, ctx: rctx });
         worker.counters.requests.fetch_add(1, Relaxed);
         let res = Responder::new(Arc::clone(self), seq, rctx);
         match &engine.cpu {
@@ -615,13 +562,7 @@ impl Conn {
         io.wbuf = Vec::new();
         lock(&self.home.registry).remove(self.token);
         self.engine.per_ip.release(self.peer.ip());
-        let aborted = {
-            let mut r = lock(&self.replies);
-            r.closed = true;
-            let n = r.slots.len();
-            r.slots.clear();
-            n
-        };
+        let aborted = lock(&self.replies).close();
         self.engine.connection_closed(graceful, aborted as u64);
     }
 
@@ -629,6 +570,6 @@ impl Conn {
     pub fn force_close(&self) {
         let mut io = lock(&self.io);
         self.close(&mut io, false);
-        self.state.store(CLOSED, Release);
+        self.task.close();
     }
 }

@@ -13,8 +13,64 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use crate::accept::Gate;
-use crate::sync::lock;
+use crate::sync::{lock, model};
 use crate::sys::EventFd;
+
+/// The level a host waits on: raised when the queue becomes non-empty, lowered when a
+/// take empties it.
+pub(crate) trait Signal {
+    fn raise(&self);
+    fn lower(&self);
+}
+
+impl Signal for EventFd {
+    fn raise(&self) {
+        self.notify();
+    }
+    fn lower(&self) {
+        self.drain();
+    }
+}
+
+/// The queue and its signal, changed together under one lock, so the signal is up
+/// exactly while the queue holds something: a host that saw it down and the queue
+/// empty cannot miss a push (the `loom` model below checks every interleaving).
+pub(crate) struct Signalled<T, S> {
+    queue: model::Mutex<VecDeque<T>>,
+    pub signal: S,
+}
+
+impl<T, S: Signal> Signalled<T, S> {
+    pub fn new(capacity: usize, signal: S) -> Signalled<T, S> {
+        Signalled { queue: model::Mutex::new(VecDeque::with_capacity(capacity)), signal }
+    }
+
+    /// Queues `item`; true on the empty→non-empty transition (the signal was raised).
+    pub fn push(&self, item: T) -> bool {
+        let mut q = model::lock(&self.queue);
+        let was_empty = q.is_empty();
+        q.push_back(item);
+        if was_empty {
+            self.signal.raise();
+        }
+        was_empty
+    }
+
+    /// Takes up to `max`; lowers the signal if that empties the queue.
+    pub fn take(&self, max: usize) -> Vec<T> {
+        let mut q = model::lock(&self.queue);
+        let n = max.min(q.len());
+        let batch = q.drain(..n).collect();
+        if q.is_empty() {
+            self.signal.lower();
+        }
+        batch
+    }
+
+    pub fn len(&self) -> usize {
+        model::lock(&self.queue).len()
+    }
+}
 
 /// One accepted connection handed to the host.
 #[derive(Debug)]
@@ -28,8 +84,7 @@ pub struct Accepted {
 pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
 
 pub(crate) struct HostQueue {
-    queue: Mutex<VecDeque<Accepted>>,
-    notify: EventFd,
+    queue: Signalled<Accepted, EventFd>,
     waker: Mutex<Option<Waker>>,
     pub gate: Arc<Gate>,
 }
@@ -37,8 +92,7 @@ pub(crate) struct HostQueue {
 impl HostQueue {
     pub fn new(capacity: usize, accept_rate: u32) -> std::io::Result<HostQueue> {
         Ok(HostQueue {
-            queue: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
-            notify: EventFd::new()?,
+            queue: Signalled::new(capacity.min(4096), EventFd::new()?),
             waker: Mutex::new(None),
             gate: Arc::new(Gate::new(capacity).with_rate(accept_rate)),
         })
@@ -46,16 +100,7 @@ impl HostQueue {
 
     /// Queues a connection whose slot the acceptor already reserved on the gate.
     pub fn push(&self, a: Accepted) {
-        let was_empty = {
-            let mut q = lock(&self.queue);
-            let was_empty = q.is_empty();
-            q.push_back(a);
-            if was_empty {
-                self.notify.notify();
-            }
-            was_empty
-        };
-        if was_empty {
+        if self.queue.push(a) {
             let waker = lock(&self.waker).clone();
             if let Some(w) = waker {
                 w();
@@ -67,38 +112,30 @@ impl HostQueue {
     /// watch an fd, like Node's). Called at once if connections already wait.
     pub fn set_waker(&self, w: Waker) {
         *lock(&self.waker) = Some(Arc::clone(&w));
-        if !lock(&self.queue).is_empty() {
+        if self.queue.len() > 0 {
             w();
         }
     }
 
     /// Takes up to `max` connections; resets the notify fd once the queue is empty.
     pub fn take(&self, max: usize) -> Vec<Accepted> {
-        let batch: Vec<Accepted> = {
-            let mut q = lock(&self.queue);
-            let n = max.min(q.len());
-            let batch = q.drain(..n).collect();
-            if q.is_empty() {
-                self.notify.drain();
-            }
-            batch
-        };
+        let batch = self.queue.take(max);
         self.gate.release(batch.len());
         batch
     }
 
     pub fn len(&self) -> usize {
-        lock(&self.queue).len()
+        self.queue.len()
     }
 
     pub fn notify_fd(&self) -> RawFd {
-        self.notify.as_raw_fd()
+        self.queue.signal.as_raw_fd()
     }
 
     /// Closes everything still queued (shutdown); returns how many there were.
     pub fn close_all(&self) -> usize {
         let n = self.take(usize::MAX).len();
-        self.notify.notify();
+        self.queue.signal.notify();
         n
     }
 }
@@ -134,5 +171,54 @@ mod tests {
         assert_eq!(q.take(10).len(), 1);
         assert!(!readable(q.notify_fd()), "drained: reset");
         assert_eq!(q.gate.used(), 0);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::{AtomicBool, Ordering::*};
+    use loom::sync::Arc;
+
+    struct Flag(AtomicBool);
+
+    impl Signal for Flag {
+        fn raise(&self) {
+            self.0.store(true, Release);
+        }
+        fn lower(&self) {
+            self.0.store(false, Release);
+        }
+    }
+
+    /// Two acceptors push while the host takes whenever it sees the signal: once the
+    /// pushes are done, every connection was taken or the signal is up, never a
+    /// connection waiting with the signal down (a lost wake-up).
+    #[test]
+    fn a_push_is_never_left_unsignalled() {
+        loom::model(|| {
+            let q = Arc::new(Signalled::new(4, Flag(AtomicBool::new(false))));
+            let pushers: Vec<_> = (0..2)
+                .map(|i| {
+                    let q = Arc::clone(&q);
+                    loom::thread::spawn(move || {
+                        q.push(i);
+                    })
+                })
+                .collect();
+            let mut taken = Vec::new();
+            if q.signal.0.load(Acquire) {
+                taken.extend(q.take(1));
+            }
+            for p in pushers {
+                p.join().unwrap();
+            }
+            let left = q.len();
+            assert!(left == 0 || q.signal.0.load(Acquire), "{left} queued with the signal down");
+            taken.extend(q.take(usize::MAX));
+            taken.sort_unstable();
+            assert_eq!(taken, vec![0, 1], "each connection taken once");
+            assert!(!q.signal.0.load(Acquire), "empty: the signal is down");
+        });
     }
 }

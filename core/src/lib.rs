@@ -38,6 +38,7 @@ mod sched;
 mod stats;
 mod sync;
 mod sys;
+mod task;
 mod worker;
 
 pub use config::{Config, ConfigBuilder, Limits, Readiness};

@@ -51,3 +51,24 @@ impl Drop for ThreadGuard {
         }
     }
 }
+
+/// The primitives the `loom` models cover (`crate::task`, the host queue): std's in
+/// every build, loom's under `--cfg loom` (`make loom`), so the models check the code
+/// that ships.
+pub(crate) mod model {
+    #[cfg(loom)]
+    pub(crate) use loom::sync::{
+        atomic::{AtomicU8, Ordering},
+        Mutex, MutexGuard,
+    };
+    #[cfg(not(loom))]
+    pub(crate) use std::sync::{
+        atomic::{AtomicU8, Ordering},
+        Mutex, MutexGuard,
+    };
+
+    /// Locks, ignoring poisoning (see [`super::lock`]).
+    pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -265,9 +265,24 @@ pub(super) fn decode(buf: &[u8], limits: &Limits) -> Decoded {
     }
 }
 
+/// The most bytes a chunked body's encoding may take before it is complete: twice
+/// `max_frame` (chunk-size lines, extensions and CRLFs may double a body sent in small
+/// chunks) plus `max_header` for trailers. Without it, 1-byte chunks with 1 KiB chunk
+/// extensions would make the server buffer a thousand times `max_frame`.
+pub(super) fn max_chunked_encoding(l: &Limits) -> usize {
+    l.max_frame.saturating_mul(2).saturating_add(l.max_header)
+}
+
 /// Decodes a chunked body from `buf`: `Ok(Some((body, bytes used)))` once the last
 /// chunk and trailers are in, `Ok(None)` if more is needed.
 fn dechunk(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Decoded> {
+    let incomplete = || {
+        if buf.len() > max_chunked_encoding(limits) {
+            Err(reject(413, "chunked body encoding larger than 2 x max_frame + max_header"))
+        } else {
+            Ok(None)
+        }
+    };
     let mut body = Vec::new();
     let mut pos = 0;
     loop {
@@ -277,7 +292,7 @@ fn dechunk(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Deco
                 if buf.len() - pos > 1024 {
                     return Err(reject(400, "chunk size line too long"));
                 }
-                return Ok(None);
+                return incomplete();
             }
             Err(_) => return Err(reject(400, "invalid chunk size")),
         };
@@ -290,7 +305,7 @@ fn dechunk(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Deco
                     if rest.len() > limits.max_header {
                         return Err(reject(431, "trailers larger than max_header"));
                     }
-                    return Ok(None);
+                    return incomplete();
                 };
                 let line = &rest[..nl];
                 p += nl + 1;
@@ -306,12 +321,12 @@ fn dechunk(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Deco
         if body.len().saturating_add(size) > limits.max_frame {
             return Err(reject(413, "request body larger than max_frame"));
         }
-        let Some(data) = buf.get(start..start.saturating_add(size)) else { return Ok(None) };
+        let Some(data) = buf.get(start..start.saturating_add(size)) else { return incomplete() };
         let after = start + size;
         match buf.get(after..after + 2) {
             Some(b"\r\n") => {}
             Some(_) => return Err(reject(400, "chunk not followed by CRLF")),
-            None => return Ok(None),
+            None => return incomplete(),
         }
         body.extend_from_slice(data);
         pos = after + 2;

@@ -6,6 +6,8 @@
 //! own and no state, so splitting the stream at any point yields the same requests.
 
 mod date;
+#[doc(hidden)]
+pub mod fuzz;
 mod http1;
 mod length;
 mod lines;
