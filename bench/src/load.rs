@@ -278,6 +278,9 @@ impl Driver {
     }
 
     fn run(mut self, drain: Duration) -> io::Result<Part> {
+        // The instrument must not wait out a busy server thread's slice before it sends
+        // or timestamps (best effort: kernels before 6.12 ignore it).
+        let _ = corral::os::set_thread_slice(Duration::from_micros(100));
         let cpu0 = corral::os::thread_cpu_time();
         for i in 0..self.conns.len() {
             if matches!(self.conns[i].spec.pace, Pace::Closed { .. }) {

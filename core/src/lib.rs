@@ -55,7 +55,7 @@ pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};
 /// Process-level helpers the tests, examples and benchmarks need.
 pub mod os {
     pub use crate::sys::{
-        cpu_time_of, is_cloexec, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit, somaxconn,
-        thread_cpu_time, TimerFd,
+        cpu_time_of, is_cloexec, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit, set_thread_slice,
+        somaxconn, thread_cpu_time, TimerFd,
     };
 }
