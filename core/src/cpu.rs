@@ -190,6 +190,7 @@ impl Inner {
 }
 
 fn run(inner: &Inner, i: usize, local: Worker<Job>) {
+    crate::conn::mark_pool_thread();
     let rng = Rng::new(i as u64 + 101);
     let mut searching = false;
     loop {

@@ -92,6 +92,7 @@ test('bad options are refused', () => {
   assert.throws(() => corral.serve({ handler: () => '', protocol: 'smtp' }), { code: 'CORRAL_INVALID_CONFIG' })
   assert.throws(() => corral.serve({}), { code: 'CORRAL_INVALID_CONFIG' })
   assert.throws(() => corral.serve({ handler: () => '', workers: 2 }), { code: 'CORRAL_INVALID_CONFIG' })
+  assert.throws(() => corral.serve({ handler: () => '', ioSlice: 5 }), { code: 'CORRAL_INVALID_CONFIG', message: /io_slice/ })
 })
 
 test('waiting worker threads hold no thread of the shared pool', async () => {

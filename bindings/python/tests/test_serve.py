@@ -154,6 +154,10 @@ def test_bad_options():
         corral.serve(lambda r: b"", heavy={"paths": []})
     with pytest.raises(ValueError, match="io_workers"):
         corral.serve(lambda r: b"", workers=0)
+    with pytest.raises(corral.ConfigError, match="reply_timeout"):
+        corral.serve(lambda r: b"", reply_timeout=0.00001)
+    with pytest.raises(corral.ConfigError, match="io_slice"):
+        corral.serve(lambda r: b"", io_slice=0.00001)
 
 
 def test_admission_options_reach_the_engine(deadline):

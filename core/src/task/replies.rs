@@ -139,7 +139,7 @@ mod loom_tests {
                 })
                 .collect();
             let mut written = Vec::new();
-            let mut run = |written: &mut Vec<u64>| {
+            let run = |written: &mut Vec<u64>| {
                 state.start();
                 loop {
                     while let Some((out, ())) = lock(&slots).pop_ready() {

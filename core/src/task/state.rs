@@ -107,7 +107,7 @@ mod loom_tests {
                 })
             };
             let mut seen = 0;
-            let mut run = |seen: &mut u8| {
+            let run = |seen: &mut u8| {
                 task.start();
                 loop {
                     *seen |= task.take();
