@@ -475,9 +475,11 @@ impl WorkerLoop {
             idle.park(self.ws.index, was_searching);
             self.ws.status.store(PARKED, SeqCst);
             // Re-check after announcing the park: a push that raced with it is seen here,
-            // or its pusher saw us parked and woke us.
+            // or its pusher saw us parked and woke us. Siblings' queues count only while
+            // nobody searches: a searcher takes them (and wakes another if it was the
+            // last), and a worker that may not search would only spin until it does.
             let work_left = !self.ws.inbox.is_empty()
-                || (self.steal_enabled() && self.engine.workers.iter().any(|w| w.depth() > 0));
+                || (self.steal_enabled() && idle.searching() == 0 && self.engine.workers.iter().any(|w| w.depth() > 0));
             if work_left {
                 self.unpark();
                 return;

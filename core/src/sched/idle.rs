@@ -34,7 +34,7 @@ impl Idle {
         }
     }
 
-    #[cfg(test)]
+    /// Threads searching for work now.
     pub fn searching(&self) -> usize {
         self.state.load(SeqCst) & SEARCH_MASK
     }
