@@ -177,7 +177,19 @@ impl Report {
         let runner = ranked.get(1).copied();
         let margin = runner.map_or(0.0, |(_, sc)| if sc > 0.0 { (1.0 / sc - 1.0) * 100.0 } else { f64::INFINITY });
         let wv = self.row(s, winner)?.value;
+        // Models within 5% of the best are alike at this run-to-run noise.
+        let alike: Vec<&str> = ranked.iter().filter(|(_, sc)| *sc >= 0.95).map(|(m, _)| m.name()).collect();
+        let next = ranked.iter().find(|(_, sc)| *sc < 0.95);
+        let behind =
+            next.map(|(m, sc)| format!("; next {} at {:.0}% of the best", m.name(), sc * 100.0)).unwrap_or_default();
         let summary = match runner {
+            Some(_) if alike.len() > 1 => format!(
+                "{}: {} alike, within 5% (best {}, {}){behind}",
+                s.workload(),
+                join_names(&alike),
+                winner.name(),
+                format_value(s, wv)
+            ),
             Some((r, _)) => format!(
                 "{}: {} ({}), {:.0}% ahead of {}",
                 s.workload(),
@@ -412,6 +424,15 @@ impl Report {
     }
 }
 
+/// `a`, `a and b`, `a, b and c`.
+fn join_names(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 fn short(v: f64) -> String {
     if v.is_nan() {
         "n/a".into()
@@ -433,5 +454,7 @@ mod tests {
         assert_eq!(thousands(1234567.4), "1,234,567");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(format_value(Scenario::Idle, 2048.0), "2.0 KiB");
+        assert_eq!(join_names(&["a", "b", "c"]), "a, b and c");
+        assert_eq!(join_names(&["a"]), "a");
     }
 }
