@@ -180,8 +180,13 @@ impl Report {
         // Models within 5% of the best are alike at this run-to-run noise.
         let alike: Vec<&str> = ranked.iter().filter(|(_, sc)| *sc >= 0.95).map(|(m, _)| m.name()).collect();
         let next = ranked.iter().find(|(_, sc)| *sc < 0.95);
-        let behind =
-            next.map(|(m, sc)| format!("; next {} at {:.0}% of the best", m.name(), sc * 100.0)).unwrap_or_default();
+        let behind = next
+            .map(|(m, sc)| match *sc {
+                sc if sc >= 0.1 => format!("; next {} at {:.0}% of the best", m.name(), sc * 100.0),
+                sc if sc > 0.0 => format!("; next {}, {:.0}x worse", m.name(), 1.0 / sc),
+                _ => format!("; next {}", m.name()),
+            })
+            .unwrap_or_default();
         let summary = match runner {
             Some(_) if alike.len() > 1 => format!(
                 "{}: {} alike, within 5% (best {}, {}){behind}",
