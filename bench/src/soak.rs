@@ -484,7 +484,7 @@ fn run(target: u64, connections: usize, depth: usize) -> io::Result<SoakReport> 
         if soak.draining && soak.conns.iter().all(|c| c.stream.is_none()) {
             break;
         }
-        if soak.draining && seen_timeout(start, target) {
+        if soak.draining && overdue(start, target) {
             return Err(io::Error::other("connections still open long after the server's shutdown deadline"));
         }
     }
@@ -502,7 +502,7 @@ fn run(target: u64, connections: usize, depth: usize) -> io::Result<SoakReport> 
 }
 
 /// A generous bound for the whole soak (the shutdown deadline is 10 s).
-fn seen_timeout(start: Instant, target: u64) -> bool {
+fn overdue(start: Instant, target: u64) -> bool {
     start.elapsed() > Duration::from_secs(120 + target / 5_000)
 }
 

@@ -96,15 +96,20 @@ pub(crate) struct CpuPool {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// How a pool treats its queue and its jobs' replies.
+#[derive(Default)]
+pub(crate) struct Policy {
+    pub codel: Option<Codel>,
+    /// Queued jobs at which adaptive LIFO starts (0: always FIFO).
+    pub lifo_threshold: usize,
+    /// An engine's pool: a thread writes the reply it completes itself (see
+    /// `Conn::complete`). A host's own pool (the Python executor) never runs I/O.
+    pub writes_replies: bool,
+}
+
 impl CpuPool {
-    /// `lifo_threshold`: queued jobs at which adaptive LIFO starts (0: always FIFO).
-    pub fn start(
-        threads: usize,
-        name: &str,
-        live: &Arc<ThreadSet>,
-        codel: Option<Codel>,
-        lifo_threshold: usize,
-    ) -> std::io::Result<CpuPool> {
+    pub fn start(threads: usize, name: &str, live: &Arc<ThreadSet>, policy: Policy) -> std::io::Result<CpuPool> {
+        let Policy { codel, lifo_threshold, writes_replies } = policy;
         let locals: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         let inner = Arc::new(Inner {
             injector: Injector::new(),
@@ -122,6 +127,9 @@ impl CpuPool {
             let guard = live.enter();
             handles.push(std::thread::Builder::new().name(format!("{name}-cpu-{i}")).spawn(move || {
                 let _guard = guard;
+                if writes_replies {
+                    crate::conn::mark_pool_thread();
+                }
                 run(&inner, i, local)
             })?);
         }
@@ -190,7 +198,6 @@ impl Inner {
 }
 
 fn run(inner: &Inner, i: usize, local: Worker<Job>) {
-    crate::conn::mark_pool_thread();
     let rng = Rng::new(i as u64 + 101);
     let mut searching = false;
     loop {
@@ -264,7 +271,7 @@ impl Pool {
     /// Starts `threads` threads (at least one).
     pub fn new(threads: usize) -> crate::Result<Pool> {
         let live = Arc::new(ThreadSet::default());
-        let inner = CpuPool::start(threads.max(1), "corral-pool", &live, None, 0)
+        let inner = CpuPool::start(threads.max(1), "corral-pool", &live, Policy::default())
             .map_err(|e| crate::Error::io(crate::ErrorKind::Io, "cannot start the pool's threads", e))?;
         Ok(Pool { inner, live, stopped: AtomicBool::new(false) })
     }
@@ -322,7 +329,7 @@ mod tests {
 
     #[test]
     fn runs_every_job_and_stops() {
-        let pool = CpuPool::start(3, "t", &Default::default(), None, 0).unwrap();
+        let pool = CpuPool::start(3, "t", &Default::default(), Policy::default()).unwrap();
         let (tx, rx) = mpsc::channel();
         for i in 0..1000 {
             let tx = tx.clone();
@@ -339,7 +346,7 @@ mod tests {
 
     #[test]
     fn a_panicking_job_is_counted_and_the_thread_lives() {
-        let pool = CpuPool::start(1, "t", &Default::default(), None, 0).unwrap();
+        let pool = CpuPool::start(1, "t", &Default::default(), Policy::default()).unwrap();
         pool.submit(Job::new(|_| panic!("boom (expected in this test)")));
         let (tx, rx) = mpsc::channel();
         pool.submit(Job::new(move |_| tx.send(()).unwrap()));

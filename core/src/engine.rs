@@ -291,8 +291,13 @@ impl Engine {
         let cpu = if serving && plan.cpu_threads > 0 {
             let codel = config.limits.codel_target.map(|t| crate::codel::Codel::new(t, config.limits.codel_interval));
             Some(
-                CpuPool::start(plan.cpu_threads, "corral", &threads, codel, config.limits.lifo_threshold)
-                    .map_err(io_err("cannot start the CPU pool"))?,
+                CpuPool::start(
+                    plan.cpu_threads,
+                    "corral",
+                    &threads,
+                    crate::cpu::Policy { codel, lifo_threshold: config.limits.lifo_threshold, writes_replies: true },
+                )
+                .map_err(io_err("cannot start the CPU pool"))?,
             )
         } else {
             None
