@@ -5,7 +5,7 @@
 //! group; completions are counted per client.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use std::os::fd::AsRawFd;
 /// The open-loop send timer's token (clients use their index).
 const TIMER: Token = Token(usize::MAX);
 
-use crate::http;
+use crate::{http, wire};
 
 /// How a client paces its requests.
 #[derive(Clone, Copy, Debug)]
@@ -218,10 +218,6 @@ struct Driver {
     all: u64,
     /// In the drain after the window: replies are still counted, nothing is sent.
     draining: bool,
-}
-
-fn would_block(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::WouldBlock
 }
 
 impl Driver {
@@ -426,19 +422,9 @@ impl Driver {
     fn flush(&mut self, i: usize) {
         let c = &mut self.conns[i];
         let Some(s) = c.stream.as_mut() else { return };
-        while c.wpos < c.out.len() {
-            match s.write(&c.out[c.wpos..]) {
-                Ok(0) => break,
-                Ok(n) => c.wpos += n,
-                Err(e) if would_block(&e) => return,
-                Err(_) => {
-                    self.drop_conn(i);
-                    return;
-                }
-            }
+        if wire::write_out(s, &mut c.out, &mut c.wpos).is_err() {
+            self.drop_conn(i);
         }
-        c.out.clear();
-        c.wpos = 0;
     }
 
     fn ready(&mut self, i: usize) -> io::Result<()> {
@@ -446,17 +432,9 @@ impl Driver {
             return Ok(());
         }
         if !self.conns[i].connected {
-            let s = self.conns[i].stream.as_ref().expect("checked");
-            match s.take_error() {
-                Ok(None) => {}
-                _ => {
-                    self.drop_conn(i);
-                    return self.refill(i, Instant::now());
-                }
-            }
-            match s.peer_addr() {
-                Ok(_) => self.conns[i].connected = true,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+            match wire::connected(self.conns[i].stream.as_ref().expect("checked")) {
+                Ok(true) => self.conns[i].connected = true,
+                Ok(false) => return Ok(()),
                 Err(_) => {
                     self.drop_conn(i);
                     return self.refill(i, Instant::now());
@@ -467,11 +445,7 @@ impl Driver {
         loop {
             let c = &mut self.conns[i];
             let Some(s) = c.stream.as_mut() else { return Ok(()) };
-            let len = c.rbuf.len();
-            c.rbuf.resize(len + 16 * 1024, 0);
-            let r = s.read(&mut c.rbuf[len..]);
-            c.rbuf.truncate(len + *r.as_ref().unwrap_or(&0));
-            match r {
+            match wire::read_into(s, &mut c.rbuf, 16 * 1024) {
                 Ok(0) => {
                     self.drop_conn(i);
                     return self.refill(i, Instant::now());
@@ -481,7 +455,7 @@ impl Driver {
                         return Ok(());
                     }
                 }
-                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.drop_conn(i);

@@ -22,6 +22,7 @@ mod server;
 mod slowloris;
 mod soak;
 mod svg;
+mod wire;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;

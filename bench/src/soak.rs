@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,8 +24,8 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use serde::Serialize;
 
-use crate::http;
 use crate::server::{Server, ServerArgs};
+use crate::{http, wire};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -263,18 +263,9 @@ impl Soak {
     fn flush(&mut self, i: usize) {
         let c = &mut self.conns[i];
         let Some(s) = c.stream.as_mut() else { return };
-        if !c.connected {
-            return;
+        if c.connected && wire::write_out(s, &mut c.out, &mut c.wpos).is_err() {
+            self.lose(i);
         }
-        while c.wpos < c.out.len() {
-            match s.write(&c.out[c.wpos..]) {
-                Ok(n) if n > 0 => c.wpos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                _ => return self.lose(i),
-            }
-        }
-        c.out.clear();
-        c.wpos = 0;
     }
 
     /// The connection ended: its unanswered requests are booked, and it reconnects.
@@ -289,27 +280,24 @@ impl Soak {
     fn ready(&mut self, i: usize, tick: bool) {
         let Some(s) = self.conns[i].stream.as_ref() else { return };
         if !self.conns[i].connected {
-            match (s.take_error(), s.peer_addr()) {
-                (Ok(None), Ok(_)) => self.conns[i].connected = true,
-                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => return,
-                _ => return self.lose(i),
+            match wire::connected(s) {
+                Ok(true) => self.conns[i].connected = true,
+                Ok(false) => return,
+                Err(_) => return self.lose(i),
             }
             self.refill(i);
         }
         self.flush(i);
-        let mut budget = if self.conns[i].mode == Mode::Slow && !tick { 0 } else { usize::MAX };
-        if self.conns[i].mode == Mode::Slow {
-            budget = budget.min(SLOW_CHUNK);
-        }
+        // A slow reader reads a chunk per tick and nothing on events.
+        let mut budget = match (self.conns[i].mode == Mode::Slow, tick) {
+            (true, false) => 0,
+            (true, true) => SLOW_CHUNK,
+            (false, _) => usize::MAX,
+        };
         while budget > 0 {
             let c = &mut self.conns[i];
             let Some(s) = c.stream.as_mut() else { return };
-            let len = c.rbuf.len();
-            let want = budget.min(64 * 1024);
-            c.rbuf.resize(len + want, 0);
-            let r = s.read(&mut c.rbuf[len..]);
-            c.rbuf.truncate(len + *r.as_ref().unwrap_or(&0));
-            match r {
+            match wire::read_into(s, &mut c.rbuf, budget.min(64 * 1024)) {
                 Ok(0) => {
                     self.responses(i);
                     return self.lose(i);
