@@ -40,10 +40,10 @@ impl Codel {
         }
     }
 
-    /// A job that waited `delay` is being dequeued: should it be shed?
-    /// Whether the job that waited `delay` is shed. `queue_over` says the queue is over
-    /// adaptive LIFO's threshold: overloaded whatever the interval's minimum says (with
-    /// the newest served first, the minimum stays low while old jobs wait on).
+    /// A job that waited `delay` is being dequeued: should it be shed? `queue_over` says
+    /// the queue is over adaptive LIFO's threshold: overloaded whatever the interval's
+    /// minimum says (with the newest served first, the minimum stays low while old jobs
+    /// wait on).
     pub fn shed(&self, delay: Duration, queue_over: bool) -> bool {
         let now = Instant::now();
         let mut s = lock(&self.state);

@@ -478,8 +478,7 @@ impl Conn {
         if timeout.is_zero() {
             return NO_DEADLINE;
         }
-        let mut r = lock(&self.replies);
-        let Some(oldest) = r.pending_mut().map(|s| s.meta.since).min() else {
+        let Some(oldest) = lock(&self.replies).oldest_pending().map(|s| s.meta.since) else {
             return NO_DEADLINE;
         };
         let left = timeout.saturating_sub(oldest.elapsed());

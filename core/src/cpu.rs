@@ -223,8 +223,10 @@ fn run(inner: &Inner, i: usize, local: Worker<Job>) {
                         }
                     }
                 }
-                let over = inner.lifo.as_ref().is_some_and(|l| l.over(inner.fifo_queued()));
-                let shed = inner.codel.as_ref().is_some_and(|c| c.shed(job.enqueued.elapsed(), over));
+                let shed = inner.codel.as_ref().is_some_and(|c| {
+                    let over = inner.lifo.as_ref().is_some_and(|l| l.over(inner.fifo_queued()));
+                    c.shed(job.enqueued.elapsed(), over)
+                });
                 if shed {
                     inner.counters.shed.fetch_add(1, Relaxed);
                 }

@@ -122,7 +122,7 @@ impl Plan {
                 // An acceptor inside a worker keeps what it accepts: the kernel's
                 // reuseport hash already spreads connections, stealing evens out the
                 // load, and the connection's first turn stays on the core that accepted
-                // it (measured: 43k vs 57k connections/s on 2 cores).
+                // it (measured: 43k vs 54k connections/s on 2 cores).
                 dispatch: if c.accept_in_workers && c.listener != ListenerStrategy::Single {
                     Dispatch::ByAcceptor
                 } else {

@@ -68,6 +68,11 @@ impl<R, M> ReplySlots<R, M> {
         Some((s.out.expect("checked"), s.meta))
     }
 
+    /// The oldest unanswered slot.
+    pub fn oldest_pending(&self) -> Option<&Slot<R, M>> {
+        self.slots.iter().find(|s| s.out.is_none())
+    }
+
     /// Unanswered slots, oldest first.
     pub fn pending_mut(&mut self) -> impl Iterator<Item = &mut Slot<R, M>> {
         self.slots.iter_mut().filter(|s| s.out.is_none())
