@@ -569,7 +569,10 @@ impl Conn {
         let Some(fd) = io.fd.take() else { return };
         let raw = fd.as_raw_fd();
         let unread = io.rpos < io.rbuf.len() || io.want_read;
-        if graceful && unread && (io.no_more || io.closing) && !io.peer_closed {
+        // At shutdown the peer may have sent more after our last read (no event has
+        // said so yet): treat input as possibly unread then too.
+        let unread_may_follow = unread && (io.no_more || io.closing) || self.engine.is_draining();
+        if graceful && unread_may_follow && !io.peer_closed {
             // Unread input makes close() send a reset, which can destroy the reply we
             // just wrote before the peer reads it: send FIN, then discard what is there.
             let _ = sys::shutdown_write(raw);
