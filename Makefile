@@ -1,7 +1,7 @@
 # corral — the two entry points are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo serve-demo soak test lint unit loom fuzz build bench wrk clean ffi c-build c-test header install py-env py-build py-test node-build node-test
+.PHONY: demo serve-demo soak test lint unit loom fuzz build bench wrk clean ffi c-build c-test header generated install py-env py-build py-test node-build node-test
 
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
@@ -114,6 +114,11 @@ c-test: c-build
 ## Regenerates include/corral.h from ffi/src (commit the result).
 header:
 	CORRAL_BLESS=1 $(CARGO) test -q -p corral-ffi --test header
+
+## Regenerates what is made from the option table and the metrics list (README's tables,
+## the Node EngineOptions type, the Python Options typed dict) and the C header.
+generated: header
+	CORRAL_BLESS=1 $(CARGO) test -q -p corral --test generated
 
 ## Installs the library, header and pkg-config file under PREFIX (default /usr/local).
 install: ffi

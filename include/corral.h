@@ -280,6 +280,14 @@ typedef struct corral_request corral_request;
 typedef struct corral_responder corral_responder;
 
 /**
+ * A snapshot of the engine's counters, read through getters by metric name so that
+ * new metrics never change the ABI (a by-value struct would break every caller each
+ * time one is added). Create with corral_engine_stats(), free with corral_stats_free().
+ * Immutable: any thread may read it.
+ */
+typedef struct corral_stats corral_stats;
+
+/**
  * Handles one request. Runs on a corral I/O worker (light requests) or CPU-pool
  * thread (heavy requests), on several threads at once: `userdata` must be safe to use
  * from them. The request is valid until the callback returns; the responder is yours.
@@ -366,47 +374,6 @@ typedef struct {
   int32_t fd;
   corral_peer peer;
 } corral_accepted;
-
-/**
- * Totals from the engine's counters (per-worker and per-listener detail is in the
- * Prometheus text).
- */
-typedef struct {
-  uint64_t uptime_ms;
-  uint64_t accepts;
-  uint64_t accept_pauses;
-  uint64_t accept_fd_exhausted;
-  /**
-   * Effective listen backlog of the first listener (after the kernel's clamp).
-   */
-  uint32_t backlog;
-  /**
-   * Connections in the kernel accept queues now.
-   */
-  uint32_t listen_queue;
-  uint64_t open_connections;
-  uint64_t connections_closed;
-  uint64_t connections_timed_out;
-  uint64_t requests;
-  uint64_t replies;
-  uint64_t requests_aborted;
-  uint64_t requests_rejected;
-  uint64_t handler_panics;
-  uint64_t handler_failures;
-  uint64_t tasks_stolen;
-  uint64_t steal_operations;
-  uint64_t cpu_jobs_run;
-  /**
-   * Heavy requests refused by CoDel (HTTP 503).
-   */
-  uint64_t cpu_shed;
-  uint64_t cpu_queued;
-  uint64_t handoff_queued;
-  uint64_t latency_light_p50_us;
-  uint64_t latency_light_p99_us;
-  uint64_t latency_heavy_p50_us;
-  uint64_t latency_heavy_p99_us;
-} corral_stats;
 
 /**
  * Where a request came from and where it is in its connection.
@@ -633,6 +600,31 @@ corral_status corral_config_set_max_accept_rate(corral_config *cfg, uint32_t per
 corral_status corral_config_set_backlog(corral_config *cfg, uint32_t backlog);
 
 /**
+ * Sets any option of the option table by its name, with the value as text: a number
+ * ("64"), true/false, a name ("stealing"), or a duration with its unit ("250ms",
+ * "1.5s", "100us"; a bare "0" where zero means off or no limit). The names, ranges and
+ * defaults are the README's option table, and corral_option_name() /
+ * corral_option_describe() list them. An unknown name, a value of the wrong kind or
+ * out of range returns CORRAL_STATUS_INVALID_CONFIG and leaves the config unchanged;
+ * text that is not UTF-8 returns CORRAL_STATUS_INVALID_ARGUMENT. An option that has
+ * no effect on the engine made from this config (a serve-only option for a handoff
+ * engine) is refused by corral_engine_new_*() with CORRAL_STATUS_INVALID_CONFIG.
+ */
+corral_status corral_config_set(corral_config *cfg, const char *name, const char *value);
+
+/**
+ * The name of option `index` (0, 1, ... until it returns NULL), for corral_config_set().
+ * Static; do not free. Any thread.
+ */
+const char *corral_option_name(size_t index);
+
+/**
+ * One line on option `index`: what it does, its values, its default and which engines
+ * it applies to; NULL past the last option. Static; do not free. Any thread.
+ */
+const char *corral_option_describe(size_t index);
+
+/**
  * Creates a serving engine: corral reads, frames and calls `serve->handler`. The
  * listeners are bound now (so corral_engine_local_addr() works), threads start with
  * corral_engine_start(). The config and `serve` may be freed afterwards. Any thread.
@@ -691,9 +683,51 @@ corral_status corral_engine_take(const corral_engine *e,
                                  size_t *count);
 
 /**
- * Writes a snapshot of the engine's counters into `out`. Any thread.
+ * Takes a snapshot of the engine's counters into `*out` (free it with
+ * corral_stats_free()). Any thread.
  */
-corral_status corral_engine_stats(const corral_engine *e, corral_stats *out);
+corral_status corral_engine_stats(const corral_engine *e, corral_stats **out);
+
+/**
+ * Frees a snapshot. NULL is a no-op.
+ */
+void corral_stats_free(corral_stats *s);
+
+/**
+ * Writes metric `name`'s value for the whole engine into `*out` (for a metric kept per
+ * listener or per worker, the sum over them). The names are the README's metrics list
+ * and the Prometheus names without `corral_` and `_total`; corral_metric_name() lists
+ * them. A double holds every counter exactly up to 2^53. CORRAL_STATUS_NOT_FOUND for a
+ * name this version does not have.
+ */
+corral_status corral_stats_get(const corral_stats *s, const char *name, double *out);
+
+/**
+ * Writes metric `name`'s value for listener or worker `index` (its scope's item; 0 for
+ * an engine-wide metric) into `*out`; CORRAL_STATUS_NOT_FOUND past the last item or for
+ * an unknown name. corral_stats_items() says how many items there are.
+ */
+corral_status corral_stats_get_at(const corral_stats *s,
+                                  const char *name,
+                                  size_t index,
+                                  double *out);
+
+/**
+ * How many items metric `name` has in this snapshot: the number of listeners or
+ * workers for a scoped metric, 1 for an engine-wide one, 0 for an unknown name.
+ */
+size_t corral_stats_items(const corral_stats *s, const char *name);
+
+/**
+ * The name of metric `index` (0, 1, ... until it returns NULL). Static; do not free.
+ */
+const char *corral_metric_name(size_t index);
+
+/**
+ * What metric `index` counts, its kind (counter or gauge), scope and unit; NULL past
+ * the last one. Static; do not free.
+ */
+const char *corral_metric_help(size_t index);
 
 /**
  * Writes the stats as Prometheus text (NUL-terminated) into `buf`. If `len` is too

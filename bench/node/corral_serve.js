@@ -8,7 +8,7 @@ const workers = Number(process.argv[3] || 2)
 corral.serve({
   port,
   heavy: ['/work'],
-  workers,
-  module: path.join(__dirname, 'work.js'),
+  heavyThreads: workers,
+  heavyModule: path.join(__dirname, 'work.js'),
   handler: () => 'hello\n',
 })

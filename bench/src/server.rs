@@ -89,18 +89,26 @@ impl ServerArgs {
         let mut b = Config::builder()
             .addr(self.addr)
             .model(model)
-            .io_workers(self.workers)
-            .cpu_threads(self.cpu_threads)
             .backlog(4096)
             .max_connections_per_ip(0)
             .max_requests_per_connection(0);
+        // Each model takes only the thread counts it has (the others are refused).
+        let applies = |name: &str| corral::options::find(name).is_some_and(|o| o.in_model(model));
+        if applies("io_workers") {
+            b = b.io_workers(self.workers);
+        }
+        if applies("cpu_threads") {
+            b = b.cpu_threads(self.cpu_threads);
+        }
         if self.reply_timeout_ms > 0 {
             b = b.reply_timeout(Duration::from_millis(self.reply_timeout_ms));
         }
         if self.codel_target_ms > 0 {
             b = b.codel_target(Some(Duration::from_millis(self.codel_target_ms)));
         }
-        b = b.lifo_threshold(self.lifo_threshold);
+        if self.lifo_threshold > 0 {
+            b = b.lifo_threshold(self.lifo_threshold);
+        }
         b.build()
     }
 }

@@ -1,42 +1,72 @@
 import { EventEmitter } from 'node:events'
 import { Socket } from 'node:net'
 
+// The engine options of corral's option table, generated from it (`make generated`);
+// a test fails when this block drifts. Durations are milliseconds, or text with a unit.
+// options:begin (generated)
 export interface EngineOptions {
+  /** The concurrency model (see Models). One of single, thread-per-connection, pool, reuseport, stealing. Default stealing; applies to serve and handoff engines. */
+  model?: 'single' | 'thread-per-connection' | 'pool' | 'reuseport' | 'stealing'
+  /** How requests are framed. One of http, lines, length, raw. Default http; applies to serve engines. */
+  protocol?: 'http' | 'lines' | 'length' | 'raw'
+  /** Allow wildcard addresses (0.0.0.0, ::): off so nothing listens on every interface by accident. True or false. Default false; applies to serve and handoff engines. */
+  allowPublic?: boolean
+  /** Listening sockets: one SO_REUSEPORT socket per acceptor, one shared (EPOLLEXCLUSIVE), or one. One of reuseport, shared, single. Default reuseport; applies to serve and handoff engines. */
+  listener?: 'reuseport' | 'shared' | 'single'
+  /** Acceptor threads (or acceptors inside I/O workers). 1 to 256 threads. Default min(cores, 4); applies to serve and handoff engines. */
+  acceptors?: number
+  /** I/O worker threads: read, frame, run light requests, write. 1 to 1024 threads. Default cores; applies to serve engines. */
+  ioWorkers?: number
+  /** Scheduler slice I/O workers ask for (EEVDF, Linux >= 6.12): a waking worker preempts heavy work at once. 100 us to 100 ms, or 0 for the kernel's default (milliseconds as a number, or text with a unit such as "250ms"). Default 100 us; applies to serve engines. */
+  ioSlice?: number | string
+  /** Run acceptors inside the I/O workers (false: dedicated acceptor threads; measured 38k vs 52k conn/s). True or false. Default true; applies to serve engines. */
+  acceptInWorkers?: boolean
+  /** TCP_DEFER_ACCEPT: hand over a connection once its first bytes arrived (only where the client speaks first). True or false. Default false; applies to serve and handoff engines. */
+  deferAccept?: boolean
+  /** Listen backlog asked of the kernel (clamped to somaxconn; the effective value is in the stats). 1 to 1048576 connections. Default 1024; applies to serve and handoff engines. */
+  backlog?: number
+  /** Accepts per wake-up before an acceptor yields. 1 to 4096 connections. Default 64; applies to serve and handoff engines. */
+  acceptBatch?: number
+  /** Accepted connections the host queue holds before acceptors pause (the backlog absorbs). 1 to 16777216 connections. Default 1024; applies to handoff engines. */
+  handoffCapacity?: number
+  /** Open served connections; at the cap acceptors pause and the backlog absorbs. 1 to 16777216 connections. Default RLIMIT_NOFILE - 64; applies to serve engines. */
+  maxConnections?: number
+  /** Open served connections from one source address (see per_ip_scope); one over it is closed at once. 0 to 16777216 connections, or 0 for no cap. Default 1024; applies to serve engines. */
+  maxConnectionsPerIp?: number
+  /** Which sources the per-IP cap counts: public addresses only (loopback, private and link-local are not capped), or all. One of public, all. Default public; applies to serve engines. */
+  perIpScope?: 'public' | 'all'
+  /** New connections accepted per second over all acceptors; beyond it acceptors pause. 1 to 4294967295 connections per second, or 0 for no limit. Default 0; applies to serve and handoff engines. */
+  maxAcceptRate?: number
+  /** Requests served on one connection before it is closed, the last reply saying so. 1 to 1099511627776 requests, or 0 for no cap. Default 10000; applies to serve engines. */
+  maxRequestsPerConnection?: number
+  /** Requests on one connection awaiting replies before it is not read. 1 to 65536 requests. Default 64; applies to serve engines. */
+  maxInFlight?: number
+  /** Largest Length frame, Lines line or HTTP body. 1 to 1073741824 bytes. Default 1 MiB; applies to serve engines. */
+  maxFrame?: number
+  /** Largest HTTP request head (request line and headers). 64 to 16777216 bytes. Default 16 KiB; applies to serve engines. */
+  maxHeader?: number
+  /** Time for a request to arrive once begun, and for the first request (slowloris). 1 ms to 365 days (milliseconds as a number, or text with a unit such as "250ms"). Default 10 s; applies to serve engines. */
+  headerTimeout?: number | string
+  /** Time a connection may sit idle, or not read its replies, before it is closed. 1 ms to 365 days (milliseconds as a number, or text with a unit such as "250ms"). Default 60 s; applies to serve engines. */
+  idleTimeout?: number | string
+  /** Time a handler has to answer; past it the engine answers 504 in its place and drops the late answer. 1 ms to 365 days, or 0 for no deadline (milliseconds as a number, or text with a unit such as "250ms"). Default 60 s; applies to serve engines. */
+  replyTimeout?: number | string
+  /** Requests dispatched per connection per turn before it yields to others. 1 to 65536 requests. Default 32; applies to serve engines. */
+  budgetFrames?: number
+  /** Bytes read per connection per turn before it yields to others. 512 to 1073741824 bytes. Default 256 KiB; applies to serve engines. */
+  budgetBytes?: number
+  /** Unwritten reply bytes at which a connection stops being read (back-pressure). 1 to 1073741824 bytes. Default 256 KiB; applies to serve engines. */
+  writeHighWater?: number
+  /** How connections are registered with epoll: edge-triggered, or EPOLLONESHOT re-armed per turn. One of edge, oneshot. Default edge; applies to serve engines. */
+  readiness?: 'edge' | 'oneshot'
+}
+// options:end
+
+export interface ListenOptions extends EngineOptions {
   /** Default '127.0.0.1'; wildcards ('0.0.0.0', '::') need allowPublic. */
   host?: string
   /** Default 0: the kernel picks a free port (read it with address()). */
   port?: number
-  acceptors?: number
-  backlog?: number
-  ioWorkers?: number
-  model?: 'single' | 'thread-per-connection' | 'pool' | 'reuseport' | 'stealing'
-  allowPublic?: boolean
-  deferAccept?: boolean
-  maxConnections?: number
-  maxInFlight?: number
-  /** 0: no cap (default 1024). */
-  maxConnectionsPerIp?: number
-  /** New connections per second (0: no limit, the default). */
-  maxAcceptRate?: number
-  /** 0: no cap (default 10000). */
-  maxRequestsPerConnection?: number
-  maxFrame?: number
-  maxHeader?: number
-  /** Milliseconds. */
-  headerTimeout?: number
-  /** Milliseconds. */
-  idleTimeout?: number
-  /** Milliseconds a handler has to answer (default 60000; 0: no deadline); past it corral answers 504. */
-  replyTimeout?: number
-  /** Microseconds: the scheduler slice I/O workers ask for (default 100; 0: the kernel's). */
-  ioSlice?: number
-  /** Heavy jobs queued at which new ones run first, newest first (default 0: always FIFO). */
-  lifoThreshold?: number
-}
-
-export interface ListenOptions extends EngineOptions {
-  /** Accepted connections the queue holds before acceptors pause. */
-  capacity?: number
 }
 
 export interface Address {
@@ -45,19 +75,23 @@ export interface Address {
   family: 'IPv4' | 'IPv6'
 }
 
+/**
+ * Every metric of corral's metrics list by its camelCase name (the Prometheus names,
+ * without `corral_` and `_total`): the engine-wide value, and per-item values in
+ * `listeners` and `workers`.
+ */
 export interface Stats {
-  accepts: number
-  requests: number
-  replies: number
-  openConnections: number
-  connectionsClosed: number
-  requestsAborted: number
-  requestsRejected: number
-  handlerFailures: number
-  tasksStolen: number
-  handoffQueued: number
-  workers: number
-  backlog: number
+  [metric: string]: number | Array<Record<string, number>>
+  listeners: Array<Record<string, number>>
+  workers: Array<Record<string, number>>
+}
+
+export interface OptionInfo {
+  name: string
+  range: string
+  default: string
+  doc: string
+  applies: 'both' | 'serve' | 'handoff'
 }
 
 export interface ShutdownReport {
@@ -122,15 +156,14 @@ export type Reply =
 
 export type Handler = (req: Request) => Reply | Promise<Reply>
 
-export interface ServeOptions extends EngineOptions {
-  protocol?: 'http' | 'lines' | 'length' | 'raw'
+export interface ServeOptions extends ListenOptions {
   handler?: Handler
   /** Decided natively: HTTP path prefixes, or { pathPrefixes, minBytes }. */
   heavy?: string[] | { pathPrefixes?: string[]; minBytes?: number }
-  /** Worker threads for heavy requests (needs module). */
-  workers?: number
+  /** JS worker threads for heavy requests (needs heavyModule; 0..1024). */
+  heavyThreads?: number
   /** Path of a module exporting the heavy handler (function, or { handler }). */
-  module?: string
+  heavyModule?: string
 }
 
 export declare class Server extends Engine {
@@ -141,4 +174,6 @@ export declare class Server extends Engine {
 
 export declare function listen(options?: ListenOptions, onSocket?: (socket: Socket) => void): Listener
 export declare function serve(options: ServeOptions): Server
+/** corral's engine options: camelCase name, values (durations in ms), default, doc, applies. */
+export declare function options(): OptionInfo[]
 export declare const version: string

@@ -12,31 +12,45 @@ const { call, makeRequest, reply, withCode } = require('./lib/common.js')
 
 const BATCH = 256
 
-function nativeOptions(o) {
-  return {
-    host: o.host,
-    port: o.port,
-    acceptors: o.acceptors,
-    backlog: o.backlog,
-    capacity: o.capacity,
-    ioWorkers: o.ioWorkers,
-    protocol: o.protocol,
-    model: o.model,
-    allowPublic: o.allowPublic,
-    deferAccept: o.deferAccept,
-    maxConnections: o.maxConnections,
-    maxInFlight: o.maxInFlight,
-    maxConnectionsPerIp: o.maxConnectionsPerIp,
-    maxAcceptRate: o.maxAcceptRate,
-    maxRequestsPerConnection: o.maxRequestsPerConnection,
-    maxFrame: o.maxFrame,
-    maxHeader: o.maxHeader,
-    headerTimeoutMs: o.headerTimeout,
-    idleTimeoutMs: o.idleTimeout,
-    replyTimeoutMs: o.replyTimeout,
-    ioSliceUs: o.ioSlice,
-    lifoThreshold: o.lifoThreshold,
+// Keys of an entry point that are not engine options; every other key is looked up in
+// corral's option table natively (an unknown one is refused with CORRAL_INVALID_CONFIG).
+const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'heavy', 'heavyThreads', 'heavyModule'])
+
+function configError(message) {
+  return Object.assign(new TypeError(message), { code: 'CORRAL_INVALID_CONFIG' })
+}
+
+/** The native arguments: where to listen, and each engine option with its JS type. */
+function nativeArgs(o, extra = {}) {
+  if (o.host !== undefined && typeof o.host !== 'string') throw configError(`host must be a string, not ${typeof o.host}`)
+  if (o.port !== undefined && typeof o.port !== 'number') throw configError(`port must be a number, not ${typeof o.port}`)
+  const options = []
+  for (const [name, v] of Object.entries(o)) {
+    if (ENTRY_KEYS.has(name) || v === undefined) continue
+    options.push({
+      name,
+      boolean: typeof v === 'boolean' ? v : undefined,
+      number: typeof v === 'number' ? v : undefined,
+      text: typeof v === 'string' ? v : undefined,
+      typeName: v === null ? 'null' : typeof v,
+    })
   }
+  return { host: o.host, port: o.port, options, ...extra }
+}
+
+/** The metrics list as an object: engine-wide values by name, per-item ones in lists. */
+function statsObject(metrics) {
+  const out = { listeners: [], workers: [] }
+  for (const m of metrics) {
+    out[m.name] = m.total
+    if (m.scope === 'engine') continue
+    const list = m.scope === 'listener' ? out.listeners : out.workers
+    m.items.forEach((v, i) => {
+      if (!list[i]) list[i] = {}
+      list[i][m.name] = v
+    })
+  }
+  return out
 }
 
 class Engine extends EventEmitter {
@@ -65,9 +79,13 @@ class Engine extends EventEmitter {
     return call(() => this._native.address())
   }
 
-  /** Totals from the engine's counters; `prometheus()` has the full detail. */
+  /**
+   * Every metric of corral's metrics list (the same names as the Prometheus text, in
+   * camelCase): engine-wide values by name, per-listener and per-worker ones in
+   * `listeners` and `workers`.
+   */
   stats() {
-    return call(() => this._native.stats())
+    return statsObject(call(() => this._native.stats()))
   }
 
   prometheus() {
@@ -143,10 +161,11 @@ class Listener extends Engine {
  * an existing `http.Server` takes the sockets with `socket => server.emit('connection', socket)`.
  */
 function listen(options = {}, onSocket) {
+  const native = nativeArgs(options || {})
   const l = new Listener()
   if (onSocket) l.on('connection', onSocket)
   try {
-    l._native = call(() => binding.Engine.handoff(nativeOptions(options), () => l._drain()))
+    l._native = call(() => binding.Engine.handoff(native, () => l._drain()))
   } catch (e) {
     clearInterval(l._keepAlive)
     throw e
@@ -214,22 +233,23 @@ function heavyRule(heavy) {
  * Starts a serving engine. `handler(req)` returns a Buffer or string, an HTTP
  * `{ status, headers, body }`, null (close the connection), or a Promise of one.
  * `heavy` (path prefixes, or `{ pathPrefixes, minBytes }`) is decided natively;
- * with `workers: N, module: path`, heavy requests run in N worker threads that each
- * pull one when free (the module exports the heavy handler).
+ * with `heavyThreads: N, heavyModule: path`, heavy requests run in N worker threads
+ * that each pull one when free (the module exports the heavy handler). Every other key
+ * is an engine option of corral's table (`ioWorkers`, `idleTimeout` in ms, ...).
  */
 function serve(options) {
-  const { handler, workers = 0, module: mod, heavy, ...rest } = options || {}
-  if (typeof handler !== 'function' && !(workers > 0)) {
-    throw Object.assign(new TypeError('serve() needs a handler function'), { code: 'CORRAL_INVALID_CONFIG' })
+  const opts = options || {}
+  const { handler, heavyThreads = 0, heavyModule: mod, heavy } = opts
+  if (!Number.isInteger(heavyThreads) || heavyThreads < 0 || heavyThreads > 1024) {
+    throw configError(`heavyThreads = ${heavyThreads} is out of range: use 0 to 1024`)
   }
-  if (workers > 0 && typeof mod !== 'string') {
-    throw Object.assign(new TypeError('workers needs module: the path of the heavy handler module'), {
-      code: 'CORRAL_INVALID_CONFIG',
-    })
+  if (typeof handler !== 'function' && !(heavyThreads > 0)) throw configError('serve() needs a handler function')
+  if (heavyThreads > 0 && typeof mod !== 'string') {
+    throw configError('heavyThreads needs heavyModule: the path of the heavy handler module')
   }
+  const native = nativeArgs(opts, { ...heavyRule(heavy), heavyToWorkers: heavyThreads > 0 })
   const s = new Server()
   s._handler = handler || (() => ({ status: 404, body: 'not found\n' }))
-  const native = { ...nativeOptions(rest), ...heavyRule(heavy), heavyToWorkers: workers > 0 }
   try {
     s._native = call(() => binding.Engine.serve(native, () => s._drain()))
   } catch (e) {
@@ -237,7 +257,7 @@ function serve(options) {
     throw e
   }
   s._workers = []
-  for (let i = 0; i < workers; i++) {
+  for (let i = 0; i < heavyThreads; i++) {
     const w = new Worker(path.join(__dirname, 'lib', 'heavy_worker.js'), {
       workerData: { engineId: s._native.id(), module: path.resolve(mod) },
     })
@@ -248,4 +268,9 @@ function serve(options) {
   return s
 }
 
-module.exports = { listen, serve, Listener, Server, version: require('./package.json').version }
+/** corral's engine options: camelCase name, values (durations in ms), default, doc, applies. */
+function options() {
+  return binding.optionTable()
+}
+
+module.exports = { listen, serve, options, Listener, Server, version: require('./package.json').version }

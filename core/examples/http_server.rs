@@ -80,10 +80,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
             "--addr" => cfg = cfg.addr(val()?.parse::<SocketAddr>()?),
-            "--model" => {
-                let v = val()?;
-                cfg = cfg.model(Model::from_name(&v).ok_or(format!("unknown model {v}"))?)
-            }
+            "--model" => cfg = cfg.model(val()?.parse::<Model>()?),
             "--workers" => cfg = cfg.io_workers(val()?.parse()?),
             "--cpu" => cfg = cfg.cpu_threads(val()?.parse()?),
             "--acceptors" => cfg = cfg.acceptors(val()?.parse()?),

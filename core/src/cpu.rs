@@ -303,7 +303,7 @@ impl Pool {
         let handles = self.inner.stop();
         match wait {
             Some(d) => {
-                let done = self.live.wait(std::time::Instant::now() + d);
+                let done = self.live.wait(crate::sync::deadline_in(d));
                 if done {
                     for h in handles {
                         let _ = h.join();

@@ -256,6 +256,7 @@ impl Engine {
     /// Binds the listeners and prepares every thread, without starting them: the
     /// addresses (with the ports the kernel picked) are known from here on.
     pub fn new(config: Config, mode: Mode) -> Result<Engine> {
+        config.check_mode(matches!(mode, Mode::Serve(_)))?;
         let plan = Plan::of(&config);
         let bound = listen::bind(&config, plan.listener, plan.acceptors)?;
         let (handler, host) = match mode {
@@ -329,7 +330,7 @@ impl Engine {
             workers,
             solo: Mutex::new(Vec::new()),
             cpu,
-            per_ip: crate::admission::PerIp::new(config.limits.max_connections_per_ip),
+            per_ip: crate::admission::PerIp::new(config.limits.max_connections_per_ip, config.limits.per_ip_all),
             conn_gate,
             host,
             listeners: bound.listeners,
@@ -474,10 +475,11 @@ impl Engine {
     }
 
     /// Stops accepting, lets in-flight requests finish until `timeout`, then closes
-    /// what remains. Fails if the engine was already shut down.
+    /// what remains. Fails if the engine was already shut down. A timeout too large
+    /// for a deadline (`Duration::MAX`) means no deadline.
     pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
         let started = Instant::now();
-        let deadline = started + timeout;
+        let deadline = crate::sync::deadline_in(timeout);
         let mut c = lock(&self.control);
         match c.phase {
             Phase::Closed => return Err(Error::new(ErrorKind::State, "the engine is already shut down")),
@@ -505,11 +507,16 @@ impl Engine {
                 if s.conn_gate.used() == 0 || s.host.is_some() {
                     break true;
                 }
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break false;
-                }
-                g = s.drained.1.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0;
+                g = match deadline {
+                    None => s.drained.1.wait(g).unwrap_or_else(|e| e.into_inner()),
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break false;
+                        }
+                        s.drained.1.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0
+                    }
+                };
             }
         };
         // 3. Stop: workers close what is left and exit.
@@ -517,7 +524,7 @@ impl Engine {
         *lock(&s.stop_signal.0) = true;
         s.stop_signal.1.notify_all();
         s.wake_all_workers();
-        let grace = deadline.max(Instant::now()) + Duration::from_secs(2);
+        let grace = deadline.and_then(|d| d.max(Instant::now()).checked_add(Duration::from_secs(2)));
         let cpu_threads = s.cpu.as_ref().map(|p| p.stop()).unwrap_or_default();
         if s.threads.wait(grace) {
             for h in c.worker_threads.drain(..).chain(cpu_threads) {

@@ -32,7 +32,7 @@ mod lifo;
 mod listen;
 mod model;
 mod monitor;
-mod names;
+
 mod registry;
 mod sched;
 mod stats;
@@ -41,6 +41,7 @@ mod sys;
 mod task;
 mod worker;
 
+pub use config::options;
 pub use config::{Config, ConfigBuilder, Limits, Readiness};
 pub use cpu::Pool;
 pub use engine::{Engine, Mode, ShutdownReport};
@@ -50,6 +51,7 @@ pub use handler::{handler_fn, Cost, CostRule, Handler, Request, Responder};
 pub use handoff::Accepted;
 pub use listen::ListenerStrategy;
 pub use model::Model;
+pub use stats::metrics;
 pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};
 
 /// Process-level helpers the tests, examples and benchmarks need.

@@ -25,20 +25,6 @@ pub enum Model {
 impl Model {
     pub const ALL: [Model; 5] =
         [Model::Single, Model::ThreadPerConnection, Model::Pool, Model::ReusePort, Model::Stealing];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::Single => "single",
-            Model::ThreadPerConnection => "thread-per-connection",
-            Model::Pool => "pool",
-            Model::ReusePort => "reuseport",
-            Model::Stealing => "stealing",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Model> {
-        Model::ALL.into_iter().find(|m| m.name() == s)
-    }
 }
 
 /// How new connections reach workers.

@@ -10,6 +10,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The instant `d` from now; `None` when it is past what an `Instant` holds, which the
+/// callers read as "no deadline" (so `Duration::MAX` waits without limit, never panics).
+pub(crate) fn deadline_in(d: std::time::Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
 /// Counts live threads so that shutdown can wait for them with a deadline (a thread
 /// stuck in a handler that never returns is left behind rather than hanging shutdown).
 #[derive(Default)]
@@ -28,15 +34,21 @@ impl ThreadSet {
         ThreadGuard(Arc::clone(self))
     }
 
-    /// Waits until no thread is alive, or `deadline`. True if all exited.
-    pub fn wait(&self, deadline: Instant) -> bool {
+    /// Waits until no thread is alive, or `deadline` (`None`: no deadline). True if
+    /// all exited.
+    pub fn wait(&self, deadline: Option<Instant>) -> bool {
         let mut alive = lock(&self.alive);
         while *alive > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            alive = self.cv.wait_timeout(alive, left).unwrap_or_else(|e| e.into_inner()).0;
+            alive = match deadline {
+                None => self.cv.wait(alive).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.cv.wait_timeout(alive, left).unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
         }
         true
     }

@@ -305,7 +305,8 @@ impl WorkerLoop {
         if !self.engine.per_ip.admit(peer.ip()) {
             // Over the per-IP cap: close at once, give the slot back, count it.
             drop(fd);
-            self.engine.counters.refused_per_ip.fetch_add(1, Relaxed);
+            let n = self.engine.counters.refused_per_ip.fetch_add(1, Relaxed) + 1;
+            self.engine.per_ip.log_refusal(peer.ip(), n);
             self.engine.conn_gate.release(1);
             return None;
         }

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use common::*;
@@ -106,8 +106,7 @@ fn libc_eaddrinuse() -> i32 {
 fn an_inherited_listening_fd_is_served() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let fd = l.into_raw_fd();
-    let e = serve(Config::builder().listener_fd(fd).acceptors(2).io_workers(2));
+    let e = serve(Config::builder().listener_fd(OwnedFd::from(l)).acceptors(2).io_workers(2));
     assert_eq!(e.local_addrs(), &[addr]);
     hit(addr, 20);
     e.shutdown(DEADLINE).unwrap();
@@ -118,9 +117,10 @@ fn a_non_listening_fd_is_refused_and_left_open() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let fd = client.as_raw_fd();
-    let err = Config::builder().listener_fd(fd).build().unwrap_err();
+    let err = Config::builder().listener_fd(OwnedFd::from(client.try_clone().unwrap())).build().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-    assert!(corral::os::is_cloexec(fd).is_ok(), "the fd is still open and still the caller's");
+    assert!(err.message().contains("cannot be used"), "{err}");
+    assert!(corral::os::is_cloexec(fd).is_ok(), "the caller's own socket is untouched");
     drop(client);
 }
 
@@ -136,7 +136,11 @@ fn the_effective_backlog_is_reported() {
 #[test]
 fn connection_over_the_cap_waits_in_the_backlog() {
     for model in [Model::Stealing, Model::Pool] {
-        let e = serve(Config::builder().model(model).max_connections(2).io_workers(1).acceptors(1));
+        let mut b = Config::builder().model(model).max_connections(2).io_workers(1);
+        if model == Model::Stealing {
+            b = b.acceptors(1); // the pool model has one acceptor of its own
+        }
+        let e = serve(b);
         let addr = e.local_addr();
         let mut held = Vec::new();
         for _ in 0..2 {
@@ -251,7 +255,8 @@ fn defer_accept_serves_clients_that_speak_first() {
 
 #[test]
 fn the_per_ip_cap_refuses_connection_n_plus_one() {
-    let e = serve(Config::builder().io_workers(2).max_connections_per_ip(2));
+    // Loopback is not capped by default (per_ip_scope = "public"): count every source.
+    let e = serve(Config::builder().io_workers(2).max_connections_per_ip(2).per_ip_all(true));
     let addr = e.local_addr();
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -289,5 +294,31 @@ fn the_accept_rate_limit_holds_connections_in_the_backlog_then_admits_them() {
         get(&mut c, "/");
         assert_eq!(read_response(&mut BufReader::new(c)).unwrap().status, 200);
     }
+    e.shutdown(DEADLINE).unwrap();
+}
+
+#[test]
+fn many_connections_from_loopback_are_not_capped_by_default() {
+    // `wrk -c5000` from one address collapsed against a per-IP cap of 1024 that counted
+    // loopback: the default cap counts public sources only (per_ip_scope = "public").
+    const N: usize = 1100;
+    let (_, hard) = corral::os::nofile_limit().unwrap();
+    corral::os::set_nofile_limit(hard.min(16_384)).unwrap();
+    assert!(corral::os::nofile_limit().unwrap().0 as usize > 2 * N + 64, "needs RLIMIT_NOFILE > {}", 2 * N + 64);
+    let e = serve(Config::builder().io_workers(2));
+    assert_eq!(e.config().limits().max_connections_per_ip, 1024, "the cap is on");
+    let addr = e.local_addr();
+    let mut held = Vec::with_capacity(N);
+    for _ in 0..N {
+        let mut s = connect(addr);
+        get(&mut s, "/");
+        held.push(s);
+    }
+    for s in &held {
+        assert_eq!(read_response(&mut BufReader::new(s.try_clone().unwrap())).unwrap().status, 200);
+    }
+    assert_eq!(e.stats().connections_refused_per_ip, 0);
+    assert_eq!(e.stats().open_connections, N);
+    drop(held);
     e.shutdown(DEADLINE).unwrap();
 }

@@ -3,7 +3,7 @@
 // worker threads (each pulls a request only when free); everything else is answered on
 // the main thread.
 //
-//   node heavy_workers.js [PORT] [--workers N]   serve until Ctrl-C
+//   node heavy_workers.js [PORT] [--heavy-threads N]   serve until Ctrl-C
 //   node heavy_workers.js --self-test
 const http = require('node:http')
 const path = require('node:path')
@@ -11,18 +11,18 @@ const corral = require('../../bindings/node')
 
 const args = process.argv.slice(2)
 const selfTest = args.includes('--self-test')
-const workersAt = args.indexOf('--workers')
+const workersAt = args.indexOf('--heavy-threads')
 const workers = workersAt >= 0 ? Number(args[workersAt + 1]) : 2
 const port = selfTest ? 0 : Number(args.find((a) => /^\d+$/.test(a)) || 8080)
 
 const server = corral.serve({
   port,
   heavy: ['/spin'],
-  workers,
-  module: path.join(__dirname, 'spin.js'),
+  heavyThreads: workers,
+  heavyModule: path.join(__dirname, 'spin.js'),
   handler: () => ({ status: 200, headers: { 'content-type': 'text/plain' }, body: 'hello\n' }),
 })
-console.log(`heavy_workers: serving on http://127.0.0.1:${server.address().port} with ${workers} workers`)
+console.log(`heavy_workers: serving on http://127.0.0.1:${server.address().port} with ${workers} heavy threads`)
 
 if (selfTest) {
   const get = (p) =>

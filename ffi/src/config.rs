@@ -1,11 +1,13 @@
 //! `corral_config`: every engine option, with defaults; invalid values are refused with
 //! a status and leave the config unchanged.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use engine::options::{Front, Value, OPTIONS};
 use engine::{ConfigBuilder, ListenerStrategy, Model, Protocol, Readiness};
 
 use crate::{boundary, boundary_void, CorralStatus};
@@ -13,21 +15,9 @@ use crate::{boundary, boundary_void, CorralStatus};
 /// Options for an engine. Create with corral_config_new(), free with corral_config_free().
 /// Not thread-safe: use one config from one thread at a time.
 pub struct CorralConfig {
+    /// Holds the listening sockets handed in; each engine built gets its own duplicate,
+    /// so one config can make several engines, and freeing it closes the originals.
     pub(crate) builder: ConfigBuilder,
-    /// Listening sockets handed in; each engine gets its own duplicate, so one config
-    /// can make several engines and freeing it closes these.
-    pub(crate) listener_fds: Vec<OwnedFd>,
-}
-
-impl CorralConfig {
-    /// The builder for one engine, with its own duplicates of the inherited sockets.
-    pub(crate) fn builder_for_engine(&self) -> std::io::Result<ConfigBuilder> {
-        let mut b = self.builder.clone();
-        for fd in &self.listener_fds {
-            b = b.listener_fd(fd.try_clone()?.into_raw_fd());
-        }
-        Ok(b)
-    }
 }
 
 /// Concurrency models (pass to corral_config_set_model()).
@@ -117,9 +107,7 @@ fn update(cfg: *mut CorralConfig, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder
 #[no_mangle]
 pub extern "C" fn corral_config_new() -> *mut CorralConfig {
     let mut out = std::ptr::null_mut();
-    boundary_void(|| {
-        out = Box::into_raw(Box::new(CorralConfig { builder: ConfigBuilder::default(), listener_fds: Vec::new() }))
-    });
+    boundary_void(|| out = Box::into_raw(Box::new(CorralConfig { builder: ConfigBuilder::default() })));
     out
 }
 
@@ -160,12 +148,21 @@ pub unsafe extern "C" fn corral_config_add_address(cfg: *mut CorralConfig, addr:
 pub unsafe extern "C" fn corral_config_add_listener_fd(cfg: *mut CorralConfig, fd: c_int) -> CorralStatus {
     boundary(|| {
         let Some(cfg) = config_mut(cfg) else { return CorralStatus::NullArgument };
-        // Checked without taking it: on error the fd stays the caller's.
-        if let Err(e) = cfg.builder.clone().listener_fd(fd).validate() {
+        if fd < 0 {
+            return CorralStatus::InvalidArgument;
+        }
+        // Checked on a duplicate, so that on error the fd stays the caller's, untouched.
+        // SAFETY: the caller says `fd` is open for the length of this call.
+        let dup = match unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned() {
+            Ok(d) => d,
+            Err(_) => return CorralStatus::InvalidConfig,
+        };
+        if let Err(e) = cfg.builder.clone().listener_fd(dup).validate() {
             return CorralStatus::of(&e);
         }
         // SAFETY: the fd is an open listening socket (checked) that the caller hands over.
-        cfg.listener_fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        cfg.builder = cfg.builder.clone().listener_fd(owned);
         CorralStatus::Ok
     })
 }
@@ -397,4 +394,159 @@ pub unsafe extern "C" fn corral_config_set_max_accept_rate(cfg: *mut CorralConfi
 #[no_mangle]
 pub unsafe extern "C" fn corral_config_set_backlog(cfg: *mut CorralConfig, backlog: u32) -> CorralStatus {
     update(cfg, |b| b.backlog(backlog))
+}
+
+/// Sets any option of the option table by its name, with the value as text: a number
+/// ("64"), true/false, a name ("stealing"), or a duration with its unit ("250ms",
+/// "1.5s", "100us"; a bare "0" where zero means off or no limit). The names, ranges and
+/// defaults are the README's option table, and corral_option_name() /
+/// corral_option_describe() list them. An unknown name, a value of the wrong kind or
+/// out of range returns CORRAL_STATUS_INVALID_CONFIG and leaves the config unchanged;
+/// text that is not UTF-8 returns CORRAL_STATUS_INVALID_ARGUMENT. An option that has
+/// no effect on the engine made from this config (a serve-only option for a handoff
+/// engine) is refused by corral_engine_new_*() with CORRAL_STATUS_INVALID_CONFIG.
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_set(
+    cfg: *mut CorralConfig,
+    name: *const c_char,
+    value: *const c_char,
+) -> CorralStatus {
+    boundary(|| {
+        let Some(cfg) = config_mut(cfg) else { return CorralStatus::NullArgument };
+        if name.is_null() || value.is_null() {
+            return CorralStatus::NullArgument;
+        }
+        // SAFETY: the caller passes NUL-terminated strings.
+        let (name, value) = unsafe { (CStr::from_ptr(name), CStr::from_ptr(value)) };
+        let (Ok(name), Ok(value)) = (name.to_str(), value.to_str()) else { return CorralStatus::InvalidArgument };
+        let mut trial = cfg.builder.clone();
+        let done = trial.set(&Front::C, name, Value::Text(value)).and_then(|()| trial.validate());
+        match done {
+            Ok(()) => {
+                cfg.builder = trial;
+                CorralStatus::Ok
+            }
+            Err(e) => CorralStatus::of(&e),
+        }
+    })
+}
+
+/// The option table as C strings, made once.
+fn described() -> &'static [(CString, CString)] {
+    static TABLE: OnceLock<Vec<(CString, CString)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        OPTIONS
+            .iter()
+            .map(|o| {
+                let applies = match o.applies {
+                    engine::options::Applies::Both => "any engine",
+                    engine::options::Applies::Serve => "serving engines",
+                    engine::options::Applies::Handoff => "handoff engines",
+                };
+                let text = format!(
+                    "{}: {} Values: {}. Default: {}. Applies to {applies}.",
+                    o.name,
+                    o.doc,
+                    o.range(&Front::C),
+                    o.default
+                );
+                let clean = |t: String| CString::new(t.replace('\0', "")).unwrap_or_default();
+                (clean(o.name.to_string()), clean(text))
+            })
+            .collect()
+    })
+}
+
+/// The name of option `index` (0, 1, ... until it returns NULL), for corral_config_set().
+/// Static; do not free. Any thread.
+#[no_mangle]
+pub extern "C" fn corral_option_name(index: usize) -> *const c_char {
+    let mut out = std::ptr::null();
+    boundary_void(|| {
+        if let Some((name, _)) = described().get(index) {
+            out = name.as_ptr();
+        }
+    });
+    out
+}
+
+/// One line on option `index`: what it does, its values, its default and which engines
+/// it applies to; NULL past the last option. Static; do not free. Any thread.
+#[no_mangle]
+pub extern "C" fn corral_option_describe(index: usize) -> *const c_char {
+    let mut out = std::ptr::null();
+    boundary_void(|| {
+        if let Some((_, text)) = described().get(index) {
+            out = text.as_ptr();
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{corral_engine_free, corral_engine_new_handoff, CorralEngine};
+    use proptest::prelude::*;
+
+    fn names() -> Vec<String> {
+        (0..)
+            .map_while(|i| {
+                let p = corral_option_name(i);
+                // SAFETY: a non-NULL name is a static NUL-terminated string.
+                (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+            })
+            .collect()
+    }
+
+    fn text() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(1u8..=255, 0..12),
+            Just(b"18446744073709551616".to_vec()),
+            Just(b"-1".to_vec()),
+            Just(b"1e400s".to_vec()),
+            Just(b"NaN".to_vec()),
+            Just(b"0".to_vec()),
+            Just(b"250ms".to_vec()),
+            Just(b"stealing".to_vec()),
+            Just(b"true".to_vec()),
+            Just(vec![0xff, 0xfe]),
+            "[0-9]{1,22}(ns|us|ms|s|m|h)?".prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+
+        /// Every option with any text: accepted, or refused as a bad value or a bad
+        /// argument; never a panic, and a refused value leaves the config as it was.
+        #[test]
+        fn every_option_with_any_text_is_taken_or_refused(i in 0usize..64, value in text()) {
+            let all = names();
+            let name = CString::new(all[i % all.len()].clone()).unwrap();
+            let value = CString::new(value).unwrap();
+            let cfg = corral_config_new();
+            let s = unsafe { corral_config_set(cfg, name.as_ptr(), value.as_ptr()) };
+            prop_assert!(
+                matches!(s, CorralStatus::Ok | CorralStatus::InvalidConfig | CorralStatus::InvalidArgument),
+                "{name:?} = {value:?}: {s:?}"
+            );
+            let mut e: *mut CorralEngine = std::ptr::null_mut();
+            let made = unsafe { corral_engine_new_handoff(cfg, &mut e) };
+            prop_assert!(matches!(made, CorralStatus::Ok | CorralStatus::InvalidConfig), "{made:?}");
+            unsafe {
+                corral_engine_free(e);
+                corral_config_free(cfg);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused() {
+        let cfg = corral_config_new();
+        let s = unsafe { corral_config_set(cfg, c"no_such_option".as_ptr(), c"1".as_ptr()) };
+        assert_eq!(s, CorralStatus::InvalidConfig);
+        assert!(names().len() >= 29 && names().contains(&"idle_timeout".to_string()));
+        unsafe { corral_config_free(cfg) };
+    }
 }

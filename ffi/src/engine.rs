@@ -1,11 +1,12 @@
 //! `corral_engine`: create (serve or handoff), start, take connections, read stats,
 //! shut down, free.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CString};
 use std::os::fd::IntoRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use engine::metrics::{self, Metric};
 use engine::{Engine, Mode};
 
 use crate::serve::{CHandler, CorralPeer, CorralServe};
@@ -38,11 +39,7 @@ unsafe fn create(
             Ok(m) => m,
             Err(s) => return s,
         };
-        let built = match cfg.builder_for_engine() {
-            Ok(b) => b.build(),
-            Err(_) => return CorralStatus::Io,
-        };
-        let made = built.and_then(|c| Engine::new(c, mode));
+        let made = cfg.builder.clone().build().and_then(|c| Engine::new(c, mode));
         match made {
             Ok(inner) => {
                 unsafe { *out = Box::into_raw(Box::new(CorralEngine { inner })) };
@@ -232,80 +229,152 @@ pub unsafe extern "C" fn corral_engine_take(
     })
 }
 
-/// Totals from the engine's counters (per-worker and per-listener detail is in the
-/// Prometheus text).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+/// A snapshot of the engine's counters, read through getters by metric name so that
+/// new metrics never change the ABI (a by-value struct would break every caller each
+/// time one is added). Create with corral_engine_stats(), free with corral_stats_free().
+/// Immutable: any thread may read it.
 pub struct CorralStats {
-    pub uptime_ms: u64,
-    pub accepts: u64,
-    pub accept_pauses: u64,
-    pub accept_fd_exhausted: u64,
-    /// Effective listen backlog of the first listener (after the kernel's clamp).
-    pub backlog: u32,
-    /// Connections in the kernel accept queues now.
-    pub listen_queue: u32,
-    pub open_connections: u64,
-    pub connections_closed: u64,
-    pub connections_timed_out: u64,
-    pub requests: u64,
-    pub replies: u64,
-    pub requests_aborted: u64,
-    pub requests_rejected: u64,
-    pub handler_panics: u64,
-    pub handler_failures: u64,
-    pub tasks_stolen: u64,
-    pub steal_operations: u64,
-    pub cpu_jobs_run: u64,
-    /// Heavy requests refused by CoDel (HTTP 503).
-    pub cpu_shed: u64,
-    pub cpu_queued: u64,
-    pub handoff_queued: u64,
-    pub latency_light_p50_us: u64,
-    pub latency_light_p99_us: u64,
-    pub latency_heavy_p50_us: u64,
-    pub latency_heavy_p99_us: u64,
+    inner: engine::Stats,
 }
 
-/// Writes a snapshot of the engine's counters into `out`. Any thread.
+/// Takes a snapshot of the engine's counters into `*out` (free it with
+/// corral_stats_free()). Any thread.
 #[no_mangle]
-pub unsafe extern "C" fn corral_engine_stats(e: *const CorralEngine, out: *mut CorralStats) -> CorralStatus {
+pub unsafe extern "C" fn corral_engine_stats(e: *const CorralEngine, out: *mut *mut CorralStats) -> CorralStatus {
     boundary(|| {
         let Some(e) = engine(e) else { return CorralStatus::NullArgument };
         if out.is_null() {
             return CorralStatus::NullArgument;
         }
-        let s = e.stats();
-        let stats = CorralStats {
-            uptime_ms: s.uptime.as_millis() as u64,
-            accepts: s.accepts(),
-            accept_pauses: s.listeners.iter().map(|l| l.pauses).sum(),
-            accept_fd_exhausted: s.listeners.iter().map(|l| l.fd_exhausted).sum(),
-            backlog: s.listeners.first().map_or(0, |l| l.queue_max),
-            listen_queue: s.listeners.iter().map(|l| l.queue_len).sum(),
-            open_connections: s.open_connections as u64,
-            connections_closed: s.connections_closed,
-            connections_timed_out: s.connections_timed_out,
-            requests: s.requests(),
-            replies: s.replies,
-            requests_aborted: s.requests_aborted,
-            requests_rejected: s.requests_rejected,
-            handler_panics: s.handler_panics,
-            handler_failures: s.handler_failures,
-            tasks_stolen: s.stolen(),
-            steal_operations: s.workers.iter().map(|w| w.steal_ops).sum(),
-            cpu_jobs_run: s.cpu.run,
-            cpu_shed: s.cpu.shed,
-            cpu_queued: s.cpu.queued as u64,
-            handoff_queued: s.handoff_queued as u64,
-            latency_light_p50_us: s.latency_light.p50,
-            latency_light_p99_us: s.latency_light.p99,
-            latency_heavy_p50_us: s.latency_heavy.p50,
-            latency_heavy_p99_us: s.latency_heavy.p99,
-        };
-        unsafe { *out = stats };
+        let snapshot = Box::new(CorralStats { inner: e.stats() });
+        unsafe { *out = Box::into_raw(snapshot) };
         CorralStatus::Ok
     })
+}
+
+/// Frees a snapshot. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn corral_stats_free(s: *mut CorralStats) {
+    boundary_void(|| {
+        if !s.is_null() {
+            // SAFETY: a non-NULL pointer here came from corral_engine_stats().
+            drop(unsafe { Box::from_raw(s) });
+        }
+    })
+}
+
+fn metric<'a>(
+    s: *const CorralStats,
+    name: *const c_char,
+) -> Result<(&'a engine::Stats, &'static Metric), CorralStatus> {
+    // SAFETY: the caller passes a snapshot from corral_engine_stats() or NULL.
+    let Some(s) = (unsafe { s.as_ref() }) else { return Err(CorralStatus::NullArgument) };
+    if name.is_null() {
+        return Err(CorralStatus::NullArgument);
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_str().map_err(|_| CorralStatus::InvalidArgument)?;
+    let m = metrics::find(name).ok_or(CorralStatus::NotFound)?;
+    Ok((&s.inner, m))
+}
+
+/// Writes metric `name`'s value for the whole engine into `*out` (for a metric kept per
+/// listener or per worker, the sum over them). The names are the README's metrics list
+/// and the Prometheus names without `corral_` and `_total`; corral_metric_name() lists
+/// them. A double holds every counter exactly up to 2^53. CORRAL_STATUS_NOT_FOUND for a
+/// name this version does not have.
+#[no_mangle]
+pub unsafe extern "C" fn corral_stats_get(s: *const CorralStats, name: *const c_char, out: *mut f64) -> CorralStatus {
+    boundary(|| match metric(s, name) {
+        Ok(_) if out.is_null() => CorralStatus::NullArgument,
+        Ok((st, m)) => {
+            unsafe { *out = m.total(st) };
+            CorralStatus::Ok
+        }
+        Err(status) => status,
+    })
+}
+
+/// Writes metric `name`'s value for listener or worker `index` (its scope's item; 0 for
+/// an engine-wide metric) into `*out`; CORRAL_STATUS_NOT_FOUND past the last item or for
+/// an unknown name. corral_stats_items() says how many items there are.
+#[no_mangle]
+pub unsafe extern "C" fn corral_stats_get_at(
+    s: *const CorralStats,
+    name: *const c_char,
+    index: usize,
+    out: *mut f64,
+) -> CorralStatus {
+    boundary(|| match metric(s, name) {
+        Ok(_) if out.is_null() => CorralStatus::NullArgument,
+        Ok((st, m)) => match m.at(st, index) {
+            Some(v) => {
+                unsafe { *out = v };
+                CorralStatus::Ok
+            }
+            None => CorralStatus::NotFound,
+        },
+        Err(status) => status,
+    })
+}
+
+/// How many items metric `name` has in this snapshot: the number of listeners or
+/// workers for a scoped metric, 1 for an engine-wide one, 0 for an unknown name.
+#[no_mangle]
+pub unsafe extern "C" fn corral_stats_items(s: *const CorralStats, name: *const c_char) -> usize {
+    let mut n = 0;
+    boundary_void(|| {
+        if let Ok((st, m)) = metric(s, name) {
+            n = m.scope().len(st);
+        }
+    });
+    n
+}
+
+/// The metric names and their help, made once as C strings.
+fn metric_strings() -> &'static [(CString, CString)] {
+    static TABLE: OnceLock<Vec<(CString, CString)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        metrics::all()
+            .map(|m| {
+                let help = format!("{} ({}, per {}{})", m.help, m.kind.name(), m.scope().name(), unit(m.unit));
+                (CString::new(m.name).unwrap_or_default(), CString::new(help).unwrap_or_default())
+            })
+            .collect()
+    })
+}
+
+fn unit(u: &str) -> String {
+    if u.is_empty() {
+        String::new()
+    } else {
+        format!(", in {u}")
+    }
+}
+
+/// The name of metric `index` (0, 1, ... until it returns NULL). Static; do not free.
+#[no_mangle]
+pub extern "C" fn corral_metric_name(index: usize) -> *const c_char {
+    let mut out = std::ptr::null();
+    boundary_void(|| {
+        if let Some((name, _)) = metric_strings().get(index) {
+            out = name.as_ptr();
+        }
+    });
+    out
+}
+
+/// What metric `index` counts, its kind (counter or gauge), scope and unit; NULL past
+/// the last one. Static; do not free.
+#[no_mangle]
+pub extern "C" fn corral_metric_help(index: usize) -> *const c_char {
+    let mut out = std::ptr::null();
+    boundary_void(|| {
+        if let Some((_, help)) = metric_strings().get(index) {
+            out = help.as_ptr();
+        }
+    });
+    out
 }
 
 /// Writes the stats as Prometheus text (NUL-terminated) into `buf`. If `len` is too

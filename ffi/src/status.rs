@@ -35,15 +35,31 @@ pub enum CorralStatus {
 }
 
 impl CorralStatus {
+    /// Every status, in number order (the numbers are checked by a test).
+    const ALL: [CorralStatus; 12] = [
+        CorralStatus::Ok,
+        CorralStatus::NullArgument,
+        CorralStatus::InvalidArgument,
+        CorralStatus::InvalidConfig,
+        CorralStatus::PublicAddress,
+        CorralStatus::Bind,
+        CorralStatus::Io,
+        CorralStatus::WrongMode,
+        CorralStatus::State,
+        CorralStatus::BufferTooSmall,
+        CorralStatus::Panic,
+        CorralStatus::NotFound,
+    ];
+
+    /// The status with this number, if there is one.
+    pub(crate) fn from_number(n: u32) -> Option<CorralStatus> {
+        CorralStatus::ALL.get(n as usize).copied()
+    }
+
+    /// The status for a core error: its number comes from core's error-kind table.
     pub(crate) fn of(e: &engine::Error) -> CorralStatus {
-        match e.kind() {
-            ErrorKind::InvalidConfig => CorralStatus::InvalidConfig,
-            ErrorKind::PublicAddress => CorralStatus::PublicAddress,
-            ErrorKind::Bind => CorralStatus::Bind,
-            ErrorKind::WrongMode => CorralStatus::WrongMode,
-            ErrorKind::State => CorralStatus::State,
-            _ => CorralStatus::Io,
-        }
+        let kind: ErrorKind = e.kind();
+        CorralStatus::from_number(kind.c_status()).unwrap_or(CorralStatus::Io)
     }
 
     fn message(self) -> &'static str {
@@ -82,13 +98,9 @@ pub unsafe extern "C" fn corral_status_message(
     written: *mut usize,
 ) -> CorralStatus {
     crate::boundary(|| {
-        let msg = match status {
-            0..=11 => {
-                // SAFETY: 0..=11 are exactly the variants, and the enum is repr(u32).
-                let s: CorralStatus = unsafe { std::mem::transmute::<u32, CorralStatus>(status) };
-                s.message()
-            }
-            _ => "unknown status number (from a newer corral?)",
+        let msg = match CorralStatus::from_number(status) {
+            Some(s) => s.message(),
+            None => "unknown status number (from a newer corral?)",
         };
         unsafe { write_str(msg, buf, len, written) }
     })
@@ -113,4 +125,21 @@ pub(crate) unsafe fn write_str(s: &str, buf: *mut c_char, len: usize, written: *
         }
     }
     CorralStatus::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_positions_and_every_error_kind_has_its_own_status() {
+        for (i, s) in CorralStatus::ALL.iter().enumerate() {
+            assert_eq!(*s as u32, i as u32);
+        }
+        for k in ErrorKind::ALL {
+            let s = CorralStatus::from_number(k.c_status()).expect("a status for every kind");
+            assert!(!matches!(s, CorralStatus::Ok | CorralStatus::Panic | CorralStatus::NullArgument), "{k:?}");
+        }
+        assert_eq!(CorralStatus::from_number(12), None);
+    }
 }

@@ -26,6 +26,8 @@ static void test_version_and_status(void) {
 
 /* ---- config -------------------------------------------------------------------- */
 
+static corral_status serve_engine(corral_config *cfg, corral_engine **e);
+
 static void test_config(void) {
     corral_config *cfg = corral_config_new();
     corral_engine *e = NULL;
@@ -39,7 +41,6 @@ static void test_config(void) {
     OK(corral_config_set_accept_batch(cfg, 16));
     OK(corral_config_set_accept_in_workers(cfg, true));
     OK(corral_config_set_defer_accept(cfg, false));
-    OK(corral_config_set_handoff_capacity(cfg, 64));
     OK(corral_config_set_max_connections(cfg, 1000));
     OK(corral_config_set_max_in_flight(cfg, 8));
     OK(corral_config_set_max_connections_per_ip(cfg, 100));
@@ -78,10 +79,44 @@ static void test_config(void) {
     CHECK_STATUS(corral_config_add_address(cfg, "not an address"), CORRAL_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(corral_config_add_address(cfg, "0.0.0.0:0"), CORRAL_STATUS_PUBLIC_ADDRESS);
     CHECK_STATUS(corral_config_add_address(cfg, NULL), CORRAL_STATUS_NULL_ARGUMENT);
-    CHECK_STATUS(corral_config_add_listener_fd(cfg, -1), CORRAL_STATUS_INVALID_CONFIG);
-    OK(corral_engine_new_handoff(cfg, &e));
+    CHECK_STATUS(corral_config_add_listener_fd(cfg, -1), CORRAL_STATUS_INVALID_ARGUMENT);
+    /* Serve-only options (max_in_flight, timeouts, ...) have no effect on a handoff
+     * engine: refused, never ignored. */
+    CHECK_STATUS(corral_engine_new_handoff(cfg, &e), CORRAL_STATUS_INVALID_CONFIG);
+    CHECK(e == NULL);
+    OK(serve_engine(cfg, &e));
     CHECK(e != NULL);
     corral_engine_free(e);
+
+    /* By name, from the one option table every front reads. */
+    {
+        size_t i;
+        corral_config *h = corral_config_new();
+        OK(corral_config_set(cfg, "idle_timeout", "1.5s"));
+        OK(corral_config_set(cfg, "max_in_flight", "16"));
+        OK(corral_config_set(cfg, "protocol", "http"));
+        OK(corral_config_set(cfg, "codel_target", "0"));
+        OK(corral_config_set(cfg, "defer_accept", "false"));
+        CHECK_STATUS(corral_config_set(cfg, "no_such_option", "1"), CORRAL_STATUS_INVALID_CONFIG);
+        CHECK_STATUS(corral_config_set(cfg, "idle_timeout", "5"), CORRAL_STATUS_INVALID_CONFIG); /* needs a unit */
+        CHECK_STATUS(corral_config_set(cfg, "idle_timeout", "1e20s"), CORRAL_STATUS_INVALID_CONFIG);
+        CHECK_STATUS(corral_config_set(cfg, "max_in_flight", "-1"), CORRAL_STATUS_INVALID_CONFIG);
+        CHECK_STATUS(corral_config_set(cfg, "max_in_flight", ""), CORRAL_STATUS_INVALID_CONFIG);
+        CHECK_STATUS(corral_config_set(cfg, "protocol", "smtp"), CORRAL_STATUS_INVALID_CONFIG);
+        CHECK_STATUS(corral_config_set(cfg, "idle_timeout", "\xff"), CORRAL_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(corral_config_set(cfg, NULL, "1"), CORRAL_STATUS_NULL_ARGUMENT);
+        CHECK_STATUS(corral_config_set(cfg, "backlog", NULL), CORRAL_STATUS_NULL_ARGUMENT);
+        CHECK_STATUS(corral_config_set(NULL, "backlog", "1"), CORRAL_STATUS_NULL_ARGUMENT);
+        OK(corral_config_set(h, "handoff_capacity", "64"));
+        OK(corral_config_set(h, "backlog", "128"));
+        OK(corral_engine_new_handoff(h, &e));
+        corral_engine_free(e);
+        corral_config_free(h);
+        for (i = 0; corral_option_name(i) != NULL; i++) {
+            CHECK(corral_option_describe(i) != NULL && strstr(corral_option_describe(i), corral_option_name(i)));
+        }
+        CHECK(i >= 29 && corral_option_describe(i) == NULL);
+    }
 
     /* NULL config: every setter says so. */
     CHECK_STATUS(corral_config_set_io_workers(NULL, 1), CORRAL_STATUS_NULL_ARGUMENT);
@@ -116,7 +151,6 @@ static int listening_socket(uint16_t *port) {
     return fd;
 }
 
-static corral_status serve_engine(corral_config *cfg, corral_engine **e);
 
 static void test_bind_and_listener_fd(void) {
     uint16_t port = 0;
@@ -277,8 +311,10 @@ static void *complete_later(void *arg) {
 static void test_serve(void) {
     corral_config *cfg = corral_config_new();
     corral_engine *e = NULL;
-    corral_stats stats;
+    corral_stats *stats = NULL;
     corral_shutdown_report report;
+    double v = 0;
+    size_t i;
     corral_serve bad = corral_serve_default();
     pthread_t t;
     char body[1024], *prom;
@@ -318,15 +354,37 @@ static void test_serve(void) {
     CHECK(tl_get(port, "/close", body, sizeof body) == -1);
 
     OK(corral_engine_stats(e, &stats));
-    CHECK(stats.requests >= 7 && stats.replies >= 6 && stats.cpu_jobs_run >= 1);
-    CHECK(stats.handler_failures == 1);
-    CHECK(stats.backlog > 0);
+    OK(corral_stats_get(stats, "worker_requests", &v));
+    CHECK(v >= 7);
+    OK(corral_stats_get(stats, "replies", &v));
+    CHECK(v >= 6);
+    OK(corral_stats_get(stats, "cpu_jobs", &v));
+    CHECK(v >= 1);
+    OK(corral_stats_get(stats, "handler_failures", &v));
+    CHECK(v == 1);
+    OK(corral_stats_get_at(stats, "listen_queue_max", 0, &v));
+    CHECK(v > 0);
+    CHECK(corral_stats_items(stats, "worker_requests") == 2);
+    CHECK(corral_stats_items(stats, "replies") == 1 && corral_stats_items(stats, "nope") == 0);
+    CHECK_STATUS(corral_stats_get_at(stats, "worker_requests", 2, &v), CORRAL_STATUS_NOT_FOUND);
+    CHECK_STATUS(corral_stats_get(stats, "nope", &v), CORRAL_STATUS_NOT_FOUND);
+    CHECK_STATUS(corral_stats_get(stats, NULL, &v), CORRAL_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(corral_stats_get(NULL, "replies", &v), CORRAL_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(corral_engine_prometheus(e, body, 8, &need), CORRAL_STATUS_BUFFER_TOO_SMALL);
     CHECK(need > 8);
     prom = malloc(need);
     OK(corral_engine_prometheus(e, prom, need, NULL));
     CHECK(strstr(prom, "corral_replies_total") != NULL);
+    /* Every metric the C getters list is in the snapshot and in the Prometheus text. */
+    for (i = 0; corral_metric_name(i) != NULL; i++) {
+        OK(corral_stats_get(stats, corral_metric_name(i), &v));
+        CHECK(strstr(prom, corral_metric_name(i)) != NULL);
+        CHECK(corral_metric_help(i) != NULL);
+    }
+    CHECK(i > 40);
     free(prom);
+    corral_stats_free(stats);
+    corral_stats_free(NULL);
 
     /* Handoff calls on a serving engine. */
     {
@@ -347,7 +405,7 @@ static void test_serve(void) {
 /* ---- NULL engine ------------------------------------------------------------------- */
 
 static void test_null_engine(void) {
-    corral_stats s;
+    corral_stats *s = NULL;
     corral_peer p;
     corral_accepted a;
     size_t n;

@@ -16,7 +16,9 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use engine::{Config, ConfigBuilder, ErrorKind, Mode, Model, Protocol};
+use engine::metrics;
+use engine::options::{self, Front, Value};
+use engine::{Config, ConfigBuilder, Mode};
 
 pub(crate) use serve::{JsRequest, ServeQueues};
 
@@ -24,126 +26,72 @@ pub(crate) use serve::{JsRequest, ServeQueues};
 pub(crate) type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
 
 pub(crate) fn err(e: engine::Error) -> Error {
-    let code = match e.kind() {
-        ErrorKind::InvalidConfig => "CORRAL_INVALID_CONFIG",
-        ErrorKind::PublicAddress => "CORRAL_PUBLIC_ADDRESS",
-        ErrorKind::Bind => "CORRAL_BIND",
-        ErrorKind::WrongMode => "CORRAL_WRONG_MODE",
-        ErrorKind::State => "CORRAL_STATE",
-        _ => "CORRAL_IO",
-    };
-    Error::new(Status::GenericFailure, format!("[{code}] {e}"))
+    Error::new(Status::GenericFailure, format!("[{}] {e}", e.kind().code()))
 }
 
 pub(crate) fn fail(code: &str, msg: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, format!("[{code}] {msg}"))
 }
 
-/// Engine options; every one has a default.
+fn config_error(msg: impl std::fmt::Display) -> Error {
+    err(engine::Error::config(msg.to_string()))
+}
+
+/// One engine option as JS gave it: its key and its value, by JS type.
 #[napi(object)]
-#[derive(Default)]
-pub struct Options {
+pub struct OptionValue {
+    pub name: String,
+    pub boolean: Option<bool>,
+    pub number: Option<f64>,
+    pub text: Option<String>,
+    /// `typeof` the value, for the message when it is none of the above.
+    pub type_name: String,
+}
+
+/// Where to listen, the engine options (looked up in core's option table), and the
+/// serve-only rules.
+#[napi(object)]
+pub struct EngineArgs {
     pub host: Option<String>,
-    pub port: Option<u32>,
-    pub acceptors: Option<u32>,
-    pub backlog: Option<u32>,
-    pub capacity: Option<u32>,
-    pub io_workers: Option<u32>,
-    pub protocol: Option<String>,
-    pub model: Option<String>,
-    pub allow_public: Option<bool>,
-    pub defer_accept: Option<bool>,
-    pub max_connections: Option<u32>,
-    pub max_in_flight: Option<u32>,
-    pub max_connections_per_ip: Option<u32>,
-    pub max_accept_rate: Option<u32>,
-    pub max_requests_per_connection: Option<u32>,
-    pub max_frame: Option<u32>,
-    pub max_header: Option<u32>,
-    pub header_timeout_ms: Option<u32>,
-    pub idle_timeout_ms: Option<u32>,
-    pub reply_timeout_ms: Option<u32>,
-    pub io_slice_us: Option<u32>,
-    pub lifo_threshold: Option<u32>,
+    pub port: Option<f64>,
+    pub options: Vec<OptionValue>,
     pub heavy_prefixes: Option<Vec<String>>,
-    pub heavy_min_bytes: Option<u32>,
-    /// Heavy requests go to JS worker threads that pull them (serve only).
+    pub heavy_min_bytes: Option<f64>,
+    /// Heavy requests go to JS threads that pull them (serve only).
     pub heavy_to_workers: Option<bool>,
 }
 
-fn build(o: &Options) -> Result<Config> {
-    let host = o.host.clone().unwrap_or_else(|| "127.0.0.1".into());
-    let port = o.port.unwrap_or(0);
-    let port =
-        u16::try_from(port).map_err(|_| fail("CORRAL_INVALID_CONFIG", format!("port {port} is out of range")))?;
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+fn build(a: &EngineArgs) -> Result<Config> {
+    let host = a.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let port = a.port.unwrap_or(0.0);
+    if !(port.fract() == 0.0 && (0.0..=65535.0).contains(&port)) {
+        return Err(config_error(format!("port = {port} is out of range: use 0 to 65535 (0: the kernel picks)")));
+    }
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port as u16))
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| fail("CORRAL_INVALID_CONFIG", format!("cannot resolve {host:?} to an IP address")))?;
+        .ok_or_else(|| config_error(format!("cannot resolve {host:?} to an IP address")))?;
     let mut b: ConfigBuilder = Config::builder().addr(addr);
-    let n = |v: u32| v as usize;
-    if let Some(v) = o.acceptors {
-        b = b.acceptors(n(v));
+    for o in &a.options {
+        let value = if let Some(v) = o.boolean {
+            Value::Bool(v)
+        } else if let Some(v) = o.number {
+            Value::Float(v)
+        } else if let Some(t) = &o.text {
+            Value::Text(t)
+        } else {
+            let opt = options::lookup(&Front::NODE, &o.name).map_err(err)?;
+            return Err(config_error(format!(
+                "{} takes {}, not a value of type {}",
+                o.name,
+                opt.range(&Front::NODE),
+                o.type_name
+            )));
+        };
+        b.set(&Front::NODE, &o.name, value).map_err(err)?;
     }
-    if let Some(v) = o.backlog {
-        b = b.backlog(v);
-    }
-    if let Some(v) = o.capacity {
-        b = b.handoff_capacity(n(v));
-    }
-    if let Some(v) = o.io_workers {
-        b = b.io_workers(n(v));
-    }
-    if let Some(v) = o.allow_public {
-        b = b.allow_public(v);
-    }
-    if let Some(v) = o.defer_accept {
-        b = b.defer_accept(v);
-    }
-    if let Some(v) = o.max_connections {
-        b = b.max_connections(n(v));
-    }
-    if let Some(v) = o.max_in_flight {
-        b = b.max_in_flight(n(v));
-    }
-    if let Some(v) = o.max_connections_per_ip {
-        b = b.max_connections_per_ip(n(v));
-    }
-    if let Some(v) = o.max_accept_rate {
-        b = b.max_accept_rate(v);
-    }
-    if let Some(v) = o.max_requests_per_connection {
-        b = b.max_requests_per_connection(v.into());
-    }
-    if let Some(v) = o.max_frame {
-        b = b.max_frame(n(v));
-    }
-    if let Some(v) = o.max_header {
-        b = b.max_header(n(v));
-    }
-    if let Some(v) = o.header_timeout_ms {
-        b = b.header_timeout(Duration::from_millis(v.into()));
-    }
-    if let Some(v) = o.idle_timeout_ms {
-        b = b.idle_timeout(Duration::from_millis(v.into()));
-    }
-    if let Some(v) = o.reply_timeout_ms {
-        b = b.reply_timeout(Duration::from_millis(v.into()));
-    }
-    if let Some(v) = o.lifo_threshold {
-        b = b.lifo_threshold(n(v));
-    }
-    if let Some(v) = o.io_slice_us {
-        b = b.io_slice(Duration::from_micros(v.into()));
-    }
-    if let Some(m) = &o.model {
-        b = b.model(m.parse::<Model>().map_err(err)?);
-    }
-    if let Some(p) = &o.protocol {
-        b = b.protocol(p.parse::<Protocol>().map_err(err)?);
-    }
-    // JS handlers never run on corral's CPU pool: heavy requests go to JS worker threads.
-    b = b.cpu_threads(0);
+    // JS handlers never run on corral's CPU pool: heavy requests go to JS threads.
+    b = b.without_cpu_pool();
     b.build().map_err(err)
 }
 
@@ -172,21 +120,15 @@ pub struct Accepted {
     pub remote: Address,
 }
 
-/// Totals from the engine's counters.
+/// One metric of the metrics list: its value for the engine and per listener or worker.
 #[napi(object)]
-pub struct Stats {
-    pub accepts: i64,
-    pub requests: i64,
-    pub replies: i64,
-    pub open_connections: i64,
-    pub connections_closed: i64,
-    pub requests_aborted: i64,
-    pub requests_rejected: i64,
-    pub handler_failures: i64,
-    pub tasks_stolen: i64,
-    pub handoff_queued: i64,
-    pub workers: u32,
-    pub backlog: u32,
+pub struct MetricValue {
+    /// The camelCase of the metric's name.
+    pub name: String,
+    /// engine, listener or worker.
+    pub scope: String,
+    pub total: f64,
+    pub items: Vec<f64>,
 }
 
 /// What a shutdown did.
@@ -250,7 +192,7 @@ impl Engine {
     /// A started handoff engine; `onReady` is called (weakly, non-blocking) when
     /// accepted connections start waiting. Drain them with `take()`.
     #[napi(factory)]
-    pub fn handoff(options: Options, on_ready: Function<(), ()>) -> Result<Engine> {
+    pub fn handoff(options: EngineArgs, on_ready: Function<(), ()>) -> Result<Engine> {
         let config = build(&options)?;
         let wake: Wake = on_ready.build_threadsafe_function().weak::<true>().build()?;
         let e = engine::Engine::new(config, Mode::Handoff).map_err(err)?;
@@ -265,12 +207,20 @@ impl Engine {
     /// A started serving engine; `onRequests` is called (weakly, non-blocking) when
     /// requests start waiting for the main thread. Drain them with `takeRequests()`.
     #[napi(factory)]
-    pub fn serve(options: Options, on_requests: Function<(), ()>) -> Result<Engine> {
+    pub fn serve(options: EngineArgs, on_requests: Function<(), ()>) -> Result<Engine> {
         let config = build(&options)?;
         let wake: Wake = on_requests.build_threadsafe_function().weak::<true>().build()?;
         let rule = engine::CostRule {
             heavy_path_prefixes: options.heavy_prefixes.clone().unwrap_or_default(),
-            heavy_min_bytes: options.heavy_min_bytes.map(|n| n as usize),
+            heavy_min_bytes: match options.heavy_min_bytes {
+                Some(n) if n.fract() == 0.0 && (0.0..=1e15).contains(&n) => Some(n as usize),
+                Some(n) => {
+                    return Err(config_error(format!(
+                        "heavy.minBytes = {n} is out of range: use a whole number of bytes"
+                    )))
+                }
+                None => None,
+            },
         };
         let queues = ServeQueues::new(wake, rule, options.heavy_to_workers.unwrap_or(false));
         let handler = serve::JsHandler(Arc::clone(&queues));
@@ -337,23 +287,18 @@ impl Engine {
         Ok(self.get()?.local_addr().into())
     }
 
+    /// Every metric of the metrics list (`index.js` shapes them into an object).
     #[napi]
-    pub fn stats(&self) -> Result<Stats> {
+    pub fn stats(&self) -> Result<Vec<MetricValue>> {
         let s = self.get()?.stats();
-        Ok(Stats {
-            accepts: s.accepts() as i64,
-            requests: s.requests() as i64,
-            replies: s.replies as i64,
-            open_connections: s.open_connections as i64,
-            connections_closed: s.connections_closed as i64,
-            requests_aborted: s.requests_aborted as i64,
-            requests_rejected: s.requests_rejected as i64,
-            handler_failures: s.handler_failures as i64,
-            tasks_stolen: s.stolen() as i64,
-            handoff_queued: s.handoff_queued as i64,
-            workers: s.workers.len() as u32,
-            backlog: s.listeners.first().map_or(0, |l| l.queue_max),
-        })
+        Ok(metrics::all()
+            .map(|m| MetricValue {
+                name: options::camel(m.name),
+                scope: m.scope().name().into(),
+                total: m.total(&s),
+                items: (0..m.scope().len(&s)).filter_map(|i| m.at(&s, i)).collect(),
+            })
+            .collect())
     }
 
     #[napi]
@@ -364,13 +309,13 @@ impl Engine {
     /// Shuts down off the main thread (so in-flight JS handlers can still answer) and
     /// resolves with the report.
     #[napi]
-    pub fn close(&self, timeout_ms: u32) -> AsyncTask<Shutdown> {
+    pub fn close(&self, timeout_ms: f64) -> Result<AsyncTask<Shutdown>> {
+        // Past what a deadline holds (or Infinity): no deadline.
+        let timeout = options::seconds(timeout_ms / 1e3)
+            .or_else(|| (timeout_ms > 0.0).then_some(Duration::MAX))
+            .ok_or_else(|| config_error(format!("timeout = {timeout_ms} is out of range: use milliseconds from 0")))?;
         let engine = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
-        AsyncTask::new(Shutdown {
-            engine,
-            serve: self.serve.clone(),
-            timeout: Duration::from_millis(timeout_ms.into()),
-        })
+        Ok(AsyncTask::new(Shutdown { engine, serve: self.serve.clone(), timeout }))
     }
 
     #[napi(getter)]
@@ -386,3 +331,39 @@ impl Engine {
 }
 
 pub use serve::HeavyPort;
+
+/// The option table for JS: camelCase name, values (durations in milliseconds), default,
+/// doc, and which engines it applies to.
+#[napi(object)]
+pub struct OptionInfo {
+    pub name: String,
+    pub range: String,
+    pub default: String,
+    pub doc: String,
+    pub applies: String,
+}
+
+#[napi]
+pub fn option_table() -> Vec<OptionInfo> {
+    options::OPTIONS
+        .iter()
+        .map(|o| OptionInfo {
+            name: Front::NODE.spell(o.name),
+            range: o.range(&Front::NODE),
+            default: o.default.into(),
+            doc: o.doc.into(),
+            applies: match o.applies {
+                options::Applies::Both => "both",
+                options::Applies::Serve => "serve",
+                options::Applies::Handoff => "handoff",
+            }
+            .into(),
+        })
+        .collect()
+}
+
+/// Each error kind's `err.code`.
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    engine::ErrorKind::ALL.iter().map(|k| k.code().to_string()).collect()
+}

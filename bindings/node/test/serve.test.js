@@ -35,7 +35,7 @@ test('a JS handler on the main thread: objects, strings, Buffers, Promises', asy
   assert.strictEqual((await request(port, { path: '/async' })).body, 'later')
   assert.strictEqual((await request(port)).body, 'str')
   const st = s.stats()
-  assert.strictEqual(st.requests, 4)
+  assert.strictEqual(st.workerRequests, 4)
   assert.match(s.prometheus(), /corral_replies_total 4/)
   const report = await s.close({ timeout: 2000 })
   assert.ok(report.clean)
@@ -75,8 +75,8 @@ test('lines protocol with a native heavy rule on worker threads', async () => {
   const s = corral.serve({
     protocol: 'lines',
     heavy: { minBytes: 5 },
-    workers: 2,
-    module: path.join(__dirname, 'fixtures', 'upper.js'),
+    heavyThreads: 2,
+    heavyModule: path.join(__dirname, 'fixtures', 'upper.js'),
     handler: (req) => `light:${req.body}`,
   })
   const { port } = s.address()
@@ -91,8 +91,8 @@ test('lines protocol with a native heavy rule on worker threads', async () => {
 test('bad options are refused', () => {
   assert.throws(() => corral.serve({ handler: () => '', protocol: 'smtp' }), { code: 'CORRAL_INVALID_CONFIG' })
   assert.throws(() => corral.serve({}), { code: 'CORRAL_INVALID_CONFIG' })
-  assert.throws(() => corral.serve({ handler: () => '', workers: 2 }), { code: 'CORRAL_INVALID_CONFIG' })
-  assert.throws(() => corral.serve({ handler: () => '', ioSlice: 5 }), { code: 'CORRAL_INVALID_CONFIG', message: /io_slice/ })
+  assert.throws(() => corral.serve({ handler: () => '', heavyThreads: 2 }), { code: 'CORRAL_INVALID_CONFIG' })
+  assert.throws(() => corral.serve({ handler: () => '', ioSlice: 0.005 }), { code: 'CORRAL_INVALID_CONFIG', message: /ioSlice/ }) // 5 us: under the 100 us floor
 })
 
 test('waiting worker threads hold no thread of the shared pool', async () => {
@@ -100,8 +100,8 @@ test('waiting worker threads hold no thread of the shared pool', async () => {
   const s = corral.serve({
     protocol: 'lines',
     heavy: { minBytes: 1 },
-    workers: 6,
-    module: path.join(__dirname, 'fixtures', 'upper.js'),
+    heavyThreads: 6,
+    heavyModule: path.join(__dirname, 'fixtures', 'upper.js'),
   })
   const fs = require('node:fs')
   assert.ok((await fs.promises.readFile(__filename, 'utf8')).length > 0)

@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 
+use engine::metrics::{self, Metric, Scope};
+use engine::options::{self, Front, Opt, Value, OPTIONS};
 use engine::{Config, ConfigBuilder, CostRule, Mode};
 
 use crate::errors;
@@ -28,126 +30,126 @@ fn resolve(py: Python<'_>, host: &str, port: u16) -> PyResult<SocketAddr> {
     }
 }
 
-fn secs(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>) -> PyResult<Duration> {
-    let s: f64 = v.extract()?;
-    if !s.is_finite() || s < 0.0 {
-        return Err(errors::config(py, format!("{name} must be a non-negative number of seconds")));
+/// Seconds given from Python, checked: negative, NaN, infinite or huge values are a
+/// `ConfigError` naming `what`, never a panic.
+pub(crate) fn seconds(py: Python<'_>, what: &str, s: f64) -> PyResult<Duration> {
+    options::seconds(s).ok_or_else(|| {
+        errors::config(py, format!("{what} = {s} is out of range: use a number of seconds from 0 to 100 years"))
+    })
+}
+
+/// A Python value as the option table takes it.
+fn value<'a>(py: Python<'_>, opt: &Opt, v: &'a Bound<'_, PyAny>, text: &'a mut String) -> PyResult<Value<'a>> {
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
     }
-    Ok(Duration::from_secs_f64(s))
+    if v.is_instance_of::<PyInt>() {
+        return match v.extract::<i128>() {
+            Ok(n) => Ok(Value::Int(n)),
+            Err(_) => Err(errors::config(
+                py,
+                format!("{} = {} is out of range: use {}", opt.name, v.repr()?, opt.range(&Front::PYTHON)),
+            )),
+        };
+    }
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return Ok(Value::Float(f.value()));
+    }
+    if v.is_instance_of::<PyString>() {
+        *text = v.extract::<String>().map_err(|_| {
+            errors::config(
+                py,
+                format!("{} takes {}, not text that is not valid Unicode", opt.name, opt.range(&Front::PYTHON)),
+            )
+        })?;
+        return Ok(Value::Text(text));
+    }
+    let ty = v.get_type().name()?;
+    Err(errors::config(py, format!("{} takes {}, not {ty} ({})", opt.name, opt.range(&Front::PYTHON), v.repr()?)))
 }
 
-/// An option given by name (`protocol="lines"`), parsed by core so every front takes
-/// the same names.
-fn named<T: std::str::FromStr<Err = engine::Error>>(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<T> {
-    let name: String = v.extract()?;
-    name.parse().map_err(|e| errors::to_py(py, e))
-}
-
+/// Applies keyword options by name, through core's option table.
 fn apply(py: Python<'_>, mut b: ConfigBuilder, options: &Bound<'_, PyDict>) -> PyResult<ConfigBuilder> {
     for (k, v) in options.iter() {
         let key: String = k.extract()?;
         if v.is_none() {
             continue;
         }
-        b = match key.as_str() {
-            "allow_public" => b.allow_public(v.extract()?),
-            "acceptors" => b.acceptors(v.extract()?),
-            "workers" | "io_workers" => b.io_workers(v.extract()?),
-            "cpu_threads" => b.cpu_threads(v.extract()?),
-            "io_slice" => b.io_slice(secs(py, &key, &v)?),
-            "backlog" => b.backlog(v.extract()?),
-            "accept_batch" => b.accept_batch(v.extract()?),
-            "accept_in_workers" => b.accept_in_workers(v.extract()?),
-            "defer_accept" => b.defer_accept(v.extract()?),
-            "capacity" | "handoff_capacity" => b.handoff_capacity(v.extract()?),
-            "max_connections" => b.max_connections(v.extract()?),
-            "max_in_flight" => b.max_in_flight(v.extract()?),
-            "max_connections_per_ip" => b.max_connections_per_ip(v.extract()?),
-            "max_accept_rate" => b.max_accept_rate(v.extract()?),
-            "max_requests_per_connection" => b.max_requests_per_connection(v.extract()?),
-            "max_frame" => b.max_frame(v.extract()?),
-            "max_header" => b.max_header(v.extract()?),
-            "budget_frames" => b.budget_frames(v.extract()?),
-            "budget_bytes" => b.budget_bytes(v.extract()?),
-            "write_high_water" => b.write_high_water(v.extract()?),
-            "header_timeout" => b.header_timeout(secs(py, &key, &v)?),
-            "idle_timeout" => b.idle_timeout(secs(py, &key, &v)?),
-            "reply_timeout" => b.reply_timeout(secs(py, &key, &v)?),
-            "codel_target" => b.codel_target(Some(secs(py, &key, &v)?)),
-            "codel_interval" => b.codel_interval(secs(py, &key, &v)?),
-            "lifo_threshold" => b.lifo_threshold(v.extract()?),
-            "model" => b.model(named(py, &v)?),
-            "protocol" => b.protocol(named(py, &v)?),
-            "listener" => b.listener(named(py, &v)?),
-            "readiness" => b.readiness(named(py, &v)?),
-            other => return Err(errors::config(py, format!("unknown option {other:?}"))),
-        };
+        let opt = options::lookup(&Front::PYTHON, &key).map_err(|e| errors::to_py(py, e))?;
+        let mut text = String::new();
+        let val = value(py, opt, &v, &mut text)?;
+        b.set(&Front::PYTHON, &key, val).map_err(|e| errors::to_py(py, e))?;
     }
     Ok(b)
 }
 
+/// The metrics list as a dict: every metric's engine-wide value by name, and per-item
+/// values in `listeners` and `workers` (a list of dicts each).
 fn stats_dict<'py>(py: Python<'py>, s: &engine::Stats) -> PyResult<Bound<'py, PyDict>> {
+    let number = |m: &Metric, v: f64| -> PyResult<Bound<'py, PyAny>> {
+        if m.is_integer() {
+            Ok((v as u64).into_pyobject(py)?.into_any())
+        } else {
+            Ok(v.into_pyobject(py)?.into_any())
+        }
+    };
     let d = PyDict::new(py);
-    d.set_item("uptime", s.uptime.as_secs_f64())?;
-    let listeners = PyList::empty(py);
-    for l in &s.listeners {
-        let ld = PyDict::new(py);
-        ld.set_item("address", l.addr.map(|a| (a.ip().to_string(), a.port())))?;
-        ld.set_item("accepts", l.accepts)?;
-        ld.set_item("pauses", l.pauses)?;
-        ld.set_item("fd_exhausted", l.fd_exhausted)?;
-        ld.set_item("errors", l.errors)?;
-        ld.set_item("queue_len", l.queue_len)?;
-        ld.set_item("queue_max", l.queue_max)?;
-        listeners.append(ld)?;
+    let listeners: Vec<Bound<'py, PyDict>> = s.listeners.iter().map(|_| PyDict::new(py)).collect();
+    let workers: Vec<Bound<'py, PyDict>> = s.workers.iter().map(|_| PyDict::new(py)).collect();
+    for (i, l) in s.listeners.iter().enumerate() {
+        listeners[i].set_item("address", l.addr.map(|a| (a.ip().to_string(), a.port())))?;
     }
-    d.set_item("listeners", listeners)?;
-    let workers = PyList::empty(py);
-    for w in &s.workers {
-        let wd = PyDict::new(py);
-        wd.set_item("connections", w.connections)?;
-        wd.set_item("requests", w.requests)?;
-        wd.set_item("tasks", w.tasks)?;
-        wd.set_item("stolen", w.stolen)?;
-        wd.set_item("steal_ops", w.steal_ops)?;
-        wd.set_item("parks", w.parks)?;
-        wd.set_item("busy", w.busy.as_secs_f64())?;
-        wd.set_item("depth", w.depth)?;
-        workers.append(wd)?;
+    for m in metrics::all() {
+        d.set_item(m.name, number(m, m.total(s))?)?;
+        let items = match m.scope() {
+            Scope::Engine => continue,
+            Scope::Listener => &listeners,
+            Scope::Worker => &workers,
+        };
+        for (i, item) in items.iter().enumerate() {
+            item.set_item(m.name, number(m, m.at(s, i).unwrap_or_default())?)?;
+        }
     }
-    d.set_item("workers", workers)?;
-    let cpu = PyDict::new(py);
-    cpu.set_item("threads", s.cpu.threads)?;
-    cpu.set_item("queued", s.cpu.queued)?;
-    cpu.set_item("submitted", s.cpu.submitted)?;
-    cpu.set_item("run", s.cpu.run)?;
-    cpu.set_item("stolen", s.cpu.stolen)?;
-    cpu.set_item("shed", s.cpu.shed)?;
-    cpu.set_item("min_delay_us", s.cpu.min_delay_us)?;
-    cpu.set_item("overloaded", s.cpu.overloaded)?;
-    d.set_item("cpu", cpu)?;
-    d.set_item("accepts", s.accepts())?;
-    d.set_item("requests", s.requests())?;
-    d.set_item("replies", s.replies)?;
-    d.set_item("open_connections", s.open_connections)?;
-    d.set_item("connections_closed", s.connections_closed)?;
-    d.set_item("connections_timed_out", s.connections_timed_out)?;
-    d.set_item("requests_aborted", s.requests_aborted)?;
-    d.set_item("requests_rejected", s.requests_rejected)?;
-    d.set_item("handler_panics", s.handler_panics)?;
-    d.set_item("handler_failures", s.handler_failures)?;
-    d.set_item("connections_refused_per_ip", s.connections_refused_per_ip)?;
-    d.set_item("handoff_queued", s.handoff_queued)?;
-    for (name, l) in [("latency_light", &s.latency_light), ("latency_heavy", &s.latency_heavy)] {
-        let ld = PyDict::new(py);
-        ld.set_item("count", l.count)?;
-        ld.set_item("p50_us", l.p50)?;
-        ld.set_item("p99_us", l.p99)?;
-        ld.set_item("p999_us", l.p999)?;
-        ld.set_item("max_us", l.max)?;
-        d.set_item(name, ld)?;
-    }
+    d.set_item("listeners", PyList::new(py, listeners)?)?;
+    d.set_item("workers", PyList::new(py, workers)?)?;
     Ok(d)
+}
+
+/// The option table: one dict per option (name, kind, range, default, doc, applies).
+#[pyfunction]
+pub(crate) fn options_table(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let out = PyList::empty(py);
+    for o in OPTIONS {
+        let d = PyDict::new(py);
+        d.set_item("name", o.name)?;
+        d.set_item("range", o.range(&Front::PYTHON))?;
+        d.set_item("default", o.default)?;
+        d.set_item("doc", o.doc)?;
+        let applies = match o.applies {
+            options::Applies::Both => "both",
+            options::Applies::Serve => "serve",
+            options::Applies::Handoff => "handoff",
+        };
+        d.set_item("applies", applies)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// The metrics list: one dict per metric (name, kind, scope, unit, help).
+#[pyfunction]
+pub(crate) fn metrics_table(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let out = PyList::empty(py);
+    for m in metrics::all() {
+        let d = PyDict::new(py);
+        d.set_item("name", m.name)?;
+        d.set_item("kind", m.kind.name())?;
+        d.set_item("scope", m.scope().name())?;
+        d.set_item("unit", m.unit)?;
+        d.set_item("help", m.help)?;
+        out.append(d)?;
+    }
+    Ok(out)
 }
 
 impl Engine {
@@ -217,9 +219,9 @@ impl Engine {
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let e = self.get(py)?;
+        // A timeout past what an Instant holds waits without limit.
         let deadline = match timeout {
-            Some(t) if t.is_finite() && t >= 0.0 => Some(Instant::now() + Duration::from_secs_f64(t)),
-            Some(_) => return Err(errors::config(py, "timeout must be a non-negative number of seconds".into())),
+            Some(t) => Instant::now().checked_add(seconds(py, "timeout", t)?),
             None => None,
         };
         const SLICE: Duration = Duration::from_millis(100);
@@ -264,12 +266,10 @@ impl Engine {
     /// Closing twice raises StateError.
     #[pyo3(signature = (timeout=5.0))]
     fn close<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyDict>> {
-        if !timeout.is_finite() || timeout < 0.0 {
-            return Err(errors::config(py, "timeout must be a non-negative number of seconds".into()));
-        }
+        let timeout = seconds(py, "timeout", timeout)?;
         let e = self.inner.lock().unwrap_or_else(|err| err.into_inner()).take();
         let e = e.ok_or_else(|| errors::state(py, "the engine is already closed"))?;
-        let r = py.detach(|| e.shutdown(Duration::from_secs_f64(timeout))).map_err(|err| errors::to_py(py, err))?;
+        let r = py.detach(|| e.shutdown(timeout)).map_err(|err| errors::to_py(py, err))?;
         let d = PyDict::new(py);
         d.set_item("connections_closed", r.connections_closed)?;
         d.set_item("connections_aborted", r.connections_aborted)?;

@@ -6,8 +6,6 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-use engine::ErrorKind;
-
 struct Classes {
     error: Py<PyType>,
     config: Py<PyType>,
@@ -68,23 +66,27 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Maps a core error to its Python exception: one kind, one class.
+/// Maps a core error to its Python exception: the class core's error table names for
+/// its kind (an `OSError` subclass gets the errno as its first argument).
 pub(crate) fn to_py(py: Python<'_>, e: engine::Error) -> PyErr {
     let Some(c) = CLASSES.get(py) else { return PyOSError::new_err(e.to_string()) };
     let msg = e.to_string();
-    let ty = match e.kind() {
-        ErrorKind::InvalidConfig => &c.config,
-        ErrorKind::PublicAddress => &c.public,
-        ErrorKind::Bind => {
-            let errno = e.raw_os_error().unwrap_or(0);
-            return PyErr::from_type(c.bind.bind(py).clone(), (errno, msg));
-        }
-        ErrorKind::WrongMode => &c.mode,
-        ErrorKind::State => &c.state,
-        ErrorKind::Io => return PyOSError::new_err((e.raw_os_error().unwrap_or(0), msg)),
-        _ => &c.error,
+    let errno = e.raw_os_error().unwrap_or(0);
+    let ty: Bound<'_, PyType> = match e.kind().python_class() {
+        "ConfigError" => c.config.bind(py).clone(),
+        "PublicAddressError" => c.public.bind(py).clone(),
+        "BindError" => c.bind.bind(py).clone(),
+        "WrongModeError" => c.mode.bind(py).clone(),
+        "StateError" => c.state.bind(py).clone(),
+        "OSError" => py.get_type::<PyOSError>(),
+        // A class core names that this module does not define yet: the base class.
+        _ => c.error.bind(py).clone(),
     };
-    PyErr::from_type(ty.bind(py).clone(), msg)
+    if ty.is_subclass_of::<PyOSError>().unwrap_or(false) {
+        PyErr::from_type(ty, (errno, msg))
+    } else {
+        PyErr::from_type(ty, msg)
+    }
 }
 
 /// A `StateError` with this message.
@@ -101,4 +103,11 @@ pub(crate) fn config(py: Python<'_>, msg: String) -> PyErr {
         Some(c) => PyErr::from_type(c.config.bind(py).clone(), msg),
         None => pyo3::exceptions::PyValueError::new_err(msg),
     }
+}
+
+/// The Python class core's error table names for each error kind (checked by a test
+/// against the classes this module defines).
+#[pyfunction]
+pub(crate) fn error_classes() -> Vec<(&'static str, &'static str)> {
+    engine::ErrorKind::ALL.iter().map(|k| (k.code(), k.python_class())).collect()
 }

@@ -17,6 +17,9 @@ fn _corral(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     m.add_class::<engine::Engine>()?;
+    m.add_function(wrap_pyfunction!(engine::options_table, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::metrics_table, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::error_classes, m)?)?;
     m.add_class::<pool::Pool>()?;
     m.add_class::<serve::Request>()?;
     m.add_class::<serve::Responder>()?;

@@ -61,7 +61,7 @@ def handler(req: corral.Request):
 
 @pytest.mark.parametrize("case", load(), ids=lambda c: c["name"])
 def test_case(case):
-    with corral.serve(handler, protocol=case["protocol"], workers=1, cpu_threads=0, **case["opts"]) as server:
+    with corral.serve(handler, protocol=case["protocol"], io_workers=1, cpu_threads=0, **case["opts"]) as server:
         with socket.create_connection(server.address, timeout=30) as s:
             s.sendall(case["send"])
             s.shutdown(socket.SHUT_WR)

@@ -131,10 +131,9 @@ pub fn check_listener(fd: RawFd) -> io::Result<()> {
 
 /// Takes ownership of a listening socket the host bound (checked first; on error the
 /// fd is left open and still the caller's).
-pub fn adopt_listener(fd: RawFd) -> io::Result<Socket> {
-    check_listener(fd)?;
-    // SAFETY: the caller hands us ownership of an open listening socket.
-    Ok(unsafe { Socket::from_raw_fd(fd) })
+pub fn adopt_listener(fd: std::os::fd::OwnedFd) -> io::Result<Socket> {
+    check_listener(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
+    Ok(Socket::from(fd))
 }
 
 /// Waits until `fd` is readable or the timeout passes (`None`: no limit). An

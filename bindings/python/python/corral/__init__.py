@@ -23,6 +23,7 @@ import weakref
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _corral
+from ._options import Options
 from ._corral import (
     BindError,
     ConfigError,
@@ -37,6 +38,9 @@ from ._corral import (
 __version__: str = _corral.__version__
 
 __all__ = [
+    "metrics",
+    "options",
+    "Options",
     "BindError",
     "ConfigError",
     "Error",
@@ -59,6 +63,18 @@ Reply = Union[bytes, bytearray, memoryview, str, "Response"]
 
 # Every open engine, so that interpreter exit and fork() can settle them.
 _live: "weakref.WeakSet[_EngineOwner]" = weakref.WeakSet()
+
+
+def options() -> List[Dict[str, str]]:
+    """The engine options every entry point takes by keyword: name, range (durations in
+    seconds), default, doc, and which engines they apply to (serve, handoff or both)."""
+    return [dict(o) for o in _corral.options_table()]
+
+
+def metrics() -> List[Dict[str, str]]:
+    """The metrics ``stats()`` reports (and the Prometheus text, as ``corral_<name>``,
+    with ``_total`` for counters): name, kind, scope (engine, listener, worker), unit, help."""
+    return [dict(m) for m in _corral.metrics_table()]
 
 
 class Response:
@@ -204,22 +220,14 @@ def _addr(host: str, port: int) -> List[Address]:
 def listen(
     address: Address = ("127.0.0.1", 0),
     *,
-    acceptors: Optional[int] = None,
-    backlog: Optional[int] = None,
-    capacity: Optional[int] = None,
     allow_public: bool = False,
-    defer_accept: Optional[bool] = None,
-    listener: Optional[str] = None,
+    **options: Any,
 ) -> Listener:
-    """Starts a handoff engine on ``address`` and returns its Listener."""
-    opts = _options(
-        acceptors=acceptors,
-        backlog=backlog,
-        capacity=capacity,
-        allow_public=allow_public,
-        defer_accept=defer_accept,
-        listener=listener,
-    )
+    """Starts a handoff engine on ``address`` and returns its Listener. ``options`` are
+    engine options by name (``acceptors``, ``backlog``, ``handoff_capacity``, ...; the
+    list, with ranges and defaults, is ``corral.options()``); one that does not apply to
+    a handoff engine, or is unknown or out of range, raises ConfigError."""
+    opts = _options(allow_public=allow_public, **options)
     engine = _corral.Engine("handoff", _addr(*address), opts)
     engine.start()
     return Listener(engine)
@@ -294,15 +302,17 @@ def serve(
     *,
     protocol: str = "http",
     heavy: Union[Sequence[str], Dict[str, Any], None] = None,
-    workers: Optional[int] = None,
-    cpu_threads: Optional[int] = None,
     loop: Optional[asyncio.AbstractEventLoop] = None,
-    model: Optional[str] = None,
     allow_public: bool = False,
     **options: Any,
 ) -> Server:
     """Starts a serving engine. ``handler(request)`` returns bytes, str, a Response, or
     None (close the connection); an ``async def`` handler runs on ``loop``.
+
+    ``options`` are engine options by name (``io_workers``, ``cpu_threads``,
+    ``idle_timeout`` in seconds, ...; ``corral.options()`` lists them with their ranges
+    and defaults). An unknown name, a wrong type or an out-of-range value raises
+    ConfigError naming the option and its range.
 
     ``heavy`` classifies requests natively, without calling Python: a list of HTTP path
     prefixes, or ``{"path_prefixes": [...], "min_bytes": n}``. Heavy requests run on
@@ -317,9 +327,7 @@ def serve(
     else:
         prefixes = list(heavy or [])
         min_bytes = None
-    opts = _options(
-        protocol=protocol, workers=workers, cpu_threads=cpu_threads, model=model, allow_public=allow_public, **options
-    )
+    opts = _options(protocol=protocol, allow_public=allow_public, **options)
     engine = _corral.Engine("serve", _addr(host, port), opts, _dispatcher(handler, loop), prefixes, min_bytes)
     engine.start()
     return Server(engine)

@@ -15,9 +15,16 @@ __all__ = [
     "StateError",
     "WrongModeError",
     "__version__",
+    "error_classes",
+    "metrics_table",
+    "options_table",
 ]
 
 __version__: str
+
+def options_table() -> List[Dict[str, str]]: ...
+def metrics_table() -> List[Dict[str, str]]: ...
+def error_classes() -> List[Tuple[str, str]]: ...
 
 class Error(Exception): ...
 class ConfigError(Error, ValueError): ...

@@ -107,16 +107,14 @@ async def start_server(
     *,
     limit: int = 2**16,
     start_serving: bool = True,
-    acceptors: Optional[int] = None,
-    backlog: Optional[int] = None,
-    capacity: Optional[int] = None,
     allow_public: bool = False,
+    **options: Any,
 ) -> Server:
-    """``asyncio.start_server`` with corral accepting on its own threads."""
+    """``asyncio.start_server`` with corral accepting on its own threads. ``options`` are
+    the handoff engine's options by name (``acceptors``, ``backlog``, ``handoff_capacity``,
+    ...; see ``corral.options()``)."""
     loop = asyncio.get_running_loop()
-    listener = listen(
-        (host, port), acceptors=acceptors, backlog=backlog, capacity=capacity, allow_public=allow_public
-    )
+    listener = listen((host, port), allow_public=allow_public, **options)
     server = Server(listener, client_connected_cb, loop, limit)
     if start_serving:
         await server.start_serving()

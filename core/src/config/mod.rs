@@ -1,9 +1,17 @@
 //! `Config`: every engine option with a default, built by [`ConfigBuilder`] and
-//! validated once in [`ConfigBuilder::build`]. Secure defaults: loopback only,
-//! explicit backlog, every limit on.
+//! validated once in [`ConfigBuilder::build`] against the one option table
+//! ([`options::OPTIONS`]: names, ranges, defaults, where each applies). Secure defaults:
+//! loopback only, explicit backlog, every limit on.
+//!
+//! Invariants: a `Config` only exists once every option is in range and none is set
+//! where it has no effect; the builder remembers which options were set explicitly so
+//! that the engine can refuse one that has no effect in its mode.
+
+mod names;
+pub mod options;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,8 +41,13 @@ pub struct Limits {
     /// Open served connections; at the cap acceptors stop and the backlog absorbs.
     pub max_connections: usize,
     /// Open served connections from one source IP; a connection over it is closed at
-    /// once (0: no cap).
+    /// once (0: no cap). Counts public sources only unless `per_ip_all`.
     pub max_connections_per_ip: usize,
+    /// Whether the per-IP cap counts every source (`per_ip_scope = "all"`) or only
+    /// public ones (the default): loopback, private (RFC 1918, RFC 4193), link-local
+    /// and shared (RFC 6598) sources are a load balancer, a proxy or a load test on
+    /// the same network far more often than a flood.
+    pub per_ip_all: bool,
     /// New connections accepted per second, over all acceptors (0: no limit, the
     /// default); beyond it acceptors pause and the backlog absorbs.
     pub max_accept_rate: u32,
@@ -98,6 +111,7 @@ impl Default for Limits {
         Limits {
             max_connections: default_max_connections(),
             max_connections_per_ip: 1024,
+            per_ip_all: false,
             max_accept_rate: 0,
             max_requests_per_connection: 10_000,
             max_in_flight: 64,
@@ -146,9 +160,16 @@ pub struct Config {
     pub(crate) model: Model,
     pub(crate) protocol: Protocol,
     pub(crate) readiness: Readiness,
+    /// Options set explicitly (checked against the engine's mode).
+    pub(crate) explicit: Vec<&'static str>,
 }
 
 impl Config {
+    /// Refuses an option set explicitly that has no effect on an engine of this mode.
+    pub(crate) fn check_mode(&self, serve: bool) -> Result<()> {
+        options::check_mode(&self.explicit, serve)
+    }
+
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()
     }
@@ -207,22 +228,25 @@ impl Default for Config {
 #[derive(Clone, Debug)]
 pub struct ConfigBuilder {
     addrs: Vec<SocketAddr>,
-    inherited: Vec<RawFd>,
-    allow_public: bool,
-    listener: ListenerStrategy,
-    acceptors: Option<usize>,
-    io_workers: Option<usize>,
-    cpu_threads: Option<usize>,
-    io_slice: Duration,
-    backlog: u32,
-    accept_batch: usize,
-    accept_in_workers: bool,
-    defer_accept: bool,
-    handoff_capacity: usize,
-    limits: Limits,
-    model: Model,
-    protocol: Protocol,
-    readiness: Readiness,
+    /// Listening sockets the host handed over; each built `Config` gets its own
+    /// duplicate, so building twice never closes one twice.
+    inherited: Vec<Arc<OwnedFd>>,
+    pub(crate) allow_public: bool,
+    pub(crate) listener: ListenerStrategy,
+    pub(crate) acceptors: Option<usize>,
+    pub(crate) io_workers: Option<usize>,
+    pub(crate) cpu_threads: Option<usize>,
+    pub(crate) io_slice: Duration,
+    pub(crate) backlog: u32,
+    pub(crate) accept_batch: usize,
+    pub(crate) accept_in_workers: bool,
+    pub(crate) defer_accept: bool,
+    pub(crate) handoff_capacity: usize,
+    pub(crate) limits: Limits,
+    pub(crate) model: Model,
+    pub(crate) protocol: Protocol,
+    pub(crate) readiness: Readiness,
+    explicit: Vec<&'static str>,
 }
 
 impl Default for ConfigBuilder {
@@ -245,6 +269,7 @@ impl Default for ConfigBuilder {
             model: Model::Stealing,
             protocol: Protocol::Http1,
             readiness: Readiness::Edge,
+            explicit: Vec::new(),
         }
     }
 }
@@ -254,6 +279,7 @@ macro_rules! setter {
         $(#[$doc])*
         pub fn $name(mut self, v: $ty) -> Self {
             self.$name = v;
+            self.mark(stringify!($name));
             self
         }
     };
@@ -264,12 +290,26 @@ macro_rules! limit_setter {
         $(#[$doc])*
         pub fn $name(mut self, v: $ty) -> Self {
             self.limits.$name = v;
+            self.mark(stringify!($name));
             self
         }
     };
 }
 
 impl ConfigBuilder {
+    /// Records that `name` was set explicitly (an option of the table).
+    pub(crate) fn mark(&mut self, name: &str) {
+        if let Some(o) = options::find(name) {
+            if !self.explicit.contains(&o.name) {
+                self.explicit.push(o.name);
+            }
+        }
+    }
+
+    pub(crate) fn is_explicit(&self, name: &str) -> bool {
+        self.explicit.contains(&name)
+    }
+
     /// Adds an address to listen on (IPv4 or IPv6; several allowed). Default: `127.0.0.1:0`.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addrs.push(addr);
@@ -283,10 +323,17 @@ impl ConfigBuilder {
     }
 
     /// Listens on a socket the host already bound and put in the listening state. The
-    /// engine owns the fd once `build` succeeds (it is closed with the engine); if
-    /// `build` fails the fd stays the caller's.
-    pub fn listener_fd(mut self, fd: RawFd) -> Self {
-        self.inherited.push(fd);
+    /// builder owns it from here on; each `Config` built gets its own duplicate, and the
+    /// socket itself is closed when the last builder holding it is dropped.
+    pub fn listener_fd(mut self, fd: OwnedFd) -> Self {
+        self.inherited.push(Arc::new(fd));
+        self
+    }
+
+    /// Heavy requests are not run on a CPU pool: the handler takes them to threads of
+    /// its own (the Node front). Not an explicit `cpu_threads` setting.
+    pub fn without_cpu_pool(mut self) -> Self {
+        self.cpu_threads = Some(0);
         self
     }
 
@@ -352,6 +399,13 @@ impl ConfigBuilder {
         /// See [`Limits::max_connections_per_ip`].
         max_connections_per_ip: usize
     );
+    /// See [`Limits::per_ip_all`]: true counts every source, false (the default) only
+    /// public ones.
+    pub fn per_ip_all(mut self, all: bool) -> Self {
+        self.limits.per_ip_all = all;
+        self.mark("per_ip_scope");
+        self
+    }
     limit_setter!(
         /// See [`Limits::max_accept_rate`].
         max_accept_rate: u32
@@ -412,18 +466,21 @@ impl ConfigBuilder {
     /// Acceptor threads (default: one per core, at most 4).
     pub fn acceptors(mut self, n: usize) -> Self {
         self.acceptors = Some(n);
+        self.mark("acceptors");
         self
     }
 
     /// I/O worker threads (default: one per core).
     pub fn io_workers(mut self, n: usize) -> Self {
         self.io_workers = Some(n);
+        self.mark("io_workers");
         self
     }
 
     /// CPU-pool threads for heavy requests (default: one per core).
     pub fn cpu_threads(mut self, n: usize) -> Self {
         self.cpu_threads = Some(n);
+        self.mark("cpu_threads");
         self
     }
 
@@ -434,6 +491,7 @@ impl ConfigBuilder {
     /// heavy ones went from 1-4 ms to under 0.2 ms. Older kernels ignore it.
     pub fn io_slice(mut self, d: Duration) -> Self {
         self.io_slice = d;
+        self.mark("io_slice");
         self
     }
 
@@ -445,63 +503,11 @@ impl ConfigBuilder {
 
     /// Thread counts after defaults, once every option is checked.
     fn checked(&self) -> Result<(usize, usize, usize, Vec<SocketAddr>)> {
+        self.check_options()?;
         let cores = available_cores();
-        let range = |name: &str, v: usize, lo: usize, hi: usize| -> Result<usize> {
-            if v < lo || v > hi {
-                Err(Error::config(format!("{name} = {v} is out of range: use {lo}..={hi}")))
-            } else {
-                Ok(v)
-            }
-        };
-        let acceptors = range("acceptors", self.acceptors.unwrap_or(cores.min(4)), 1, 256)?;
-        let io_workers = range("io_workers", self.io_workers.unwrap_or(cores), 1, 1024)?;
-        let cpu_threads = range("cpu_threads", self.cpu_threads.unwrap_or(cores), 0, 1024)?;
-        if !self.io_slice.is_zero()
-            && (self.io_slice < Duration::from_micros(100) || self.io_slice > Duration::from_millis(100))
-        {
-            return Err(Error::config(format!(
-                "io_slice = {:?} is out of range: use 100 us to 100 ms, or zero for the kernel's default",
-                self.io_slice
-            )));
-        }
-        range("backlog", self.backlog as usize, 1, 1 << 20)?;
-        range("accept_batch", self.accept_batch, 1, 4096)?;
-        range("handoff_capacity", self.handoff_capacity, 1, 1 << 24)?;
-        let l = &self.limits;
-        range("max_connections", l.max_connections, 1, 1 << 24)?;
-        range("max_in_flight", l.max_in_flight, 1, 1 << 16)?;
-        range("max_frame", l.max_frame, 1, 1 << 30)?;
-        range("max_header", l.max_header, 64, 1 << 24)?;
-        range("budget_frames", l.budget_frames, 1, 1 << 16)?;
-        range("budget_bytes", l.budget_bytes, 512, 1 << 30)?;
-        range("write_high_water", l.write_high_water, 1, 1 << 30)?;
-        range("lifo_threshold", l.lifo_threshold, 0, 1 << 24)?;
-        for (name, d) in [("header_timeout", l.header_timeout), ("idle_timeout", l.idle_timeout)] {
-            if d < Duration::from_millis(1) || d > Duration::from_secs(86_400 * 365) {
-                return Err(Error::config(format!("{name} = {d:?} is out of range: use 1 ms to one year")));
-            }
-        }
-        if !l.reply_timeout.is_zero()
-            && (l.reply_timeout < Duration::from_millis(1) || l.reply_timeout > Duration::from_secs(86_400 * 365))
-        {
-            return Err(Error::config(format!(
-                "reply_timeout = {:?} is out of range: use 1 ms to one year, or zero for no deadline",
-                l.reply_timeout
-            )));
-        }
-        if let Some(t) = l.codel_target {
-            if t < Duration::from_micros(100) || t > Duration::from_secs(60) {
-                return Err(Error::config(format!(
-                    "codel_target = {t:?} is out of range: use 100 us to 60 s, or None"
-                )));
-            }
-        }
-        if l.codel_interval < Duration::from_millis(1) || l.codel_interval > Duration::from_secs(600) {
-            return Err(Error::config(format!(
-                "codel_interval = {:?} is out of range: use 1 ms to 600 s",
-                l.codel_interval
-            )));
-        }
+        let acceptors = self.acceptors.unwrap_or(cores.min(4));
+        let io_workers = self.io_workers.unwrap_or(cores);
+        let cpu_threads = self.cpu_threads.unwrap_or(cores);
         let mut addrs = self.addrs.clone();
         if addrs.is_empty() && self.inherited.is_empty() {
             addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
@@ -524,9 +530,10 @@ impl ConfigBuilder {
         }
         // Check every inherited fd before taking any, so a failed build leaves them all
         // with the caller.
-        for &fd in &self.inherited {
-            sys::check_listener(fd).map_err(|e| {
-                Error::io(crate::ErrorKind::InvalidConfig, format!("listener fd {fd} cannot be used"), e)
+        for fd in &self.inherited {
+            let raw = fd.as_raw_fd();
+            sys::check_listener(raw).map_err(|e| {
+                Error::io(crate::ErrorKind::InvalidConfig, format!("listener fd {raw} cannot be used"), e)
             })?;
         }
         Ok((acceptors, io_workers, cpu_threads, addrs))
@@ -537,10 +544,10 @@ impl ConfigBuilder {
     pub fn build(self) -> Result<Config> {
         let (acceptors, io_workers, cpu_threads, addrs) = self.checked()?;
         let mut inherited = Vec::with_capacity(self.inherited.len());
-        for fd in self.inherited {
-            let sock = sys::adopt_listener(fd).map_err(|e| {
-                Error::io(crate::ErrorKind::InvalidConfig, format!("listener fd {fd} cannot be used"), e)
-            })?;
+        for fd in &self.inherited {
+            let raw = fd.as_raw_fd();
+            let cannot = |e| Error::io(crate::ErrorKind::InvalidConfig, format!("listener fd {raw} cannot be used"), e);
+            let sock = sys::adopt_listener(fd.try_clone().map_err(cannot)?).map_err(cannot)?;
             inherited.push(Arc::new(sock));
         }
         Ok(Config {
@@ -561,6 +568,7 @@ impl ConfigBuilder {
             model: self.model,
             protocol: self.protocol,
             readiness: self.readiness,
+            explicit: self.explicit,
         })
     }
 }

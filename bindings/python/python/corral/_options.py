@@ -1,0 +1,74 @@
+"""The engine options as a typed dict (``**Unpack[corral.Options]``), generated from
+corral's option table (``make generated``); a test fails when this file drifts."""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict, Union
+
+# options:begin (generated)
+class Options(TypedDict, total=False):
+    """The engine options every entry point takes by keyword."""
+
+    # The concurrency model (see Models). One of single, thread-per-connection, pool, reuseport, stealing. Default stealing; applies to serve and handoff engines.
+    model: Literal["single", "thread-per-connection", "pool", "reuseport", "stealing"]
+    # How requests are framed. One of http, lines, length, raw. Default http; applies to serve engines.
+    protocol: Literal["http", "lines", "length", "raw"]
+    # Allow wildcard addresses (0.0.0.0, ::): off so nothing listens on every interface by accident. True or false. Default false; applies to serve and handoff engines.
+    allow_public: bool
+    # Listening sockets: one SO_REUSEPORT socket per acceptor, one shared (EPOLLEXCLUSIVE), or one. One of reuseport, shared, single. Default reuseport; applies to serve and handoff engines.
+    listener: Literal["reuseport", "shared", "single"]
+    # Acceptor threads (or acceptors inside I/O workers). 1 to 256 threads. Default min(cores, 4); applies to serve and handoff engines.
+    acceptors: int
+    # I/O worker threads: read, frame, run light requests, write. 1 to 1024 threads. Default cores; applies to serve engines.
+    io_workers: int
+    # CPU-pool threads for heavy requests (0: heavy requests run inline). 0 to 1024 threads. Default cores; applies to serve engines.
+    cpu_threads: int
+    # Scheduler slice I/O workers ask for (EEVDF, Linux >= 6.12): a waking worker preempts heavy work at once. 100 us to 100 ms, or 0 for the kernel's default (seconds as a number, or text with a unit such as "250ms"). Default 100 us; applies to serve engines.
+    io_slice: Union[float, str]
+    # Run acceptors inside the I/O workers (false: dedicated acceptor threads; measured 38k vs 52k conn/s). True or false. Default true; applies to serve engines.
+    accept_in_workers: bool
+    # TCP_DEFER_ACCEPT: hand over a connection once its first bytes arrived (only where the client speaks first). True or false. Default false; applies to serve and handoff engines.
+    defer_accept: bool
+    # Listen backlog asked of the kernel (clamped to somaxconn; the effective value is in the stats). 1 to 1048576 connections. Default 1024; applies to serve and handoff engines.
+    backlog: int
+    # Accepts per wake-up before an acceptor yields. 1 to 4096 connections. Default 64; applies to serve and handoff engines.
+    accept_batch: int
+    # Accepted connections the host queue holds before acceptors pause (the backlog absorbs). 1 to 16777216 connections. Default 1024; applies to handoff engines.
+    handoff_capacity: int
+    # Open served connections; at the cap acceptors pause and the backlog absorbs. 1 to 16777216 connections. Default RLIMIT_NOFILE - 64; applies to serve engines.
+    max_connections: int
+    # Open served connections from one source address (see per_ip_scope); one over it is closed at once. 0 to 16777216 connections, or 0 for no cap. Default 1024; applies to serve engines.
+    max_connections_per_ip: int
+    # Which sources the per-IP cap counts: public addresses only (loopback, private and link-local are not capped), or all. One of public, all. Default public; applies to serve engines.
+    per_ip_scope: Literal["public", "all"]
+    # New connections accepted per second over all acceptors; beyond it acceptors pause. 1 to 4294967295 connections per second, or 0 for no limit. Default 0; applies to serve and handoff engines.
+    max_accept_rate: int
+    # Requests served on one connection before it is closed, the last reply saying so. 1 to 1099511627776 requests, or 0 for no cap. Default 10000; applies to serve engines.
+    max_requests_per_connection: int
+    # Requests on one connection awaiting replies before it is not read. 1 to 65536 requests. Default 64; applies to serve engines.
+    max_in_flight: int
+    # Largest Length frame, Lines line or HTTP body. 1 to 1073741824 bytes. Default 1 MiB; applies to serve engines.
+    max_frame: int
+    # Largest HTTP request head (request line and headers). 64 to 16777216 bytes. Default 16 KiB; applies to serve engines.
+    max_header: int
+    # Time for a request to arrive once begun, and for the first request (slowloris). 1 ms to 365 days (seconds as a number, or text with a unit such as "250ms"). Default 10 s; applies to serve engines.
+    header_timeout: Union[float, str]
+    # Time a connection may sit idle, or not read its replies, before it is closed. 1 ms to 365 days (seconds as a number, or text with a unit such as "250ms"). Default 60 s; applies to serve engines.
+    idle_timeout: Union[float, str]
+    # Time a handler has to answer; past it the engine answers 504 in its place and drops the late answer. 1 ms to 365 days, or 0 for no deadline (seconds as a number, or text with a unit such as "250ms"). Default 60 s; applies to serve engines.
+    reply_timeout: Union[float, str]
+    # Requests dispatched per connection per turn before it yields to others. 1 to 65536 requests. Default 32; applies to serve engines.
+    budget_frames: int
+    # Bytes read per connection per turn before it yields to others. 512 to 1073741824 bytes. Default 256 KiB; applies to serve engines.
+    budget_bytes: int
+    # Unwritten reply bytes at which a connection stops being read (back-pressure). 1 to 1073741824 bytes. Default 256 KiB; applies to serve engines.
+    write_high_water: int
+    # CoDel on the CPU-pool queue: over it for an interval, heavy requests that waited 2x are refused (503). 100 us to 60 s, or 0 for off (seconds as a number, or text with a unit such as "250ms"). Default off; applies to serve engines.
+    codel_target: Union[float, str]
+    # CoDel's interval. 1 ms to 600 s (seconds as a number, or text with a unit such as "250ms"). Default 100 ms; applies to serve engines.
+    codel_interval: Union[float, str]
+    # Adaptive LIFO: once this many heavy jobs wait, new ones run first, newest first. 0 to 16777216 jobs, or 0 for off. Default 0; applies to serve engines.
+    lifo_threshold: int
+    # How connections are registered with epoll: edge-triggered, or EPOLLONESHOT re-armed per turn. One of edge, oneshot. Default edge; applies to serve engines.
+    readiness: Literal["edge", "oneshot"]
+# options:end

@@ -1,0 +1,714 @@
+//! The one table of engine options: name, kind and range, default, where it applies,
+//! one line of documentation, and how it reads and writes a [`ConfigBuilder`].
+//!
+//! Every front is driven by it: Python keyword arguments and Node option keys (the
+//! camelCase of the same names) are looked up here and converted by [`ConfigBuilder::set`];
+//! C has `corral_config_set(cfg, name, text)` and can list the table; the README's table,
+//! the Node `.d.ts` option type and the Python `Options` type are generated from it and a
+//! test fails when they drift (`make generated` rewrites them).
+//!
+//! Invariants:
+//! - A range is stated here once; [`ConfigBuilder::build`] checks every option against
+//!   it, whichever way it was set (typed setter or by name).
+//! - Every duration and size has a finite maximum. "No limit" is an explicit zero where
+//!   the option has one (`zero` below), never a very large number.
+//! - An option set explicitly where it has no effect (a serve-only option on a handoff
+//!   engine, a Stealing-only option in another model, a CPU-pool option without a CPU
+//!   pool) is refused with a message that says so; it is never silently ignored.
+
+use std::time::Duration;
+
+use crate::config::{ConfigBuilder, Readiness};
+use crate::error::{Error, Result};
+use crate::frame::Protocol;
+use crate::listen::ListenerStrategy;
+use crate::model::Model;
+
+/// What values an option takes.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Bool,
+    /// A whole number in `min..=max`; `zero` names what 0 means where 0 is allowed
+    /// below `min` ("no cap").
+    Count {
+        min: u64,
+        max: u64,
+        zero: Option<&'static str>,
+        unit: &'static str,
+    },
+    /// A duration in `min..=max`; `zero` as for counts.
+    Duration {
+        min: Duration,
+        max: Duration,
+        zero: Option<&'static str>,
+    },
+    /// One of these names.
+    Choice(&'static [&'static str]),
+}
+
+/// Which engines an option means something for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applies {
+    Both,
+    /// Only engines that serve (`Engine::serve`): framing, connections, handlers.
+    Serve,
+    /// Only handoff engines (`Engine::handoff`).
+    Handoff,
+}
+
+/// A value checked against its option's kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Parsed {
+    Bool(bool),
+    Count(u64),
+    Duration(Duration),
+    Choice(&'static str),
+}
+
+/// A value as a front received it, before it is checked against the option.
+#[derive(Clone, Copy, Debug)]
+pub enum Value<'a> {
+    Bool(bool),
+    /// A whole number (Python `int`); for a duration, in the front's plain unit.
+    Int(i128),
+    /// A number (Python `float`, a JS `number`); for a duration, in the front's plain unit.
+    Float(f64),
+    /// Text: a name, a number, `true`/`false`, or a duration with its unit (`250ms`).
+    Text(&'a str),
+}
+
+/// How a front spells option names and what its plain numbers mean for durations.
+#[derive(Clone, Copy, Debug)]
+pub struct Front {
+    pub name: &'static str,
+    /// Node: `idleTimeout`; the others: `idle_timeout`.
+    pub camel_case: bool,
+    /// What a plain number means for a duration option (`None`: a unit is required).
+    pub duration_unit: Option<Unit>,
+    /// Whether the front can run heavy work on corral's CPU pool (Node cannot: its
+    /// handlers are JS; heavy requests go to its own threads).
+    pub cpu_pool: bool,
+}
+
+/// The unit of a plain number given for a duration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Seconds,
+    Millis,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Seconds => "seconds",
+            Unit::Millis => "milliseconds",
+        }
+    }
+    fn scale(self) -> f64 {
+        match self {
+            Unit::Seconds => 1.0,
+            Unit::Millis => 1e-3,
+        }
+    }
+}
+
+impl Front {
+    pub const RUST: Front = Front { name: "rust", camel_case: false, duration_unit: None, cpu_pool: true };
+    pub const C: Front = Front { name: "c", camel_case: false, duration_unit: None, cpu_pool: true };
+    pub const PYTHON: Front =
+        Front { name: "python", camel_case: false, duration_unit: Some(Unit::Seconds), cpu_pool: true };
+    pub const NODE: Front =
+        Front { name: "node", camel_case: true, duration_unit: Some(Unit::Millis), cpu_pool: false };
+
+    /// The option's name as this front spells it.
+    pub fn spell(&self, name: &str) -> String {
+        if self.camel_case {
+            camel(name)
+        } else {
+            name.to_string()
+        }
+    }
+}
+
+/// `max_in_flight` → `maxInFlight`.
+pub fn camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut up = false;
+    for c in name.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.extend(c.to_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One option.
+pub struct Opt {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The default, in words (some depend on the machine: "cores").
+    pub default: &'static str,
+    pub doc: &'static str,
+    pub applies: Applies,
+    /// The models it has an effect in (`None`: all).
+    pub models: Option<&'static [Model]>,
+    /// Whether it configures corral's CPU pool (needs one, and a front that uses it).
+    pub cpu_pool: bool,
+    set: fn(&mut ConfigBuilder, &Parsed),
+    get: fn(&ConfigBuilder) -> Option<Parsed>,
+}
+
+impl std::fmt::Debug for Opt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opt").field("name", &self.name).field("kind", &self.kind).finish()
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const MS: Duration = Duration::from_millis(1);
+const US: Duration = Duration::from_micros(1);
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
+const STEALING: &[Model] = &[Model::Stealing];
+const WITH_WORKER_COUNT: &[Model] = &[Model::Pool, Model::ReusePort, Model::Stealing];
+
+const fn count(min: u64, max: u64, unit: &'static str) -> Kind {
+    Kind::Count { min, max, zero: None, unit }
+}
+const fn count0(max: u64, zero: &'static str, unit: &'static str) -> Kind {
+    Kind::Count { min: 1, max, zero: Some(zero), unit }
+}
+const fn dur(min: Duration, max: Duration) -> Kind {
+    Kind::Duration { min, max, zero: None }
+}
+const fn dur0(min: Duration, max: Duration, zero: &'static str) -> Kind {
+    Kind::Duration { min, max, zero: Some(zero) }
+}
+
+fn as_bool(v: &Parsed) -> bool {
+    matches!(v, Parsed::Bool(true))
+}
+fn as_count(v: &Parsed) -> u64 {
+    match v {
+        Parsed::Count(n) => *n,
+        _ => 0,
+    }
+}
+fn as_usize(v: &Parsed) -> usize {
+    usize::try_from(as_count(v)).unwrap_or(usize::MAX)
+}
+fn as_duration(v: &Parsed) -> Duration {
+    match v {
+        Parsed::Duration(d) => *d,
+        _ => Duration::ZERO,
+    }
+}
+fn as_choice(v: &Parsed) -> &'static str {
+    match v {
+        Parsed::Choice(s) => s,
+        _ => "",
+    }
+}
+
+/// Builds an [`Opt`] whose value lives in a builder field (or a `limits` field).
+macro_rules! opt {
+    ($name:literal, $kind:expr, $default:literal, $applies:ident, $models:expr, $pool:expr, $doc:literal,
+     set: |$b:ident, $v:ident| $set:expr, get: |$g:ident| $get:expr) => {
+        Opt {
+            name: $name,
+            kind: $kind,
+            default: $default,
+            doc: $doc,
+            applies: Applies::$applies,
+            models: $models,
+            cpu_pool: $pool,
+            set: |$b, $v| $set,
+            get: |$g| $get,
+        }
+    };
+}
+
+/// Every engine option, in the order the documentation lists them.
+pub static OPTIONS: &[Opt] = &[
+    opt!("model", Kind::Choice(Model::NAMES), "stealing",
+        Both, None, false, "The concurrency model (see Models).",
+        set: |b, v| b.model = as_choice(v).parse().unwrap_or_default(), get: |b| Some(Parsed::Choice(b.model.name()))),
+    opt!("protocol", Kind::Choice(Protocol::NAMES), "http", Serve, None, false,
+        "How requests are framed.",
+        set: |b, v| b.protocol = as_choice(v).parse().unwrap_or(Protocol::Http1),
+        get: |b| Some(Parsed::Choice(b.protocol.name()))),
+    opt!("allow_public", Kind::Bool, "false", Both, None, false,
+        "Allow wildcard addresses (0.0.0.0, ::): off so nothing listens on every interface by accident.",
+        set: |b, v| b.allow_public = as_bool(v), get: |b| Some(Parsed::Bool(b.allow_public))),
+    opt!("listener", Kind::Choice(ListenerStrategy::NAMES), "reuseport", Both, Some(STEALING), false,
+        "Listening sockets: one SO_REUSEPORT socket per acceptor, one shared (EPOLLEXCLUSIVE), or one.",
+        set: |b, v| b.listener = as_choice(v).parse().unwrap_or(ListenerStrategy::ReusePort),
+        get: |b| Some(Parsed::Choice(b.listener.name()))),
+    opt!("acceptors", count(1, 256, "threads"), "min(cores, 4)", Both, Some(STEALING), false,
+        "Acceptor threads (or acceptors inside I/O workers).",
+        set: |b, v| b.acceptors = Some(as_usize(v)), get: |b| b.acceptors.map(|n| Parsed::Count(n as u64))),
+    opt!("io_workers", count(1, 1024, "threads"), "cores", Serve, Some(WITH_WORKER_COUNT), false,
+        "I/O worker threads: read, frame, run light requests, write.",
+        set: |b, v| b.io_workers = Some(as_usize(v)), get: |b| b.io_workers.map(|n| Parsed::Count(n as u64))),
+    opt!("cpu_threads", Kind::Count { min: 0, max: 1024, zero: None, unit: "threads" }, "cores", Serve,
+        Some(STEALING), true, "CPU-pool threads for heavy requests (0: heavy requests run inline).",
+        set: |b, v| b.cpu_threads = Some(as_usize(v)), get: |b| b.cpu_threads.map(|n| Parsed::Count(n as u64))),
+    opt!("io_slice", dur0(Duration::from_micros(100), Duration::from_millis(100), "the kernel's default"),
+        "100 us", Serve, None, false,
+        "Scheduler slice I/O workers ask for (EEVDF, Linux >= 6.12): a waking worker preempts heavy work at once.",
+        set: |b, v| b.io_slice = as_duration(v), get: |b| Some(Parsed::Duration(b.io_slice))),
+    opt!("accept_in_workers", Kind::Bool, "true", Serve, Some(STEALING), false,
+        "Run acceptors inside the I/O workers (false: dedicated acceptor threads; measured 38k vs 52k conn/s).",
+        set: |b, v| b.accept_in_workers = as_bool(v), get: |b| Some(Parsed::Bool(b.accept_in_workers))),
+    opt!("defer_accept", Kind::Bool, "false", Both, None, false,
+        "TCP_DEFER_ACCEPT: hand over a connection once its first bytes arrived (only where the client speaks first).",
+        set: |b, v| b.defer_accept = as_bool(v), get: |b| Some(Parsed::Bool(b.defer_accept))),
+    opt!("backlog", count(1, 1 << 20, "connections"), "1024", Both, None, false,
+        "Listen backlog asked of the kernel (clamped to somaxconn; the effective value is in the stats).",
+        set: |b, v| b.backlog = as_count(v) as u32, get: |b| Some(Parsed::Count(b.backlog.into()))),
+    opt!("accept_batch", count(1, 4096, "connections"), "64", Both, None, false,
+        "Accepts per wake-up before an acceptor yields.",
+        set: |b, v| b.accept_batch = as_usize(v), get: |b| Some(Parsed::Count(b.accept_batch as u64))),
+    opt!("handoff_capacity", count(1, 1 << 24, "connections"), "1024", Handoff, None, false,
+        "Accepted connections the host queue holds before acceptors pause (the backlog absorbs).",
+        set: |b, v| b.handoff_capacity = as_usize(v), get: |b| Some(Parsed::Count(b.handoff_capacity as u64))),
+    opt!("max_connections", count(1, 1 << 24, "connections"), "RLIMIT_NOFILE - 64", Serve, None, false,
+        "Open served connections; at the cap acceptors pause and the backlog absorbs.",
+        set: |b, v| b.limits.max_connections = as_usize(v),
+        get: |b| Some(Parsed::Count(b.limits.max_connections as u64))),
+    opt!("max_connections_per_ip", Kind::Count { min: 0, max: 1 << 24, zero: Some("no cap"), unit: "connections" },
+        "1024", Serve, None, false,
+        "Open served connections from one source address (see per_ip_scope); one over it is closed at once.",
+        set: |b, v| b.limits.max_connections_per_ip = as_usize(v),
+        get: |b| Some(Parsed::Count(b.limits.max_connections_per_ip as u64))),
+    opt!("per_ip_scope", Kind::Choice(&["public", "all"]), "public", Serve, None, false,
+        "Which sources the per-IP cap counts: public addresses only (loopback, private and link-local are not capped), or all.",
+        set: |b, v| b.limits.per_ip_all = as_choice(v) == "all",
+        get: |b| Some(Parsed::Choice(if b.limits.per_ip_all { "all" } else { "public" }))),
+    opt!("max_accept_rate", count0(u32::MAX as u64, "no limit", "connections per second"), "0", Both, None, false,
+        "New connections accepted per second over all acceptors; beyond it acceptors pause.",
+        set: |b, v| b.limits.max_accept_rate = as_count(v) as u32,
+        get: |b| Some(Parsed::Count(b.limits.max_accept_rate.into()))),
+    opt!("max_requests_per_connection", count0(1 << 40, "no cap", "requests"), "10000", Serve, None, false,
+        "Requests served on one connection before it is closed, the last reply saying so.",
+        set: |b, v| b.limits.max_requests_per_connection = as_count(v),
+        get: |b| Some(Parsed::Count(b.limits.max_requests_per_connection))),
+    opt!("max_in_flight", count(1, 1 << 16, "requests"), "64", Serve, None, false,
+        "Requests on one connection awaiting replies before it is not read.",
+        set: |b, v| b.limits.max_in_flight = as_usize(v), get: |b| Some(Parsed::Count(b.limits.max_in_flight as u64))),
+    opt!("max_frame", count(1, 1 << 30, "bytes"), "1 MiB", Serve, None, false,
+        "Largest Length frame, Lines line or HTTP body.",
+        set: |b, v| b.limits.max_frame = as_usize(v), get: |b| Some(Parsed::Count(b.limits.max_frame as u64))),
+    opt!("max_header", count(64, 1 << 24, "bytes"), "16 KiB", Serve, None, false,
+        "Largest HTTP request head (request line and headers).",
+        set: |b, v| b.limits.max_header = as_usize(v), get: |b| Some(Parsed::Count(b.limits.max_header as u64))),
+    opt!("header_timeout", dur(MS, YEAR), "10 s", Serve, None, false,
+        "Time for a request to arrive once begun, and for the first request (slowloris).",
+        set: |b, v| b.limits.header_timeout = as_duration(v),
+        get: |b| Some(Parsed::Duration(b.limits.header_timeout))),
+    opt!("idle_timeout", dur(MS, YEAR), "60 s", Serve, None, false,
+        "Time a connection may sit idle, or not read its replies, before it is closed.",
+        set: |b, v| b.limits.idle_timeout = as_duration(v), get: |b| Some(Parsed::Duration(b.limits.idle_timeout))),
+    opt!("reply_timeout", dur0(MS, YEAR, "no deadline"), "60 s", Serve, None, false,
+        "Time a handler has to answer; past it the engine answers 504 in its place and drops the late answer.",
+        set: |b, v| b.limits.reply_timeout = as_duration(v),
+        get: |b| Some(Parsed::Duration(b.limits.reply_timeout))),
+    opt!("budget_frames", count(1, 1 << 16, "requests"), "32", Serve, None, false,
+        "Requests dispatched per connection per turn before it yields to others.",
+        set: |b, v| b.limits.budget_frames = as_usize(v), get: |b| Some(Parsed::Count(b.limits.budget_frames as u64))),
+    opt!("budget_bytes", count(512, 1 << 30, "bytes"), "256 KiB", Serve, None, false,
+        "Bytes read per connection per turn before it yields to others.",
+        set: |b, v| b.limits.budget_bytes = as_usize(v), get: |b| Some(Parsed::Count(b.limits.budget_bytes as u64))),
+    opt!("write_high_water", count(1, 1 << 30, "bytes"), "256 KiB", Serve, None, false,
+        "Unwritten reply bytes at which a connection stops being read (back-pressure).",
+        set: |b, v| b.limits.write_high_water = as_usize(v),
+        get: |b| Some(Parsed::Count(b.limits.write_high_water as u64))),
+    opt!("codel_target", dur0(Duration::from_micros(100), Duration::from_secs(60), "off"), "off", Serve,
+        Some(STEALING), true,
+        "CoDel on the CPU-pool queue: over it for an interval, heavy requests that waited 2x are refused (503).",
+        set: |b, v| b.limits.codel_target = Some(as_duration(v)).filter(|d| !d.is_zero()),
+        get: |b| Some(Parsed::Duration(b.limits.codel_target.unwrap_or_default()))),
+    opt!("codel_interval", dur(MS, Duration::from_secs(600)), "100 ms", Serve, Some(STEALING), true,
+        "CoDel's interval.",
+        set: |b, v| b.limits.codel_interval = as_duration(v),
+        get: |b| Some(Parsed::Duration(b.limits.codel_interval))),
+    opt!("lifo_threshold", Kind::Count { min: 0, max: 1 << 24, zero: Some("off"), unit: "jobs" }, "0", Serve,
+        Some(STEALING), true, "Adaptive LIFO: once this many heavy jobs wait, new ones run first, newest first.",
+        set: |b, v| b.limits.lifo_threshold = as_usize(v),
+        get: |b| Some(Parsed::Count(b.limits.lifo_threshold as u64))),
+    opt!("readiness", Kind::Choice(Readiness::NAMES), "edge", Serve, None, false,
+        "How connections are registered with epoll: edge-triggered, or EPOLLONESHOT re-armed per turn.",
+        set: |b, v| b.readiness = as_choice(v).parse().unwrap_or(Readiness::Edge),
+        get: |b| Some(Parsed::Choice(b.readiness.name()))),
+];
+
+/// The option called `name` (in the table's own spelling).
+pub fn find(name: &str) -> Option<&'static Opt> {
+    OPTIONS.iter().find(|o| o.name == name)
+}
+
+/// The option called `name` as `front` spells it, or an error naming the choices.
+pub fn lookup(front: &Front, name: &str) -> Result<&'static Opt> {
+    OPTIONS.iter().find(|o| front.spell(o.name) == name).ok_or_else(|| {
+        let near: Vec<String> = OPTIONS
+            .iter()
+            .map(|o| front.spell(o.name))
+            .filter(|n| n.contains(name) || name.contains(n.as_str()))
+            .collect();
+        let hint = if near.is_empty() { String::new() } else { format!(" (did you mean {}?)", near.join(", ")) };
+        Error::config(format!("unknown option {name:?}{hint}; the options are listed in the README"))
+    })
+}
+
+impl Opt {
+    /// The accepted values, in words, for `front`.
+    pub fn range(&self, front: &Front) -> String {
+        match self.kind {
+            Kind::Bool => "true or false".into(),
+            Kind::Count { min, max, zero, unit } => {
+                let z = zero.map(|z| format!(", or 0 for {z}")).unwrap_or_default();
+                let u = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+                format!("{min} to {max}{u}{z}")
+            }
+            Kind::Duration { min, max, zero } => {
+                let z = zero.map(|z| format!(", or 0 for {z}")).unwrap_or_default();
+                let unit = match front.duration_unit {
+                    Some(u) => format!(" ({} as a number, or text with a unit such as \"250ms\")", u.name()),
+                    None => " (text with a unit: ns, us, ms, s, m, h)".into(),
+                };
+                format!("{} to {}{z}{unit}", show(min), show(max))
+            }
+            Kind::Choice(names) => format!("one of {}", names.join(", ")),
+        }
+    }
+
+    /// Checks `value` for this option as `front` gave it.
+    pub fn parse(&self, front: &Front, value: Value<'_>) -> Result<Parsed> {
+        let name = front.spell(self.name);
+        let given = match value {
+            Value::Bool(b) => b.to_string(),
+            Value::Int(n) => n.to_string(),
+            Value::Float(f) => format!("{f:?}"),
+            Value::Text(t) => format!("{t:?}"),
+        };
+        let refuse = || Error::config(format!("{name} = {given} is out of range: use {}", self.range(front)));
+        let wrong = |what: &str| Error::config(format!("{name} takes {}, not {what} ({given})", self.range(front)));
+        match (self.kind, value) {
+            (Kind::Bool, Value::Bool(b)) => Ok(Parsed::Bool(b)),
+            (Kind::Bool, Value::Text(t)) => match t {
+                "true" | "1" | "on" | "yes" => Ok(Parsed::Bool(true)),
+                "false" | "0" | "off" | "no" => Ok(Parsed::Bool(false)),
+                _ => Err(wrong("this text")),
+            },
+            (Kind::Bool, _) => Err(wrong("a number")),
+            (Kind::Count { min, max, zero, .. }, v) => {
+                let n: i128 = match v {
+                    Value::Int(n) => n,
+                    Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e30 => f as i128,
+                    Value::Float(_) => return Err(wrong("a number that is not whole")),
+                    Value::Text(t) => t.trim().parse::<i128>().map_err(|_| wrong("this text"))?,
+                    Value::Bool(_) => return Err(wrong("a boolean")),
+                };
+                let ok = (n >= min as i128 && n <= max as i128) || (n == 0 && zero.is_some());
+                if ok {
+                    Ok(Parsed::Count(n as u64))
+                } else {
+                    Err(refuse())
+                }
+            }
+            (Kind::Duration { min, max, zero }, v) => {
+                let d = match v {
+                    Value::Bool(_) => return Err(wrong("a boolean")),
+                    Value::Text(t) => parse_duration(t).ok_or_else(|| wrong("this text"))?,
+                    Value::Int(n) => {
+                        let unit = front.duration_unit.ok_or_else(|| wrong("a number without a unit"))?;
+                        if n < 0 {
+                            return Err(refuse());
+                        }
+                        seconds(n as f64 * unit.scale()).ok_or_else(refuse)?
+                    }
+                    Value::Float(f) => {
+                        let unit = front.duration_unit.ok_or_else(|| wrong("a number without a unit"))?;
+                        seconds(f * unit.scale()).ok_or_else(refuse)?
+                    }
+                };
+                let ok = (d >= min && d <= max) || (d.is_zero() && zero.is_some());
+                if ok {
+                    Ok(Parsed::Duration(d))
+                } else {
+                    Err(refuse())
+                }
+            }
+            (Kind::Choice(names), Value::Text(t)) => names
+                .iter()
+                .find(|n| **n == t)
+                .map(|n| Parsed::Choice(n))
+                .ok_or_else(|| Error::config(format!("unknown {name} {t:?}: use {}", names.join(", ")))),
+            (Kind::Choice(_), _) => Err(wrong("a non-text value")),
+        }
+    }
+
+    /// Whether `v` is within this option's range (for values set through typed setters).
+    fn check(&self, v: &Parsed) -> Result<()> {
+        let bad = |shown: String| {
+            Error::config(format!("{} = {shown} is out of range: use {}", self.name, self.range(&Front::RUST)))
+        };
+        match (self.kind, v) {
+            (Kind::Count { min, max, zero, .. }, Parsed::Count(n)) => {
+                if (*n >= min && *n <= max) || (*n == 0 && zero.is_some()) {
+                    Ok(())
+                } else {
+                    Err(bad(n.to_string()))
+                }
+            }
+            (Kind::Duration { min, max, zero }, Parsed::Duration(d)) => {
+                if (*d >= min && *d <= max) || (d.is_zero() && zero.is_some()) {
+                    Ok(())
+                } else {
+                    Err(bad(format!("{d:?}")))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The current value in `b` (`None`: unset, the machine-dependent default applies).
+    pub fn get(&self, b: &ConfigBuilder) -> Option<Parsed> {
+        (self.get)(b)
+    }
+
+    /// Whether the option has an effect in `model`.
+    pub fn in_model(&self, model: Model) -> bool {
+        self.models.map_or(true, |m| m.contains(&model))
+    }
+}
+
+/// Seconds as a `Duration`: `None` for negative, NaN, infinite or over a century.
+pub fn seconds(s: f64) -> Option<Duration> {
+    if !(0.0..=3.2e9).contains(&s) {
+        return None;
+    }
+    Duration::try_from_secs_f64(s).ok()
+}
+
+/// `250ms`, `1.5s`, `100us`, `2m`, `0`: a duration with its unit (a bare 0 needs none).
+pub fn parse_duration(t: &str) -> Option<Duration> {
+    let t = t.trim();
+    if t == "0" {
+        return Some(Duration::ZERO);
+    }
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit.trim() {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    seconds(n * scale)
+}
+
+/// A duration in the shortest unit that shows it whole.
+pub fn show(d: Duration) -> String {
+    if d >= SECOND && d.subsec_nanos() == 0 {
+        let s = d.as_secs();
+        if s % 86_400 == 0 {
+            format!("{} days", s / 86_400)
+        } else {
+            format!("{s} s")
+        }
+    } else if d >= MS && d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{} ms", d.as_millis())
+    } else if d >= US {
+        format!("{} us", d.as_micros())
+    } else {
+        format!("{} ns", d.as_nanos())
+    }
+}
+
+impl ConfigBuilder {
+    /// Sets an option by name, as `front` spells it and with a value as `front` gives
+    /// it; refuses an unknown name, a wrong type or an out-of-range value with an
+    /// `InvalidConfig` error that names the option, its range and the value given.
+    /// On error the builder is unchanged.
+    pub fn set(&mut self, front: &Front, name: &str, value: Value<'_>) -> Result<()> {
+        let opt = lookup(front, name)?;
+        if opt.cpu_pool && !front.cpu_pool {
+            return Err(Error::config(format!(
+                "{} configures corral's CPU pool, which the {} front does not use (its heavy requests run on its own threads)",
+                front.spell(opt.name),
+                front.name
+            )));
+        }
+        let v = opt.parse(front, value)?;
+        (opt.set)(self, &v);
+        self.mark(opt.name);
+        Ok(())
+    }
+
+    /// Checks every option against the table, and each explicitly set one against the
+    /// model (what `build` refuses).
+    pub(crate) fn check_options(&self) -> Result<()> {
+        for opt in OPTIONS {
+            if let Some(v) = opt.get(self) {
+                opt.check(&v)?;
+            }
+            if self.is_explicit(opt.name) && !opt.in_model(self.model) {
+                return Err(Error::config(format!(
+                    "{} has no effect in the {} model: leave it unset (it applies to {})",
+                    opt.name,
+                    self.model.name(),
+                    opt.models.unwrap_or(&[]).iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let pool = self.model == Model::Stealing && self.cpu_threads != Some(0);
+        if !pool {
+            if let Some(o) = OPTIONS.iter().find(|o| o.cpu_pool && o.name != "cpu_threads" && self.is_explicit(o.name))
+            {
+                return Err(Error::config(format!(
+                    "{} configures the CPU pool, and this engine has none (cpu_threads = 0): leave it unset",
+                    o.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses options set explicitly that have no effect on an engine of this mode.
+pub(crate) fn check_mode(explicit: &[&'static str], serve: bool) -> Result<()> {
+    let (mode, other) = if serve { ("serving", Applies::Handoff) } else { ("handoff", Applies::Serve) };
+    match OPTIONS.iter().find(|o| o.applies == other && explicit.contains(&o.name)) {
+        Some(o) => Err(Error::config(format!(
+            "{} has no effect on a {mode} engine (it applies to {} engines only): leave it unset",
+            o.name,
+            if serve { "handoff" } else { "serving" }
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_snake_case_and_camel_case_round_trips() {
+        let mut seen = std::collections::HashSet::new();
+        for o in OPTIONS {
+            assert!(seen.insert(o.name), "{} twice", o.name);
+            assert!(o.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{}", o.name);
+            assert_eq!(lookup(&Front::NODE, &camel(o.name)).unwrap().name, o.name);
+        }
+        assert_eq!(camel("max_connections_per_ip"), "maxConnectionsPerIp");
+    }
+
+    #[test]
+    fn every_default_is_within_its_range() {
+        let b = ConfigBuilder::default();
+        for o in OPTIONS {
+            if let Some(v) = o.get(&b) {
+                o.check(&v).unwrap_or_else(|e| panic!("{}: {e}", o.name));
+            }
+        }
+    }
+
+    #[test]
+    fn set_by_name_converts_per_front_and_refuses_with_the_range() {
+        let mut b = ConfigBuilder::default();
+        b.set(&Front::PYTHON, "idle_timeout", Value::Float(2.5)).unwrap();
+        assert_eq!(b.limits.idle_timeout, Duration::from_millis(2500));
+        b.set(&Front::NODE, "idleTimeout", Value::Float(250.0)).unwrap();
+        assert_eq!(b.limits.idle_timeout, Duration::from_millis(250));
+        b.set(&Front::C, "idle_timeout", Value::Text("1.5s")).unwrap();
+        assert_eq!(b.limits.idle_timeout, Duration::from_millis(1500));
+        let e = b.set(&Front::PYTHON, "idle_timeout", Value::Float(1e20)).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig);
+        assert!(e.message().contains("idle_timeout = 1e20 is out of range: use 1 ms to 365 days"));
+        assert_eq!(b.limits.idle_timeout, Duration::from_millis(1500), "unchanged on error");
+        assert!(b.set(&Front::PYTHON, "idle_timeout", Value::Float(f64::NAN)).is_err());
+        assert!(b.set(&Front::PYTHON, "idle_timeout", Value::Int(-1)).is_err());
+        assert!(b.set(&Front::C, "idle_timeout", Value::Text("5")).is_err(), "C needs a unit");
+        let e = b.set(&Front::NODE, "maxInFlite", Value::Float(1.0)).unwrap_err();
+        assert!(e.message().starts_with("unknown option \"maxInFlite\""), "{e}");
+        assert!(b.set(&Front::NODE, "maxInFlight", Value::Float(1.5)).is_err());
+        assert!(b.set(&Front::NODE, "lifoThreshold", Value::Float(4.0)).is_err(), "Node has no CPU pool");
+        b.set(&Front::C, "codel_target", Value::Text("0")).unwrap();
+        assert_eq!(b.limits.codel_target, None, "zero means off in every front");
+        b.set(&Front::PYTHON, "codel_target", Value::Int(0)).unwrap();
+        assert_eq!(b.limits.codel_target, None);
+        b.set(&Front::PYTHON, "protocol", Value::Text("lines")).unwrap();
+        assert_eq!(b.protocol, Protocol::Lines);
+        let e = b.set(&Front::PYTHON, "protocol", Value::Text("smtp")).unwrap_err();
+        assert_eq!(e.message(), "unknown protocol \"smtp\": use http, lines, length, raw");
+    }
+
+    #[test]
+    fn an_option_without_effect_in_the_model_or_mode_is_refused() {
+        let e = ConfigBuilder::default().model(Model::Pool).cpu_threads(2).build().unwrap_err();
+        assert!(e.message().starts_with("cpu_threads has no effect in the pool model"), "{e}");
+        let e = ConfigBuilder::default().cpu_threads(0).lifo_threshold(3).build().unwrap_err();
+        assert!(e.message().contains("this engine has none"), "{e}");
+        assert!(check_mode(&["max_in_flight"], false).is_err());
+        assert!(check_mode(&["handoff_capacity"], true).is_err());
+        assert!(check_mode(&["backlog"], true).is_ok() && check_mode(&["backlog"], false).is_ok());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any option with any value from any front: accepted (and then the builder
+        /// still builds or names what contradicts) or refused with InvalidConfig; never
+        /// a panic.
+        #[test]
+        fn every_option_with_any_value_is_taken_or_refused(
+            i in 0usize..64,
+            front in 0usize..4,
+            kind in 0u8..4,
+            int in proptest::num::i128::ANY,
+            float in proptest::num::f64::ANY,
+            text in "\\PC{0,12}",
+            flag in proptest::bool::ANY,
+        ) {
+            let opt = &OPTIONS[i % OPTIONS.len()];
+            let front = [Front::RUST, Front::C, Front::PYTHON, Front::NODE][front];
+            let value = match kind {
+                0 => Value::Int(int),
+                1 => Value::Float(float),
+                2 => Value::Text(&text),
+                _ => Value::Bool(flag),
+            };
+            let mut b = ConfigBuilder::default();
+            match b.set(&front, &front.spell(opt.name), value) {
+                Ok(()) => {
+                    if let Err(e) = b.build() {
+                        proptest::prop_assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig);
+                    }
+                }
+                Err(e) => proptest::prop_assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig),
+            }
+        }
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("100us"), Some(Duration::from_micros(100)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "ms", "5", "1e400s", "-1s", "5 parsecs", "1.2.3s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        assert_eq!(show(Duration::from_micros(100)), "100 us");
+        assert_eq!(show(YEAR), "365 days");
+    }
+}

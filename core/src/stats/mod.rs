@@ -1,0 +1,221 @@
+//! A snapshot of the engine's counters ([`Stats`]), the one list of metrics every front
+//! reports ([`metrics::METRICS`]), and the Prometheus text made from that list.
+//!
+//! Counters are plain atomics updated where things happen (acceptors, workers, the CPU
+//! pool); a snapshot reads them without stopping anything, so its numbers are each
+//! exact but not taken at one instant. Latency is measured per request from framing to
+//! its reply being queued for writing, in HDR histograms kept per worker and per cost
+//! class, merged here.
+
+pub mod metrics;
+mod prometheus;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::engine::Shared;
+use crate::sys;
+
+#[derive(Clone, Debug, Default)]
+pub struct ListenerStats {
+    pub addr: Option<SocketAddr>,
+    pub accepts: u64,
+    pub pauses: u64,
+    pub fd_exhausted: u64,
+    pub errors: u64,
+    /// Pauses for the accept-rate limit.
+    pub throttled: u64,
+    /// Connections in the kernel accept queue now (`TCP_INFO`).
+    pub queue_len: u32,
+    /// The accept queue's size: the effective backlog after the kernel's clamp.
+    pub queue_max: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WorkerStats {
+    pub connections: u64,
+    pub requests: u64,
+    pub tasks: u64,
+    /// Tasks taken from siblings (deques, inboxes, or the epoll of a stalled sibling).
+    pub stolen: u64,
+    pub steal_ops: u64,
+    pub parks: u64,
+    /// Time not parked since the engine started.
+    pub busy: Duration,
+    /// Tasks waiting in the worker's deque and inbox.
+    pub depth: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CpuStats {
+    /// Heavy requests refused by CoDel (HTTP 503).
+    pub shed: u64,
+    /// CoDel: the last interval's minimum queueing delay, in microseconds.
+    pub min_delay_us: u64,
+    /// CoDel: whether the queue counts as overloaded.
+    pub overloaded: bool,
+    /// Adaptive LIFO: whether jobs wait on its stack now (served newest first).
+    pub lifo: bool,
+    /// Adaptive LIFO: jobs served from its stack.
+    pub lifo_served: u64,
+    /// Heavy jobs that panicked (each answered with the error reply; the thread lives on).
+    pub panics: u64,
+    pub threads: usize,
+    pub queued: usize,
+    pub submitted: u64,
+    pub run: u64,
+    pub stolen: u64,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Clone, Debug, Default)]
+pub struct LatencyStats {
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl LatencyStats {
+    fn of(h: &Histogram<u64>) -> LatencyStats {
+        LatencyStats {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub uptime: Duration,
+    pub listeners: Vec<ListenerStats>,
+    /// Change in the kernel's `ListenOverflows` / `ListenDrops` since the engine started
+    /// (system-wide counters: other servers' drops show here too).
+    pub kernel_listen_overflows: u64,
+    pub kernel_listen_drops: u64,
+    pub workers: Vec<WorkerStats>,
+    pub cpu: CpuStats,
+    pub open_connections: usize,
+    pub connections_closed: u64,
+    pub connections_timed_out: u64,
+    /// Replies written (or queued to write) to clients.
+    pub replies: u64,
+    /// Requests whose connection closed before their reply could be written.
+    pub requests_aborted: u64,
+    /// Inputs refused by a framer (bad request, too large).
+    pub requests_rejected: u64,
+    pub handler_panics: u64,
+    /// Requests answered with the error reply (handler panicked or dropped its responder).
+    pub handler_failures: u64,
+    /// Requests the engine answered because the handler did not within `reply_timeout`.
+    pub replies_timed_out: u64,
+    /// Connections closed at once for being over the per-IP cap.
+    pub connections_refused_per_ip: u64,
+    /// Accepted connections waiting in the host queue (handoff).
+    pub handoff_queued: usize,
+    pub latency_light: LatencyStats,
+    pub latency_heavy: LatencyStats,
+}
+
+impl Stats {
+    pub(crate) fn collect(s: &Shared) -> Stats {
+        let uptime = s.epoch.elapsed();
+        let listeners = s
+            .listeners
+            .iter()
+            .map(|l| {
+                let q = l.queue();
+                ListenerStats {
+                    addr: Some(l.addr),
+                    accepts: l.counters.accepts.load(Relaxed),
+                    pauses: l.counters.pauses.load(Relaxed),
+                    fd_exhausted: l.counters.fd_exhausted.load(Relaxed),
+                    errors: l.counters.errors.load(Relaxed),
+                    throttled: l.counters.throttled.load(Relaxed),
+                    queue_len: q.len,
+                    queue_max: q.max,
+                }
+            })
+            .collect();
+        let kernel = sys::listen_drop_counters().unwrap_or_default();
+        let mut hist = [new_hist(), new_hist()];
+        let mut workers = Vec::new();
+        for w in s.all_workers() {
+            let [l, h] = w.latency();
+            let _ = hist[0].add(&l);
+            let _ = hist[1].add(&h);
+            let c = &w.counters;
+            let parked = Duration::from_nanos(c.parked_ns.load(Relaxed));
+            workers.push(WorkerStats {
+                connections: c.connections.load(Relaxed),
+                requests: c.requests.load(Relaxed),
+                tasks: c.tasks.load(Relaxed),
+                stolen: c.stolen.load(Relaxed),
+                steal_ops: c.steal_ops.load(Relaxed),
+                parks: c.parks.load(Relaxed),
+                busy: uptime.saturating_sub(parked),
+                depth: w.depth(),
+            });
+        }
+        let cpu = s.cpu.as_ref().map_or_else(CpuStats::default, |p| CpuStats {
+            shed: p.counters().shed.load(Relaxed),
+            min_delay_us: p.codel().map_or(0, |c| c.0),
+            overloaded: p.codel().is_some_and(|c| c.1),
+            lifo: p.lifo().is_some_and(|l| l.0),
+            lifo_served: p.lifo().map_or(0, |l| l.1),
+            threads: p.threads(),
+            queued: p.queued(),
+            submitted: p.counters().submitted.load(Relaxed),
+            run: p.counters().run.load(Relaxed),
+            stolen: p.counters().stolen.load(Relaxed),
+            panics: p.counters().panics.load(Relaxed),
+        });
+        let c = &s.counters;
+        Stats {
+            uptime,
+            listeners,
+            kernel_listen_overflows: kernel.overflows.saturating_sub(s.kernel_at_start.overflows),
+            kernel_listen_drops: kernel.drops.saturating_sub(s.kernel_at_start.drops),
+            workers,
+            cpu,
+            open_connections: s.conn_gate.used(),
+            connections_closed: c.closed.load(Relaxed),
+            connections_timed_out: c.timeouts.load(Relaxed),
+            replies: c.replies.load(Relaxed),
+            requests_aborted: c.aborted.load(Relaxed),
+            requests_rejected: c.rejected.load(Relaxed),
+            handler_panics: c.handler_panics.load(Relaxed),
+            handler_failures: c.handler_failures.load(Relaxed),
+            replies_timed_out: c.reply_timeouts.load(Relaxed),
+            connections_refused_per_ip: c.refused_per_ip.load(Relaxed),
+            handoff_queued: s.host.as_ref().map_or(0, |h| h.len()),
+            latency_light: LatencyStats::of(&hist[0]),
+            latency_heavy: LatencyStats::of(&hist[1]),
+        }
+    }
+
+    pub fn accepts(&self) -> u64 {
+        self.listeners.iter().map(|l| l.accepts).sum()
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.workers.iter().map(|w| w.requests).sum()
+    }
+
+    pub fn stolen(&self) -> u64 {
+        self.workers.iter().map(|w| w.stolen).sum()
+    }
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds")
+}
