@@ -9,6 +9,8 @@
 //! corral-bench overload [--factor 2] [--work-us 1000] [--duration 5s] [--out DIR]
 //! corral-bench slowloris [--connections 5000] [--duration 3s] [--out DIR]
 //! ```
+//! `corral-bench help` and `corral-bench <command> --help` list every flag (clap);
+//! durations are seconds (`3`) or carry a unit (`500ms`, `2s`).
 
 mod app;
 mod http;
@@ -30,47 +32,87 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, Subcommand};
 use corral::Model;
 
 use crate::report::Report;
 use crate::scenario::{Scenario, Settings};
 
-const USAGE: &str = "\
-usage:
-  corral-bench run   [--scenario keepalive,connect,heavy,hol,greedy,skew,idle] [--model single,...,stealing]
-                     [--duration 1s] [--warmup 250ms] [--connections 64] [--idle-connections 10000]
-                     [--idle-window 2s] [--workers N] [--threads N] [--hol-rate 2000] [--out DIR]
-      runs each model against each scenario and writes DIR/report.md, report.json and SVG charts
-      (default DIR: target/corral-report). With no options: the whole lab, about a minute on 2 cores.
-  corral-bench serve --model M [--addr 127.0.0.1:0] [--workers N] [--cpu N] [--reply-timeout-ms T]
-                     [--codel-target-ms T]
-      serves the lab's HTTP app with one model until stdin closes (for wrk or your own client)
-  corral-bench soak  [--requests 1000000] [--connections 1000] [--depth 4] [--out DIR]
-      a long run with injected faults; reports sent, answered, refused, lost, misrouted, duplicated
-  corral-bench overload [--factor 2] [--work-us 1000] [--duration 5s] [--out DIR]
-      heavy requests open-loop at factor x the CPU pool's capacity, CoDel off and on: served p99,
-      refusals, replies never sent
-  corral-bench slowloris [--connections 5000] [--duration 3s] [--out DIR]
-      a normal client's latency alone, then beside connections trickling their headers";
+/// The five concurrency models measured side by side on this machine.
+#[derive(Parser, Debug)]
+#[command(name = "corral-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs each model against each scenario and writes DIR/report.md, report.json and
+    /// SVG charts. With no options: the whole lab, about a minute on 2 cores.
+    Run(RunArgs),
+    /// Serves the lab's HTTP app with one model until stdin closes (for wrk or your own client).
+    Serve(server::ServeCli),
+    /// A long run with injected faults; reports sent, answered, refused, lost, misrouted, duplicated.
+    Soak(soak::Args),
+    /// Heavy requests open-loop at factor x the CPU pool's capacity, CoDel off and on:
+    /// served p99, refusals, replies never sent.
+    Overload(overload::Args),
+    /// A normal client's latency alone, then beside connections trickling their headers.
+    Slowloris(slowloris::Args),
+}
+
+/// `corral-bench run`.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Scenarios, comma-separated: keepalive, connect, heavy, hol, greedy, skew, idle (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = |s: &str| Scenario::parse(s))]
+    scenario: Vec<Scenario>,
+    /// Models, comma-separated: single, thread-per-connection, pool, reuseport, stealing (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = parse_model)]
+    model: Vec<Model>,
+    /// Measured time per run (seconds, or with a unit: 500ms, 2s).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Warm-up before each run (seconds, or with a unit).
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Client connections in `keepalive` (`connect` uses half).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    connections: u64,
+    /// Idle connections in `idle`.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_connections: u64,
+    /// How long `idle` watches the server's CPU (seconds, or with a unit).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    idle_window: Duration,
+    /// Server I/O workers (and CPU threads for `stealing`; default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    workers: Option<u64>,
+    /// Load-generator threads (default: cores, at most 4).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
+    /// Open-loop rate of the light clients in `hol`, requests/s over all of them.
+    #[arg(long)]
+    hol_rate: Option<f64>,
+    /// Where the report goes.
+    #[arg(long, default_value = "target/corral-report")]
+    out: PathBuf,
+}
 
 pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("run") => run(&args[1..]),
-        Some("serve") => server::ServerArgs::parse(&args[1..]).and_then(|a| server::serve(&a)),
-        Some("soak") => soak::main(&args[1..]),
-        Some("overload") => overload::main(&args[1..]),
-        Some("slowloris") => slowloris::main(&args[1..]),
-        Some("help" | "--help" | "-h") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
-        None => Err(USAGE.to_string()),
+    let cli = Cli::parse();
+    let command = std::env::args().collect::<Vec<_>>();
+    let result = match cli.command {
+        Command::Run(a) => run(a, &command),
+        Command::Serve(a) => server::serve(&a.args()),
+        Command::Soak(a) => soak::main(a),
+        Command::Overload(a) => overload::main(a),
+        Command::Slowloris(a) => slowloris::main(a),
     };
     if let Err(e) = result {
         eprintln!("corral-bench: {e}");
@@ -78,15 +120,19 @@ fn main() {
     }
 }
 
-/// `250ms`, `2s`, `1.5s`.
+pub fn parse_model(s: &str) -> Result<Model, String> {
+    s.parse().map_err(|e: corral::Error| e.to_string())
+}
+
+/// `250ms`, `2s`, `1.5s`, or a bare number of seconds (`3`).
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
-    let bad = || format!("{v:?} is not a duration: write it like 500ms or 2s");
+    let bad = || format!("{v:?} is not a duration: write seconds (3) or a unit (500ms, 2s)");
     let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
         (n, 1e-3)
     } else if let Some(n) = v.strip_suffix('s') {
         (n, 1.0)
     } else {
-        return Err(bad());
+        (v, 1.0)
     };
     let x: f64 = num.parse().map_err(|_| bad())?;
     if !x.is_finite() || x < 0.0 || x * scale > 86_400.0 {
@@ -95,41 +141,33 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(x * scale))
 }
 
-pub fn parse_count(flag: &str, v: &str) -> Result<usize, String> {
-    v.parse().map_err(|_| format!("{flag} takes a whole number, not {v:?}"))
-}
-
-fn run(args: &[String]) -> Result<(), String> {
+fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     let mut st = Settings::defaults();
-    let mut scenarios = Scenario::ALL.to_vec();
-    let mut models = Model::ALL.to_vec();
-    let mut out = PathBuf::from("target/corral-report");
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or(format!("{a} needs a value (try --help)"))?;
-        match a.as_str() {
-            "--scenario" => scenarios = v.split(',').map(Scenario::parse).collect::<Result<_, _>>()?,
-            "--model" => {
-                models =
-                    v.split(',').map(|m| m.parse::<Model>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?
-            }
-            "--duration" => st.duration_ms = parse_duration(v)?.as_millis() as u64,
-            "--warmup" => st.warmup_ms = parse_duration(v)?.as_millis() as u64,
-            "--idle-window" => st.idle_window_ms = parse_duration(v)?.as_millis() as u64,
-            "--connections" => st.connections = parse_count(a, v)?.max(1),
-            "--idle-connections" => st.idle_connections = parse_count(a, v)?.max(1),
-            "--workers" => st.workers = parse_count(a, v)?.max(1),
-            "--threads" => st.threads = parse_count(a, v)?.max(1),
-            "--hol-rate" => st.hol_rate = v.parse().map_err(|_| format!("--hol-rate takes requests/s, not {v:?}"))?,
-            "--out" => out = PathBuf::from(v),
-            other => return Err(format!("unknown option {other} (try --help)")),
+    let scenarios = if a.scenario.is_empty() { Scenario::ALL.to_vec() } else { a.scenario };
+    let models = if a.model.is_empty() { Model::ALL.to_vec() } else { a.model };
+    let out = a.out;
+    st.duration_ms = a.duration.as_millis() as u64;
+    st.warmup_ms = a.warmup.as_millis() as u64;
+    st.idle_window_ms = a.idle_window.as_millis() as u64;
+    st.connections = a.connections as usize;
+    st.idle_connections = a.idle_connections as usize;
+    if let Some(n) = a.workers {
+        st.workers = n as usize;
+    }
+    if let Some(n) = a.threads {
+        st.threads = n as usize;
+    }
+    if let Some(r) = a.hol_rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(format!("--hol-rate must be a positive number of requests/s, not {r}"));
         }
+        st.hol_rate = r;
     }
     if st.duration_ms == 0 {
         return Err("--duration must be more than 0".into());
     }
     server::raise_nofile();
-    let command = std::iter::once("corral-bench run".to_string()).chain(args.iter().cloned()).collect::<Vec<_>>();
+    let command = std::iter::once("corral-bench".to_string()).chain(argv.iter().skip(1).cloned()).collect::<Vec<_>>();
     let total = scenarios.len() * models.len();
     eprintln!(
         "corral lab: {} scenarios x {} models on {} cores, {} ms each (+{} ms warm-up); report in {}",

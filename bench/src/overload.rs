@@ -32,26 +32,33 @@ pub struct OverloadRow {
     pub unanswered: u64,
 }
 
-pub fn main(args: &[String]) -> Result<(), String> {
-    let mut factor = 2.0f64;
-    let mut seconds = Duration::from_secs(5);
-    let mut work_us = 1000u64;
-    // One core is left to the I/O workers and to the load generator that shares the
-    // machine; the CPU pool's capacity is what the rest can do.
-    let mut cpu_threads = crate::cores().saturating_sub(1).max(1);
-    let mut out = PathBuf::from("target/corral-report/overload");
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or(format!("{a} needs a value (try --help)"))?;
-        match a.as_str() {
-            "--factor" => factor = v.parse().map_err(|_| format!("--factor takes a number, not {v:?}"))?,
-            "--duration" => seconds = crate::parse_duration(v)?,
-            "--work-us" => work_us = crate::parse_count(a, v)?.max(1) as u64,
-            "--cpu-threads" => cpu_threads = crate::parse_count(a, v)?.max(1),
-            "--out" => out = PathBuf::from(v),
-            other => return Err(format!("unknown option {other} for overload (try --help)")),
-        }
+/// `corral-bench overload`: heavy requests open-loop past the CPU pool's capacity.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Offered load as a multiple of the CPU pool's capacity.
+    #[arg(long, default_value_t = 2.0)]
+    factor: f64,
+    /// How long each run offers load (seconds, or with a unit: 500ms, 2s).
+    #[arg(long, default_value = "5s", value_parser = crate::parse_duration)]
+    duration: Duration,
+    /// CPU time of each heavy request, in microseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    work_us: u64,
+    /// CPU-pool threads (default: cores - 1: one core is left to the I/O workers and to
+    /// the load generator that shares the machine).
+    #[arg(long)]
+    cpu_threads: Option<usize>,
+    /// Where the report goes.
+    #[arg(long, default_value = "target/corral-report/overload")]
+    out: PathBuf,
+}
+
+pub fn main(a: Args) -> Result<(), String> {
+    if !(a.factor.is_finite() && a.factor > 0.0) {
+        return Err(format!("--factor must be a positive number, not {}", a.factor));
     }
+    let (factor, seconds, work_us, out) = (a.factor, a.duration, a.work_us, a.out);
+    let cpu_threads = a.cpu_threads.unwrap_or(crate::cores().saturating_sub(1)).max(1);
     crate::server::raise_nofile();
     let capacity = cpu_threads as f64 * 1e6 / work_us as f64;
     let offered = capacity * factor;

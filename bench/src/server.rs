@@ -61,26 +61,6 @@ impl ServerArgs {
         ]
     }
 
-    pub fn parse(args: &[String]) -> Result<ServerArgs, String> {
-        let mut s = ServerArgs::new(Model::Stealing, crate::cores());
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let v = it.next().ok_or(format!("{a} needs a value"))?;
-            let n = || v.parse::<u64>().map_err(|_| format!("{a} takes a whole number, not {v:?}"));
-            match a.as_str() {
-                "--model" => s.model = v.parse::<Model>().map_err(|e| e.to_string())?.name().to_string(),
-                "--addr" => s.addr = v.parse().map_err(|_| format!("--addr takes IP:PORT, not {v:?}"))?,
-                "--workers" => s.workers = n()? as usize,
-                "--cpu" => s.cpu_threads = n()? as usize,
-                "--reply-timeout-ms" => s.reply_timeout_ms = n()?,
-                "--codel-target-ms" => s.codel_target_ms = n()?,
-                "--lifo-threshold" => s.lifo_threshold = n()? as usize,
-                other => return Err(format!("unknown option {other} for serve (try --help)")),
-            }
-        }
-        Ok(s)
-    }
-
     /// The engine configuration: the model's own, plus limits that do not get in a
     /// benchmark's way (every client comes from loopback, so no per-IP cap; no renewal
     /// of long-lived connections; a backlog for bursts of connects).
@@ -110,6 +90,47 @@ impl ServerArgs {
             b = b.lifo_threshold(self.lifo_threshold);
         }
         b.build()
+    }
+}
+
+/// `corral-bench serve`: the lab's HTTP app with one model, until stdin closes.
+#[derive(clap::Args, Debug)]
+pub struct ServeCli {
+    /// The model: single, thread-per-connection, pool, reuseport, stealing.
+    #[arg(long, value_parser = crate::parse_model)]
+    model: Model,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    /// I/O workers (default: one per core; models with a worker count only).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// CPU-pool threads (default: as many as workers; the stealing model only).
+    #[arg(long = "cpu")]
+    cpu_threads: Option<usize>,
+    /// Reply deadline in milliseconds (0: the default, 60 s).
+    #[arg(long, default_value_t = 0)]
+    reply_timeout_ms: u64,
+    /// CoDel target on the CPU-pool queue in milliseconds (0: off).
+    #[arg(long, default_value_t = 0)]
+    codel_target_ms: u64,
+    /// Adaptive LIFO threshold on the CPU-pool queue (0: off).
+    #[arg(long, default_value_t = 0)]
+    lifo_threshold: usize,
+}
+
+impl ServeCli {
+    pub fn args(self) -> ServerArgs {
+        let workers = self.workers.unwrap_or_else(crate::cores);
+        ServerArgs {
+            model: self.model.name().to_string(),
+            addr: self.addr,
+            workers,
+            cpu_threads: self.cpu_threads.unwrap_or(workers),
+            reply_timeout_ms: self.reply_timeout_ms,
+            codel_target_ms: self.codel_target_ms,
+            lifo_threshold: self.lifo_threshold,
+        }
     }
 }
 

@@ -40,20 +40,22 @@ fn open_slow(addr: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(s)
 }
 
-pub fn main(args: &[String]) -> Result<(), String> {
-    let mut n = 5000usize;
-    let mut window = Duration::from_secs(3);
-    let mut out = PathBuf::from("target/corral-report/slowloris");
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or(format!("{a} needs a value (try --help)"))?;
-        match a.as_str() {
-            "--connections" => n = crate::parse_count(a, v)?,
-            "--duration" => window = crate::parse_duration(v)?,
-            "--out" => out = PathBuf::from(v),
-            other => return Err(format!("unknown option {other} for slowloris (try --help)")),
-        }
-    }
+/// `corral-bench slowloris`: a normal client's latency beside trickling connections.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Connections trickling their headers.
+    #[arg(long, default_value_t = 5000)]
+    connections: usize,
+    /// How long each window measures (seconds, or with a unit: 500ms, 2s).
+    #[arg(long, default_value = "3s", value_parser = crate::parse_duration)]
+    duration: Duration,
+    /// Where the report goes.
+    #[arg(long, default_value = "target/corral-report/slowloris")]
+    out: PathBuf,
+}
+
+pub fn main(a: Args) -> Result<(), String> {
+    let (n, window, out) = (a.connections, a.duration, a.out);
     crate::server::raise_nofile();
     let r = run(n, window).map_err(|e| format!("slowloris: {e}"))?;
     let mut md = String::new();

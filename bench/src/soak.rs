@@ -382,22 +382,25 @@ impl Soak {
     }
 }
 
-pub fn main(args: &[String]) -> Result<(), String> {
-    let mut requests: u64 = 1_000_000;
-    let mut connections = 1000usize;
-    let mut depth = 4usize;
-    let mut out = PathBuf::from("target/corral-report/soak");
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or(format!("{a} needs a value (try --help)"))?;
-        match a.as_str() {
-            "--requests" => requests = crate::parse_count(a, v)? as u64,
-            "--connections" => connections = crate::parse_count(a, v)?.max(1),
-            "--depth" => depth = crate::parse_count(a, v)?.clamp(1, 64),
-            "--out" => out = PathBuf::from(v),
-            other => return Err(format!("unknown option {other} for soak (try --help)")),
-        }
-    }
+/// `corral-bench soak`: a long run with injected faults.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Requests to send in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    requests: u64,
+    /// Client connections.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    connections: u64,
+    /// Requests in flight per connection (1 to 64).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    depth: u64,
+    /// Where the report goes.
+    #[arg(long, default_value = "target/corral-report/soak")]
+    out: PathBuf,
+}
+
+pub fn main(a: Args) -> Result<(), String> {
+    let (requests, connections, depth, out) = (a.requests, a.connections as usize, a.depth as usize, a.out);
     crate::server::raise_nofile();
     let report = run(requests, connections, depth).map_err(|e| format!("soak: {e}"))?;
     let md = markdown(&report);

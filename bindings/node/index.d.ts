@@ -31,7 +31,7 @@ export interface EngineOptions {
   handoffCapacity?: number
   /** Open served connections; at the cap acceptors pause and the backlog absorbs. 1 to 16777216 connections. Default RLIMIT_NOFILE - 64; applies to serve engines. */
   maxConnections?: number
-  /** Open served connections from one source address (see per_ip_scope); one over it is closed at once. 0 to 16777216 connections, or 0 for no cap. Default 1024; applies to serve engines. */
+  /** Open served connections from one source address (see per_ip_scope); one over it is closed at once. 1 to 16777216 connections, or 0 for no cap. Default 1024; applies to serve engines. */
   maxConnectionsPerIp?: number
   /** Which sources the per-IP cap counts: public addresses only (loopback, private and link-local are not capped), or all. One of public, all. Default public; applies to serve engines. */
   perIpScope?: 'public' | 'all'

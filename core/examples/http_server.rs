@@ -5,8 +5,10 @@
 //! ```text
 //! cargo run --release --example http_server -- [--addr 127.0.0.1:8080] [--model stealing]
 //!     [--workers N] [--cpu N] [--acceptors N] [--accept-batch N] [--acceptor-threads]
-//!     [--defer-accept] [--oneshot] [--seconds S] [--demo]
+//!     [--defer-accept] [--oneshot] [--set NAME=VALUE]... [--seconds S] [--demo]
 //! ```
+//! (`--help` lists them; `--set` takes any option of the option table, e.g.
+//! `--set max_connections_per_ip=0 --set idle_timeout=5s`.)
 //! It prints its address, serves until stdin closes (or for `--seconds`), then shuts
 //! down gracefully and prints the shutdown report.
 //!
@@ -19,6 +21,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+use corral::options::{Front, Value};
 use corral::{Config, Cost, Engine, Handler, Mode, Model, Readiness, Request, Responder, Response};
 
 #[derive(Default)]
@@ -71,35 +75,88 @@ fn main() {
     }
 }
 
+/// An HTTP server on corral: `GET /` inline, `GET /work?us=N` heavy, `GET /stats`
+/// Prometheus text. Serves until stdin closes (or for --seconds), then shuts down.
+#[derive(Parser, Debug)]
+#[command(name = "http_server", version)]
+struct Args {
+    /// Address to listen on (several allowed).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+    addr: Vec<SocketAddr>,
+    /// Concurrency model: single, thread-per-connection, pool, reuseport, stealing.
+    #[arg(long, value_parser = parse_model)]
+    model: Option<Model>,
+    /// I/O worker threads (default: one per core).
+    #[arg(long, visible_alias = "io-workers", value_name = "N")]
+    workers: Option<usize>,
+    /// CPU-pool threads for heavy requests (default: one per core).
+    #[arg(long = "cpu", visible_alias = "cpu-threads", value_name = "N")]
+    cpu_threads: Option<usize>,
+    /// Acceptors (default: min(cores, 4)).
+    #[arg(long, value_name = "N")]
+    acceptors: Option<usize>,
+    /// Accepts per wake-up.
+    #[arg(long, value_name = "N")]
+    accept_batch: Option<usize>,
+    /// Dedicated acceptor threads instead of acceptors inside the I/O workers.
+    #[arg(long)]
+    acceptor_threads: bool,
+    /// TCP_DEFER_ACCEPT on the listeners.
+    #[arg(long)]
+    defer_accept: bool,
+    /// EPOLLONESHOT registration instead of edge-triggered.
+    #[arg(long)]
+    oneshot: bool,
+    /// Any engine option of the option table, by name (repeatable): --set idle_timeout=5s.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    set: Vec<(String, String)>,
+    /// Serve for this many seconds instead of until stdin closes.
+    #[arg(long, value_name = "S")]
+    seconds: Option<u64>,
+    /// Serve on a free port, drive a short load against itself, print the figures, stop.
+    #[arg(long)]
+    demo: bool,
+}
+
+fn parse_model(s: &str) -> Result<Model, String> {
+    s.parse().map_err(|e: corral::Error| e.to_string())
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
+}
+
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut cfg = Config::builder();
-    let mut seconds: Option<u64> = None;
-    let mut demo = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--addr" => cfg = cfg.addr(val()?.parse::<SocketAddr>()?),
-            "--model" => cfg = cfg.model(val()?.parse::<Model>()?),
-            "--workers" => cfg = cfg.io_workers(val()?.parse()?),
-            "--cpu" => cfg = cfg.cpu_threads(val()?.parse()?),
-            "--acceptors" => cfg = cfg.acceptors(val()?.parse()?),
-            "--accept-batch" => cfg = cfg.accept_batch(val()?.parse()?),
-            "--acceptor-threads" => cfg = cfg.accept_in_workers(false),
-            "--defer-accept" => cfg = cfg.defer_accept(true),
-            "--oneshot" => cfg = cfg.readiness(Readiness::OneShot),
-            "--seconds" => seconds = Some(val()?.parse()?),
-            "--demo" => demo = true,
-            "--help" | "-h" => {
-                println!(
-                    "usage: http_server [--addr A] [--model M] [--workers N] [--cpu N] [--acceptors N] \
-                     [--accept-batch N] [--acceptor-threads] [--defer-accept] [--oneshot] [--seconds S] [--demo]"
-                );
-                return Ok(());
-            }
-            other => return Err(format!("unknown argument {other} (try --help)").into()),
-        }
+    let args = Args::parse();
+    let mut cfg = Config::builder().addrs(args.addr.iter().copied());
+    if let Some(m) = args.model {
+        cfg = cfg.model(m);
     }
+    if let Some(n) = args.workers {
+        cfg = cfg.io_workers(n);
+    }
+    if let Some(n) = args.cpu_threads {
+        cfg = cfg.cpu_threads(n);
+    }
+    if let Some(n) = args.acceptors {
+        cfg = cfg.acceptors(n);
+    }
+    if let Some(n) = args.accept_batch {
+        cfg = cfg.accept_batch(n);
+    }
+    if args.acceptor_threads {
+        cfg = cfg.accept_in_workers(false);
+    }
+    if args.defer_accept {
+        cfg = cfg.defer_accept(true);
+    }
+    if args.oneshot {
+        cfg = cfg.readiness(Readiness::OneShot);
+    }
+    for (name, value) in &args.set {
+        cfg.set(&Front::C, name, Value::Text(value))?;
+    }
+    let (seconds, demo) = (args.seconds, args.demo);
     let app = Arc::new(App::default());
     let engine = Arc::new(Engine::new(cfg.build()?, Mode::Serve(Arc::clone(&app) as Arc<dyn Handler>))?);
     let _ = app.engine.set(Arc::downgrade(&engine));

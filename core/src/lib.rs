@@ -18,8 +18,6 @@
 //! ```
 
 mod accept;
-mod admission;
-mod codel;
 mod config;
 mod conn;
 mod cpu;
@@ -27,30 +25,23 @@ mod engine;
 mod error;
 pub mod frame;
 mod handler;
-mod handoff;
-mod lifo;
-mod listen;
-mod model;
-mod monitor;
 
-mod registry;
 mod sched;
 mod stats;
 mod sync;
 mod sys;
-mod task;
 mod worker;
 
+pub use accept::handoff::Accepted;
+pub use accept::listen::ListenerStrategy;
 pub use config::options;
 pub use config::{Config, ConfigBuilder, Limits, Readiness};
 pub use cpu::Pool;
+pub use engine::plan::Model;
 pub use engine::{Engine, Mode, ShutdownReport};
 pub use error::{Error, ErrorKind, Result};
 pub use frame::{HttpRequest, Payload, Protocol, Reply, Response};
 pub use handler::{handler_fn, Cost, CostRule, Handler, Request, Responder};
-pub use handoff::Accepted;
-pub use listen::ListenerStrategy;
-pub use model::Model;
 pub use stats::metrics;
 pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};
 

@@ -64,7 +64,7 @@ impl Drop for ThreadGuard {
     }
 }
 
-/// The primitives the `loom` models cover (`crate::task`, the host queue): std's in
+/// The primitives the `loom` models cover (`crate::conn::task`, the host queue): std's in
 /// every build, loom's under `--cfg loom` (`make loom`), so the models check the code
 /// that ships.
 pub(crate) mod model {

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use socket2::Socket;
 
+use crate::accept::listen::ListenerStrategy;
+use crate::engine::plan::Model;
 use crate::error::{Error, Result};
 use crate::frame::Protocol;
-use crate::listen::ListenerStrategy;
-use crate::model::Model;
 use crate::sys;
 
 /// How a connection's socket is registered with its worker's epoll.

@@ -5,11 +5,11 @@
 
 use std::str::FromStr;
 
+use crate::accept::listen::ListenerStrategy;
 use crate::config::Readiness;
+use crate::engine::plan::Model;
 use crate::error::Error;
 use crate::frame::Protocol;
-use crate::listen::ListenerStrategy;
-use crate::model::Model;
 
 macro_rules! named {
     ($ty:ident, $what:literal, $($variant:ident = $name:literal),+ $(,)?) => {

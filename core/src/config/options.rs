@@ -18,11 +18,11 @@
 
 use std::time::Duration;
 
+use crate::accept::listen::ListenerStrategy;
 use crate::config::{ConfigBuilder, Readiness};
+use crate::engine::plan::Model;
 use crate::error::{Error, Result};
 use crate::frame::Protocol;
-use crate::listen::ListenerStrategy;
-use crate::model::Model;
 
 /// What values an option takes.
 #[derive(Clone, Copy, Debug)]
@@ -254,7 +254,7 @@ pub static OPTIONS: &[Opt] = &[
     opt!("io_workers", count(1, 1024, "threads"), "cores", Serve, Some(WITH_WORKER_COUNT), false,
         "I/O worker threads: read, frame, run light requests, write.",
         set: |b, v| b.io_workers = Some(as_usize(v)), get: |b| b.io_workers.map(|n| Parsed::Count(n as u64))),
-    opt!("cpu_threads", Kind::Count { min: 0, max: 1024, zero: None, unit: "threads" }, "cores", Serve,
+    opt!("cpu_threads", count0(1024, "none: heavy requests run inline", "threads"), "cores", Serve,
         Some(STEALING), true, "CPU-pool threads for heavy requests (0: heavy requests run inline).",
         set: |b, v| b.cpu_threads = Some(as_usize(v)), get: |b| b.cpu_threads.map(|n| Parsed::Count(n as u64))),
     opt!("io_slice", dur0(Duration::from_micros(100), Duration::from_millis(100), "the kernel's default"),
@@ -280,7 +280,7 @@ pub static OPTIONS: &[Opt] = &[
         "Open served connections; at the cap acceptors pause and the backlog absorbs.",
         set: |b, v| b.limits.max_connections = as_usize(v),
         get: |b| Some(Parsed::Count(b.limits.max_connections as u64))),
-    opt!("max_connections_per_ip", Kind::Count { min: 0, max: 1 << 24, zero: Some("no cap"), unit: "connections" },
+    opt!("max_connections_per_ip", count0(1 << 24, "no cap", "connections"),
         "1024", Serve, None, false,
         "Open served connections from one source address (see per_ip_scope); one over it is closed at once.",
         set: |b, v| b.limits.max_connections_per_ip = as_usize(v),
@@ -336,7 +336,7 @@ pub static OPTIONS: &[Opt] = &[
         "CoDel's interval.",
         set: |b, v| b.limits.codel_interval = as_duration(v),
         get: |b| Some(Parsed::Duration(b.limits.codel_interval))),
-    opt!("lifo_threshold", Kind::Count { min: 0, max: 1 << 24, zero: Some("off"), unit: "jobs" }, "0", Serve,
+    opt!("lifo_threshold", count0(1 << 24, "off", "jobs"), "0", Serve,
         Some(STEALING), true, "Adaptive LIFO: once this many heavy jobs wait, new ones run first, newest first.",
         set: |b, v| b.limits.lifo_threshold = as_usize(v),
         get: |b| Some(Parsed::Count(b.limits.lifo_threshold as u64))),

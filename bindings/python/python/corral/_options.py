@@ -21,7 +21,7 @@ class Options(TypedDict, total=False):
     acceptors: int
     # I/O worker threads: read, frame, run light requests, write. 1 to 1024 threads. Default cores; applies to serve engines.
     io_workers: int
-    # CPU-pool threads for heavy requests (0: heavy requests run inline). 0 to 1024 threads. Default cores; applies to serve engines.
+    # CPU-pool threads for heavy requests (0: heavy requests run inline). 1 to 1024 threads, or 0 for none: heavy requests run inline. Default cores; applies to serve engines.
     cpu_threads: int
     # Scheduler slice I/O workers ask for (EEVDF, Linux >= 6.12): a waking worker preempts heavy work at once. 100 us to 100 ms, or 0 for the kernel's default (seconds as a number, or text with a unit such as "250ms"). Default 100 us; applies to serve engines.
     io_slice: Union[float, str]
@@ -37,7 +37,7 @@ class Options(TypedDict, total=False):
     handoff_capacity: int
     # Open served connections; at the cap acceptors pause and the backlog absorbs. 1 to 16777216 connections. Default RLIMIT_NOFILE - 64; applies to serve engines.
     max_connections: int
-    # Open served connections from one source address (see per_ip_scope); one over it is closed at once. 0 to 16777216 connections, or 0 for no cap. Default 1024; applies to serve engines.
+    # Open served connections from one source address (see per_ip_scope); one over it is closed at once. 1 to 16777216 connections, or 0 for no cap. Default 1024; applies to serve engines.
     max_connections_per_ip: int
     # Which sources the per-IP cap counts: public addresses only (loopback, private and link-local are not capped), or all. One of public, all. Default public; applies to serve engines.
     per_ip_scope: Literal["public", "all"]
@@ -67,7 +67,7 @@ class Options(TypedDict, total=False):
     codel_target: Union[float, str]
     # CoDel's interval. 1 ms to 600 s (seconds as a number, or text with a unit such as "250ms"). Default 100 ms; applies to serve engines.
     codel_interval: Union[float, str]
-    # Adaptive LIFO: once this many heavy jobs wait, new ones run first, newest first. 0 to 16777216 jobs, or 0 for off. Default 0; applies to serve engines.
+    # Adaptive LIFO: once this many heavy jobs wait, new ones run first, newest first. 1 to 16777216 jobs, or 0 for off. Default 0; applies to serve engines.
     lifo_threshold: int
     # How connections are registered with epoll: edge-triggered, or EPOLLONESHOT re-armed per turn. One of edge, oneshot. Default edge; applies to serve engines.
     readiness: Literal["edge", "oneshot"]

@@ -7,206 +7,42 @@
 //! Shutdown: stop accepting and close the listeners; stop framing new requests; let
 //! in-flight requests finish and their replies flush until the deadline; then close
 //! what is left. The report counts what was completed and what was aborted.
+//!
+//! This folder is the engine: this file (`Engine`: build, start, stats, shutdown),
+//! `shared` (the state every thread shares, documented field by field) and `plan`
+//! (what each model means: thread counts, stealing, dispatch).
+//!
+//! Invariants: `Engine::new` refuses an option that has no effect in its mode; the
+//! phases only move forward (ready → running → closed); shutdown returns by its
+//! deadline (plus a 2 s grace for threads) even when a handler never returns.
+
+pub(crate) mod plan;
+mod shared;
+
+pub(crate) use shared::{Counters, Shared};
 
 use std::net::SocketAddr;
-use std::os::fd::{OwnedFd, RawFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
 
+use crate::accept::handoff::{Accepted, HostQueue};
+use crate::accept::listen;
 use crate::accept::{Acceptor, Gate};
 use crate::config::Config;
 use crate::cpu::CpuPool;
+use crate::engine::plan::Plan;
 use crate::error::{Error, ErrorKind, Result};
-use crate::handler::{Handler, Request, Responder};
-use crate::handoff::{Accepted, HostQueue};
-use crate::listen::{self, Listener};
-use crate::model::{Dispatch, Plan};
+use crate::handler::Handler;
 use crate::sched::idle::Idle;
 use crate::stats::Stats;
 use crate::sync::{lock, ThreadSet};
-use crate::sys::{self, EventFd, ListenDrops};
+use crate::sys::{self, EventFd};
 use crate::worker::{Task, WorkerLoop, WorkerShared, LISTEN_BASE};
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub closed: AtomicU64,
-    pub forced: AtomicU64,
-    pub timeouts: AtomicU64,
-    pub replies: AtomicU64,
-    pub aborted: AtomicU64,
-    pub rejected: AtomicU64,
-    pub handler_panics: AtomicU64,
-    pub handler_failures: AtomicU64,
-    pub reply_timeouts: AtomicU64,
-    pub refused_per_ip: AtomicU64,
-}
-
-/// What the engine's threads share.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub plan: Plan,
-    handler: Option<Arc<dyn Handler>>,
-    pub workers: Vec<Arc<WorkerShared>>,
-    solo: Mutex<Vec<Weak<WorkerShared>>>,
-    pub idle: Idle,
-    pub cpu: Option<CpuPool>,
-    pub conn_gate: Arc<Gate>,
-    pub per_ip: crate::admission::PerIp,
-    pub host: Option<HostQueue>,
-    pub listeners: Vec<Arc<Listener>>,
-    pub epoch: Instant,
-    pub kernel_at_start: ListenDrops,
-    pub counters: Counters,
-    draining: AtomicBool,
-    stopped: AtomicBool,
-    accepting_stopped: Arc<AtomicBool>,
-    next_id: AtomicU64,
-    round_robin: AtomicUsize,
-    drained: (Mutex<()>, Condvar),
-    stop_signal: (Mutex<bool>, Condvar),
-    threads: Arc<ThreadSet>,
-}
-
-impl Shared {
-    pub fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-    pub fn now_us(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64
-    }
-    pub fn next_conn_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Relaxed) + 1
-    }
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Acquire)
-    }
-    pub fn is_stopped(&self) -> bool {
-        self.stopped.load(Acquire)
-    }
-    /// Waits up to `d` for the engine to stop; true if it is still running.
-    pub fn wait_stop(&self, d: Duration) -> bool {
-        let g = lock(&self.stop_signal.0);
-        let (g, _) =
-            self.stop_signal.1.wait_timeout_while(g, d, |stopped| !*stopped).unwrap_or_else(|e| e.into_inner());
-        !*g
-    }
-
-    pub fn stop_accepting(&self) -> &AtomicBool {
-        &self.accepting_stopped
-    }
-
-    pub fn handler(&self) -> &dyn Handler {
-        self.handler.as_deref().expect("connections are only served by a serving engine")
-    }
-
-    /// Runs the handler, catching a panic (its responder, dropped while unwinding,
-    /// sends the error reply).
-    pub fn call_handler(&self, req: Request, res: Responder) {
-        let h = self.handler();
-        if catch_unwind(AssertUnwindSafe(|| h.handle(req, res))).is_err() {
-            self.counters.handler_panics.fetch_add(1, Relaxed);
-        }
-    }
-
-    pub fn all_workers(&self) -> Vec<Arc<WorkerShared>> {
-        let mut all = self.workers.clone();
-        all.extend(lock(&self.solo).iter().filter_map(Weak::upgrade));
-        all
-    }
-
-    /// Wakes one parked worker, if nobody is searching already.
-    pub fn notify_one_worker(&self) {
-        if let Some(i) = self.idle.notify_one() {
-            self.workers[i].wake.notify();
-        }
-    }
-
-    fn wake_worker(&self, w: &WorkerShared) {
-        // A thread-per-connection worker is outside the idle set: always wake it.
-        if w.solo || self.idle.claim_parked(w.index) {
-            w.wake.notify();
-        } else if self.plan.steal {
-            self.notify_one_worker();
-        }
-    }
-
-    /// Queues a connection woken off its worker (a reply completed on another thread).
-    pub fn schedule_remote(&self, conn: Arc<crate::conn::Conn>) {
-        let home = Arc::clone(&conn.home);
-        home.inbox.push(Task::Conn(conn));
-        self.wake_worker(&home);
-    }
-
-    pub fn connection_closed(&self, graceful: bool, aborted: u64) {
-        let c = &self.counters;
-        c.closed.fetch_add(1, Relaxed);
-        c.aborted.fetch_add(aborted, Relaxed);
-        if !graceful && self.is_stopped() {
-            c.forced.fetch_add(1, Relaxed);
-        }
-        self.conn_gate.release(1);
-        if self.is_draining() {
-            let _g = lock(&self.drained.0);
-            self.drained.1.notify_all();
-        }
-    }
-
-    fn send_new(&self, i: usize, fd: OwnedFd, peer: SocketAddr) {
-        let w = &self.workers[i];
-        w.inbox.push(Task::New(fd, peer));
-        self.wake_worker(w);
-    }
-
-    fn spawn_solo(self: &Arc<Self>, fd: OwnedFd, peer: SocketAddr) {
-        let made = WorkerShared::new(usize::MAX, true, Vec::new()).and_then(|(ws, local)| {
-            ws.inbox.push(Task::New(fd, peer));
-            let shared = Arc::clone(self);
-            let weak = Arc::downgrade(&ws);
-            let guard = self.threads.enter();
-            std::thread::Builder::new().name("corral-conn".into()).spawn(move || {
-                let _guard = guard;
-                WorkerLoop::new(ws, shared, local, None).run();
-            })?;
-            let mut solo = lock(&self.solo);
-            solo.retain(|w| w.strong_count() > 0);
-            solo.push(weak);
-            Ok(())
-        });
-        if let Err(e) = made {
-            eprintln!("corral: cannot start a thread for a connection from {peer}: {e}");
-            self.conn_gate.release(1);
-        }
-    }
-
-    fn wake_all_workers(&self) {
-        for w in self.all_workers() {
-            w.wake.notify();
-        }
-    }
-}
-
-impl Shared {
-    /// Hands a connection accepted on an acceptor thread to the host queue or a worker.
-    fn deliver(self: &Arc<Self>, acceptor: usize, fd: OwnedFd, peer: SocketAddr) {
-        if let Some(host) = &self.host {
-            host.push(Accepted { fd, peer });
-            return;
-        }
-        match self.plan.dispatch {
-            Dispatch::RoundRobin => {
-                let i = self.round_robin.fetch_add(1, Relaxed) % self.workers.len();
-                self.send_new(i, fd, peer);
-            }
-            Dispatch::ByAcceptor => self.send_new(acceptor % self.workers.len(), fd, peer),
-            Dispatch::ThreadPerConnection => self.spawn_solo(fd, peer),
-        }
-    }
-}
 
 /// What a shutdown did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -290,13 +126,18 @@ impl Engine {
         }
         let threads = Arc::new(ThreadSet::default());
         let cpu = if serving && plan.cpu_threads > 0 {
-            let codel = config.limits.codel_target.map(|t| crate::codel::Codel::new(t, config.limits.codel_interval));
+            let codel =
+                config.limits.codel_target.map(|t| crate::cpu::codel::Codel::new(t, config.limits.codel_interval));
             Some(
                 CpuPool::start(
                     plan.cpu_threads,
                     "corral",
                     &threads,
-                    crate::cpu::Policy { codel, lifo_threshold: config.limits.lifo_threshold, writes_replies: true },
+                    crate::cpu::Policy {
+                        codel,
+                        lifo_threshold: config.limits.lifo_threshold,
+                        on_start: Some(crate::conn::mark_pool_thread),
+                    },
                 )
                 .map_err(io_err("cannot start the CPU pool"))?,
             )
@@ -330,21 +171,16 @@ impl Engine {
             workers,
             solo: Mutex::new(Vec::new()),
             cpu,
-            per_ip: crate::admission::PerIp::new(config.limits.max_connections_per_ip, config.limits.per_ip_all),
+            per_ip: crate::accept::per_ip::PerIp::new(config.limits.max_connections_per_ip, config.limits.per_ip_all),
             conn_gate,
             host,
             listeners: bound.listeners,
             epoch: Instant::now(),
             kernel_at_start: sys::listen_drop_counters().unwrap_or_default(),
             counters: Counters::default(),
-            draining: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
-            accepting_stopped: Arc::clone(&stop_accepting),
             next_id: AtomicU64::new(0),
             round_robin: AtomicUsize::new(0),
-            drained: (Mutex::new(()), Condvar::new()),
-            stop_signal: (Mutex::new(false), Condvar::new()),
-            threads,
+            life: shared::Lifecycle::new(Arc::clone(&stop_accepting), threads),
             config,
         });
         Ok(Engine {
@@ -389,7 +225,7 @@ impl Engine {
         for (i, (ws, local)) in self.shared.workers.iter().zip(locals).enumerate() {
             let (ws, shared) = (Arc::clone(ws), Arc::clone(&self.shared));
             let acceptor = if in_workers { acceptors.get_mut(i).and_then(Option::take) } else { None };
-            let guard = self.shared.threads.enter();
+            let guard = self.shared.life.threads.enter();
             let h = std::thread::Builder::new()
                 .name(format!("corral-io-{}", ws.index))
                 .spawn(move || {
@@ -401,12 +237,12 @@ impl Engine {
         }
         if self.shared.plan.steal && self.shared.workers.len() > 1 {
             let shared = Arc::clone(&self.shared);
-            let guard = self.shared.threads.enter();
+            let guard = self.shared.life.threads.enter();
             let h = std::thread::Builder::new()
                 .name("corral-monitor".into())
                 .spawn(move || {
                     let _guard = guard;
-                    crate::monitor::run(shared)
+                    crate::worker::monitor::run(shared)
                 })
                 .map_err(spawn_err)?;
             c.worker_threads.push(h);
@@ -488,7 +324,7 @@ impl Engine {
         c.phase = Phase::Closed;
         let s = &self.shared;
         // 1. Stop accepting; closing the listeners resets what waits in their backlog.
-        s.accepting_stopped.store(true, SeqCst);
+        s.life.accepting_stopped.store(true, SeqCst);
         for ctl in &c.acceptor_ctls {
             ctl.notify();
         }
@@ -499,34 +335,34 @@ impl Engine {
             l.stop();
         }
         // 2. Drain: no new requests; in-flight ones finish until the deadline.
-        s.draining.store(true, SeqCst);
+        s.life.draining.store(true, SeqCst);
         s.wake_all_workers();
         let clean = {
-            let mut g = lock(&s.drained.0);
+            let mut g = lock(&s.life.drained.0);
             loop {
                 if s.conn_gate.used() == 0 || s.host.is_some() {
                     break true;
                 }
                 g = match deadline {
-                    None => s.drained.1.wait(g).unwrap_or_else(|e| e.into_inner()),
+                    None => s.life.drained.1.wait(g).unwrap_or_else(|e| e.into_inner()),
                     Some(d) => {
                         let left = d.saturating_duration_since(Instant::now());
                         if left.is_zero() {
                             break false;
                         }
-                        s.drained.1.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0
+                        s.life.drained.1.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0
                     }
                 };
             }
         };
         // 3. Stop: workers close what is left and exit.
-        s.stopped.store(true, SeqCst);
-        *lock(&s.stop_signal.0) = true;
-        s.stop_signal.1.notify_all();
+        s.life.stopped.store(true, SeqCst);
+        *lock(&s.life.stop_signal.0) = true;
+        s.life.stop_signal.1.notify_all();
         s.wake_all_workers();
         let grace = deadline.and_then(|d| d.max(Instant::now()).checked_add(Duration::from_secs(2)));
         let cpu_threads = s.cpu.as_ref().map(|p| p.stop()).unwrap_or_default();
-        if s.threads.wait(grace) {
+        if s.life.threads.wait(grace) {
             for h in c.worker_threads.drain(..).chain(cpu_threads) {
                 let _ = h.join();
             }
@@ -538,10 +374,10 @@ impl Engine {
         let handoff_unclaimed = s.host.as_ref().map_or(0, |h| h.close_all()) as u64;
         let k = &s.counters;
         Ok(ShutdownReport {
-            connections_closed: k.closed.load(SeqCst),
-            connections_aborted: k.forced.load(SeqCst),
+            connections_closed: k.connections_closed.load(SeqCst),
+            connections_aborted: k.connections_forced.load(SeqCst),
             requests_completed: k.replies.load(SeqCst),
-            requests_aborted: k.aborted.load(SeqCst),
+            requests_aborted: k.requests_aborted.load(SeqCst),
             handoff_unclaimed,
             clean,
             elapsed: started.elapsed(),

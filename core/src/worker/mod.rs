@@ -16,6 +16,16 @@
 //!
 //! Parking follows [`crate::sched::idle`]: leave the searching count, re-check the
 //! queues, then block in `epoll_wait` with the nearest timer (or stall watch) as timeout.
+//!
+//! This folder is the workers: this file (the loop, parking, stall takeover),
+//! `registry` (a worker's connections by token) and `monitor` (the stall monitor).
+//!
+//! Invariants: a connection has one home worker whose epoll it is registered with, and
+//! only the thread that holds its task state runs it; a worker parks only after
+//! re-checking its deque, inbox and epoll; at most half the workers search at once.
+
+pub(crate) mod monitor;
+pub(crate) mod registry;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -28,15 +38,15 @@ use std::time::Duration;
 use crossbeam_deque::{Injector, Stealer, Worker};
 use hdrhistogram::Histogram;
 
+use crate::accept::listen::Listener;
 use crate::accept::{self, Acceptor};
 use crate::config::Readiness;
 use crate::conn::{After, Conn, TurnCtx, DRAIN, HUP, READ, TIMEOUT, WRITE};
 use crate::engine::Shared;
-use crate::listen::Listener;
-use crate::registry::Registry;
 use crate::sched::steal::{self, Rng, Sibling};
 use crate::sync::lock;
 use crate::sys::{Epoll, EventFd, Events, Interest};
+use crate::worker::registry::Registry;
 
 const WAKE_TOKEN: u64 = u64::MAX;
 /// Tokens from here up are this worker's listeners (when it accepts itself).
@@ -399,7 +409,7 @@ impl WorkerLoop {
             }
         } else {
             // The sibling is stuck: accept from its listeners so its backlog is served.
-            let stop = self.engine.stop_accepting();
+            let stop = self.engine.accepting_stopped();
             for k in listeners {
                 if let Some(l) = from.listeners.get(k) {
                     accept::accept_batch(l, &self.engine.conn_gate, self.engine.config.accept_batch, stop, &mut take);

@@ -5,7 +5,17 @@
 //! deque and idle threads steal from siblings. Threads park on a condvar slot each;
 //! wake-ups follow [`crate::sched::idle`] (one at a time, only when nobody searches).
 //! On stop, threads finish the queued jobs, then exit. Under overload two policies may
-//! act on the queue: adaptive LIFO ([`crate::lifo`]) and CoDel ([`crate::codel`]).
+//! act on the queue: adaptive LIFO ([`crate::cpu::lifo`]) and CoDel ([`crate::cpu::codel`]).
+//!
+//! This folder is the CPU pool: this file (threads, queue, stealing), `codel` (shedding
+//! a standing queue) and `lifo` (newest first above a fill threshold). The pool knows
+//! nothing of connections: an engine marks its threads through `Policy::on_start`.
+//!
+//! Invariants: every job submitted runs exactly once, or is refused by CoDel at dequeue
+//! (its reply says 503); a thread parks only when no queue has work.
+
+pub(crate) mod codel;
+pub(crate) mod lifo;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
@@ -13,8 +23,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::codel::Codel;
-use crate::lifo::Lifo;
+use crate::cpu::codel::Codel;
+use crate::cpu::lifo::Lifo;
 
 use crossbeam_deque::{Injector, Stealer, Worker};
 
@@ -102,14 +112,16 @@ pub(crate) struct Policy {
     pub codel: Option<Codel>,
     /// Queued jobs at which adaptive LIFO starts (0: always FIFO).
     pub lifo_threshold: usize,
-    /// An engine's pool: a thread writes the reply it completes itself (see
-    /// `Conn::complete`). A host's own pool (the Python executor) never runs I/O.
-    pub writes_replies: bool,
+    /// Run on each pool thread as it starts. An engine's pool marks its threads as ones
+    /// that write the replies they complete (`conn::mark_pool_thread`), so the pool
+    /// itself knows nothing of connections; a host's own pool (the Python executor)
+    /// passes none and never runs I/O.
+    pub on_start: Option<fn()>,
 }
 
 impl CpuPool {
     pub fn start(threads: usize, name: &str, live: &Arc<ThreadSet>, policy: Policy) -> std::io::Result<CpuPool> {
-        let Policy { codel, lifo_threshold, writes_replies } = policy;
+        let Policy { codel, lifo_threshold, on_start } = policy;
         let locals: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         let inner = Arc::new(Inner {
             injector: Injector::new(),
@@ -127,8 +139,8 @@ impl CpuPool {
             let guard = live.enter();
             handles.push(std::thread::Builder::new().name(format!("{name}-cpu-{i}")).spawn(move || {
                 let _guard = guard;
-                if writes_replies {
-                    crate::conn::mark_pool_thread();
+                if let Some(start) = on_start {
+                    start();
                 }
                 run(&inner, i, local)
             })?);

@@ -9,6 +9,19 @@
 //! release crosses back under the cap (or, when throttled, until the next token). Descriptor exhaustion
 //! (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) pauses with exponential backoff (also ended
 //! early by a release); it is counted and never spins.
+//!
+//! This folder is acceptance: `listen` (how sockets are laid out and bound),
+//! this file (acceptors and the admission gate), `per_ip` (the per-source cap) and
+//! `handoff` (the host queue and its notify fd).
+//!
+//! Invariants: a gate slot is reserved before every `accept4` and released exactly once
+//! (when the connection closes, or at once when it is refused); an acceptor never spins
+//! (it sleeps on its control fd when the gate is full or descriptors run out); nothing
+//! here reads a byte of a connection.
+
+pub(crate) mod handoff;
+pub(crate) mod listen;
+pub(crate) mod per_ip;
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -16,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::listen::Listener;
+use crate::accept::listen::Listener;
 use crate::sys::{self, Epoll, EventFd, Events, Interest};
 
 const CTL_TOKEN: u64 = u64::MAX;

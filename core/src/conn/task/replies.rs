@@ -111,8 +111,8 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
+    use crate::conn::task::state::TaskState;
     use crate::sync::model::{lock, Mutex};
-    use crate::task::state::TaskState;
     use loom::sync::atomic::{AtomicUsize, Ordering::*};
     use loom::sync::Arc;
 

@@ -15,6 +15,16 @@
 //! Deadlines: with no complete request yet (first request, or a partial one) the header
 //! timeout applies; otherwise the idle timeout, which also bounds a peer that does not
 //! read its replies. The home worker's timer checks them.
+//!
+//! This folder is the connection: this file (buffers, budgets, deadlines, a turn) and
+//! `task/` (the run state and reply slots other threads touch, loom-checked).
+//!
+//! Invariants: replies are written in request order; a connection is never read while
+//! `max_in_flight` requests await replies or `write_high_water` bytes are unwritten;
+//! every request framed is answered (by its handler, the error reply, or the deadline
+//! reply) or counted as aborted when its connection closes first.
+
+pub(crate) mod task;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -25,13 +35,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Readiness;
+use crate::conn::task::replies::{Completed, ReplySlots};
+use crate::conn::task::state::TaskState;
 use crate::engine::Shared;
 use crate::frame::{Decoded, Framer, Payload, ReplyCtx, CONTINUE};
 use crate::handler::{Cost, Request, Responder};
 use crate::sync::lock;
 use crate::sys::{self, Interest};
-use crate::task::replies::{Completed, ReplySlots};
-use crate::task::state::TaskState;
 use crate::worker::WorkerShared;
 
 // Readiness bits, set by whoever saw the event, taken by the runner.

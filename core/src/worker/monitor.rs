@@ -18,7 +18,7 @@ const MAX_PERIOD: Duration = Duration::from_millis(32);
 
 pub(crate) fn run(engine: Arc<Shared>) {
     let mut period = MIN_PERIOD;
-    while engine.wait_stop(period) {
+    while engine.wait_while_running(period) {
         let now = engine.now_us();
         let mut busy = false;
         let mut stalled = false;

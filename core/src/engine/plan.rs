@@ -9,8 +9,8 @@
 //! | `ReusePort` | N reuseport shards | the shard's own worker, no stealing (nginx-like) | on the owning worker |
 //! | `Stealing` | N reuseport shards | any worker: ready connections are stolen | CPU pool, stolen |
 
+use crate::accept::listen::ListenerStrategy;
 use crate::config::Config;
-use crate::listen::ListenerStrategy;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Model {

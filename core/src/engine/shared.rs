@@ -1,0 +1,262 @@
+//! The engine's shared state (`Shared`), documented field by field and grouped by
+//! concern, with the few operations every room needs: waking and scheduling workers,
+//! delivering accepted connections, counting closes, and the lifecycle flags.
+//!
+//! Invariants: `Shared` is built once in `Engine::new` and never replaced; the lifecycle
+//! only moves forward (accepting → draining → stopped); `conn_gate` is released exactly
+//! once per admitted connection (`connection_closed`, or a refusal at registration).
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crate::accept::handoff::{Accepted, HostQueue};
+use crate::accept::listen::Listener;
+use crate::accept::Gate;
+use crate::config::Config;
+use crate::cpu::CpuPool;
+use crate::engine::plan::{Dispatch, Plan};
+use crate::handler::{Handler, Request, Responder};
+use crate::sched::idle::Idle;
+use crate::sync::{lock, ThreadSet};
+use crate::sys::ListenDrops;
+use crate::worker::{Task, WorkerLoop, WorkerShared};
+
+/// The engine-wide counters (per-worker and per-listener ones live with their owner).
+/// Relaxed atomics: each is exact, a snapshot is not taken at one instant.
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// Served connections closed.
+    pub connections_closed: AtomicU64,
+    /// Of those, closed by force at the shutdown deadline with work unfinished.
+    pub connections_forced: AtomicU64,
+    /// Connections closed by the header or idle timeout.
+    pub timeouts: AtomicU64,
+    /// Replies written (or queued to write).
+    pub replies: AtomicU64,
+    /// Requests whose connection closed before their reply could be written.
+    pub requests_aborted: AtomicU64,
+    /// Inputs a framer refused (bad request, too large).
+    pub rejected: AtomicU64,
+    /// Handler panics caught (each answered with the error reply).
+    pub handler_panics: AtomicU64,
+    /// Requests answered with the error reply (panic, dropped responder).
+    pub handler_failures: AtomicU64,
+    /// Requests the engine answered because the handler missed `reply_timeout`.
+    pub reply_timeouts: AtomicU64,
+    /// Connections closed at once for being over the per-IP cap.
+    pub refused_per_ip: AtomicU64,
+}
+
+/// Where the engine is in its life, and how shutdown waits. Private to the engine:
+/// other rooms read it through `Shared::is_draining` / `is_stopped` /
+/// `accepting_stopped` / `wait_while_running`.
+pub(super) struct Lifecycle {
+    /// Set at shutdown step 2: no new requests are framed; in-flight ones finish.
+    pub(super) draining: AtomicBool,
+    /// Set at shutdown step 3: workers close what is left and exit.
+    pub(super) stopped: AtomicBool,
+    /// Set at shutdown step 1: acceptors stop (shared with each acceptor).
+    pub(super) accepting_stopped: Arc<AtomicBool>,
+    /// Signalled when a connection closes while draining (shutdown waits on it).
+    pub(super) drained: (Mutex<()>, Condvar),
+    /// `true` once stopped; the stall monitor waits on it.
+    pub(super) stop_signal: (Mutex<bool>, Condvar),
+    /// Every engine thread, counted so shutdown can wait with a deadline.
+    pub(super) threads: Arc<ThreadSet>,
+}
+
+impl Lifecycle {
+    pub(super) fn new(accepting_stopped: Arc<AtomicBool>, threads: Arc<ThreadSet>) -> Lifecycle {
+        Lifecycle {
+            draining: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            accepting_stopped,
+            drained: (Mutex::new(()), Condvar::new()),
+            stop_signal: (Mutex::new(false), Condvar::new()),
+            threads,
+        }
+    }
+}
+
+/// What the engine's threads share: set up once in `Engine::new`, read from every
+/// thread. Grouped by concern: what to run (`config`, `plan`, `handler`), who runs it
+/// (`workers`, `solo`, `idle`, `cpu`), who may come in (`conn_gate`, `per_ip`, `host`,
+/// `listeners`), what is counted (`epoch`, `kernel_at_start`, `counters`), and the
+/// engine's life (`life`, private).
+pub(crate) struct Shared {
+    /// The validated configuration.
+    pub config: Config,
+    /// What the model means for it: thread counts, stealing, dispatch.
+    pub plan: Plan,
+    /// The serving engine's handler (`None` in handoff mode).
+    pub(super) handler: Option<Arc<dyn Handler>>,
+    /// The I/O workers, by index (empty in handoff mode).
+    pub workers: Vec<Arc<WorkerShared>>,
+    /// Thread-per-connection workers still alive (outside the idle set).
+    pub(super) solo: Mutex<Vec<Weak<WorkerShared>>>,
+    /// Which workers are searching or parked (`sched::idle`).
+    pub idle: Idle,
+    /// The CPU pool for heavy requests, if the plan has one.
+    pub cpu: Option<CpuPool>,
+    /// Admission: open served connections (or host-queue slots) and the accept rate.
+    pub conn_gate: Arc<Gate>,
+    /// Admission: the per-source-IP cap.
+    pub per_ip: crate::accept::per_ip::PerIp,
+    /// Handoff mode's queue of accepted connections for the host.
+    pub host: Option<HostQueue>,
+    /// The listening sockets, for stats and shutdown.
+    pub listeners: Vec<Arc<Listener>>,
+    /// When the engine was built: the zero of every timestamp and of uptime.
+    pub epoch: Instant,
+    /// The kernel's listen drop counters at start (stats report the change).
+    pub kernel_at_start: ListenDrops,
+    /// Engine-wide counters.
+    pub counters: Counters,
+    /// The last connection id handed out.
+    pub(super) next_id: AtomicU64,
+    /// The next worker for round-robin dispatch.
+    pub(super) round_robin: AtomicUsize,
+    /// Draining, stopped, and how shutdown waits.
+    pub(super) life: Lifecycle,
+}
+
+impl Shared {
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed) + 1
+    }
+    pub fn is_draining(&self) -> bool {
+        self.life.draining.load(Acquire)
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.life.stopped.load(Acquire)
+    }
+    /// Waits up to `d` for the engine to stop; true if it is still running after.
+    pub fn wait_while_running(&self, d: Duration) -> bool {
+        let g = lock(&self.life.stop_signal.0);
+        let (g, _) =
+            self.life.stop_signal.1.wait_timeout_while(g, d, |stopped| !*stopped).unwrap_or_else(|e| e.into_inner());
+        !*g
+    }
+
+    /// The flag acceptors watch: set once the engine stops accepting.
+    pub fn accepting_stopped(&self) -> &AtomicBool {
+        &self.life.accepting_stopped
+    }
+
+    pub fn handler(&self) -> &dyn Handler {
+        self.handler.as_deref().expect("connections are only served by a serving engine")
+    }
+
+    /// Runs the handler, catching a panic (its responder, dropped while unwinding,
+    /// sends the error reply).
+    pub fn call_handler(&self, req: Request, res: Responder) {
+        let h = self.handler();
+        if catch_unwind(AssertUnwindSafe(|| h.handle(req, res))).is_err() {
+            self.counters.handler_panics.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn all_workers(&self) -> Vec<Arc<WorkerShared>> {
+        let mut all = self.workers.clone();
+        all.extend(lock(&self.solo).iter().filter_map(Weak::upgrade));
+        all
+    }
+
+    /// Wakes one parked worker, if nobody is searching already.
+    pub fn notify_one_worker(&self) {
+        if let Some(i) = self.idle.notify_one() {
+            self.workers[i].wake.notify();
+        }
+    }
+
+    fn wake_worker(&self, w: &WorkerShared) {
+        // A thread-per-connection worker is outside the idle set: always wake it.
+        if w.solo || self.idle.claim_parked(w.index) {
+            w.wake.notify();
+        } else if self.plan.steal {
+            self.notify_one_worker();
+        }
+    }
+
+    /// Queues a connection woken off its worker (a reply completed on another thread).
+    pub fn schedule_remote(&self, conn: Arc<crate::conn::Conn>) {
+        let home = Arc::clone(&conn.home);
+        home.inbox.push(Task::Conn(conn));
+        self.wake_worker(&home);
+    }
+
+    pub fn connection_closed(&self, graceful: bool, aborted: u64) {
+        let c = &self.counters;
+        c.connections_closed.fetch_add(1, Relaxed);
+        c.requests_aborted.fetch_add(aborted, Relaxed);
+        if !graceful && self.is_stopped() {
+            c.connections_forced.fetch_add(1, Relaxed);
+        }
+        self.conn_gate.release(1);
+        if self.is_draining() {
+            let _g = lock(&self.life.drained.0);
+            self.life.drained.1.notify_all();
+        }
+    }
+
+    fn send_new(&self, i: usize, fd: OwnedFd, peer: SocketAddr) {
+        let w = &self.workers[i];
+        w.inbox.push(Task::New(fd, peer));
+        self.wake_worker(w);
+    }
+
+    fn spawn_solo(self: &Arc<Self>, fd: OwnedFd, peer: SocketAddr) {
+        let made = WorkerShared::new(usize::MAX, true, Vec::new()).and_then(|(ws, local)| {
+            ws.inbox.push(Task::New(fd, peer));
+            let shared = Arc::clone(self);
+            let weak = Arc::downgrade(&ws);
+            let guard = self.life.threads.enter();
+            std::thread::Builder::new().name("corral-conn".into()).spawn(move || {
+                let _guard = guard;
+                WorkerLoop::new(ws, shared, local, None).run();
+            })?;
+            let mut solo = lock(&self.solo);
+            solo.retain(|w| w.strong_count() > 0);
+            solo.push(weak);
+            Ok(())
+        });
+        if let Err(e) = made {
+            eprintln!("corral: cannot start a thread for a connection from {peer}: {e}");
+            self.conn_gate.release(1);
+        }
+    }
+
+    pub(super) fn wake_all_workers(&self) {
+        for w in self.all_workers() {
+            w.wake.notify();
+        }
+    }
+}
+
+impl Shared {
+    /// Hands a connection accepted on an acceptor thread to the host queue or a worker.
+    pub(super) fn deliver(self: &Arc<Self>, acceptor: usize, fd: OwnedFd, peer: SocketAddr) {
+        if let Some(host) = &self.host {
+            host.push(Accepted { fd, peer });
+            return;
+        }
+        match self.plan.dispatch {
+            Dispatch::RoundRobin => {
+                let i = self.round_robin.fetch_add(1, Relaxed) % self.workers.len();
+                self.send_new(i, fd, peer);
+            }
+            Dispatch::ByAcceptor => self.send_new(acceptor % self.workers.len(), fd, peer),
+            Dispatch::ThreadPerConnection => self.spawn_solo(fd, peer),
+        }
+    }
+}
