@@ -18,6 +18,8 @@ if ! need wrk || ! need nginx; then
 fi
 
 cargo build --release -q -p corral --example http_server
+# -c5000: wrk, nginx and corral each hold 5,000 descriptors.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 work=$(mktemp -d)
 SERVER=""
 trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
@@ -88,6 +90,7 @@ scenario() {
 echo "corral example server vs nginx (2 workers), wrk on the same $(nproc) cores, ${DUR}s x ${RUNS} runs, median"
 printf '%-34s %12s %12s %9s\n' scenario corral nginx ratio
 scenario "keep-alive GET / (-t2 -c100)" "$CORRAL_PORT" "$NGINX_PORT" / -t2 -c100
+scenario "keep-alive GET / (-t2 -c5000)" "$CORRAL_PORT" "$NGINX_PORT" / -t2 -c5000
 scenario "new connection per request (-c50)" "$CORRAL_PORT" "$NGINX_PORT" / -t2 -c50 -H 'Connection: close'
 scenario "  same, both with defer accept" "$CORRAL_DEFER_PORT" "$NGINX_DEFER_PORT" / -t2 -c50 -H 'Connection: close'
 scenario "GET /work?us=1000 (-t2 -c50)" "$CORRAL_PORT" "$NGINX_PORT" '/work?us=1000' -t2 -c50

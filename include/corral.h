@@ -762,8 +762,11 @@ corral_status corral_request_method(const corral_request *req, const uint8_t **d
 corral_status corral_request_path(const corral_request *req, const uint8_t **data, size_t *len);
 
 /**
- * HTTP only: the value of the first header called `name` (case-insensitive), or
- * CORRAL_STATUS_NOT_FOUND.
+ * HTTP only: the value of the first header called `name` (a NUL-terminated string,
+ * matched case-insensitively) into `*data` / `*len` (not NUL-terminated), or
+ * CORRAL_STATUS_NOT_FOUND. The bytes belong to the request: valid until the handler
+ * callback returns, on the thread that runs it; copy them to keep them longer or to
+ * use them from another thread.
  */
 corral_status corral_request_header(const corral_request *req,
                                     const char *name,

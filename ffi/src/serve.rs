@@ -197,8 +197,11 @@ pub unsafe extern "C" fn corral_request_path(
     http_part(req, data, len, |h| h.path())
 }
 
-/// HTTP only: the value of the first header called `name` (case-insensitive), or
-/// CORRAL_STATUS_NOT_FOUND.
+/// HTTP only: the value of the first header called `name` (a NUL-terminated string,
+/// matched case-insensitively) into `*data` / `*len` (not NUL-terminated), or
+/// CORRAL_STATUS_NOT_FOUND. The bytes belong to the request: valid until the handler
+/// callback returns, on the thread that runs it; copy them to keep them longer or to
+/// use them from another thread.
 #[no_mangle]
 pub unsafe extern "C" fn corral_request_header(
     req: *const CorralRequest,

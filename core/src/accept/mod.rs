@@ -95,7 +95,7 @@ impl Gate {
     }
 
     pub fn add_waker(&self, fd: Arc<EventFd>) {
-        self.wakers.lock().unwrap().push(fd);
+        crate::sync::lock(&self.wakers).push(fd);
     }
 
     /// Takes one unit if one is free.
@@ -117,7 +117,7 @@ impl Gate {
     }
 
     pub fn wake_all(&self) {
-        for w in self.wakers.lock().unwrap().iter() {
+        for w in crate::sync::lock(&self.wakers).iter() {
             w.notify();
         }
     }

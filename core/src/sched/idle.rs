@@ -51,7 +51,7 @@ impl Idle {
         if s & SEARCH_MASK != 0 || (s >> SEARCH_BITS) >= self.threads {
             return None;
         }
-        let mut sleepers = self.sleepers.lock().unwrap();
+        let mut sleepers = crate::sync::lock(&self.sleepers);
         // Re-check under the lock: a thread may have started searching meanwhile.
         let s = self.state.load(SeqCst);
         if s & SEARCH_MASK != 0 {
@@ -65,7 +65,7 @@ impl Idle {
     /// Wakes `idx` specifically if it is parked (e.g. to hand it work only it can do).
     /// Returns true if it was parked and now counts as unparked and searching.
     pub fn claim_parked(&self, idx: usize) -> bool {
-        let mut sleepers = self.sleepers.lock().unwrap();
+        let mut sleepers = crate::sync::lock(&self.sleepers);
         if let Some(pos) = sleepers.iter().position(|&i| i == idx) {
             sleepers.swap_remove(pos);
             self.state.fetch_add(UNPARKED_ONE + 1, SeqCst);
@@ -99,7 +99,7 @@ impl Idle {
 
     /// Registers `idx` as parked. Returns true if it was the last searcher.
     pub fn park(&self, idx: usize, searching: bool) -> bool {
-        let mut sleepers = self.sleepers.lock().unwrap();
+        let mut sleepers = crate::sync::lock(&self.sleepers);
         let dec = UNPARKED_ONE + usize::from(searching);
         let prev = self.state.fetch_sub(dec, SeqCst);
         sleepers.push(idx);
@@ -110,7 +110,7 @@ impl Idle {
     /// that found work). Returns false if a notifier already claimed it (and so already
     /// counted it unparked and searching).
     pub fn unpark_self(&self, idx: usize) -> bool {
-        let mut sleepers = self.sleepers.lock().unwrap();
+        let mut sleepers = crate::sync::lock(&self.sleepers);
         if let Some(pos) = sleepers.iter().position(|&i| i == idx) {
             sleepers.swap_remove(pos);
             self.state.fetch_add(UNPARKED_ONE, SeqCst);
