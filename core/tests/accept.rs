@@ -322,3 +322,19 @@ fn many_connections_from_loopback_are_not_capped_by_default() {
     drop(held);
     e.shutdown(DEADLINE).unwrap();
 }
+
+#[test]
+fn tcp_nodelay_reaches_every_accepted_socket_and_can_be_turned_off() {
+    for (on, b) in [(true, Config::builder()), (false, Config::builder().tcp_nodelay(false))] {
+        let e = Engine::handoff(b.build().unwrap()).unwrap();
+        let _client = connect(e.local_addr());
+        let mut got = Vec::new();
+        wait_until("the connection is queued for the host", || {
+            got.extend(e.take(1).unwrap());
+            !got.is_empty()
+        });
+        let sock = TcpStream::from(got.pop().unwrap().fd);
+        assert_eq!(sock.nodelay().unwrap(), on);
+        e.shutdown(DEADLINE).unwrap();
+    }
+}

@@ -80,7 +80,8 @@ pub(crate) struct Bound {
 /// Seconds the kernel holds a connection that has sent nothing, with `defer_accept`.
 const DEFER_ACCEPT_SECS: u32 = 10;
 
-fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool, defer: bool) -> Result<Socket> {
+fn bind_one(addr: SocketAddr, config: &Config, reuse_port: bool) -> Result<Socket> {
+    let (backlog, defer, nodelay) = (config.backlog, config.defer_accept, config.tcp_nodelay);
     let what = |e| Error::io(ErrorKind::Bind, format!("cannot listen on {addr}"), e);
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(SockProtocol::TCP)).map_err(what)?;
     sock.set_reuse_address(true).map_err(what)?;
@@ -93,7 +94,7 @@ fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool, defer: bool) -> Re
     }
     sock.set_nonblocking(true).map_err(what)?;
     // Accepted sockets inherit TCP_NODELAY, which saves a setsockopt per connection.
-    sock.set_nodelay(true).map_err(what)?;
+    sock.set_nodelay(nodelay).map_err(what)?;
     if defer {
         sys::set_defer_accept(std::os::fd::AsRawFd::as_raw_fd(&sock), DEFER_ACCEPT_SECS).map_err(what)?;
     }
@@ -128,19 +129,19 @@ pub(crate) fn bind(config: &Config, strategy: ListenerStrategy, acceptors: usize
         match strategy {
             ListenerStrategy::ReusePort => {
                 // The first shard picks the port (port 0 means "any"); the others join it.
-                let first = bind_one(addr, config.backlog, true, config.defer_accept)?;
+                let first = bind_one(addr, config, true)?;
                 let port = listener(first)?;
                 let fixed = port.addr;
                 per_acceptor[0].push(listeners.len());
                 listeners.push(port);
                 for slot in per_acceptor.iter_mut().skip(1) {
-                    let shard = listener(bind_one(fixed, config.backlog, true, config.defer_accept)?)?;
+                    let shard = listener(bind_one(fixed, config, true)?)?;
                     slot.push(listeners.len());
                     listeners.push(shard);
                 }
             }
             ListenerStrategy::Shared | ListenerStrategy::Single => {
-                let l = listener(bind_one(addr, config.backlog, false, config.defer_accept)?)?;
+                let l = listener(bind_one(addr, config, false)?)?;
                 for slot in per_acceptor.iter_mut() {
                     slot.push(listeners.len());
                 }
@@ -157,7 +158,7 @@ pub(crate) fn bind(config: &Config, strategy: ListenerStrategy, acceptors: usize
             .ok_or_else(|| Error::new(ErrorKind::Bind, "inherited listener has no IP address"))?;
         sock.set_nonblocking(true)
             .map_err(|e| Error::io(ErrorKind::Io, "cannot make the inherited listener non-blocking", e))?;
-        let _ = sock.set_nodelay(true);
+        let _ = sock.set_nodelay(config.tcp_nodelay);
         let l = Arc::new(Listener { sock: Arc::clone(sock), addr, counters: Default::default() });
         for slot in per_acceptor.iter_mut() {
             slot.push(listeners.len());

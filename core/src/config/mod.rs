@@ -155,6 +155,7 @@ pub struct Config {
     pub(crate) accept_batch: usize,
     pub(crate) accept_in_workers: bool,
     pub(crate) defer_accept: bool,
+    pub(crate) tcp_nodelay: bool,
     pub(crate) handoff_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) model: Model,
@@ -241,6 +242,7 @@ pub struct ConfigBuilder {
     pub(crate) accept_batch: usize,
     pub(crate) accept_in_workers: bool,
     pub(crate) defer_accept: bool,
+    pub(crate) tcp_nodelay: bool,
     pub(crate) handoff_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) model: Model,
@@ -264,6 +266,7 @@ impl Default for ConfigBuilder {
             accept_batch: 64,
             accept_in_workers: true,
             defer_accept: false,
+            tcp_nodelay: true,
             handoff_capacity: 1024,
             limits: Limits::default(),
             model: Model::Stealing,
@@ -370,6 +373,10 @@ impl ConfigBuilder {
         /// kernel (about 10 s) instead of by corral's header timeout. Leave it off in
         /// handoff mode for protocols where the server speaks first.
         defer_accept: bool
+    );
+    setter!(
+        /// See the option table: `tcp_nodelay`.
+        tcp_nodelay: bool
     );
     setter!(
         /// Accepted connections the host queue holds before acceptors pause (handoff).
@@ -563,6 +570,7 @@ impl ConfigBuilder {
             accept_batch: self.accept_batch,
             accept_in_workers: self.accept_in_workers,
             defer_accept: self.defer_accept,
+            tcp_nodelay: self.tcp_nodelay,
             handoff_capacity: self.handoff_capacity,
             limits: self.limits,
             model: self.model,
