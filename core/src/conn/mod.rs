@@ -90,6 +90,19 @@ struct Pending {
 
 /// State only the runner touches (behind a mutex that is, by the task state, never
 /// contended except by shutdown).
+/// Where a connection is in its life, in order: it only moves forward ([`Io::advance`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Framing and dispatching requests.
+    Serving,
+    /// No more requests are framed (`Connection: close`, bad input, the per-connection
+    /// request cap); replies to those already framed are written, then it closes.
+    LastReplies,
+    /// A reply said to close: close once the write buffer is flushed; nothing queued
+    /// after that reply is written.
+    Closing,
+}
+
 struct Io {
     fd: Option<OwnedFd>,
     rbuf: Vec<u8>,
@@ -106,15 +119,20 @@ struct Io {
     /// not mean drained, since no new edge will come for it).
     hup_seen: bool,
     peer_closed: bool,
-    /// No more requests are framed (Connection: close, bad input, a Close reply).
-    no_more: bool,
-    /// Close once the write buffer is flushed.
-    closing: bool,
+    /// Where the connection is in its life (only moves forward).
+    phase: Phase,
     continue_sent: bool,
     /// Edge mode: writability is registered (after a write would have blocked).
     out_armed: bool,
     partial_since: Option<u64>,
     opened_ms: u64,
+}
+
+impl Io {
+    /// Moves the connection to `to` unless it is already further on.
+    fn advance(&mut self, to: Phase) {
+        self.phase = self.phase.max(to);
+    }
 }
 
 pub(crate) struct Conn {
@@ -182,8 +200,7 @@ impl Conn {
                 want_read: true,
                 hup_seen: false,
                 peer_closed: false,
-                no_more: false,
-                closing: false,
+                phase: Phase::Serving,
                 continue_sent: false,
                 out_armed: false,
                 partial_since: None,
@@ -308,19 +325,16 @@ impl Conn {
             }
             let in_flight = io.next_seq - io.done_seq;
             let flushed = io.wpos == io.wbuf.len();
-            if io.closing && flushed {
+            if io.phase == Phase::Closing && flushed {
                 self.close(&mut io, true);
                 return Turn::Closed;
             }
-            let stopped = io.no_more || io.peer_closed || engine.is_draining();
+            let stopped = io.phase != Phase::Serving || io.peer_closed || engine.is_draining();
             if stopped && in_flight == 0 && flushed {
                 self.close(&mut io, true);
                 return Turn::Closed;
             }
-            if stopped
-                || io.closing
-                || in_flight >= limits.max_in_flight as u64
-                || io.wbuf.len() - io.wpos >= limits.write_high_water
+            if stopped || in_flight >= limits.max_in_flight as u64 || io.wbuf.len() - io.wpos >= limits.write_high_water
             {
                 break Turn::Idle;
             }
@@ -344,14 +358,14 @@ impl Conn {
                     io.partial_since = None;
                     io.continue_sent = false;
                     if rctx.close {
-                        io.no_more = true;
+                        io.advance(Phase::LastReplies);
                     }
                     frames -= 1;
                     self.dispatch(&mut io, ctx.worker, payload, rctx);
                 }
                 Decoded::Reject(r) => {
                     engine.counters.rejected.fetch_add(1, Relaxed);
-                    io.no_more = true;
+                    io.advance(Phase::LastReplies);
                     let seq = io.next_seq;
                     io.next_seq += 1;
                     let out = if r.reply.is_empty() { Out::Close } else { Out::Write { bytes: r.reply, close: true } };
@@ -448,12 +462,12 @@ impl Conn {
                         io.wbuf.extend_from_slice(&bytes);
                     }
                     if close {
-                        io.closing = true;
+                        io.advance(Phase::Closing);
                         break;
                     }
                 }
                 Out::Close => {
-                    io.closing = true;
+                    io.advance(Phase::Closing);
                     break;
                 }
             }
@@ -581,7 +595,7 @@ impl Conn {
         let unread = io.rpos < io.rbuf.len() || io.want_read;
         // At shutdown the peer may have sent more after our last read (no event has
         // said so yet): treat input as possibly unread then too.
-        let unread_may_follow = unread && (io.no_more || io.closing) || self.engine.is_draining();
+        let unread_may_follow = unread && io.phase != Phase::Serving || self.engine.is_draining();
         if graceful && unread_may_follow && !io.peer_closed {
             // Unread input makes close() send a reset, which can destroy the reply we
             // just wrote before the peer reads it: send FIN, then discard what is there.
@@ -608,5 +622,44 @@ impl Conn {
         let mut io = lock(&self.io);
         self.close(&mut io, false);
         self.task.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io() -> Io {
+        Io {
+            fd: None,
+            rbuf: Vec::new(),
+            rpos: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+            next_seq: 0,
+            done_seq: 0,
+            requests: 0,
+            want_read: false,
+            hup_seen: false,
+            peer_closed: false,
+            phase: Phase::Serving,
+            continue_sent: false,
+            out_armed: false,
+            partial_since: None,
+            opened_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_phase_only_moves_forward() {
+        let mut io = io();
+        io.advance(Phase::Closing);
+        io.advance(Phase::LastReplies);
+        assert_eq!(io.phase, Phase::Closing, "a close reply is not undone by a later Connection: close");
+        let mut io2 = super::tests::io();
+        io2.advance(Phase::LastReplies);
+        assert_eq!(io2.phase, Phase::LastReplies);
+        io2.advance(Phase::Closing);
+        assert_eq!(io2.phase, Phase::Closing);
     }
 }
