@@ -457,30 +457,30 @@ fn described() -> &'static [(CString, CString)] {
     })
 }
 
+/// Row `index` of a table of static C strings, its first or second column; NULL past
+/// the end (or if building the table panicked).
+pub(crate) fn static_entry(table: fn() -> &'static [(CString, CString)], index: usize, second: bool) -> *const c_char {
+    let mut out = std::ptr::null();
+    boundary_void(|| {
+        if let Some((a, b)) = table().get(index) {
+            out = if second { b.as_ptr() } else { a.as_ptr() };
+        }
+    });
+    out
+}
+
 /// The name of option `index` (0, 1, ... until it returns NULL), for corral_config_set().
 /// Static; do not free. Any thread.
 #[no_mangle]
 pub extern "C" fn corral_option_name(index: usize) -> *const c_char {
-    let mut out = std::ptr::null();
-    boundary_void(|| {
-        if let Some((name, _)) = described().get(index) {
-            out = name.as_ptr();
-        }
-    });
-    out
+    static_entry(described, index, false)
 }
 
 /// One line on option `index`: what it does, its values, its default and which engines
 /// it applies to; NULL past the last option. Static; do not free. Any thread.
 #[no_mangle]
 pub extern "C" fn corral_option_describe(index: usize) -> *const c_char {
-    let mut out = std::ptr::null();
-    boundary_void(|| {
-        if let Some((_, text)) = described().get(index) {
-            out = text.as_ptr();
-        }
-    });
-    out
+    static_entry(described, index, true)
 }
 
 #[cfg(test)]

@@ -355,26 +355,14 @@ fn unit(u: &str) -> String {
 /// The name of metric `index` (0, 1, ... until it returns NULL). Static; do not free.
 #[no_mangle]
 pub extern "C" fn corral_metric_name(index: usize) -> *const c_char {
-    let mut out = std::ptr::null();
-    boundary_void(|| {
-        if let Some((name, _)) = metric_strings().get(index) {
-            out = name.as_ptr();
-        }
-    });
-    out
+    crate::config::static_entry(metric_strings, index, false)
 }
 
 /// What metric `index` counts, its kind (counter or gauge), scope and unit; NULL past
 /// the last one. Static; do not free.
 #[no_mangle]
 pub extern "C" fn corral_metric_help(index: usize) -> *const c_char {
-    let mut out = std::ptr::null();
-    boundary_void(|| {
-        if let Some((_, help)) = metric_strings().get(index) {
-            out = help.as_ptr();
-        }
-    });
-    out
+    crate::config::static_entry(metric_strings, index, true)
 }
 
 /// Writes the stats as Prometheus text (NUL-terminated) into `buf`. If `len` is too

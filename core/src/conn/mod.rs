@@ -129,6 +129,29 @@ struct Io {
 }
 
 impl Io {
+    /// A new connection's I/O state: nothing read or written yet; edge-triggered, so it
+    /// reads until a short read shows the socket drained.
+    fn new(fd: Option<OwnedFd>, opened_ms: u64) -> Io {
+        Io {
+            fd,
+            rbuf: Vec::new(),
+            rpos: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+            next_seq: 0,
+            done_seq: 0,
+            requests: 0,
+            want_read: true,
+            hup_seen: false,
+            peer_closed: false,
+            phase: Phase::Serving,
+            continue_sent: false,
+            out_armed: false,
+            partial_since: None,
+            opened_ms,
+        }
+    }
+
     /// Moves the connection to `to` unless it is already further on.
     fn advance(&mut self, to: Phase) {
         self.phase = self.phase.max(to);
@@ -188,24 +211,7 @@ impl Conn {
             task: TaskState::new(scheduled, if scheduled { READ } else { 0 }),
             deadline_ms: AtomicU64::new(deadline),
             replies: Mutex::new(ReplySlots::new()),
-            io: Mutex::new(Io {
-                fd: Some(fd),
-                rbuf: Vec::new(),
-                rpos: 0,
-                wbuf: Vec::new(),
-                wpos: 0,
-                next_seq: 0,
-                done_seq: 0,
-                requests: 0,
-                want_read: true,
-                hup_seen: false,
-                peer_closed: false,
-                phase: Phase::Serving,
-                continue_sent: false,
-                out_armed: false,
-                partial_since: None,
-                opened_ms: now,
-            }),
+            io: Mutex::new(Io::new(Some(fd), now)),
         }
     }
 
@@ -629,34 +635,13 @@ impl Conn {
 mod tests {
     use super::*;
 
-    fn io() -> Io {
-        Io {
-            fd: None,
-            rbuf: Vec::new(),
-            rpos: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
-            next_seq: 0,
-            done_seq: 0,
-            requests: 0,
-            want_read: false,
-            hup_seen: false,
-            peer_closed: false,
-            phase: Phase::Serving,
-            continue_sent: false,
-            out_armed: false,
-            partial_since: None,
-            opened_ms: 0,
-        }
-    }
-
     #[test]
     fn the_phase_only_moves_forward() {
-        let mut io = io();
+        let mut io = Io::new(None, 0);
         io.advance(Phase::Closing);
         io.advance(Phase::LastReplies);
         assert_eq!(io.phase, Phase::Closing, "a close reply is not undone by a later Connection: close");
-        let mut io2 = super::tests::io();
+        let mut io2 = Io::new(None, 0);
         io2.advance(Phase::LastReplies);
         assert_eq!(io2.phase, Phase::LastReplies);
         io2.advance(Phase::Closing);
