@@ -7,8 +7,8 @@ use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use engine::options::{Front, Value, OPTIONS};
-use engine::{ConfigBuilder, ListenerStrategy, Model, Protocol, Readiness};
+use corral_core::options::{Front, Value, OPTIONS};
+use corral_core::{ConfigBuilder, ListenerStrategy, Model, Protocol, Readiness};
 
 use crate::{boundary, boundary_void, CorralStatus};
 
@@ -439,9 +439,9 @@ fn described() -> &'static [(CString, CString)] {
             .iter()
             .map(|o| {
                 let applies = match o.applies {
-                    engine::options::Applies::Both => "any engine",
-                    engine::options::Applies::Serve => "serving engines",
-                    engine::options::Applies::Handoff => "handoff engines",
+                    corral_core::options::Applies::Both => "any engine",
+                    corral_core::options::Applies::Serve => "serving engines",
+                    corral_core::options::Applies::Handoff => "handoff engines",
                 };
                 let text = format!(
                     "{}: {} Values: {}. Default: {}. Applies to {applies}.",

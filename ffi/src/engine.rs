@@ -6,8 +6,8 @@ use std::os::fd::IntoRawFd;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use engine::metrics::{self, Metric};
-use engine::{Engine, Mode};
+use corral_core::metrics::{self, Metric};
+use corral_core::{Engine, Mode};
 
 use crate::serve::{CHandler, CorralPeer, CorralServe};
 use crate::status::write_str;
@@ -234,7 +234,7 @@ pub unsafe extern "C" fn corral_engine_take(
 /// time one is added). Create with corral_engine_stats(), free with corral_stats_free().
 /// Immutable: any thread may read it.
 pub struct CorralStats {
-    inner: engine::Stats,
+    inner: corral_core::Stats,
 }
 
 /// Takes a snapshot of the engine's counters into `*out` (free it with
@@ -266,7 +266,7 @@ pub unsafe extern "C" fn corral_stats_free(s: *mut CorralStats) {
 fn metric<'a>(
     s: *const CorralStats,
     name: *const c_char,
-) -> Result<(&'a engine::Stats, &'static Metric), CorralStatus> {
+) -> Result<(&'a corral_core::Stats, &'static Metric), CorralStatus> {
     // SAFETY: the caller passes a snapshot from corral_engine_stats() or NULL.
     let Some(s) = (unsafe { s.as_ref() }) else { return Err(CorralStatus::NullArgument) };
     if name.is_null() {

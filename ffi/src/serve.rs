@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_void, CStr};
 use std::net::SocketAddr;
 
-use engine::{Cost, CostRule, Handler, Payload, Reply, Request, Responder, Response};
+use corral_core::{Cost, CostRule, Handler, Payload, Reply, Request, Responder, Response};
 
 use crate::{boundary, boundary_void, CorralStatus};
 
@@ -165,7 +165,7 @@ fn http_part(
     req: *const CorralRequest,
     data: *mut *const u8,
     len: *mut usize,
-    part: fn(&engine::HttpRequest) -> &str,
+    part: fn(&corral_core::HttpRequest) -> &str,
 ) -> CorralStatus {
     boundary(|| {
         let Some(r) = request(req) else { return CorralStatus::NullArgument };

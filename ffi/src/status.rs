@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use engine::ErrorKind;
+use corral_core::ErrorKind;
 
 /// The result of every call. The numbers never change; new ones are only added.
 #[repr(u32)]
@@ -57,7 +57,7 @@ impl CorralStatus {
     }
 
     /// The status for a core error: its number comes from core's error-kind table.
-    pub(crate) fn of(e: &engine::Error) -> CorralStatus {
+    pub(crate) fn of(e: &corral_core::Error) -> CorralStatus {
         let kind: ErrorKind = e.kind();
         CorralStatus::from_number(kind.c_status()).unwrap_or(CorralStatus::Io)
     }

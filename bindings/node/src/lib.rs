@@ -16,16 +16,16 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use engine::metrics;
-use engine::options::{self, Front, Value};
-use engine::{Config, ConfigBuilder, Mode};
+use corral_core::metrics;
+use corral_core::options::{self, Front, Value};
+use corral_core::{Config, ConfigBuilder, Mode};
 
 pub(crate) use serve::{JsRequest, ServeQueues};
 
 /// A weak, non-blocking "there is work" call into JS.
 pub(crate) type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
 
-pub(crate) fn err(e: engine::Error) -> Error {
+pub(crate) fn err(e: corral_core::Error) -> Error {
     Error::new(Status::GenericFailure, format!("[{}] {e}", e.kind().code()))
 }
 
@@ -34,7 +34,7 @@ pub(crate) fn fail(code: &str, msg: impl std::fmt::Display) -> Error {
 }
 
 fn config_error(msg: impl std::fmt::Display) -> Error {
-    err(engine::Error::config(msg.to_string()))
+    err(corral_core::Error::config(msg.to_string()))
 }
 
 /// One engine option as JS gave it: its key and its value, by JS type.
@@ -145,25 +145,25 @@ pub struct Report {
 /// A native engine (handoff or serve).
 #[napi]
 pub struct Engine {
-    inner: Mutex<Option<Arc<engine::Engine>>>,
+    inner: Mutex<Option<Arc<corral_core::Engine>>>,
     serve: Option<Arc<ServeQueues>>,
 }
 
 impl Engine {
-    fn get(&self) -> Result<Arc<engine::Engine>> {
+    fn get(&self) -> Result<Arc<corral_core::Engine>> {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.clone().ok_or_else(|| fail("CORRAL_STATE", "the engine is closed"))
     }
 }
 
 pub struct Shutdown {
-    engine: Option<Arc<engine::Engine>>,
+    engine: Option<Arc<corral_core::Engine>>,
     serve: Option<Arc<ServeQueues>>,
     timeout: Duration,
 }
 
 impl Task for Shutdown {
-    type Output = engine::ShutdownReport;
+    type Output = corral_core::ShutdownReport;
     type JsValue = Report;
 
     fn compute(&mut self) -> Result<Self::Output> {
@@ -195,7 +195,7 @@ impl Engine {
     pub fn handoff(options: EngineArgs, on_ready: Function<(), ()>) -> Result<Engine> {
         let config = build(&options)?;
         let wake: Wake = on_ready.build_threadsafe_function().weak::<true>().build()?;
-        let e = engine::Engine::new(config, Mode::Handoff).map_err(err)?;
+        let e = corral_core::Engine::new(config, Mode::Handoff).map_err(err)?;
         e.set_handoff_waker(move || {
             let _ = wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
         })
@@ -210,7 +210,7 @@ impl Engine {
     pub fn serve(options: EngineArgs, on_requests: Function<(), ()>) -> Result<Engine> {
         let config = build(&options)?;
         let wake: Wake = on_requests.build_threadsafe_function().weak::<true>().build()?;
-        let rule = engine::CostRule {
+        let rule = corral_core::CostRule {
             heavy_path_prefixes: options.heavy_prefixes.clone().unwrap_or_default(),
             heavy_min_bytes: match options.heavy_min_bytes {
                 Some(n) if n.fract() == 0.0 && (0.0..=1e15).contains(&n) => Some(n as usize),
@@ -224,7 +224,7 @@ impl Engine {
         };
         let queues = ServeQueues::new(wake, rule, options.heavy_to_workers.unwrap_or(false));
         let handler = serve::JsHandler(Arc::clone(&queues));
-        let e = engine::Engine::new(config, Mode::Serve(Arc::new(handler))).map_err(err)?;
+        let e = corral_core::Engine::new(config, Mode::Serve(Arc::new(handler))).map_err(err)?;
         e.start().map_err(err)?;
         Ok(Engine { inner: Mutex::new(Some(Arc::new(e))), serve: Some(queues) })
     }
@@ -365,5 +365,5 @@ pub fn option_table() -> Vec<OptionInfo> {
 /// Each error kind's `err.code`.
 #[napi]
 pub fn error_codes() -> Vec<String> {
-    engine::ErrorKind::ALL.iter().map(|k| k.code().to_string()).collect()
+    corral_core::ErrorKind::ALL.iter().map(|k| k.code().to_string()).collect()
 }

@@ -10,7 +10,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
-use engine::{Cost, CostRule, Handler, Reply, Request, Responder, Response};
+use corral_core::{Cost, CostRule, Handler, Reply, Request, Responder, Response};
 
 use crate::{fail, Wake};
 

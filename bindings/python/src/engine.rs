@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 
-use engine::metrics::{self, Metric, Scope};
-use engine::options::{self, Front, Opt, Value, OPTIONS};
-use engine::{Config, ConfigBuilder, CostRule, Mode};
+use corral_core::metrics::{self, Metric, Scope};
+use corral_core::options::{self, Front, Opt, Value, OPTIONS};
+use corral_core::{Config, ConfigBuilder, CostRule, Mode};
 
 use crate::errors;
 use crate::serve::PyHandler;
@@ -19,7 +19,7 @@ use crate::serve::PyHandler;
 /// One engine. Thread-safe; close it (or use the Python wrappers as context managers).
 #[pyclass(frozen, module = "corral._corral")]
 pub struct Engine {
-    inner: Mutex<Option<Arc<engine::Engine>>>,
+    inner: Mutex<Option<Arc<corral_core::Engine>>>,
 }
 
 fn resolve(py: Python<'_>, host: &str, port: u16) -> PyResult<SocketAddr> {
@@ -85,7 +85,7 @@ fn apply(py: Python<'_>, mut b: ConfigBuilder, options: &Bound<'_, PyDict>) -> P
 
 /// The metrics list as a dict: every metric's engine-wide value by name, and per-item
 /// values in `listeners` and `workers` (a list of dicts each).
-fn stats_dict<'py>(py: Python<'py>, s: &engine::Stats) -> PyResult<Bound<'py, PyDict>> {
+fn stats_dict<'py>(py: Python<'py>, s: &corral_core::Stats) -> PyResult<Bound<'py, PyDict>> {
     let number = |m: &Metric, v: f64| -> PyResult<Bound<'py, PyAny>> {
         if m.is_integer() {
             Ok((v as u64).into_pyobject(py)?.into_any())
@@ -153,7 +153,7 @@ pub(crate) fn metrics_table(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
 }
 
 impl Engine {
-    fn get(&self, py: Python<'_>) -> PyResult<Arc<engine::Engine>> {
+    fn get(&self, py: Python<'_>) -> PyResult<Arc<corral_core::Engine>> {
         let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         guard.clone().ok_or_else(|| errors::state(py, "the engine is closed"))
     }
@@ -190,7 +190,7 @@ impl Engine {
             ("serve", None) => return Err(errors::config(py, "a serving engine needs a handler".into())),
             (other, _) => return Err(errors::config(py, format!("unknown mode {other:?}: use handoff or serve"))),
         };
-        let e = py.detach(|| engine::Engine::new(config, mode)).map_err(|e| errors::to_py(py, e))?;
+        let e = py.detach(|| corral_core::Engine::new(config, mode)).map_err(|e| errors::to_py(py, e))?;
         Ok(Engine { inner: Mutex::new(Some(Arc::new(e))) })
     }
 

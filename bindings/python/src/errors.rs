@@ -68,7 +68,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// Maps a core error to its Python exception: the class core's error table names for
 /// its kind (an `OSError` subclass gets the errno as its first argument).
-pub(crate) fn to_py(py: Python<'_>, e: engine::Error) -> PyErr {
+pub(crate) fn to_py(py: Python<'_>, e: corral_core::Error) -> PyErr {
     let Some(c) = CLASSES.get(py) else { return PyOSError::new_err(e.to_string()) };
     let msg = e.to_string();
     let errno = e.raw_os_error().unwrap_or(0);
@@ -109,5 +109,5 @@ pub(crate) fn config(py: Python<'_>, msg: String) -> PyErr {
 /// against the classes this module defines).
 #[pyfunction]
 pub(crate) fn error_classes() -> Vec<(&'static str, &'static str)> {
-    engine::ErrorKind::ALL.iter().map(|k| (k.code(), k.python_class())).collect()
+    corral_core::ErrorKind::ALL.iter().map(|k| (k.code(), k.python_class())).collect()
 }

@@ -8,7 +8,7 @@ use crate::errors;
 
 #[pyclass(frozen, module = "corral._corral")]
 pub struct Pool {
-    inner: engine::Pool,
+    inner: corral_core::Pool,
 }
 
 #[pymethods]
@@ -18,7 +18,7 @@ impl Pool {
         if threads == 0 || threads > 1024 {
             return Err(errors::config(py, format!("max_workers = {threads} is out of range: use 1..=1024")));
         }
-        let inner = engine::Pool::new(threads).map_err(|e| errors::to_py(py, e))?;
+        let inner = corral_core::Pool::new(threads).map_err(|e| errors::to_py(py, e))?;
         Ok(Pool { inner })
     }
 

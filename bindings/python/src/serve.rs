@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use engine::{Cost, CostRule, Handler, Payload, Reply, Response};
+use corral_core::{Cost, CostRule, Handler, Payload, Reply, Response};
 
 use crate::errors;
 
@@ -18,11 +18,11 @@ pub(crate) struct PyHandler {
 }
 
 impl Handler for PyHandler {
-    fn cost(&self, req: &engine::Request) -> Cost {
+    fn cost(&self, req: &corral_core::Request) -> Cost {
         self.rule.classify(req)
     }
 
-    fn handle(&self, req: engine::Request, res: engine::Responder) {
+    fn handle(&self, req: corral_core::Request, res: corral_core::Responder) {
         Python::attach(|py| {
             let r = Request { inner: req };
             let s = Responder { inner: Mutex::new(Some(res)) };
@@ -37,7 +37,7 @@ impl Handler for PyHandler {
 /// One framed request (read-only).
 #[pyclass(frozen, module = "corral._corral")]
 pub struct Request {
-    inner: engine::Request,
+    inner: corral_core::Request,
 }
 
 #[pymethods]
@@ -109,11 +109,11 @@ impl Request {
 /// error reply (HTTP 500; the other protocols close the connection).
 #[pyclass(frozen, module = "corral._corral")]
 pub struct Responder {
-    inner: Mutex<Option<engine::Responder>>,
+    inner: Mutex<Option<corral_core::Responder>>,
 }
 
 impl Responder {
-    fn take(&self, py: Python<'_>) -> PyResult<engine::Responder> {
+    fn take(&self, py: Python<'_>) -> PyResult<corral_core::Responder> {
         let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
         taken.ok_or_else(|| errors::state(py, "this request was already answered"))
     }
