@@ -5,6 +5,7 @@
 const { test } = require('node:test')
 const assert = require('node:assert')
 const fc = require('fast-check')
+const { inspect } = require('node:util')
 
 const corral = require('..')
 const binding = require('../binding.js')
@@ -70,13 +71,13 @@ test('every option with any value is taken or refused with a CORRAL_ code', () =
       try {
         engine = start(name, v)
       } catch (e) {
-        assert.match(String(e.code), /^CORRAL_/, `${name}=${String(v)}: ${e.message}`)
+        assert.match(String(e.code), /^CORRAL_/, `${name}=${inspect(v)}: ${e.message}`)
         return
       }
       engine.unref()
       engine.close({ timeout: 1000 })
     }),
-    { numRuns: 300 },
+    { numRuns: 300, examples: [['model', { toString: null }], ['ioWorkers', Object.create(null)]] },
   )
 })
 

@@ -20,6 +20,8 @@ use crate::serve::PyHandler;
 #[pyclass(frozen, module = "corral._corral")]
 pub struct Engine {
     inner: Mutex<Option<Arc<corral_core::Engine>>>,
+    /// A serving engine's bridge (its host thread runs `run_host`).
+    handler: Option<Arc<PyHandler>>,
 }
 
 fn resolve(py: Python<'_>, host: &str, port: u16) -> PyResult<SocketAddr> {
@@ -181,17 +183,28 @@ impl Engine {
         }
         let b = apply(py, b, options)?;
         let config = b.build().map_err(|e| errors::to_py(py, e))?;
+        let mut handler = None;
         let mode = match (mode, dispatch) {
             ("handoff", _) => Mode::Handoff,
             ("serve", Some(d)) => {
                 let rule = CostRule { heavy_path_prefixes: heavy_prefixes, heavy_min_bytes };
-                Mode::Serve(Arc::new(PyHandler { dispatch: d, rule }))
+                let h = Arc::new(PyHandler { dispatch: d, rule, batches: Arc::default() });
+                handler = Some(Arc::clone(&h));
+                Mode::Serve(h)
             }
             ("serve", None) => return Err(errors::config(py, "a serving engine needs a handler".into())),
             (other, _) => return Err(errors::config(py, format!("unknown mode {other:?}: use handoff or serve"))),
         };
         let e = py.detach(|| corral_core::Engine::new(config, mode)).map_err(|e| errors::to_py(py, e))?;
-        Ok(Engine { inner: Mutex::new(Some(Arc::new(e))) })
+        Ok(Engine { inner: Mutex::new(Some(Arc::new(e))), handler })
+    }
+
+    /// Serve: runs light requests on the calling thread (the host thread) in batches
+    /// until the engine is closed. Returns at once for a handoff engine.
+    fn run_host(&self, py: Python<'_>) {
+        if let Some(h) = &self.handler {
+            h.run_host(py);
+        }
     }
 
     fn start(&self, py: Python<'_>) -> PyResult<()> {
@@ -269,7 +282,12 @@ impl Engine {
         let timeout = seconds(py, "timeout", timeout)?;
         let e = self.inner.lock().unwrap_or_else(|err| err.into_inner()).take();
         let e = e.ok_or_else(|| errors::state(py, "the engine is already closed"))?;
-        let r = py.detach(|| e.shutdown(timeout)).map_err(|err| errors::to_py(py, err))?;
+        let r = py.detach(|| e.shutdown(timeout));
+        // The host thread finishes what is queued, then returns.
+        if let Some(h) = &self.handler {
+            h.batches.close();
+        }
+        let r = r.map_err(|err| errors::to_py(py, err))?;
         let d = PyDict::new(py);
         d.set_item("connections_closed", r.connections_closed)?;
         d.set_item("connections_aborted", r.connections_aborted)?;
@@ -300,6 +318,9 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        if let Some(h) = &self.handler {
+            h.batches.close();
+        }
         let e = self.inner.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(e) = e {
             // Shutting down joins threads that may be waiting for the GIL: release it.

@@ -1,7 +1,14 @@
-//! Serving into Python: the handler bridge, and the `Request` and `Responder` objects
-//! the Python dispatcher receives.
+//! Serving into Python: the handler bridge, the batched host boundary, and the
+//! `Request` and `Responder` objects the Python dispatcher receives.
+//!
+//! Light requests never take the GIL on an I/O worker: they are queued
+//! ([`Batches`]) and the host thread (`Engine.run_host`, started by `corral.serve`)
+//! takes them in batches, attaching to the interpreter once per batch. Heavy requests
+//! run on corral's CPU pool, each attaching for its own call, so work that releases the
+//! GIL (hashlib, zlib, numpy) runs in parallel there.
 
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -10,11 +17,75 @@ use corral_core::{Cost, CostRule, Handler, Payload, Reply, Response};
 
 use crate::errors;
 
-/// Calls the Python dispatcher on corral's threads, attached to the interpreter only
-/// for that call. Classification is the declarative rule, decided natively.
+/// Light requests waiting for the host thread, and whether the engine is closed.
+#[derive(Default)]
+pub(crate) struct Batches {
+    queue: Mutex<(VecDeque<(corral_core::Request, corral_core::Responder)>, bool)>,
+    ready: Condvar,
+}
+
+impl Batches {
+    /// Queues one request; wakes the host thread on the empty → non-empty transition.
+    fn push(&self, req: corral_core::Request, res: corral_core::Responder) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = q.0.is_empty();
+        q.0.push_back((req, res));
+        drop(q);
+        if was_empty {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Waits (without the GIL) for requests and takes up to `max`; `None` once closed
+    /// and empty.
+    fn take(&self, max: usize, out: &mut Vec<(corral_core::Request, corral_core::Responder)>) -> bool {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        while q.0.is_empty() && !q.1 {
+            q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        let n = q.0.len().min(max);
+        out.extend(q.0.drain(..n));
+        !out.is_empty() || !q.1
+    }
+
+    /// No more requests will come: the host thread finishes what is queued and returns.
+    pub(crate) fn close(&self) {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.ready.notify_all();
+    }
+}
+
+/// The bridge from corral's threads to the Python dispatcher. Classification is the
+/// declarative rule, decided natively.
 pub(crate) struct PyHandler {
     pub dispatch: Py<PyAny>,
     pub rule: CostRule,
+    pub batches: std::sync::Arc<Batches>,
+}
+
+/// Most requests the host thread runs per attachment to the interpreter.
+const BATCH: usize = 256;
+
+impl PyHandler {
+    fn call(&self, py: Python<'_>, req: corral_core::Request, res: corral_core::Responder) {
+        let r = Request { inner: req };
+        let s = Responder { inner: Mutex::new(Some(res)) };
+        if let Err(e) = self.dispatch.call1(py, (r, s)) {
+            // The dispatcher catches handler errors itself; this is a bug in it.
+            e.write_unraisable(py, None);
+        }
+    }
+
+    /// The host thread's loop: wait for a batch with the GIL released, run it with the
+    /// GIL held once, until the engine is closed and the queue is empty.
+    pub(crate) fn run_host(&self, py: Python<'_>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        while py.detach(|| self.batches.take(BATCH, &mut batch)) {
+            for (req, res) in batch.drain(..) {
+                self.call(py, req, res);
+            }
+        }
+    }
 }
 
 impl Handler for PyHandler {
@@ -23,14 +94,12 @@ impl Handler for PyHandler {
     }
 
     fn handle(&self, req: corral_core::Request, res: corral_core::Responder) {
-        Python::attach(|py| {
-            let r = Request { inner: req };
-            let s = Responder { inner: Mutex::new(Some(res)) };
-            if let Err(e) = self.dispatch.call1(py, (r, s)) {
-                // The dispatcher catches handler errors itself; this is a bug in it.
-                e.write_unraisable(py, None);
-            }
-        })
+        match self.rule.classify(&req) {
+            // On the CPU pool: attach for this call; GIL-releasing work runs in parallel.
+            Cost::Heavy => Python::attach(|py| self.call(py, req, res)),
+            // On an I/O worker: never wait for the GIL here.
+            Cost::Light => self.batches.push(req, res),
+        }
     }
 }
 

@@ -143,7 +143,12 @@ class _EngineOwner:
         """Stops accepting, lets in-flight work finish for up to ``timeout`` seconds,
         closes the rest, and returns the shutdown report. Raises StateError if closed."""
         _live.discard(self)
-        return dict(self._engine.close(timeout))
+        report = dict(self._engine.close(timeout))
+        self._closed(timeout)
+        return report
+
+    def _closed(self, timeout: float) -> None:
+        pass
 
     def _close_quietly(self, timeout: float) -> None:
         if not self._engine.closed:
@@ -151,6 +156,7 @@ class _EngineOwner:
                 self._engine.close(timeout)
             except Error:
                 pass
+            self._closed(timeout)
 
 
 class Listener(_EngineOwner):
@@ -256,10 +262,22 @@ def _failed(request: Request, responder: Responder, exc: BaseException) -> None:
 
 
 class Server(_EngineOwner):
-    """A serving engine. Use as a context manager, or call ``close()``."""
+    """A serving engine. Use as a context manager, or call ``close()``.
+
+    Light requests reach the handler on one host thread, in batches: corral's I/O
+    workers never wait for the GIL, and the host thread takes it once per batch. Heavy
+    requests run on corral's CPU pool."""
 
     def __init__(self, engine: _corral.Engine) -> None:
         self._own(engine)
+        self._host = threading.Thread(target=engine.run_host, name="corral-host", daemon=True)
+        self._host.start()
+
+    def _closed(self, timeout: float) -> None:
+        # The engine is shut down: the host thread runs what is still queued and returns
+        # (a handler stuck past the deadline is left behind, as corral's threads are).
+        if self._host is not threading.current_thread():
+            self._host.join(timeout)
 
     def __enter__(self) -> "Server":
         return self
