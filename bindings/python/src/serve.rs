@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 
 use corral_core::{Cost, CostRule, Handler, Payload, Reply, Response};
 
@@ -159,6 +159,57 @@ impl Request {
     fn is_http(&self) -> bool {
         matches!(self.inner.payload(), Payload::Http(_))
     }
+    /// A WSGI environ (PEP 3333) for this HTTP request: a new plain `dict` made from
+    /// `base` (the keys that are the same for every request) plus this request's
+    /// method, path, query, headers, peer and body (`wsgi.input`, an `input_type` over
+    /// the body bytes). Strings are "native strings": the bytes as latin-1.
+    fn wsgi_environ<'py>(
+        &self,
+        py: Python<'py>,
+        base: &Bound<'py, PyDict>,
+        input_type: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let h = self.inner.http().ok_or_else(|| errors::state(py, "a WSGI environ needs an HTTP request"))?;
+        let env = base.copy()?;
+        env.set_item("REQUEST_METHOD", h.method())?;
+        let (path, query) = h.path().split_once('?').unwrap_or((h.path(), ""));
+        env.set_item("PATH_INFO", latin1(py, &percent_decode(path.as_bytes()))?)?;
+        env.set_item("QUERY_STRING", query)?;
+        env.set_item("RAW_URI", h.path())?;
+        env.set_item("SERVER_PROTOCOL", if h.minor_version() == 0 { "HTTP/1.0" } else { "HTTP/1.1" })?;
+        let peer = self.inner.peer();
+        env.set_item("REMOTE_ADDR", peer.ip().to_string())?;
+        env.set_item("REMOTE_PORT", peer.port().to_string())?;
+        for (name, value) in h.headers() {
+            let key = if name.eq_ignore_ascii_case("content-type") {
+                "CONTENT_TYPE".to_string()
+            } else if name.eq_ignore_ascii_case("content-length") {
+                "CONTENT_LENGTH".to_string()
+            } else {
+                let mut k = String::with_capacity(5 + name.len());
+                k.push_str("HTTP_");
+                k.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+                k
+            };
+            let v = latin1(py, value)?;
+            // Repeated headers are joined with commas (RFC 9110 5.3).
+            match env.get_item(&key)? {
+                Some(prev) if key.starts_with("HTTP_") => {
+                    let joined = format!("{},{}", prev.extract::<String>()?, v.extract::<String>()?);
+                    env.set_item(&key, joined)?
+                }
+                _ => env.set_item(&key, v)?,
+            }
+        }
+        let body = self.inner.bytes();
+        if env.get_item("CONTENT_LENGTH")?.is_none() && !body.is_empty() {
+            // A chunked body: corral has read it whole; say how long it is.
+            env.set_item("CONTENT_LENGTH", body.len().to_string())?;
+        }
+        env.set_item("wsgi.input", input_type.call1((PyBytes::new(py, body),))?)?;
+        Ok(env)
+    }
+
     fn __repr__(&self) -> String {
         match self.inner.http() {
             Some(h) => {
@@ -172,6 +223,31 @@ impl Request {
             ),
         }
     }
+}
+
+/// Bytes as a Python `str` of the same code points (latin-1), as WSGI wants.
+fn latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let s: String = b.iter().map(|&c| c as char).collect();
+    Ok(pyo3::types::PyString::new(py, &s).into_any())
+}
+
+/// `%XX` escapes decoded (a malformed escape is kept as it is).
+fn percent_decode(p: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(p.len());
+    let mut i = 0;
+    while i < p.len() {
+        if p[i] == b'%' && i + 2 < p.len() {
+            if let (Some(a), Some(b)) = (hex(p[i + 1]), hex(p[i + 2])) {
+                out.push(a * 16 + b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(p[i]);
+        i += 1;
+    }
+    out
 }
 
 /// Completes one request, once, from any thread. Dropped unanswered, it sends the

@@ -313,6 +313,16 @@ def _dispatcher(handler: Handler, loop: Optional[asyncio.AbstractEventLoop]) -> 
     return dispatch
 
 
+def _heavy_rule(heavy: Union[Sequence[str], Dict[str, Any], None]) -> Tuple[List[str], Optional[int]]:
+    """The native cost rule: HTTP path prefixes, or {"path_prefixes": [...], "min_bytes": n}."""
+    if isinstance(heavy, dict):
+        unknown = set(heavy) - {"path_prefixes", "min_bytes"}
+        if unknown:
+            raise ConfigError(f"unknown heavy rule keys {sorted(unknown)}: use path_prefixes and min_bytes")
+        return list(heavy.get("path_prefixes", [])), heavy.get("min_bytes")
+    return list(heavy or []), None
+
+
 def serve(
     handler: Handler,
     host: str = "127.0.0.1",
@@ -336,15 +346,7 @@ def serve(
     prefixes, or ``{"path_prefixes": [...], "min_bytes": n}``. Heavy requests run on
     corral's CPU pool, light ones on its I/O workers.
     """
-    if isinstance(heavy, dict):
-        unknown = set(heavy) - {"path_prefixes", "min_bytes"}
-        if unknown:
-            raise ConfigError(f"unknown heavy rule keys {sorted(unknown)}: use path_prefixes and min_bytes")
-        prefixes = list(heavy.get("path_prefixes", []))
-        min_bytes = heavy.get("min_bytes")
-    else:
-        prefixes = list(heavy or [])
-        min_bytes = None
+    prefixes, min_bytes = _heavy_rule(heavy)
     opts = _options(protocol=protocol, allow_public=allow_public, **options)
     engine = _corral.Engine("serve", _addr(host, port), opts, _dispatcher(handler, loop), prefixes, min_bytes)
     engine.start()
@@ -419,3 +421,7 @@ def _forget_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_in_child)
+
+
+# `import corral` gives its submodules without a further import.
+from . import aio, wsgi  # noqa: E402
