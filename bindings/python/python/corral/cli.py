@@ -65,11 +65,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--interface", choices=["wsgi", "asgi"], help="detected from the app when omitted")
     ap.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     ap.add_argument("--port", type=int, default=8000, help="default 8000 (0: a free port)")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes (only 1 for now: the default)")
     ap.add_argument("--backlog", type=int, help="listen backlog (default 1024)")
     ap.add_argument("--allow-public", action="store_true", help="allow a wildcard host (0.0.0.0, ::)")
     ap.add_argument("--graceful-timeout", type=float, default=10.0, help="seconds to drain at shutdown")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="any engine option")
     a = ap.parse_args(argv)
+    if a.workers != 1:
+        print("corral: --workers above 1 (worker processes) is not supported yet; run one process per port", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = load(a.app)
     iface = a.interface or interface_of(app)
