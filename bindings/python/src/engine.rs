@@ -207,6 +207,19 @@ impl Engine {
         }
     }
 
+    /// Serve, for an event loop: the fd to watch (readable while requests wait).
+    fn host_fd(&self, py: Python<'_>) -> PyResult<i32> {
+        let h = self.handler.as_ref().ok_or_else(|| errors::state(py, "a handoff engine has no request queue"))?;
+        h.batches.wake_fd().map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))
+    }
+
+    /// Serve, for an event loop: up to `max` queued requests as (Request, Responder),
+    /// without waiting.
+    fn take_requests(&self, py: Python<'_>, max: usize) -> PyResult<Vec<(crate::serve::Request, crate::serve::Responder)>> {
+        let h = self.handler.as_ref().ok_or_else(|| errors::state(py, "a handoff engine has no request queue"))?;
+        h.take_now(py, max)
+    }
+
     fn start(&self, py: Python<'_>) -> PyResult<()> {
         let e = self.get(py)?;
         py.detach(|| e.start()).map_err(|err| errors::to_py(py, err))

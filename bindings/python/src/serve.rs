@@ -8,6 +8,9 @@
 //! GIL (hashlib, zlib, numpy) runs in parallel there.
 
 use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::{Condvar, Mutex};
 
 use pyo3::prelude::*;
@@ -17,15 +20,20 @@ use corral_core::{Cost, CostRule, Handler, Payload, Reply, Response};
 
 use crate::errors;
 
-/// Light requests waiting for the host thread, and whether the engine is closed.
+/// Light requests waiting for the host, and whether the engine is closed. The host is a
+/// thread waiting on the condvar (sync handlers, WSGI), or an event loop watching
+/// `wake`'s other end (ASGI): one byte is written on each empty → non-empty transition.
 #[derive(Default)]
 pub(crate) struct Batches {
     queue: Mutex<(VecDeque<(corral_core::Request, corral_core::Responder)>, bool)>,
     ready: Condvar,
+    wake: Mutex<Option<(UnixStream, UnixStream)>>,
 }
 
+type Pair = (corral_core::Request, corral_core::Responder);
+
 impl Batches {
-    /// Queues one request; wakes the host thread on the empty → non-empty transition.
+    /// Queues one request; wakes the host on the empty → non-empty transition.
     fn push(&self, req: corral_core::Request, res: corral_core::Responder) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = q.0.is_empty();
@@ -33,7 +41,36 @@ impl Batches {
         drop(q);
         if was_empty {
             self.ready.notify_one();
+            if let Some((w, _)) = &*self.wake.lock().unwrap_or_else(|e| e.into_inner()) {
+                // Full means a wake-up is already pending: nothing is lost.
+                let _ = (&*w).write(&[1]);
+            }
         }
+    }
+
+    /// The fd an event loop watches (readable while a wake-up is pending), made on
+    /// first use.
+    pub(crate) fn wake_fd(&self) -> std::io::Result<i32> {
+        let mut w = self.wake.lock().unwrap_or_else(|e| e.into_inner());
+        if w.is_none() {
+            let (tx, rx) = UnixStream::pair()?;
+            tx.set_nonblocking(true)?;
+            rx.set_nonblocking(true)?;
+            *w = Some((tx, rx));
+        }
+        Ok(w.as_ref().map(|(_, rx)| rx.as_raw_fd()).unwrap_or(-1))
+    }
+
+    /// Takes up to `max` queued requests without waiting, after clearing pending
+    /// wake-ups (the host drains until this returns none).
+    fn take_now(&self, max: usize) -> Vec<Pair> {
+        if let Some((_, rx)) = &*self.wake.lock().unwrap_or_else(|e| e.into_inner()) {
+            let mut sink = [0u8; 64];
+            while matches!((&*rx).read(&mut sink), Ok(n) if n > 0) {}
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let n = q.0.len().min(max);
+        q.0.drain(..n).collect()
     }
 
     /// Waits (without the GIL) for requests and takes up to `max`; `None` once closed
@@ -74,6 +111,13 @@ impl PyHandler {
             // The dispatcher catches handler errors itself; this is a bug in it.
             e.write_unraisable(py, None);
         }
+    }
+
+    /// An event loop's take: up to `max` requests as (Request, Responder) objects,
+    /// without waiting (empty when none are queued).
+    pub(crate) fn take_now<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Vec<(Request, Responder)>> {
+        let got = py.detach(|| self.batches.take_now(max));
+        Ok(got.into_iter().map(|(req, res)| (Request { inner: req }, Responder { inner: Mutex::new(Some(res)) })).collect())
     }
 
     /// The host thread's loop: wait for a batch with the GIL released, run it with the
@@ -208,6 +252,30 @@ impl Request {
         }
         env.set_item("wsgi.input", input_type.call1((PyBytes::new(py, body),))?)?;
         Ok(env)
+    }
+
+    /// An ASGI HTTP connection scope (http spec 2.4) for this request: a new plain
+    /// `dict` made from `base` (type, asgi, scheme, server, root_path) plus this
+    /// request's method, path (decoded UTF-8), raw_path, query_string, headers
+    /// (lower-cased names, as bytes) and client.
+    fn asgi_scope<'py>(&self, py: Python<'py>, base: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+        let h = self.inner.http().ok_or_else(|| errors::state(py, "an ASGI scope needs an HTTP request"))?;
+        let scope = base.copy()?;
+        scope.set_item("http_version", if h.minor_version() == 0 { "1.0" } else { "1.1" })?;
+        scope.set_item("method", h.method())?;
+        let (path, query) = h.path().split_once('?').unwrap_or((h.path(), ""));
+        scope.set_item("path", String::from_utf8_lossy(&percent_decode(path.as_bytes())))?;
+        scope.set_item("raw_path", PyBytes::new(py, path.as_bytes()))?;
+        scope.set_item("query_string", PyBytes::new(py, query.as_bytes()))?;
+        let headers = pyo3::types::PyList::empty(py);
+        for (name, value) in h.headers() {
+            let lower = name.to_ascii_lowercase();
+            headers.append((PyBytes::new(py, lower.as_bytes()), PyBytes::new(py, value)))?;
+        }
+        scope.set_item("headers", headers)?;
+        let peer = self.inner.peer();
+        scope.set_item("client", (peer.ip().to_string(), peer.port()))?;
+        Ok(scope)
     }
 
     fn __repr__(&self) -> String {

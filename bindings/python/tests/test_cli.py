@@ -21,6 +21,13 @@ def start(tmp_path, target, *args):
 
             def create():
                 return app
+
+            async def asgi_app(scope, receive, send):
+                if scope["type"] != "http":
+                    return
+                await receive()
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"asgi " + scope["path"].encode()})
             """
         )
     )
@@ -74,3 +81,13 @@ def test_a_factory_and_a_bad_option(tmp_path):
         env={**os.environ},
     )
     assert r.returncode == 2 and "unknown option" in r.stderr
+
+
+def test_an_asgi_app_is_detected_and_served(tmp_path):
+    p, addr = start(tmp_path, "myapp:asgi_app")
+    try:
+        assert get(addr, "/y") == (200, b"asgi /y")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err

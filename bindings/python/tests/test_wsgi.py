@@ -4,6 +4,7 @@ wsgiref.validate, a real Flask app, errors answered with 500 and the server livi
 from __future__ import annotations
 
 import http.client
+import os
 import logging
 import socket
 import wsgiref.validate
@@ -149,3 +150,37 @@ def test_options_and_stats_come_from_the_tables():
     with corral.wsgi.serve(echo_app, io_workers=1, idle_timeout=5.0) as server:
         request(server.address)
         assert server.stats()["replies"] == 1
+
+
+def test_ten_thousand_failing_requests_leak_no_descriptors_or_memory():
+    def app(environ, start_response):
+        raise RuntimeError("always")
+
+    def fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    quiet = logging.getLogger("corral.wsgi")
+    level, quiet.level = quiet.level, logging.CRITICAL
+    try:
+        with corral.wsgi.serve(app, io_workers=1) as server:
+            c = http.client.HTTPConnection(*server.address, timeout=10)
+
+            def burst(n):
+                for _ in range(n):
+                    c.request("GET", "/")
+                    r = c.getresponse()
+                    r.read()
+                    assert r.status == 500
+
+            burst(1000)  # warm up: allocator pools, the first connection
+            fd0, rss0 = fds(), rss()
+            burst(10_000)
+            assert fds() == fd0, "no descriptor leaked"
+            assert rss() - rss0 < 16 << 20, f"memory grew by {(rss() - rss0) >> 20} MiB"
+            c.close()
+    finally:
+        quiet.level = level

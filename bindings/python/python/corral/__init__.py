@@ -268,15 +268,17 @@ class Server(_EngineOwner):
     workers never wait for the GIL, and the host thread takes it once per batch. Heavy
     requests run on corral's CPU pool."""
 
-    def __init__(self, engine: _corral.Engine) -> None:
+    def __init__(self, engine: _corral.Engine, host: bool = True) -> None:
         self._own(engine)
-        self._host = threading.Thread(target=engine.run_host, name="corral-host", daemon=True)
-        self._host.start()
+        self._host: Optional[threading.Thread] = None
+        if host:
+            self._host = threading.Thread(target=engine.run_host, name="corral-host", daemon=True)
+            self._host.start()
 
     def _closed(self, timeout: float) -> None:
         # The engine is shut down: the host thread runs what is still queued and returns
         # (a handler stuck past the deadline is left behind, as corral's threads are).
-        if self._host is not threading.current_thread():
+        if self._host is not None and self._host is not threading.current_thread():
             self._host.join(timeout)
 
     def __enter__(self) -> "Server":
@@ -424,4 +426,4 @@ if hasattr(os, "register_at_fork"):
 
 
 # `import corral` gives its submodules without a further import.
-from . import aio, wsgi  # noqa: E402
+from . import aio, asgi, wsgi  # noqa: E402

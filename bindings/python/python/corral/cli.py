@@ -1,4 +1,4 @@
-"""``corral [options] module:app``: serve a WSGI app from the command line.
+"""``corral [options] module:app``: serve a WSGI or ASGI app from the command line.
 
     corral --host 127.0.0.1 --port 8000 myproject.wsgi:application
     python -m corral --interface wsgi app:create_app()
@@ -60,7 +60,7 @@ def options(pairs: List[str]) -> Dict[str, str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="corral", description="Serve a WSGI app on corral.")
+    ap = argparse.ArgumentParser(prog="corral", description="Serve a WSGI or ASGI app on corral.")
     ap.add_argument("app", help="module:app or module:factory()")
     ap.add_argument("--interface", choices=["wsgi", "asgi"], help="detected from the app when omitted")
     ap.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
@@ -77,16 +77,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = load(a.app)
     iface = a.interface or interface_of(app)
-    if iface == "asgi":
-        print("corral: ASGI apps are not served yet (WSGI is); run it under an ASGI server", file=sys.stderr)
-        return 2
-    from . import wsgi
+    from . import asgi, wsgi
 
     opts: Dict[str, Any] = options(a.set)
     if a.backlog is not None:
         opts["backlog"] = a.backlog
     try:
-        server = wsgi.serve(app, a.host, a.port, allow_public=a.allow_public, **opts)
+        if iface == "asgi":
+            server = asgi.serve(app, a.host, a.port, allow_public=a.allow_public, **opts)
+        else:
+            server = wsgi.serve(app, a.host, a.port, allow_public=a.allow_public, **opts)
     except (Error, OSError) as e:
         kind = "configuration" if isinstance(e, ConfigError) else "cannot serve"
         print(f"corral: {kind}: {e}", file=sys.stderr)

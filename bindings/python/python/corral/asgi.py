@@ -1,0 +1,251 @@
+"""ASGI 3 (http spec 2.4 and lifespan) on corral: ``corral.asgi.serve(app, host, port)``.
+
+corral's I/O workers read and frame each request and build its scope natively; the app
+runs on an asyncio event loop that corral owns, on a thread of its own (uvloop's when
+it is installed). Requests reach the loop in batches: the loop watches one fd, and a
+wake-up drains every request waiting. A request body arrives whole (up to
+``max_frame``), so the first ``receive()`` returns it with ``more_body`` False; a later
+``receive()`` waits until the response is complete, then says ``http.disconnect``. The
+response is collected until a body message without ``more_body`` and sent with a
+Content-Length. Lifespan: ``startup.failed`` stops ``serve`` with the app's message; an
+app that raises before ``startup.complete`` is taken as not supporting lifespan (logged
+at info, served without it); ``state`` is copied into each request's scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+
+from . import ConfigError, Error, Server, _addr, _corral, _options
+from .wsgi import _OURS
+
+__all__ = ["serve", "LifespanFailed"]
+
+log = logging.getLogger("corral.asgi")
+
+ASGIApp = Callable[[Dict[str, Any], Callable[[], Awaitable[Dict[str, Any]]], Callable[[Dict[str, Any]], Awaitable[None]]], Awaitable[None]]
+
+BATCH = 256
+
+
+class LifespanFailed(Error):
+    """The app answered ``lifespan.startup.failed`` (its message is this error's)."""
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+class _Cycle:
+    """One request's ASGI cycle: receive/send for the app, one reply to corral."""
+
+    __slots__ = ("responder", "body", "body_sent", "status", "headers", "chunks", "done")
+
+    def __init__(self, responder: Any, body: bytes, done: "asyncio.Future[None]") -> None:
+        self.responder = responder
+        self.body = body
+        self.body_sent = False
+        self.status: Optional[int] = None
+        self.headers: List[Tuple[str, str]] = []
+        self.chunks: List[bytes] = []
+        self.done = done
+
+    async def receive(self) -> Dict[str, Any]:
+        if not self.body_sent:
+            self.body_sent = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        await self.done
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Dict[str, Any]) -> None:
+        if self.done.done():
+            raise OSError("the response is complete: nothing more can be sent on it")
+        kind = message.get("type")
+        if kind == "http.response.start":
+            if self.status is not None:
+                raise RuntimeError("http.response.start was already sent")
+            status = message.get("status")
+            if not isinstance(status, int) or not 100 <= status <= 999:
+                raise RuntimeError(f"http.response.start needs an int status 100 to 999, not {status!r}")
+            self.status = status
+            for name, value in message.get("headers", ()):
+                n = bytes(name).decode("latin-1")
+                if n.lower() not in _OURS:
+                    self.headers.append((n, bytes(value).decode("latin-1")))
+        elif kind == "http.response.body":
+            if self.status is None:
+                raise RuntimeError("http.response.body before http.response.start")
+            body = message.get("body", b"")
+            if body:
+                self.chunks.append(bytes(body))
+            if not message.get("more_body", False):
+                self.responder.respond_http(self.status, self.headers, b"".join(self.chunks))
+                self.done.set_result(None)
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
+
+
+class ASGIServer(Server):
+    """A serving engine running an ASGI app on corral's event loop thread."""
+
+    def __init__(self, engine: _corral.Engine, app: ASGIApp, base: Dict[str, Any], lifespan: str) -> None:
+        super().__init__(engine, host=False)
+        self._app = app
+        self._base = base
+        self._state: Dict[str, Any] = {}
+        self._lifespan_mode = lifespan
+        self._lifespan: Optional["_Lifespan"] = None
+        self._engine_fd = engine.host_fd()
+        self.loop = _new_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="corral-asgi", daemon=True)
+        self._thread.start()
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def _call(self, coro: Awaitable[Any], timeout: Optional[float] = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
+
+    def _start(self) -> None:
+        if self._lifespan_mode != "off":
+
+            async def startup() -> None:
+                # Made on the loop, so its queues belong to it.
+                self._lifespan = _Lifespan(self._app, self._state)
+                await self._lifespan.startup()
+
+            self._call(startup())
+        self.loop.call_soon_threadsafe(self.loop.add_reader, self._engine_fd, self._drain)
+        self._engine.start()
+
+    def _drain(self) -> None:
+        take = self._engine.take_requests
+        loop = self.loop
+        while True:
+            batch = take(BATCH)
+            if not batch:
+                return
+            for request, responder in batch:
+                loop.create_task(self._serve(request, responder))
+
+    async def _serve(self, request: Any, responder: Any) -> None:
+        scope = request.asgi_scope(self._base)
+        if self._state:
+            scope["state"] = dict(self._state)
+        cycle = _Cycle(responder, request.body, self.loop.create_future())
+        try:
+            await self._app(scope, cycle.receive, cycle.send)
+        except BaseException:  # noqa: BLE001 - every failure becomes an error reply
+            log.exception("ASGI app %r failed for %s %s", self._app, scope["method"], scope["path"])
+            if not cycle.done.done():
+                cycle.done.set_result(None)
+                responder.fail()
+            return
+        if not cycle.done.done():
+            log.error("ASGI app %r returned without completing the response to %s %s (answered 500)", self._app, scope["method"], scope["path"])
+            cycle.done.set_result(None)
+            responder.fail()
+
+    def _closed(self, timeout: float) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.remove_reader, self._engine_fd)
+        if self._lifespan is not None and self.loop.is_running():
+            try:
+                self._call(self._lifespan.shutdown(), timeout)
+            except Exception:  # noqa: BLE001
+                log.exception("ASGI lifespan shutdown failed")
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+
+class _Lifespan:
+    """The lifespan protocol: one task running the app's lifespan scope."""
+
+    def __init__(self, app: ASGIApp, state: Dict[str, Any]) -> None:
+        self.app = app
+        self.state = state
+        self.events: "asyncio.Queue[Dict[str, Any]]" = asyncio.Queue()
+        self.answers: "asyncio.Queue[Dict[str, Any]]" = asyncio.Queue()
+        self.task: Optional["asyncio.Task[None]"] = None
+        self.supported = True
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
+        try:
+            await self.app(scope, self.events.get, self.answers.put)
+        except BaseException as e:  # noqa: BLE001
+            await self.answers.put({"type": "_raised", "error": e})
+        else:
+            # Returned without a word: lifespan is not supported either (or is over).
+            await self.answers.put({"type": "_returned", "error": "it returned"})
+
+    async def startup(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        await self.events.put({"type": "lifespan.startup"})
+        answer = await self.answers.get()
+        kind = answer.get("type")
+        if kind == "lifespan.startup.complete":
+            return
+        if kind == "lifespan.startup.failed":
+            raise LifespanFailed(f"the app's lifespan startup failed: {answer.get('message', '')}")
+        self.supported = False
+        log.info("the app does not support ASGI lifespan (%r); serving without it", answer.get("error", answer))
+
+    async def shutdown(self) -> None:
+        if not self.supported or self.task is None or self.task.done():
+            return
+        await self.events.put({"type": "lifespan.shutdown"})
+        answer = await self.answers.get()
+        if answer.get("type") == "lifespan.shutdown.failed":
+            log.error("the app's lifespan shutdown failed: %s", answer.get("message", ""))
+
+
+def serve(
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    lifespan: str = "auto",
+    allow_public: bool = False,
+    **options: Any,
+) -> ASGIServer:
+    """Serves an ASGI 3 app (FastAPI, Starlette, Django's ``get_asgi_application()``)
+    on an event loop corral owns. ``lifespan`` is "auto" (run it when the app supports
+    it) or "off". ``options`` are corral's engine options by name (``corral.options()``).
+    Returns a server: ``close(timeout)``, ``stats()``, a context manager; its ``loop``
+    is the event loop the app runs on."""
+    if lifespan not in ("auto", "off"):
+        raise ConfigError(f"lifespan must be 'auto' or 'off', not {lifespan!r}")
+    opts = _options(allow_public=allow_public, **options)
+
+    def unused(_request: Any, responder: Any) -> None:
+        # Every request is light (no heavy rule): all of them are served on the loop.
+        responder.fail()
+
+    engine = _corral.Engine("serve", _addr(host, port), opts, unused, [], None)
+    name, bound = engine.addresses()[0]
+    base: Dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "scheme": "http",
+        "root_path": "",
+        "server": (name, bound),
+    }
+    server = ASGIServer(engine, app, base, lifespan)
+    try:
+        server._start()
+    except BaseException:
+        server._close_quietly(1.0)
+        raise
+    return server
