@@ -47,26 +47,36 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 class _Cycle:
     """One request's ASGI cycle: receive/send for the app, one reply to corral."""
 
-    __slots__ = ("responder", "body", "body_sent", "status", "headers", "chunks", "done")
+    __slots__ = ("responder", "body", "body_sent", "status", "headers", "chunks", "finished", "waiter")
 
-    def __init__(self, responder: Any, body: bytes, done: "asyncio.Future[None]") -> None:
+    def __init__(self, responder: Any, body: bytes) -> None:
         self.responder = responder
         self.body = body
         self.body_sent = False
         self.status: Optional[int] = None
         self.headers: List[Tuple[str, str]] = []
         self.chunks: List[bytes] = []
-        self.done = done
+        self.finished = False
+        # Made only when the app waits for the end of the response (most never do).
+        self.waiter: Optional["asyncio.Future[None]"] = None
+
+    def finish(self) -> None:
+        self.finished = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     async def receive(self) -> Dict[str, Any]:
         if not self.body_sent:
             self.body_sent = True
             return {"type": "http.request", "body": self.body, "more_body": False}
-        await self.done
+        if not self.finished:
+            if self.waiter is None:
+                self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
         return {"type": "http.disconnect"}
 
     async def send(self, message: Dict[str, Any]) -> None:
-        if self.done.done():
+        if self.finished:
             raise OSError("the response is complete: nothing more can be sent on it")
         kind = message.get("type")
         if kind == "http.response.start":
@@ -88,7 +98,7 @@ class _Cycle:
                 self.chunks.append(bytes(body))
             if not message.get("more_body", False):
                 self.responder.respond_http(self.status, self.headers, b"".join(self.chunks))
-                self.done.set_result(None)
+                self.finish()
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
 
@@ -141,18 +151,18 @@ class ASGIServer(Server):
         scope = request.asgi_scope(self._base)
         if self._state:
             scope["state"] = dict(self._state)
-        cycle = _Cycle(responder, request.body, self.loop.create_future())
+        cycle = _Cycle(responder, request.body)
         try:
             await self._app(scope, cycle.receive, cycle.send)
         except BaseException:  # noqa: BLE001 - every failure becomes an error reply
             log.exception("ASGI app %r failed for %s %s", self._app, scope["method"], scope["path"])
-            if not cycle.done.done():
-                cycle.done.set_result(None)
+            if not cycle.finished:
+                cycle.finish()
                 responder.fail()
             return
-        if not cycle.done.done():
+        if not cycle.finished:
             log.error("ASGI app %r returned without completing the response to %s %s (answered 500)", self._app, scope["method"], scope["path"])
-            cycle.done.set_result(None)
+            cycle.finish()
             responder.fail()
 
     def _closed(self, timeout: float) -> None:
