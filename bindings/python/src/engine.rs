@@ -167,7 +167,10 @@ impl Engine {
     /// engine options by name; `dispatch(request, responder)` is called on corral's
     /// threads (serve only); `heavy_prefixes` / `heavy_min_bytes` classify heavy requests.
     #[new]
-    #[pyo3(signature = (mode, addrs, options, dispatch=None, heavy_prefixes=Vec::new(), heavy_min_bytes=None))]
+    /// `listener`, when given, is a listening `socket.socket` the engine serves instead
+    /// of binding `addrs` (a duplicate is taken; the caller keeps its socket).
+    #[pyo3(signature = (mode, addrs, options, dispatch=None, heavy_prefixes=Vec::new(), heavy_min_bytes=None, listener=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         mode: &str,
@@ -176,10 +179,23 @@ impl Engine {
         dispatch: Option<Py<PyAny>>,
         heavy_prefixes: Vec<String>,
         heavy_min_bytes: Option<usize>,
+        listener: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Engine> {
         let mut b = Config::builder();
-        for (host, port) in &addrs {
-            b = b.addr(resolve(py, host, *port)?);
+        match listener {
+            Some(sock) => {
+                // `dup()` then `detach()`: a descriptor that no Python object owns.
+                let fd: i32 = sock.call_method0("dup")?.call_method0("detach")?.extract()?;
+                // SAFETY: `fd` was just made by dup() for us alone and detached from its
+                // Python object, so this OwnedFd is its only owner.
+                let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                b = b.listener_fd(owned);
+            }
+            None => {
+                for (host, port) in &addrs {
+                    b = b.addr(resolve(py, host, *port)?);
+                }
+            }
         }
         let b = apply(py, b, options)?;
         let config = b.build().map_err(|e| errors::to_py(py, e))?;

@@ -91,3 +91,54 @@ def test_an_asgi_app_is_detected_and_served(tmp_path):
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
+
+
+def test_two_workers_a_killed_one_is_replaced_and_sigterm_drains_both(tmp_path):
+    import queue
+    import re
+    import threading
+
+    (tmp_path / "pidapp.py").write_text(
+        "import os\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [str(os.getpid()).encode()]\n"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "corral", "--workers", "2", "--port", "0", "pidapp:app"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in p.stderr], daemon=True).start()
+
+    def started(n):
+        pids = []
+        while len(pids) < n:
+            m = re.search(r"worker \d started \(pid (\d+)\)", lines.get(timeout=30))
+            if m:
+                pids.append(int(m.group(1)))
+        return pids
+
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("listening on http://"), line
+        host, port = line.strip().rsplit("/", 1)[-1].rsplit(":", 1)
+        addr = (host, int(port))
+        first = started(2)
+        served = {int(get(addr)[1]) for _ in range(40)}
+        assert served <= set(first) and served, served
+        os.kill(first[0], signal.SIGKILL)
+        (replacement,) = started(1)
+        assert replacement not in first
+        for _ in range(20):
+            assert get(addr)[0] == 200, "the other worker and the replacement serve"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(60)  # stderr belongs to the reader thread
+        out = p.stdout.read()
+        p.stdout.close()
+    assert p.returncode == 0
+    assert "every worker drained" in out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
@@ -228,11 +229,13 @@ def serve(
     *,
     lifespan: str = "auto",
     allow_public: bool = False,
+    listener: Optional[socket.socket] = None,
     **options: Any,
 ) -> ASGIServer:
     """Serves an ASGI 3 app (FastAPI, Starlette, Django's ``get_asgi_application()``)
     on an event loop corral owns. ``lifespan`` is "auto" (run it when the app supports
-    it) or "off". ``options`` are corral's engine options by name (``corral.options()``).
+    it) or "off". ``options`` are corral's engine options by name (``corral.options()``);
+    ``listener``, a listening socket to serve instead of binding ``host``/``port``.
     Returns a server: ``close(timeout)``, ``stats()``, a context manager; its ``loop``
     is the event loop the app runs on."""
     if lifespan not in ("auto", "off"):
@@ -243,7 +246,7 @@ def serve(
         # Every request is light (no heavy rule): all of them are served on the loop.
         responder.fail()
 
-    engine = _corral.Engine("serve", _addr(host, port), opts, unused, [], None)
+    engine = _corral.Engine("serve", _addr(host, port), opts, unused, [], None, listener)
     name, bound = engine.addresses()[0]
     base: Dict[str, Any] = {
         "type": "http",

@@ -17,6 +17,8 @@ import inspect
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 from typing import Any, Dict, List, Optional
@@ -65,16 +67,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--interface", choices=["wsgi", "asgi"], help="detected from the app when omitted")
     ap.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     ap.add_argument("--port", type=int, default=8000, help="default 8000 (0: a free port)")
-    ap.add_argument("--workers", type=int, default=1, help="worker processes (only 1 for now: the default)")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes (default 1); above 1 a supervisor binds once")
+    ap.add_argument("--fd", type=int, help="serve this inherited listening socket instead of binding --host/--port")
     ap.add_argument("--backlog", type=int, help="listen backlog (default 1024)")
     ap.add_argument("--allow-public", action="store_true", help="allow a wildcard host (0.0.0.0, ::)")
     ap.add_argument("--graceful-timeout", type=float, default=10.0, help="seconds to drain at shutdown")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="any engine option")
     a = ap.parse_args(argv)
-    if a.workers != 1:
-        print("corral: --workers above 1 (worker processes) is not supported yet; run one process per port", file=sys.stderr)
+    if not 1 <= a.workers <= 256:
+        print(f"corral: --workers must be 1 to 256, not {a.workers}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if a.workers > 1:
+        return supervise(a, argv if argv is not None else sys.argv[1:])
     app = load(a.app)
     iface = a.interface or interface_of(app)
     from . import asgi, wsgi
@@ -82,11 +87,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     opts: Dict[str, Any] = options(a.set)
     if a.backlog is not None:
         opts["backlog"] = a.backlog
+    listener = socket.socket(fileno=a.fd) if a.fd is not None else None
     try:
         if iface == "asgi":
-            server = asgi.serve(app, a.host, a.port, allow_public=a.allow_public, **opts)
+            server = asgi.serve(app, a.host, a.port, allow_public=a.allow_public, listener=listener, **opts)
         else:
-            server = wsgi.serve(app, a.host, a.port, allow_public=a.allow_public, **opts)
+            server = wsgi.serve(app, a.host, a.port, allow_public=a.allow_public, listener=listener, **opts)
     except (Error, OSError) as e:
         kind = "configuration" if isinstance(e, ConfigError) else "cannot serve"
         print(f"corral: {kind}: {e}", file=sys.stderr)
@@ -100,6 +106,101 @@ def main(argv: Optional[List[str]] = None) -> int:
         pass
     report = server.close(a.graceful_timeout)
     print(f"corral: stopped: {report}", flush=True)
+    return 0
+
+
+def _without(argv: List[str], flags: List[str]) -> List[str]:
+    """`argv` less each of `flags` and its value (`--flag V` or `--flag=V`)."""
+    out: List[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in flags:
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
+
+
+def _listeners(a: argparse.Namespace) -> List[socket.socket]:
+    """One SO_REUSEPORT socket per worker on the same address: the kernel spreads new
+    connections over them by a hash of the client's address and port."""
+    family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
+    socks: List[socket.socket] = []
+    port = a.port
+    for _ in range(a.workers):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((a.host, port))
+        port = s.getsockname()[1]  # the port the kernel chose for port 0, for the others
+        s.listen(a.backlog or 1024)
+        s.set_inheritable(True)
+        socks.append(s)
+    return socks
+
+
+def supervise(a: argparse.Namespace, argv: List[str]) -> int:
+    """Binds once and runs ``a.workers`` worker processes. Each worker serves its own
+    SO_REUSEPORT socket, which the supervisor holds too: a worker that dies takes no
+    queue with it (connections waiting there stay queued, nothing is reset) and its
+    replacement serves the same socket. A worker that exits is logged and replaced;
+    SIGTERM or SIGINT drains every worker within --graceful-timeout and exits 0."""
+    log = logging.getLogger("corral")
+    if a.fd is not None:
+        print("corral: --fd serves one inherited socket in one process; leave out --workers", file=sys.stderr)
+        return 2
+    if a.host in ("0.0.0.0", "::") and not a.allow_public:
+        print(f"corral: refusing to listen on {a.host}: a wildcard address accepts connections on every "
+              "interface; name a specific address, or pass --allow-public to mean it", file=sys.stderr)
+        return 2
+    try:
+        socks = _listeners(a)
+    except OSError as e:
+        print(f"corral: cannot serve: cannot listen on {a.host}:{a.port}: {e}", file=sys.stderr)
+        return 2
+    child_args = _without(argv, ["--workers", "--fd", "--host", "--port", "--backlog"])
+    stop = threading.Event()
+    changed = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: (stop.set(), changed.set()))
+    signal.signal(signal.SIGCHLD, lambda *_: changed.set())
+
+    def spawn(i: int) -> "subprocess.Popen[bytes]":
+        fd = socks[i].fileno()
+        cmd = [sys.executable, "-m", "corral", "--fd", str(fd), *child_args]
+        p = subprocess.Popen(cmd, pass_fds=(fd,), stdout=subprocess.DEVNULL)
+        log.info("worker %d started (pid %d)", i, p.pid)
+        return p
+
+    workers = [spawn(i) for i in range(a.workers)]
+    host, port = socks[0].getsockname()[:2]
+    print(f"listening on http://{host}:{port}", flush=True)
+    while not stop.is_set():
+        changed.wait()
+        changed.clear()
+        for i, p in enumerate(workers):
+            if not stop.is_set() and p.poll() is not None:
+                log.warning("worker %d (pid %d) exited with %s; starting another", i, p.pid, p.returncode)
+                workers[i] = spawn(i)
+    for p in workers:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in workers:
+        try:
+            p.wait(a.graceful_timeout + 5.0)
+        except subprocess.TimeoutExpired:
+            log.error("worker pid %d did not drain in time; killing it", p.pid)
+            p.kill()
+            p.wait()
+    for s in socks:
+        s.close()
+    print("corral: stopped: every worker drained", flush=True)
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -129,10 +130,12 @@ def serve(
     *,
     heavy: Union[Sequence[str], Dict[str, Any], None] = None,
     allow_public: bool = False,
+    listener: Optional[socket.socket] = None,
     **options: Any,
 ) -> Server:
     """Serves a WSGI app (Flask, Django's ``get_wsgi_application()``, any PEP 3333
-    callable). ``options`` are corral's engine options by name (``corral.options()``).
+    callable). ``options`` are corral's engine options by name (``corral.options()``);
+    ``listener``, a listening socket to serve instead of binding ``host``/``port``.
     Returns a Server: ``close(timeout)``, ``stats()``, a context manager."""
     prefixes, min_bytes = _heavy_rule(heavy)
     opts = _options(allow_public=allow_public, **options)
@@ -146,7 +149,7 @@ def serve(
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
     }
-    engine = _corral.Engine("serve", _addr(host, port), opts, _dispatcher(app, base), prefixes, min_bytes)
+    engine = _corral.Engine("serve", _addr(host, port), opts, _dispatcher(app, base), prefixes, min_bytes, listener)
     name, bound = engine.addresses()[0]
     base["SERVER_NAME"], base["SERVER_PORT"] = name, str(bound)
     engine.start()
