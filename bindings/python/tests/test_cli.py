@@ -112,7 +112,8 @@ def test_two_workers_a_killed_one_is_replaced_and_sigterm_drains_both(tmp_path):
         text=True,
     )
     lines: "queue.Queue[str]" = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in p.stderr], daemon=True).start()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in p.stderr], daemon=True)
+    reader.start()
 
     def started(n):
         pids = []
@@ -137,8 +138,10 @@ def test_two_workers_a_killed_one_is_replaced_and_sigterm_drains_both(tmp_path):
             assert get(addr)[0] == 200, "the other worker and the replacement serve"
     finally:
         p.send_signal(signal.SIGTERM)
-        p.wait(60)  # stderr belongs to the reader thread
+        p.wait(60)  # stderr belongs to the reader thread, which ends at its end
         out = p.stdout.read()
         p.stdout.close()
+        reader.join(30)
+        p.stderr.close()
     assert p.returncode == 0
     assert "every worker drained" in out
