@@ -165,6 +165,13 @@ def supervise(a: argparse.Namespace, argv: List[str]) -> int:
         print(f"corral: cannot serve: cannot listen on {a.host}:{a.port}: {e}", file=sys.stderr)
         return 2
     child_args = _without(argv, ["--workers", "--fd", "--host", "--port", "--backlog"])
+    # The processes share the cores: unless told otherwise, each gets its share of I/O
+    # workers and CPU threads instead of one of each per core.
+    share = str(max(1, (os.cpu_count() or 1) // a.workers))
+    given = set(options(a.set))
+    for name in ("io_workers", "cpu_threads"):
+        if name not in given:
+            child_args = ["--set", f"{name}={share}", *child_args]
     stop = threading.Event()
     changed = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
