@@ -59,9 +59,37 @@ def handler(req: corral.Request):
     return req.body.upper()
 
 
-@pytest.mark.parametrize("case", load(), ids=lambda c: c["name"])
-def test_case(case):
-    with corral.serve(handler, protocol=case["protocol"], io_workers=1, cpu_threads=0, **case["opts"]) as server:
+def wsgi_app(environ, start_response):
+    n = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(n)
+    start_response("200 OK", [])
+    return [f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} ".encode() + body]
+
+
+async def asgi_app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = (await receive())["body"]
+    target = scope["raw_path"] + (b"?" + scope["query_string"] if scope["query_string"] else b"")
+    await send({"type": "http.response.start", "status": 200})
+    await send({"type": "http.response.body", "body": f"{scope['method']} ".encode() + target + b" " + body})
+
+
+def start(front, case):
+    opts = dict(io_workers=1, **case["opts"])
+    if front == "wsgi":
+        return corral.wsgi.serve(wsgi_app, **opts)
+    if front == "asgi":
+        return corral.asgi.serve(asgi_app, lifespan="off", **opts)
+    return corral.serve(handler, protocol=case["protocol"], cpu_threads=0, **opts)
+
+
+FRONTS = [(f, c) for c in load() for f in ("serve", "wsgi", "asgi") if f == "serve" or c["protocol"] == "http"]
+
+
+@pytest.mark.parametrize("front,case", FRONTS, ids=lambda x: x if isinstance(x, str) else x["name"])
+def test_case(front, case):
+    with start(front, case) as server:
         with socket.create_connection(server.address, timeout=30) as s:
             s.sendall(case["send"])
             s.shutdown(socket.SHUT_WR)
