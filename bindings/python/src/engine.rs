@@ -231,7 +231,11 @@ impl Engine {
 
     /// Serve, for an event loop: up to `max` queued requests as (Request, Responder),
     /// without waiting.
-    fn take_requests(&self, py: Python<'_>, max: usize) -> PyResult<Vec<(crate::serve::Request, crate::serve::Responder)>> {
+    fn take_requests(
+        &self,
+        py: Python<'_>,
+        max: usize,
+    ) -> PyResult<Vec<(crate::serve::Request, crate::serve::Responder)>> {
         let h = self.handler.as_ref().ok_or_else(|| errors::state(py, "a handoff engine has no request queue"))?;
         h.take_now(py, max)
     }

@@ -117,7 +117,10 @@ impl PyHandler {
     /// without waiting (empty when none are queued).
     pub(crate) fn take_now<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Vec<(Request, Responder)>> {
         let got = py.detach(|| self.batches.take_now(max));
-        Ok(got.into_iter().map(|(req, res)| (Request { inner: req }, Responder { inner: Mutex::new(Some(res)) })).collect())
+        Ok(got
+            .into_iter()
+            .map(|(req, res)| (Request { inner: req }, Responder { inner: Mutex::new(Some(res)) }))
+            .collect())
     }
 
     /// The host thread's loop: wait for a batch with the GIL released, run it with the
