@@ -408,7 +408,7 @@ impl Opt {
                 _ => Err(wrong("this text")),
             },
             (Kind::Bool, _) => Err(wrong("a number")),
-            (Kind::Count { min, max, zero, .. }, v) => {
+            (Kind::Count { .. }, v) => {
                 let n: i128 = match v {
                     Value::Int(n) => n,
                     Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e30 => f as i128,
@@ -416,14 +416,14 @@ impl Opt {
                     Value::Text(t) => t.trim().parse::<i128>().map_err(|_| wrong("this text"))?,
                     Value::Bool(_) => return Err(wrong("a boolean")),
                 };
-                let ok = (n >= min as i128 && n <= max as i128) || (n == 0 && zero.is_some());
-                if ok {
-                    Ok(Parsed::Count(n as u64))
+                let v = u64::try_from(n).map(Parsed::Count).map_err(|_| refuse())?;
+                if self.in_range(&v) {
+                    Ok(v)
                 } else {
                     Err(refuse())
                 }
             }
-            (Kind::Duration { min, max, zero }, v) => {
+            (Kind::Duration { .. }, v) => {
                 let d = match v {
                     Value::Bool(_) => return Err(wrong("a boolean")),
                     Value::Text(t) => parse_duration(t).ok_or_else(|| wrong("this text"))?,
@@ -439,9 +439,9 @@ impl Opt {
                         seconds(f * unit.scale()).ok_or_else(refuse)?
                     }
                 };
-                let ok = (d >= min && d <= max) || (d.is_zero() && zero.is_some());
-                if ok {
-                    Ok(Parsed::Duration(d))
+                let v = Parsed::Duration(d);
+                if self.in_range(&v) {
+                    Ok(v)
                 } else {
                     Err(refuse())
                 }
@@ -455,28 +455,31 @@ impl Opt {
         }
     }
 
-    /// Whether `v` is within this option's range (for values set through typed setters).
-    fn check(&self, v: &Parsed) -> Result<()> {
-        let bad = |shown: String| {
-            Error::config(format!("{} = {shown} is out of range: use {}", self.name, self.range(&Front::RUST)))
-        };
+    /// Whether `v` is within this option's range (0 counts where the option has a
+    /// meaning for it).
+    fn in_range(&self, v: &Parsed) -> bool {
         match (self.kind, v) {
             (Kind::Count { min, max, zero, .. }, Parsed::Count(n)) => {
-                if (*n >= min && *n <= max) || (*n == 0 && zero.is_some()) {
-                    Ok(())
-                } else {
-                    Err(bad(n.to_string()))
-                }
+                (min..=max).contains(n) || (*n == 0 && zero.is_some())
             }
             (Kind::Duration { min, max, zero }, Parsed::Duration(d)) => {
-                if (*d >= min && *d <= max) || (d.is_zero() && zero.is_some()) {
-                    Ok(())
-                } else {
-                    Err(bad(format!("{d:?}")))
-                }
+                (min..=max).contains(d) || (d.is_zero() && zero.is_some())
             }
-            _ => Ok(()),
+            _ => true,
         }
+    }
+
+    /// Checks a value set through a typed setter against the range.
+    fn check(&self, v: &Parsed) -> Result<()> {
+        if self.in_range(v) {
+            return Ok(());
+        }
+        let shown = match v {
+            Parsed::Count(n) => n.to_string(),
+            Parsed::Duration(d) => format!("{d:?}"),
+            other => format!("{other:?}"),
+        };
+        Err(Error::config(format!("{} = {shown} is out of range: use {}", self.name, self.range(&Front::RUST))))
     }
 
     /// The current value in `b` (`None`: unset, the machine-dependent default applies).
