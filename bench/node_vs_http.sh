@@ -35,5 +35,5 @@ row "keep-alive GET /, JS handler (serve) -c100" \
 row "new connection per request (listen+emit) -c50" \
   "$(measure "$P_OFFLOAD" / -t2 -c50 -H 'Connection: close')" "$(measure "$P_HTTP" / -t2 -c50 -H 'Connection: close')" \
   "$(measure "$P_CLUSTER" / -t2 -c50 -H 'Connection: close')"
-row "1 ms of JS per request, workers: 2 -c50" \
+row "1 ms of JS per request, heavyThreads: 2 -c50" \
   "$(measure "$P_SERVE" /work -t2 -c50)" "$(measure "$P_HTTP" /work -t2 -c50)" "$(measure "$P_CLUSTER" /work -t2 -c50)"
