@@ -3,23 +3,15 @@ and a real FastAPI app."""
 
 
 import contextlib
-import http.client
 import logging
 
 import pytest
 
 import corral
+from http_client import request
 import corral.asgi
 
 
-def request(addr, method="GET", path="/", body=None, headers=None):
-    c = http.client.HTTPConnection(*addr, timeout=10)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        c.close()
 
 
 seen = {}

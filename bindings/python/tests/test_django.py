@@ -1,7 +1,6 @@
 """A Django project (minimal settings, a view module) served through corral's WSGI and
 ASGI fronts."""
 
-import http.client
 import json
 
 import pytest
@@ -27,6 +26,7 @@ from django.http import HttpResponse, JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 
 import corral  # noqa: E402
+from http_client import request  # noqa: E402
 
 
 def hello(request):
@@ -40,14 +40,6 @@ def echo(request):
 urlpatterns = [path("hello", hello), path("echo", echo)]
 
 
-def request(addr, method="GET", path="/", body=None, headers=None):
-    c = http.client.HTTPConnection(*addr, timeout=20)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
 
 
 @pytest.mark.parametrize("front", ["wsgi", "asgi"])
@@ -55,7 +47,8 @@ def test_a_django_project(front):
     serve = corral.wsgi.serve if front == "wsgi" else corral.asgi.serve
     app = get_wsgi_application() if front == "wsgi" else get_asgi_application()
     with serve(app) as server:
-        assert request(server.address, path="/hello?q=dj") == (200, b"hello dj")
-        st, body = request(server.address, "POST", "/echo", b"x" * 5000, {"X-Agent": "t"})
+        st, _, body = request(server.address, path="/hello?q=dj")
+        assert (st, body) == (200, b"hello dj")
+        st, _, body = request(server.address, "POST", "/echo", b"x" * 5000, {"X-Agent": "t"})
         assert st == 200 and json.loads(body) == {"method": "POST", "len": 5000, "agent": "t"}
         assert request(server.address, path="/missing")[0] == 404

@@ -12,17 +12,10 @@ import wsgiref.validate
 import pytest
 
 import corral
+from http_client import request
 import corral.wsgi
 
 
-def request(addr, method="GET", path="/", body=None, headers=None, timeout=10):
-    c = http.client.HTTPConnection(*addr, timeout=timeout)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        c.close()
 
 
 def echo_app(environ, start_response):
