@@ -215,11 +215,12 @@ impl Engine {
         Ok(Engine { inner: Mutex::new(Some(Arc::new(e))), handler })
     }
 
-    /// Serve: runs light requests on the calling thread (the host thread) in batches
-    /// until the engine is closed. Returns at once for a handoff engine.
-    fn run_host(&self, py: Python<'_>) {
+    /// Serve: runs light requests on the calling thread (a host thread) in batches of
+    /// up to `batch` until the engine is closed. Returns at once for a handoff engine.
+    #[pyo3(signature = (batch=256))]
+    fn run_host(&self, py: Python<'_>, batch: usize) {
         if let Some(h) = &self.handler {
-            h.run_host(py);
+            h.run_host(py, batch);
         }
     }
 

@@ -82,6 +82,10 @@ impl Batches {
         }
         let n = q.0.len().min(max);
         out.extend(q.0.drain(..n));
+        if !q.0.is_empty() {
+            // Several host threads: pass the wake-up on to the next one.
+            self.ready.notify_one();
+        }
         !out.is_empty() || !q.1
     }
 
@@ -123,11 +127,12 @@ impl PyHandler {
             .collect())
     }
 
-    /// The host thread's loop: wait for a batch with the GIL released, run it with the
-    /// GIL held once, until the engine is closed and the queue is empty.
-    pub(crate) fn run_host(&self, py: Python<'_>) {
-        let mut batch = Vec::with_capacity(BATCH);
-        while py.detach(|| self.batches.take(BATCH, &mut batch)) {
+    /// A host thread's loop: wait for up to `max` requests with the GIL released, run
+    /// them with the GIL held once, until the engine is closed and the queue is empty.
+    pub(crate) fn run_host(&self, py: Python<'_>, max: usize) {
+        let max = max.clamp(1, BATCH);
+        let mut batch = Vec::with_capacity(max);
+        while py.detach(|| self.batches.take(max, &mut batch)) {
             for (req, res) in batch.drain(..) {
                 self.call(py, req, res);
             }

@@ -177,3 +177,26 @@ def test_ten_thousand_failing_requests_leak_no_descriptors_or_memory():
             c.close()
     finally:
         quiet.level = level
+
+
+def test_threads_run_an_app_that_blocks_concurrently():
+    import threading
+
+    # Two requests meet at a barrier: they complete only if two threads run the app.
+    barrier = threading.Barrier(2, timeout=20)
+
+    def app(environ, start_response):
+        barrier.wait()
+        start_response("200 OK", [])
+        return [b"met" if environ["wsgi.multithread"] else b"alone"]
+
+    with corral.wsgi.serve(app, threads=2) as server:
+        results = []
+        clients = [threading.Thread(target=lambda: results.append(request(server.address))) for _ in range(2)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join(30)
+        assert [r[2] for r in results] == [b"met", b"met"]
+    with pytest.raises(corral.ConfigError, match="threads"):
+        corral.wsgi.serve(app, threads=0)

@@ -268,18 +268,24 @@ class Server(_EngineOwner):
     workers never wait for the GIL, and the host thread takes it once per batch. Heavy
     requests run on corral's CPU pool."""
 
-    def __init__(self, engine: _corral.Engine, host: bool = True) -> None:
+    def __init__(self, engine: _corral.Engine, host: bool = True, threads: int = 1) -> None:
         self._own(engine)
-        self._host: Optional[threading.Thread] = None
-        if host:
-            self._host = threading.Thread(target=engine.run_host, name="corral-host", daemon=True)
-            self._host.start()
+        # One host thread takes batches of up to 256; several (for apps that block) take
+        # one request at a time, so none waits behind a blocked neighbour.
+        batch = 256 if threads == 1 else 1
+        self._hosts = [
+            threading.Thread(target=engine.run_host, args=(batch,), name=f"corral-host-{i}", daemon=True)
+            for i in range(threads if host else 0)
+        ]
+        for t in self._hosts:
+            t.start()
 
     def _closed(self, timeout: float) -> None:
-        # The engine is shut down: the host thread runs what is still queued and returns
+        # The engine is shut down: the host threads run what is still queued and return
         # (a handler stuck past the deadline is left behind, as corral's threads are).
-        if self._host is not None and self._host is not threading.current_thread():
-            self._host.join(timeout)
+        for t in self._hosts:
+            if t is not threading.current_thread():
+                t.join(timeout)
 
     def __enter__(self) -> "Server":
         return self

@@ -68,6 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     ap.add_argument("--port", type=int, default=8000, help="default 8000 (0: a free port)")
     ap.add_argument("--workers", type=int, default=1, help="worker processes (default 1); above 1 a supervisor binds once")
+    ap.add_argument("--threads", type=int, default=1, help="WSGI: threads running the app (default 1; more for apps that block)")
     ap.add_argument("--fd", type=int, help="serve this inherited listening socket instead of binding --host/--port")
     ap.add_argument("--backlog", type=int, help="listen backlog (default 1024)")
     ap.add_argument("--allow-public", action="store_true", help="allow a wildcard host (0.0.0.0, ::)")
@@ -90,9 +91,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     listener = socket.socket(fileno=a.fd) if a.fd is not None else None
     try:
         if iface == "asgi":
+            if a.threads != 1:
+                raise ConfigError("--threads is for WSGI apps: an ASGI app runs on its event loop")
             server = asgi.serve(app, a.host, a.port, allow_public=a.allow_public, listener=listener, **opts)
         else:
-            server = wsgi.serve(app, a.host, a.port, allow_public=a.allow_public, listener=listener, **opts)
+            server = wsgi.serve(app, a.host, a.port, allow_public=a.allow_public, listener=listener, threads=a.threads, **opts)
     except (Error, OSError) as e:
         kind = "configuration" if isinstance(e, ConfigError) else "cannot serve"
         print(f"corral: {kind}: {e}", file=sys.stderr)

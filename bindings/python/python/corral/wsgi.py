@@ -2,7 +2,8 @@
 
 corral's I/O workers read and frame each request and build its environ natively; the
 app runs on the host thread, which takes requests in batches with one acquisition of
-the GIL per batch (``wsgi.multithread`` is False: one thread runs the app). Request
+the GIL per batch (``wsgi.multithread`` is False: one thread runs the app; with
+``threads=N`` N threads take one request each, for apps that block). Request
 bodies arrive whole (up to ``max_frame``, chunked ones included), so ``wsgi.input`` is a
 ``BytesIO`` that ends at the body's end and ``wsgi.input_terminated`` is True. The
 response is collected and sent with a Content-Length: a body the app streams is sent
@@ -18,7 +19,7 @@ import socket
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from . import Server, _addr, _corral, _options, _heavy_rule
+from . import ConfigError, Server, _addr, _corral, _heavy_rule, _options
 
 __all__ = ["serve"]
 
@@ -131,12 +132,16 @@ def serve(
     heavy: Union[Sequence[str], Dict[str, Any], None] = None,
     allow_public: bool = False,
     listener: Optional[socket.socket] = None,
+    threads: int = 1,
     **options: Any,
 ) -> Server:
     """Serves a WSGI app (Flask, Django's ``get_wsgi_application()``, any PEP 3333
     callable). ``options`` are corral's engine options by name (``corral.options()``);
-    ``listener``, a listening socket to serve instead of binding ``host``/``port``.
-    Returns a Server: ``close(timeout)``, ``stats()``, a context manager."""
+    ``listener``, a listening socket to serve instead of binding ``host``/``port``;
+    ``threads``, how many threads run the app (1, the default: the host thread alone;
+    more for apps that block, ``wsgi.multithread`` then True). Returns a Server: ``close(timeout)``, ``stats()``, a context manager."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024:
+        raise ConfigError(f"threads = {threads!r} is out of range: use 1 to 1024")
     prefixes, min_bytes = _heavy_rule(heavy)
     opts = _options(allow_public=allow_public, **options)
     base: Dict[str, Any] = {
@@ -144,7 +149,7 @@ def serve(
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
         "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
+        "wsgi.multithread": threads > 1,
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
@@ -153,4 +158,4 @@ def serve(
     name, bound = engine.addresses()[0]
     base["SERVER_NAME"], base["SERVER_PORT"] = name, str(bound)
     engine.start()
-    return Server(engine)
+    return Server(engine, threads=threads)
