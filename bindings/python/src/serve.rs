@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -25,12 +25,18 @@ use crate::errors;
 /// `wake`'s other end (ASGI): one byte is written on each empty → non-empty transition.
 #[derive(Default)]
 pub(crate) struct Batches {
-    queue: Mutex<(VecDeque<(corral_core::Request, corral_core::Responder)>, bool)>,
+    queue: Mutex<(VecDeque<Pair>, bool)>,
     ready: Condvar,
-    wake: Mutex<Option<(UnixStream, UnixStream)>>,
+    /// (writer, reader), made once on the first `wake_fd`; unset for a thread host.
+    wake: OnceLock<(UnixStream, UnixStream)>,
 }
 
 type Pair = (corral_core::Request, corral_core::Responder);
+
+/// The Python objects for one queued request.
+fn wrap((req, res): Pair) -> (Request, Responder) {
+    (Request { inner: req }, Responder { inner: Mutex::new(Some(res)) })
+}
 
 impl Batches {
     /// Queues one request; wakes the host on the empty → non-empty transition.
@@ -41,7 +47,7 @@ impl Batches {
         drop(q);
         if was_empty {
             self.ready.notify_one();
-            if let Some((w, _)) = &*self.wake.lock().unwrap_or_else(|e| e.into_inner()) {
+            if let Some((w, _)) = self.wake.get() {
                 // Full means a wake-up is already pending: nothing is lost.
                 let _ = (&*w).write(&[1]);
             }
@@ -51,20 +57,20 @@ impl Batches {
     /// The fd an event loop watches (readable while a wake-up is pending), made on
     /// first use.
     pub(crate) fn wake_fd(&self) -> std::io::Result<i32> {
-        let mut w = self.wake.lock().unwrap_or_else(|e| e.into_inner());
-        if w.is_none() {
+        if self.wake.get().is_none() {
             let (tx, rx) = UnixStream::pair()?;
             tx.set_nonblocking(true)?;
             rx.set_nonblocking(true)?;
-            *w = Some((tx, rx));
+            // Two first callers at once: one pair is kept, the other dropped.
+            let _ = self.wake.set((tx, rx));
         }
-        Ok(w.as_ref().map(|(_, rx)| rx.as_raw_fd()).unwrap_or(-1))
+        Ok(self.wake.get().map_or(-1, |(_, rx)| rx.as_raw_fd()))
     }
 
     /// Takes up to `max` queued requests without waiting, after clearing pending
     /// wake-ups (the host drains until this returns none).
     fn take_now(&self, max: usize) -> Vec<Pair> {
-        if let Some((_, rx)) = &*self.wake.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some((_, rx)) = self.wake.get() {
             let mut sink = [0u8; 64];
             while matches!((&*rx).read(&mut sink), Ok(n) if n > 0) {}
         }
@@ -73,9 +79,9 @@ impl Batches {
         q.0.drain(..n).collect()
     }
 
-    /// Waits (without the GIL) for requests and takes up to `max`; `None` once closed
-    /// and empty.
-    fn take(&self, max: usize, out: &mut Vec<(corral_core::Request, corral_core::Responder)>) -> bool {
+    /// Waits (without the GIL) for requests and takes up to `max` into `out`; false
+    /// once closed and empty.
+    fn take(&self, max: usize, out: &mut Vec<Pair>) -> bool {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         while q.0.is_empty() && !q.1 {
             q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
@@ -108,10 +114,8 @@ pub(crate) struct PyHandler {
 const BATCH: usize = 256;
 
 impl PyHandler {
-    fn call(&self, py: Python<'_>, req: corral_core::Request, res: corral_core::Responder) {
-        let r = Request { inner: req };
-        let s = Responder { inner: Mutex::new(Some(res)) };
-        if let Err(e) = self.dispatch.call1(py, (r, s)) {
+    fn call(&self, py: Python<'_>, pair: Pair) {
+        if let Err(e) = self.dispatch.call1(py, wrap(pair)) {
             // The dispatcher catches handler errors itself; this is a bug in it.
             e.write_unraisable(py, None);
         }
@@ -121,10 +125,7 @@ impl PyHandler {
     /// without waiting (empty when none are queued).
     pub(crate) fn take_now<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Vec<(Request, Responder)>> {
         let got = py.detach(|| self.batches.take_now(max));
-        Ok(got
-            .into_iter()
-            .map(|(req, res)| (Request { inner: req }, Responder { inner: Mutex::new(Some(res)) }))
-            .collect())
+        Ok(got.into_iter().map(wrap).collect())
     }
 
     /// A host thread's loop: wait for up to `max` requests with the GIL released, run
@@ -133,8 +134,8 @@ impl PyHandler {
         let max = max.clamp(1, BATCH);
         let mut batch = Vec::with_capacity(max);
         while py.detach(|| self.batches.take(max, &mut batch)) {
-            for (req, res) in batch.drain(..) {
-                self.call(py, req, res);
+            for pair in batch.drain(..) {
+                self.call(py, pair);
             }
         }
     }
@@ -148,7 +149,7 @@ impl Handler for PyHandler {
     fn handle(&self, req: corral_core::Request, res: corral_core::Responder) {
         match self.rule.classify(&req) {
             // On the CPU pool: attach for this call; GIL-releasing work runs in parallel.
-            Cost::Heavy => Python::attach(|py| self.call(py, req, res)),
+            Cost::Heavy => Python::attach(|py| self.call(py, (req, res))),
             // On an I/O worker: never wait for the GIL here.
             Cost::Light => self.batches.push(req, res),
         }
