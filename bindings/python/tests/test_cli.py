@@ -3,12 +3,13 @@ on SIGTERM."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+
+from http_client import request
 
 
 def start(tmp_path, target, *args):
@@ -45,12 +46,8 @@ def start(tmp_path, target, *args):
 
 
 def get(addr, path="/"):
-    c = http.client.HTTPConnection(*addr, timeout=10)
-    c.request("GET", path)
-    r = c.getresponse()
-    out = (r.status, r.read())
-    c.close()
-    return out
+    status, _, body = request(addr, path=path)
+    return status, body
 
 
 def test_serves_a_module_and_drains_on_sigterm(tmp_path):
