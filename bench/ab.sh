@@ -8,25 +8,21 @@
 # (-t2 -c50, Connection: close) against A, then B (B first in odd rounds). Prints every
 # figure, the median of each, and B / A.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 A=$1
 B=$2
 ROUNDS=${3:-5}
 DUR=${4:-5}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rps() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 PIDS=""
 trap '[ -n "$PIDS" ] && kill $PIDS 2>/dev/null' EXIT
-start() { # binary -> port
-  local port; port=$(free_port)
-  sleep 100000 | "$1" --addr "127.0.0.1:$port" >/dev/null 2>&1 &
-  PIDS="$PIDS $!"
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-  echo "$port"
-}
-PA=$(start "$A")
-PB=$(start "$B")
+# Started here, not in $(...), so that the trap knows their pids.
+PA=$(free_port)
+"$A" --addr "127.0.0.1:$PA" --seconds 100000 >/dev/null 2>&1 & PIDS="$PIDS $!"
+PB=$(free_port)
+"$B" --addr "127.0.0.1:$PB" --seconds 100000 >/dev/null 2>&1 & PIDS="$PIDS $!"
+wait_http "$PA"
+wait_http "$PB"
 declare -A runs
 for r in $(seq "$ROUNDS"); do
   order="A B"; [ $((r % 2)) -eq 1 ] && order="B A"

@@ -6,23 +6,20 @@
 #
 # Build each first (`make node-build` in it). Prints every figure, the medians and B / A.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 A=$1
 B=$2
 ROUNDS=${3:-5}
 DUR=${4:-5}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rps() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 PIDS=""
 trap '[ -n "$PIDS" ] && kill $PIDS 2>/dev/null' EXIT
-up() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && break; sleep 0.1; done; }
 declare -A port
 for who in A B; do
   root=${!who}
   port[$who-serve]=$(free_port); node "$root/bench/node/corral_serve.js" "${port[$who-serve]}" 2 & PIDS="$PIDS $!"
   port[$who-offload]=$(free_port); node "$root/bench/node/corral_offload.js" "${port[$who-offload]}" & PIDS="$PIDS $!"
-  up "${port[$who-serve]}"; up "${port[$who-offload]}"
+  wait_http "${port[$who-serve]}"; wait_http "${port[$who-offload]}"
 done
 declare -A runs
 for r in $(seq "$ROUNDS"); do

@@ -3,13 +3,13 @@
 # in one run, with wrk (installed from Debian if missing).
 #   bash bench/node_vs_http.sh [seconds per run, default 5] [runs, default 3]
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 DUR=${1:-5}
 RUNS=${2:-3}
 PEERS=${PEERS:-../shared/peers}
 command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 make -s node-build >/dev/null
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=""
 trap 'kill $PIDS 2>/dev/null || true' EXIT
 start() { node "$@" & PIDS="$PIDS $!"; }
@@ -18,11 +18,7 @@ start "$PEERS/node_http.js" "$P_HTTP"
 start "$PEERS/node_cluster.js" "$P_CLUSTER"
 start bench/node/corral_serve.js "$P_SERVE" 2
 start bench/node/corral_offload.js "$P_OFFLOAD"
-for p in $P_HTTP $P_CLUSTER $P_SERVE $P_OFFLOAD; do
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/" && break; sleep 0.1; done
-done
-rps() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for p in $P_HTTP $P_CLUSTER $P_SERVE $P_OFFLOAD; do wait_http "$p"; done
 measure() { # port path wrk-args...
   local port=$1 path=$2; shift 2
   for _ in $(seq "$RUNS"); do rps -d"$DUR" "$@" "http://127.0.0.1:$port$path"; done | median

@@ -7,6 +7,7 @@
 # loopback on this machine; wrk runs on the same cores (as in shared/peers/README.md).
 # Prints the median req/s of each scenario per server and the ratio corral / nginx.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 DUR=${1:-5}
 RUNS=${2:-3}
@@ -24,7 +25,6 @@ work=$(mktemp -d)
 SERVER=""
 trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 NGINX_PORT=$(free_port)
 CORRAL_PORT=$(free_port)
 # The same pair with TCP_DEFER_ACCEPT (nginx `deferred`, corral `defer_accept`).
@@ -56,15 +56,8 @@ SERVER=$!
 ./target/release/examples/http_server --addr "127.0.0.1:$CORRAL_DEFER_PORT" --defer-accept --seconds 100000 \
   >"$work/corral-defer.log" 2>&1 &
 SERVER="$SERVER $!"
-for port in $CORRAL_PORT $CORRAL_DEFER_PORT $NGINX_PORT; do
-  for _ in $(seq 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-    sleep 0.1
-  done
-done
+for port in $CORRAL_PORT $CORRAL_DEFER_PORT $NGINX_PORT; do wait_http "$port"; done
 
-rps() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 scenario() {
   local name=$1; shift
