@@ -216,11 +216,13 @@ impl Engine {
     }
 
     /// Serve: runs light requests on the calling thread (a host thread) in batches of
-    /// up to `batch` until the engine is closed. Returns at once for a handoff engine.
-    #[pyo3(signature = (batch=256))]
-    fn run_host(&self, py: Python<'_>, batch: usize) {
+    /// up to `batch` until the engine is closed; events a responder asked for
+    /// (`Responder.notify`) go to `on_event(key, kind)`. Returns at once for a handoff
+    /// engine.
+    #[pyo3(signature = (batch=256, on_event=None))]
+    fn run_host(&self, py: Python<'_>, batch: usize, on_event: Option<Bound<'_, PyAny>>) {
         if let Some(h) = &self.handler {
-            h.run_host(py, batch);
+            h.run_host(py, batch, on_event.as_ref());
         }
     }
 
@@ -230,13 +232,14 @@ impl Engine {
         h.batches.wake_fd().map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))
     }
 
-    /// Serve, for an event loop: up to `max` queued requests as (Request, Responder),
-    /// without waiting.
+    /// Serve, for an event loop: the events responders asked for, as (key, kind), and
+    /// up to `max` queued requests as (Request, Responder), without waiting.
+    #[allow(clippy::type_complexity)]
     fn take_requests(
         &self,
         py: Python<'_>,
         max: usize,
-    ) -> PyResult<Vec<(crate::serve::Request, crate::serve::Responder)>> {
+    ) -> PyResult<(Vec<(u64, &'static str)>, Vec<(crate::serve::Request, crate::serve::Responder)>)> {
         let h = self.handler.as_ref().ok_or_else(|| errors::state(py, "a handoff engine has no request queue"))?;
         h.take_now(py, max)
     }

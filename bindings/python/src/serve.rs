@@ -11,39 +11,67 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use corral_core::{Cost, CostRule, Handler, Payload, Reply, Response};
+use corral_core::{Cost, CostRule, Handler, Payload, Reply, Response, Sent, StreamError};
 
 use crate::errors;
 
-/// Light requests waiting for the host, and whether the engine is closed. The host is a
-/// thread waiting on the condvar (sync handlers, WSGI), or an event loop watching
-/// `wake`'s other end (ASGI): one byte is written on each empty → non-empty transition.
+/// Light requests waiting for the host, events for streams it parked, and whether the
+/// engine is closed. The host is a thread waiting on the condvar (sync handlers, WSGI),
+/// or an event loop watching `wake`'s other end (ASGI): one byte is written on each
+/// empty → non-empty transition.
 #[derive(Default)]
 pub(crate) struct Batches {
-    queue: Mutex<(VecDeque<Pair>, bool)>,
+    queue: Mutex<Queue>,
     ready: Condvar,
     /// (writer, reader), made once on the first `wake_fd`; unset for a thread host.
     wake: OnceLock<(UnixStream, UnixStream)>,
 }
 
-type Pair = (corral_core::Request, corral_core::Responder);
-
-/// The Python objects for one queued request.
-fn wrap((req, res): Pair) -> (Request, Responder) {
-    (Request { inner: req }, Responder { inner: Mutex::new(Some(res)) })
+#[derive(Default)]
+struct Queue {
+    requests: VecDeque<Pair>,
+    events: Vec<(u64, Event)>,
+    closed: bool,
 }
 
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.events.is_empty()
+    }
+}
+
+/// What a host asked to hear about a request it parked (`Responder.notify`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// A stream has room again (or its connection closed).
+    Writable,
+    /// The client finished sending, or the connection closed.
+    Gone,
+}
+
+impl Event {
+    fn name(self) -> &'static str {
+        match self {
+            Event::Writable => "writable",
+            Event::Gone => "gone",
+        }
+    }
+}
+
+type Pair = (corral_core::Request, corral_core::Responder);
+
 impl Batches {
-    /// Queues one request; wakes the host on the empty → non-empty transition.
-    fn push(&self, req: corral_core::Request, res: corral_core::Responder) {
+    /// Runs `f` on the queue; wakes the host on the empty → non-empty transition.
+    fn add(&self, f: impl FnOnce(&mut Queue)) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let was_empty = q.0.is_empty();
-        q.0.push_back((req, res));
+        let was_empty = q.is_empty();
+        f(&mut q);
         drop(q);
         if was_empty {
             self.ready.notify_one();
@@ -52,6 +80,16 @@ impl Batches {
                 let _ = (&*w).write(&[1]);
             }
         }
+    }
+
+    /// Queues one request.
+    fn push(&self, req: corral_core::Request, res: corral_core::Responder) {
+        self.add(|q| q.requests.push_back((req, res)));
+    }
+
+    /// Queues an event for the host (called on corral's threads: no GIL).
+    fn push_event(&self, key: u64, event: Event) {
+        self.add(|q| q.events.push((key, event)));
     }
 
     /// The fd an event loop watches (readable while a wake-up is pending), made on
@@ -67,39 +105,45 @@ impl Batches {
         Ok(self.wake.get().map_or(-1, |(_, rx)| rx.as_raw_fd()))
     }
 
-    /// Takes up to `max` queued requests without waiting, after clearing pending
-    /// wake-ups (the host drains until this returns none).
-    fn take_now(&self, max: usize) -> Vec<Pair> {
+    /// Takes every queued event and up to `max` queued requests without waiting, after
+    /// clearing pending wake-ups (the host drains until this returns none).
+    fn take_now(&self, max: usize) -> (Vec<(u64, Event)>, Vec<Pair>) {
         if let Some((_, rx)) = self.wake.get() {
             let mut sink = [0u8; 64];
             while matches!((&*rx).read(&mut sink), Ok(n) if n > 0) {}
         }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let n = q.0.len().min(max);
-        q.0.drain(..n).collect()
+        let n = q.requests.len().min(max);
+        (std::mem::take(&mut q.events), q.requests.drain(..n).collect())
     }
 
-    /// Waits (without the GIL) for requests and takes up to `max` into `out`; false
-    /// once closed and empty.
-    fn take(&self, max: usize, out: &mut Vec<Pair>) -> bool {
+    /// Waits (without the GIL) for requests or events and takes every event and up to
+    /// `max` requests; false once closed and empty.
+    fn take(&self, max: usize, events: &mut Vec<(u64, Event)>, out: &mut Vec<Pair>) -> bool {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        while q.0.is_empty() && !q.1 {
+        while q.is_empty() && !q.closed {
             q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
         }
-        let n = q.0.len().min(max);
-        out.extend(q.0.drain(..n));
-        if !q.0.is_empty() {
+        let n = q.requests.len().min(max);
+        out.extend(q.requests.drain(..n));
+        events.append(&mut q.events);
+        if !q.requests.is_empty() {
             // Several host threads: pass the wake-up on to the next one.
             self.ready.notify_one();
         }
-        !out.is_empty() || !q.1
+        !out.is_empty() || !events.is_empty() || !q.closed
     }
 
     /// No more requests will come: the host thread finishes what is queued and returns.
     pub(crate) fn close(&self) {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
         self.ready.notify_all();
     }
+}
+
+/// The Python objects for one request.
+fn wrap((req, res): Pair, batches: &Arc<Batches>) -> (Request, Responder) {
+    (Request { inner: req }, Responder { state: Mutex::new(State::Pending(res)), batches: Arc::clone(batches) })
 }
 
 /// The bridge from corral's threads to the Python dispatcher. Classification is the
@@ -107,7 +151,7 @@ impl Batches {
 pub(crate) struct PyHandler {
     pub dispatch: Py<PyAny>,
     pub rule: CostRule,
-    pub batches: std::sync::Arc<Batches>,
+    pub batches: Arc<Batches>,
 }
 
 /// Most requests the host thread runs per attachment to the interpreter.
@@ -115,25 +159,42 @@ const BATCH: usize = 256;
 
 impl PyHandler {
     fn call(&self, py: Python<'_>, pair: Pair) {
-        if let Err(e) = self.dispatch.call1(py, wrap(pair)) {
+        if let Err(e) = self.dispatch.call1(py, wrap(pair, &self.batches)) {
             // The dispatcher catches handler errors itself; this is a bug in it.
             e.write_unraisable(py, None);
         }
     }
 
-    /// An event loop's take: up to `max` requests as (Request, Responder) objects,
-    /// without waiting (empty when none are queued).
-    pub(crate) fn take_now<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Vec<(Request, Responder)>> {
-        let got = py.detach(|| self.batches.take_now(max));
-        Ok(got.into_iter().map(wrap).collect())
+    /// An event loop's take: every queued event as (key, "writable" | "gone"), and up to
+    /// `max` requests as (Request, Responder) objects, without waiting.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn take_now(
+        &self,
+        py: Python<'_>,
+        max: usize,
+    ) -> PyResult<(Vec<(u64, &'static str)>, Vec<(Request, Responder)>)> {
+        let (events, got) = py.detach(|| self.batches.take_now(max));
+        let events = events.into_iter().map(|(k, e)| (k, e.name())).collect();
+        Ok((events, got.into_iter().map(|p| wrap(p, &self.batches)).collect()))
     }
 
     /// A host thread's loop: wait for up to `max` requests with the GIL released, run
     /// them with the GIL held once, until the engine is closed and the queue is empty.
-    pub(crate) fn run_host(&self, py: Python<'_>, max: usize) {
+    /// Events for parked requests go to `on_event(key, kind)`, before the requests.
+    pub(crate) fn run_host(&self, py: Python<'_>, max: usize, on_event: Option<&Bound<'_, PyAny>>) {
         let max = max.clamp(1, BATCH);
         let mut batch = Vec::with_capacity(max);
-        while py.detach(|| self.batches.take(max, &mut batch)) {
+        let mut events = Vec::new();
+        while py.detach(|| self.batches.take(max, &mut events, &mut batch)) {
+            for (key, event) in events.drain(..) {
+                let called = match on_event {
+                    Some(f) => f.call1((key, event.name())).map(drop),
+                    None => Ok(()),
+                };
+                if let Err(e) = called {
+                    e.write_unraisable(py, None);
+                }
+            }
             for pair in batch.drain(..) {
                 self.call(py, pair);
             }
@@ -327,17 +388,71 @@ fn percent_decode(p: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Completes one request, once, from any thread. Dropped unanswered, it sends the
-/// error reply (HTTP 500; the other protocols close the connection).
+/// Where a Python responder is in its request's reply.
+enum State {
+    /// Nothing sent yet.
+    Pending(corral_core::Responder),
+    /// The head is sent; the body goes out in parts.
+    Streaming(corral_core::Stream),
+    /// Answered (or given up on).
+    Done,
+}
+
+/// Completes one request, once, from any thread: whole (`respond_*`) or streamed
+/// (`start`, `send`..., `finish`). Dropped unanswered, it sends the error reply (HTTP
+/// 500; the other protocols close the connection); dropped mid-stream, it closes the
+/// connection (the client sees a cut-off body).
 #[pyclass(frozen, module = "corral._corral")]
 pub struct Responder {
-    inner: Mutex<Option<corral_core::Responder>>,
+    state: Mutex<State>,
+    batches: Arc<Batches>,
+}
+
+fn gone_error() -> PyErr {
+    pyo3::exceptions::PyBrokenPipeError::new_err(corral_core::StreamError::Gone.to_string())
 }
 
 impl Responder {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn take(&self, py: Python<'_>) -> PyResult<corral_core::Responder> {
-        let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
-        taken.ok_or_else(|| errors::state(py, "this request was already answered"))
+        let mut st = self.lock();
+        match std::mem::replace(&mut *st, State::Done) {
+            State::Pending(r) => Ok(r),
+            other => {
+                *st = other;
+                Err(errors::state(py, "this request was already answered (or its reply started)"))
+            }
+        }
+    }
+
+    fn head(py: Python<'_>, status: u16, headers: Vec<(String, String)>) -> PyResult<Response> {
+        if !(100..=999).contains(&status) {
+            return Err(errors::config(py, format!("status {status} is not an HTTP status code (100..=999)")));
+        }
+        let mut resp = Response::new(status);
+        resp.headers = headers;
+        Ok(resp)
+    }
+
+    fn with_stream<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut corral_core::Stream) -> Result<T, StreamError>,
+    ) -> PyResult<T> {
+        let mut st = self.lock();
+        let State::Streaming(s) = &mut *st else {
+            return Err(errors::state(py, "no streamed reply was started on this request (call start first)"));
+        };
+        f(s).map_err(|e| {
+            *st = State::Done;
+            match e {
+                StreamError::Gone => gone_error(),
+                short => errors::state(py, &short.to_string()),
+            }
+        })
     }
 }
 
@@ -352,16 +467,96 @@ impl Responder {
     }
     /// Replies with an HTTP response.
     fn respond_http(&self, py: Python<'_>, status: u16, headers: Vec<(String, String)>, body: &[u8]) -> PyResult<()> {
-        if !(100..=999).contains(&status) {
-            return Err(errors::config(py, format!("status {status} is not an HTTP status code (100..=999)")));
-        }
+        let resp = Self::head(py, status, headers)?.body(body.to_vec());
         let r = self.take(py)?;
-        let mut resp = Response::new(status).body(body.to_vec());
-        for (n, v) in headers {
-            resp = resp.header(n, v);
-        }
         py.detach(|| r.respond(resp));
         Ok(())
+    }
+    /// Starts a streamed HTTP reply: the status and headers go out now, the body
+    /// through `send` and `finish`. `length`: the body's length if known (sent as
+    /// Content-Length; more is cut off, less closes the connection); otherwise the body
+    /// is chunked (HTTP/1.0: ended by closing the connection).
+    #[pyo3(signature = (status, headers, length=None))]
+    fn start(&self, py: Python<'_>, status: u16, headers: Vec<(String, String)>, length: Option<u64>) -> PyResult<()> {
+        let head = Self::head(py, status, headers)?;
+        let r = self.take(py)?;
+        match r.stream(&head, length) {
+            Ok(s) => {
+                *self.lock() = State::Streaming(s);
+                Ok(())
+            }
+            Err(r) => {
+                *self.lock() = State::Pending(r);
+                Err(errors::state(py, "only HTTP replies can be streamed"))
+            }
+        }
+    }
+    /// Sends a part of a streamed body. True: there is room for more; False: the
+    /// client is not keeping up, wait for `notify(key, "writable")`'s event (or
+    /// `wait_writable`) before sending more. Raises BrokenPipeError once the client left.
+    fn send(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
+        self.with_stream(py, |s| s.send(data)).map(|sent| sent == Sent::Ready)
+    }
+    /// Ends a streamed body. Raises BrokenPipeError if the client left, StateError if
+    /// the body is shorter than its declared length (the connection was closed).
+    fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        let s = match std::mem::replace(&mut *self.lock(), State::Done) {
+            State::Streaming(s) => s,
+            other => {
+                *self.lock() = other;
+                return Err(errors::state(py, "no streamed reply was started on this request (call start first)"));
+            }
+        };
+        s.finish().map_err(|e| match e {
+            StreamError::Gone => gone_error(),
+            short => errors::state(py, &short.to_string()),
+        })
+    }
+    /// Gives up: a streamed reply is cut off (the connection closes once what was sent
+    /// is written); one not started gets the error reply (HTTP 500).
+    fn abort(&self, py: Python<'_>) {
+        let st = std::mem::replace(&mut *self.lock(), State::Done);
+        py.detach(|| match st {
+            State::Streaming(s) => s.abort(),
+            other => drop(other),
+        });
+    }
+    /// Asks for the event `(key, kind)` through the host's queue (the host thread's
+    /// `on_event`, or the event loop's `take_requests`): kind "writable" once a
+    /// streamed body has room again, "gone" once the client finished sending or the
+    /// connection closed. At once if that is already so.
+    fn notify(&self, py: Python<'_>, key: u64, kind: &str) -> PyResult<()> {
+        let event = match kind {
+            "writable" => Event::Writable,
+            "gone" => Event::Gone,
+            other => return Err(errors::config(py, format!("unknown event {other:?}: use writable or gone"))),
+        };
+        let batches = Arc::clone(&self.batches);
+        let tell = move || batches.push_event(key, event);
+        match (&*self.lock(), event) {
+            (State::Streaming(s), Event::Writable) => s.when_writable(tell),
+            (State::Streaming(s), Event::Gone) => s.when_gone(tell),
+            (State::Pending(r), Event::Gone) => r.when_gone(tell),
+            _ => tell(),
+        }
+        Ok(())
+    }
+    /// Waits, with the GIL released, until a streamed body has room again or the
+    /// connection closed; False if `timeout` seconds passed first. For threads that may
+    /// block (WSGI's `write`).
+    fn wait_writable(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = crate::engine::seconds(py, "timeout", timeout)?;
+        let pair = Arc::new((Mutex::new(false), Condvar::new()));
+        {
+            let st = self.lock();
+            let State::Streaming(s) = &*st else { return Ok(true) };
+            let p = Arc::clone(&pair);
+            s.when_writable(move || {
+                *p.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                p.1.notify_all();
+            });
+        }
+        Ok(py.detach(|| wait_flag(&pair, timeout)))
     }
     /// Answers with the protocol's error reply (HTTP 500) now.
     fn fail(&self, py: Python<'_>) -> PyResult<()> {
@@ -375,9 +570,24 @@ impl Responder {
         py.detach(|| r.close());
         Ok(())
     }
-    /// Whether a reply was already sent.
+    /// Whether a reply was sent or started.
     #[getter]
     fn answered(&self) -> bool {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+        !matches!(&*self.lock(), State::Pending(_))
     }
+    /// True once the connection is closed (the client left, or shutdown).
+    #[getter]
+    fn gone(&self) -> bool {
+        match &*self.lock() {
+            State::Pending(r) => r.is_gone(),
+            State::Streaming(s) => s.is_gone(),
+            State::Done => false,
+        }
+    }
+}
+
+fn wait_flag(pair: &(Mutex<bool>, Condvar), timeout: Duration) -> bool {
+    let guard = pair.0.lock().unwrap_or_else(|e| e.into_inner());
+    let (guard, _) = pair.1.wait_timeout_while(guard, timeout, |set| !*set).unwrap_or_else(|e| e.into_inner());
+    *guard
 }

@@ -30,12 +30,12 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Readiness;
-use crate::conn::task::replies::{Completed, ReplySlots};
+use crate::conn::task::replies::{Completed, Ready, ReplySlots};
 use crate::conn::task::state::TaskState;
 use crate::engine::Shared;
 use crate::frame::{Decoded, Framer, Payload, ReplyCtx, CONTINUE};
@@ -168,6 +168,37 @@ pub(crate) struct Conn {
     deadline_ms: AtomicU64,
     replies: Mutex<ReplySlots<Out, Pending>>,
     io: Mutex<Io>,
+    /// Bytes handed to the connection (replies, parts of streamed ones) not yet written
+    /// to the socket: what a streaming producer's back-pressure is measured by.
+    backlog: AtomicUsize,
+    /// Someone waits in `watch.writable` (checked by the runner without the lock).
+    writable_waiting: AtomicBool,
+    /// Someone waits in `watch.gone` (checked by the runner without the lock).
+    gone_waiting: AtomicBool,
+    /// The socket is closed (set before the waiters are told).
+    closed: AtomicBool,
+    watch: Mutex<Watch>,
+}
+
+type Waiter = Box<dyn FnOnce() + Send>;
+
+/// Callbacks for streaming producers and for handlers that wait on the peer.
+#[derive(Default)]
+struct Watch {
+    /// Called once the backlog is down to the low-water mark, or the connection closed.
+    writable: Vec<Waiter>,
+    /// Called once the peer has finished sending (it closed or half-closed its side) or
+    /// the connection closed, unless the request (by its seq) was answered first.
+    gone: Vec<(u64, Waiter)>,
+    gone_fired: bool,
+}
+
+/// Calls each waiter, catching panics (a waiter is a front's callback; the worker that
+/// fires it lives on).
+fn fire(waiters: Vec<Waiter>) {
+    for w in waiters {
+        let _ = catch_unwind(AssertUnwindSafe(w));
+    }
 }
 
 /// What the worker running a turn lends it.
@@ -212,6 +243,11 @@ impl Conn {
             deadline_ms: AtomicU64::new(deadline),
             replies: Mutex::new(ReplySlots::new()),
             io: Mutex::new(Io::new(Some(fd), now)),
+            backlog: AtomicUsize::new(0),
+            writable_waiting: AtomicBool::new(false),
+            gone_waiting: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            watch: Mutex::new(Watch::default()),
         }
     }
 
@@ -265,19 +301,125 @@ impl Conn {
         if failed {
             c.handler_failures.fetch_add(1, Relaxed);
         }
+        let len = bytes.as_ref().map_or(0, Vec::len);
         let out = match bytes {
             Some(bytes) => Out::Write { bytes, close },
             None => Out::Close,
         };
-        let head = lock(&self.replies).complete(seq, out) == Completed::Head;
-        // Only the reply at the head of the line lets the runner write anything.
-        if head && RUNNING_CONN.with(|c| c.get()) != self.id && self.try_schedule() {
+        let done = lock(&self.replies).complete(seq, out);
+        self.handed(done, len);
+    }
+
+    /// A part of a streamed reply (more follow, then a `complete`). False if the
+    /// connection is closed or the reply was already completed (by the deadline).
+    pub fn append(self: &Arc<Self>, seq: u64, bytes: Vec<u8>) -> bool {
+        let len = bytes.len();
+        let done = lock(&self.replies).append(seq, Out::Write { bytes, close: false });
+        let kept = done != Completed::Dropped;
+        self.handed(done, len);
+        kept
+    }
+
+    /// Accounts for `len` bytes handed over, and wakes the runner if they are at the
+    /// head of the line (only the reply at the head lets the runner write anything).
+    fn handed(self: &Arc<Self>, done: Completed, len: usize) {
+        if done == Completed::Dropped {
+            return;
+        }
+        self.backlog.fetch_add(len, SeqCst);
+        if done == Completed::Head && RUNNING_CONN.with(|c| c.get()) != self.id && self.try_schedule() {
             if ON_POOL.with(Cell::get) {
                 self.run_here();
             } else {
                 self.engine.schedule_remote(Arc::clone(self));
             }
         }
+    }
+
+    /// The write backlog is at or above `write_high_water`: a streaming producer should
+    /// wait ([`Conn::when_writable`]) before it sends more.
+    pub fn backlog_full(&self) -> bool {
+        self.backlog.load(SeqCst) >= self.engine.config.limits.write_high_water
+    }
+
+    fn low_water(&self) -> usize {
+        self.engine.config.limits.write_high_water / 2
+    }
+
+    /// The connection is closed: nothing more will be written.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+
+    /// Calls `f` once the write backlog is down to half of `write_high_water`, or the
+    /// connection closed (at once if either is already so). From any thread; `f` runs on
+    /// whichever thread sees the condition, so it must be quick.
+    pub fn when_writable(&self, f: Waiter) {
+        let mut w = lock(&self.watch);
+        w.writable.push(f);
+        self.writable_waiting.store(true, SeqCst);
+        // Checked after registering: a runner that drained the backlog before it could
+        // see the flag is caught here (SeqCst on both sides).
+        if self.is_closed() || self.backlog.load(SeqCst) <= self.low_water() {
+            let ready = std::mem::take(&mut w.writable);
+            self.writable_waiting.store(false, SeqCst);
+            drop(w);
+            fire(ready);
+        }
+    }
+
+    /// Calls `f` once the peer has finished sending (closed or half-closed) or the
+    /// connection closed (at once if that already happened), unless request `seq`'s
+    /// reply is written first (then `f` is dropped uncalled). Same rules as
+    /// [`Conn::when_writable`].
+    pub fn when_gone(&self, seq: u64, f: Waiter) {
+        let mut w = lock(&self.watch);
+        if w.gone_fired {
+            drop(w);
+            fire(vec![f]);
+        } else {
+            w.gone.push((seq, f));
+            self.gone_waiting.store(true, Relaxed);
+        }
+    }
+
+    /// Replies up to `done_seq` are written: their gone-waiters are not needed.
+    fn forget_answered(&self, done_seq: u64) {
+        if self.gone_waiting.load(Relaxed) {
+            let dropped: Vec<_> = {
+                let mut w = lock(&self.watch);
+                let (answered, waiting) = std::mem::take(&mut w.gone).into_iter().partition(|(seq, _)| *seq < done_seq);
+                w.gone = waiting;
+                self.gone_waiting.store(!w.gone.is_empty(), Relaxed);
+                answered
+            };
+            drop(dropped);
+        }
+    }
+
+    /// The runner wrote some of the backlog: wake producers waiting for room.
+    fn wake_writers(&self) {
+        if self.writable_waiting.load(SeqCst) && self.backlog.load(SeqCst) <= self.low_water() {
+            let ready = {
+                let mut w = lock(&self.watch);
+                self.writable_waiting.store(false, SeqCst);
+                std::mem::take(&mut w.writable)
+            };
+            fire(ready);
+        }
+    }
+
+    /// The peer finished sending, or the connection closed.
+    fn peer_gone(&self, closed: bool) {
+        let (gone, writable) = {
+            let mut w = lock(&self.watch);
+            let gone: Vec<Waiter> = std::mem::take(&mut w.gone).into_iter().map(|(_, f)| f).collect();
+            w.gone_fired = true;
+            let writable = if closed { std::mem::take(&mut w.writable) } else { Vec::new() };
+            (gone, writable)
+        };
+        fire(gone);
+        fire(writable);
     }
 
     /// Runs the task on this (CPU-pool) thread: the heavy reply it just completed is
@@ -374,6 +516,7 @@ impl Conn {
                     io.advance(Phase::LastReplies);
                     let seq = io.next_seq;
                     io.next_seq += 1;
+                    self.backlog.fetch_add(r.reply.len(), SeqCst);
                     let out = if r.reply.is_empty() { Out::Close } else { Out::Write { bytes: r.reply, close: true } };
                     let meta = Pending { since: Instant::now(), heavy: false, ctx: ReplyCtx::default() };
                     let pushed = lock(&self.replies).push(Some(out), meta);
@@ -383,6 +526,7 @@ impl Conn {
                     if expect_continue && !io.continue_sent && in_flight == 0 {
                         io.continue_sent = true;
                         io.wbuf.extend_from_slice(CONTINUE);
+                        self.backlog.fetch_add(CONTINUE.len(), SeqCst);
                         continue;
                     }
                     if !io.want_read {
@@ -392,6 +536,7 @@ impl Conn {
                         Ok(0) => {
                             io.peer_closed = true;
                             io.want_read = false;
+                            self.peer_gone(false);
                         }
                         Ok(n) => bytes = bytes.saturating_sub(n),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -431,7 +576,10 @@ impl Conn {
     fn flush(&self, io: &mut Io, fd: std::os::fd::RawFd) -> bool {
         while io.wpos < io.wbuf.len() {
             match sys::send(fd, &io.wbuf[io.wpos..]) {
-                Ok(n) => io.wpos += n,
+                Ok(n) => {
+                    io.wpos += n;
+                    let _ = self.backlog.fetch_update(SeqCst, SeqCst, |b| Some(b.saturating_sub(n)));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     // Ask to hear when the peer makes room (checked at once by the kernel,
                     // so room made in between is not missed).
@@ -455,13 +603,22 @@ impl Conn {
         if io.done_seq == io.next_seq {
             return;
         }
+        let before = io.done_seq;
         let mut r = lock(&self.replies);
-        while let Some((out, meta)) = r.pop_ready() {
-            io.done_seq += 1;
-            worker.record_latency(meta.heavy, meta.since.elapsed());
+        while let Some(ready) = r.pop_ready() {
+            let out = match ready {
+                Ready::Part(out) => out,
+                Ready::Last(out, meta) => {
+                    io.done_seq += 1;
+                    worker.record_latency(meta.heavy, meta.since.elapsed());
+                    if let Out::Write { .. } = out {
+                        self.engine.counters.replies.fetch_add(1, Relaxed);
+                    }
+                    out
+                }
+            };
             match out {
                 Out::Write { bytes, close } => {
-                    self.engine.counters.replies.fetch_add(1, Relaxed);
                     if io.wbuf.is_empty() {
                         io.wbuf = bytes;
                     } else {
@@ -478,6 +635,10 @@ impl Conn {
                 }
             }
         }
+        drop(r);
+        if io.done_seq != before {
+            self.forget_answered(io.done_seq);
+        }
     }
 
     /// Answers, in the handlers' place, the unanswered requests that have waited
@@ -488,15 +649,20 @@ impl Conn {
         }
         let mut r = lock(&self.replies);
         let mut expired = 0;
+        let mut added = 0;
         for slot in r.pending_mut().filter(|s| s.meta.since.elapsed() >= timeout) {
             let ctx = slot.meta.ctx;
             let out = match ctx.protocol.timeout_reply(&ctx) {
-                Some(bytes) => Out::Write { bytes, close: ctx.close },
+                Some(bytes) => {
+                    added += bytes.len();
+                    Out::Write { bytes, close: ctx.close }
+                }
                 None => Out::Close,
             };
-            slot.out = Some(out);
+            slot.fill(out);
             expired += 1;
         }
+        self.backlog.fetch_add(added, SeqCst);
         self.engine.counters.reply_timeouts.fetch_add(expired, Relaxed);
         true
     }
@@ -549,6 +715,7 @@ impl Conn {
     }
 
     fn end_turn(&self, io: &mut Io, ctx: &mut TurnCtx<'_>, fd: std::os::fd::RawFd) {
+        self.wake_writers();
         let limits = &self.engine.config.limits;
         let now = self.engine.now_ms();
         let in_flight = io.next_seq > io.done_seq;
@@ -621,6 +788,8 @@ impl Conn {
         self.engine.per_ip.release(self.peer.ip());
         let aborted = lock(&self.replies).close();
         self.engine.connection_closed(graceful, aborted as u64);
+        self.closed.store(true, SeqCst);
+        self.peer_gone(true);
     }
 
     /// Shutdown past its deadline: close whatever state the connection is in.

@@ -129,11 +129,31 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Writes the response; `content-length`, `transfer-encoding`, `connection` and `date`
-/// headers from the handler are replaced by the engine's own, which match what it does.
-pub(crate) fn encode(r: Response, ctx: &ReplyCtx) -> Vec<u8> {
+/// How a reply's body is delimited on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// `content-length`: exactly this many bytes follow.
+    Length(u64),
+    /// `transfer-encoding: chunked` (HTTP/1.1, length not known in advance).
+    Chunked,
+    /// HTTP/1.0 with no length: the body ends when the connection closes.
+    UntilClose,
+    /// No body is sent: a `HEAD` request, or a 1xx/204/304 status.
+    Empty,
+}
+
+/// True for statuses whose responses never carry a body (RFC 9110 6.4.1).
+fn bodiless(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+/// Writes the status line and headers of `r` (its body is not looked at), and how the
+/// body that follows is framed: `length` when the handler knows it, otherwise chunked
+/// (HTTP/1.1) or until the connection closes (HTTP/1.0, which then says `connection:
+/// close`). `content-length`, `transfer-encoding`, `connection` and `date` headers from
+/// the handler are replaced by the engine's own, which match what it does.
+pub(crate) fn encode_head(r: &Response, ctx: &ReplyCtx, length: Option<u64>, out: &mut Vec<u8>) -> Framing {
     use std::io::Write;
-    let mut out = Vec::with_capacity(96 + r.body.len() + r.headers.len() * 32);
     let status = if (100..=999).contains(&r.status) { r.status } else { 500 };
     let _ = write!(out, "HTTP/1.{} {} {}\r\n", if ctx.http10 { 0 } else { 1 }, status, reason(status));
     for (n, v) in &r.headers {
@@ -145,15 +165,50 @@ pub(crate) fn encode(r: Response, ctx: &ReplyCtx) -> Vec<u8> {
             let _ = write!(out, "{n}: {v}\r\n");
         }
     }
-    let _ = write!(out, "content-length: {}\r\n", r.body.len());
-    super::date::append_date_header(&mut out);
-    if ctx.close {
+    let framing = match length {
+        _ if bodiless(status) => Framing::Empty,
+        Some(n) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+            Framing::Length(n)
+        }
+        None if ctx.http10 => Framing::UntilClose,
+        None => {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            Framing::Chunked
+        }
+    };
+    super::date::append_date_header(out);
+    if ctx.close || framing == Framing::UntilClose {
         out.extend_from_slice(b"connection: close\r\n");
     } else if ctx.http10 {
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if !ctx.head {
+    if ctx.head {
+        Framing::Empty
+    } else {
+        framing
+    }
+}
+
+/// Appends one chunk of a chunked body (an empty `data` appends nothing: the empty
+/// chunk is the end, written by [`end_chunked`]).
+pub(crate) fn encode_chunk(data: &[u8], out: &mut Vec<u8>) {
+    use std::io::Write;
+    if !data.is_empty() {
+        let _ = write!(out, "{:x}\r\n", data.len());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The end of a chunked body (no trailers).
+pub(crate) const END_CHUNKED: &[u8] = b"0\r\n\r\n";
+
+/// Writes a whole response: head, then the body with its length.
+pub(crate) fn encode(r: Response, ctx: &ReplyCtx) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96 + r.body.len() + r.headers.len() * 32);
+    if encode_head(&r, ctx, Some(r.body.len() as u64), &mut out) != Framing::Empty {
         out.extend_from_slice(&r.body);
     }
     out

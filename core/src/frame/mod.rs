@@ -110,7 +110,7 @@ pub(crate) struct Reject {
     pub reason: &'static str,
 }
 
-pub(crate) use http1::CONTINUE;
+pub(crate) use http1::{encode_chunk, encode_head, Framing, CONTINUE, END_CHUNKED};
 
 /// Decodes with the framer of one protocol. Framers are stateless: everything they
 /// need is in the bytes not yet consumed.

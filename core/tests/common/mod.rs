@@ -63,14 +63,39 @@ pub fn read_response(r: &mut BufReader<TcpStream>) -> Option<Resp> {
         if status < 200 {
             continue;
         }
-        let len: usize = headers
+        let chunked = headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        r.read_exact(&mut body).expect("body");
+            .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+        let body = if chunked {
+            read_chunked(r)
+        } else {
+            let len: usize = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).expect("body");
+            body
+        };
         return Some(Resp { status, headers, body });
+    }
+}
+
+/// A chunked body (no trailers), decoded.
+fn read_chunked(r: &mut BufReader<TcpStream>) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        r.read_line(&mut size).expect("chunk size line");
+        let n = usize::from_str_radix(size.trim_end(), 16).expect("chunk size in hex");
+        let mut chunk = vec![0; n + 2];
+        r.read_exact(&mut chunk).expect("chunk");
+        assert_eq!(&chunk[n..], b"\r\n", "a chunk ends with CRLF");
+        if n == 0 {
+            return body;
+        }
+        body.extend_from_slice(&chunk[..n]);
     }
 }
 

@@ -268,13 +268,20 @@ class Server(_EngineOwner):
     workers never wait for the GIL, and the host thread takes it once per batch. Heavy
     requests run on corral's CPU pool."""
 
-    def __init__(self, engine: _corral.Engine, host: bool = True, threads: int = 1) -> None:
+    def __init__(
+        self,
+        engine: _corral.Engine,
+        host: bool = True,
+        threads: int = 1,
+        on_event: Optional[Callable[[int, str], None]] = None,
+    ) -> None:
         self._own(engine)
         # One host thread takes batches of up to 256; several (for apps that block) take
-        # one request at a time, so none waits behind a blocked neighbour.
+        # one request at a time, so none waits behind a blocked neighbour. `on_event`
+        # hears the events responders asked for (a parked stream has room again).
         batch = 256 if threads == 1 else 1
         self._hosts = [
-            threading.Thread(target=engine.run_host, args=(batch,), name=f"corral-host-{i}", daemon=True)
+            threading.Thread(target=engine.run_host, args=(batch, on_event), name=f"corral-host-{i}", daemon=True)
             for i in range(threads if host else 0)
         ]
         for t in self._hosts:

@@ -15,6 +15,7 @@ at info, served without it); ``state`` is copied into each request's scope.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import socket
 import threading
@@ -46,39 +47,54 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 class _Cycle:
-    """One request's ASGI cycle: receive/send for the app, one reply to corral."""
+    """One request's ASGI cycle: receive/send for the app, one reply to corral. A
+    response whose first body message ends it is sent whole (with a Content-Length);
+    one with ``more_body`` is streamed, and ``send`` waits while the client is not
+    keeping up."""
 
-    __slots__ = ("responder", "body", "body_sent", "status", "headers", "chunks", "finished", "waiter")
+    __slots__ = ("waits", "key", "responder", "body", "body_sent", "status", "headers", "length", "started", "finished", "waiter")
 
-    def __init__(self, responder: Any, body: bytes) -> None:
+    def __init__(self, waits: Dict[Tuple[int, str], "asyncio.Future[None]"], key: int, responder: Any, body: bytes) -> None:
+        self.waits = waits
+        self.key = key
         self.responder = responder
         self.body = body
         self.body_sent = False
         self.status: Optional[int] = None
         self.headers: List[Tuple[str, str]] = []
-        self.chunks: List[bytes] = []
+        self.length: Optional[int] = None
+        self.started = False
         self.finished = False
-        # Made only when the app waits for the end of the response (most never do).
+        # Made only when the app waits for the client to leave (most never do).
         self.waiter: Optional["asyncio.Future[None]"] = None
 
     def finish(self) -> None:
         self.finished = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        if self.waiter is not None:
+            self.waits.pop((self.key, "gone"), None)
+            if not self.waiter.done():
+                self.waiter.set_result(None)
+
+    def _wait(self, kind: str) -> "asyncio.Future[None]":
+        fut = asyncio.get_running_loop().create_future()
+        self.waits[(self.key, kind)] = fut
+        self.responder.notify(self.key, kind)
+        return fut
 
     async def receive(self) -> Dict[str, Any]:
         if not self.body_sent:
             self.body_sent = True
             return {"type": "http.request", "body": self.body, "more_body": False}
+        # The body is all read: wait until the client leaves or the response is complete.
         if not self.finished:
             if self.waiter is None:
-                self.waiter = asyncio.get_running_loop().create_future()
+                self.waiter = self._wait("gone")
             await self.waiter
         return {"type": "http.disconnect"}
 
     async def send(self, message: Dict[str, Any]) -> None:
         if self.finished:
-            raise OSError("the response is complete: nothing more can be sent on it")
+            raise OSError("the response is complete (or the client left): nothing more can be sent on it")
         kind = message.get("type")
         if kind == "http.response.start":
             if self.status is not None:
@@ -89,17 +105,41 @@ class _Cycle:
             self.status = status
             for name, value in message.get("headers", ()):
                 n = bytes(name).decode("latin-1")
-                if n.lower() not in _OURS:
+                low = n.lower()
+                if low == "content-length":
+                    try:
+                        self.length = int(bytes(value))
+                    except ValueError:
+                        raise RuntimeError(f"content-length {bytes(value)!r} is not a number") from None
+                elif low not in _OURS:
                     self.headers.append((n, bytes(value).decode("latin-1")))
         elif kind == "http.response.body":
             if self.status is None:
                 raise RuntimeError("http.response.body before http.response.start")
             body = message.get("body", b"")
-            if body:
-                self.chunks.append(bytes(body))
-            if not message.get("more_body", False):
-                self.responder.respond_http(self.status, self.headers, b"".join(self.chunks))
+            more = message.get("more_body", False)
+            responder = self.responder
+            if not self.started:
+                if not more:
+                    if self.length is not None and self.length < len(body):
+                        body = body[: self.length]
+                    if responder.gone:
+                        self.finish()
+                        raise BrokenPipeError("the client closed the connection")
+                    responder.respond_http(self.status, self.headers, bytes(body))
+                    self.finish()
+                    return
+                responder.start(self.status, self.headers, self.length)
+                self.started = True
+            try:
+                if body and not responder.send(bytes(body)):
+                    await self._wait("writable")
+                if not more:
+                    responder.finish()
+                    self.finish()
+            except OSError:
                 self.finish()
+                raise
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
 
@@ -115,6 +155,9 @@ class ASGIServer(Server):
         self._lifespan_mode = lifespan
         self._lifespan: Optional["_Lifespan"] = None
         self._engine_fd = engine.host_fd()
+        # Futures a cycle waits on, by (its key, "writable" | "gone").
+        self._waits: Dict[Tuple[int, str], "asyncio.Future[None]"] = {}
+        self._keys = itertools.count(1)
         self.loop = _new_loop()
         self._thread = threading.Thread(target=self._run_loop, name="corral-asgi", daemon=True)
         self._thread.start()
@@ -151,10 +194,17 @@ class ASGIServer(Server):
     def _drain(self) -> None:
         take = self._engine.take_requests
         loop = self.loop
+        waits = self._waits
         while True:
-            batch = take(BATCH)
+            events, batch = take(BATCH)
+            for key in events:
+                fut = waits.pop(key, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
             if not batch:
-                return
+                if not events:
+                    return
+                continue
             for request, responder in batch:
                 loop.create_task(self._serve(request, responder))
 
@@ -162,19 +212,20 @@ class ASGIServer(Server):
         scope = request.asgi_scope(self._base)
         if self._state:
             scope["state"] = dict(self._state)
-        cycle = _Cycle(responder, request.body)
+        cycle = _Cycle(self._waits, next(self._keys), responder, request.body)
         try:
             await self._app(scope, cycle.receive, cycle.send)
         except BaseException:  # noqa: BLE001 - every failure becomes an error reply
             log.exception("ASGI app %r failed for %s %s", self._app, scope["method"], scope["path"])
             if not cycle.finished:
                 cycle.finish()
-                responder.fail()
+                # Not started: a 500. Started: the body is cut off (the connection closes).
+                responder.abort()
             return
         if not cycle.finished:
             log.error("ASGI app %r returned without completing the response to %s %s (answered 500)", self._app, scope["method"], scope["path"])
             cycle.finish()
-            responder.fail()
+            responder.abort()
 
     def _closed(self, timeout: float) -> None:
         if self.loop.is_running():

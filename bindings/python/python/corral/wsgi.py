@@ -5,15 +5,17 @@ app runs on the host thread, which takes requests in batches with one acquisitio
 the GIL per batch (``wsgi.multithread`` is False: one thread runs the app; with
 ``threads=N`` N threads take one request each, for apps that block). Request
 bodies arrive whole (up to ``max_frame``, chunked ones included), so ``wsgi.input`` is a
-``BytesIO`` that ends at the body's end and ``wsgi.input_terminated`` is True. The
-response is collected and sent with a Content-Length: a body the app streams is sent
-once the iterable is exhausted (streaming replies need a streaming responder in
-corral's core; see the README).
+``BytesIO`` that ends at the body's end and ``wsgi.input_terminated`` is True. A body
+of one chunk is sent with a Content-Length; a longer one is streamed as the app yields
+it (with the app's Content-Length if it gave one, chunked otherwise), and a stream
+whose client falls behind is parked until there is room, so the host thread goes on
+with other requests meanwhile.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import socket
 import sys
@@ -66,62 +68,160 @@ def _headers(headers: Any) -> Tuple[List[Tuple[str, str]], Optional[int]]:
     return out, length
 
 
-def _dispatcher(app: WSGIApp, base: Dict[str, Any]) -> Callable[[Any, Any], None]:
+class _Exchange:
+    """One request's WSGI cycle: runs the app and sends what it returns, whole when
+    the body is one chunk (with a Content-Length), streamed otherwise. A stream whose
+    client is not keeping up is parked (``parked[key]``) and resumed by its
+    ``writable`` event, so one slow client never holds the host thread."""
+
+    __slots__ = ("app", "environ", "responder", "parked", "key", "status", "headers", "started", "result", "chunks")
+
+    def __init__(self, app: WSGIApp, environ: Dict[str, Any], responder: Any, parked: Dict[int, "_Exchange"], key: int) -> None:
+        self.app = app
+        self.environ = environ
+        self.responder = responder
+        self.parked = parked
+        self.key = key
+        self.status: Any = None
+        self.headers: Any = None
+        self.started = False  # the head went out: exc_info can no longer replace it
+        self.result: Any = None
+        self.chunks: Any = None  # the iterator over the app's body
+
+    def start_response(self, status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            if self.started:
+                raise exc_info[1].with_traceback(exc_info[2])
+        elif self.status is not None:
+            raise AssertionError("start_response was already called (pass exc_info to replace the headers)")
+        self.status, self.headers = status, headers
+        return self.write
+
+    def _head(self) -> Tuple[int, List[Tuple[str, str]], Optional[int]]:
+        if self.status is None:
+            raise _Failed("the app returned without calling start_response")
+        code = _status(self.status)
+        headers, length = _headers(self.headers)
+        return code, headers, length
+
+    def _start(self) -> None:
+        code, headers, length = self._head()
+        self.responder.start(code, headers, length)
+        self.started = True
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333's ``write``: the head goes out with the first chunk; this call
+        blocks while the client is not keeping up (use a returned iterable instead)."""
+        if self.status is None:
+            raise AssertionError("write() before start_response()")
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"write() takes bytes, not {type(data).__name__}")
+        if not data:
+            return
+        if not self.started:
+            self._start()
+        if not self.responder.send(data):
+            self.responder.wait_writable(_WRITE_WAIT)
+
+    def run(self) -> None:
+        try:
+            self.result = self.app(self.environ, self.start_response)
+            self.chunks = iter(self.result)
+            if not self.started:
+                first = self._next()
+                if first is None:
+                    return self._whole(b"")
+                second = self._next()
+                if second is None:
+                    return self._whole(first)
+                self._start()
+                self.responder.send(first)
+                if not self.responder.send(second):
+                    return self._park()
+        except BaseException as e:  # noqa: BLE001 - every failure becomes an error reply
+            return self._failed(e)
+        self.pump()
+
+    def _next(self) -> Optional[bytes]:
+        """The app's next non-empty chunk, or None at the end."""
+        for chunk in self.chunks:
+            if not isinstance(chunk, (bytes, bytearray)):
+                raise _Failed(f"the app yielded {type(chunk).__name__}, not bytes")
+            if chunk:
+                return bytes(chunk)
+        return None
+
+    def _whole(self, body: bytes) -> None:
+        code, headers, length = self._head()
+        if length is not None and length < len(body):
+            body = body[:length]  # never more than the app declared
+        self._close()
+        self.responder.respond_http(code, headers, body)
+
+    def pump(self) -> None:
+        """Sends the rest of a streamed body until it ends or the client falls behind."""
+        send = self.responder.send
+        try:
+            while True:
+                chunk = self._next()
+                if chunk is None:
+                    break
+                if not send(chunk):
+                    return self._park()
+            self._close()
+            self.responder.finish()
+        except BrokenPipeError:
+            log.debug("client left during %s %s", self.environ.get("REQUEST_METHOD"), self.environ.get("RAW_URI"))
+            self._close()
+        except BaseException as e:  # noqa: BLE001
+            self._failed(e)
+
+    def _park(self) -> None:
+        self.parked[self.key] = self
+        self.responder.notify(self.key, "writable")
+
+    def _failed(self, e: BaseException) -> None:
+        what = (self.app, self.environ.get("REQUEST_METHOD"), self.environ.get("RAW_URI"))
+        if isinstance(e, _Failed):
+            log.error("WSGI app %r: %s for %s %s", self.app, e, what[1], what[2])
+        elif isinstance(e, BrokenPipeError):
+            log.debug("client left during %s %s", what[1], what[2])
+        else:
+            log.exception("WSGI app %r failed for %s %s", *what)
+        self._close()
+        # Not started: a 500. Started: the body is cut off (the connection closes).
+        self.responder.abort()
+
+    def _close(self) -> None:
+        close = getattr(self.result, "close", None)
+        self.result = None
+        if close is not None:
+            try:
+                close()
+            except BaseException:  # noqa: BLE001
+                log.exception("WSGI app %r: the iterable's close() failed", self.app)
+
+
+# How long write() waits for a client that does not read before it gives up.
+_WRITE_WAIT = 60.0
+
+
+def _dispatcher(app: WSGIApp, base: Dict[str, Any]) -> Tuple[Callable[[Any, Any], None], Callable[[int, str], None]]:
+    """The host's two entry points: a new request, and the event of a parked stream."""
     bytes_io = io.BytesIO
+    parked: Dict[int, _Exchange] = {}
+    keys = itertools.count(1)
 
     def dispatch(request: Any, responder: Any) -> None:
         environ = request.wsgi_environ(base, bytes_io)
-        state: List[Any] = [None, None]  # status, headers
-        chunks: List[bytes] = []
+        _Exchange(app, environ, responder, parked, next(keys)).run()
 
-        def start_response(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-            # Headers are sent only once the whole reply is collected, so an error
-            # reply may always replace them (PEP 3333: exc_info before headers are sent).
-            if exc_info is None and state[0] is not None:
-                raise AssertionError("start_response was already called (pass exc_info to replace the headers)")
-            state[0], state[1] = status, headers
-            return write
+    def on_event(key: int, _kind: str) -> None:
+        x = parked.pop(key, None)
+        if x is not None:
+            x.pump()
 
-        def write(data: bytes) -> None:
-            if state[0] is None:
-                raise AssertionError("write() before start_response()")
-            if not isinstance(data, (bytes, bytearray)):
-                raise TypeError(f"write() takes bytes, not {type(data).__name__}")
-            chunks.append(bytes(data))
-
-        result = None
-        try:
-            result = app(environ, start_response)
-            for chunk in result:
-                if not isinstance(chunk, (bytes, bytearray)):
-                    raise _Failed(f"the app yielded {type(chunk).__name__}, not bytes")
-                if chunk:
-                    chunks.append(bytes(chunk))
-            if state[0] is None:
-                raise _Failed("the app returned without calling start_response")
-            code = _status(state[0])
-            headers, length = _headers(state[1])
-        except _Failed as e:
-            log.error("WSGI app %r: %s (answered 500) for %s %s", app, e, environ.get("REQUEST_METHOD"), environ.get("RAW_URI"))
-            responder.fail()
-            return
-        except BaseException:  # noqa: BLE001 - every failure becomes an error reply
-            log.exception("WSGI app %r failed for %s %s (answered 500)", app, environ.get("REQUEST_METHOD"), environ.get("RAW_URI"))
-            responder.fail()
-            return
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except BaseException:  # noqa: BLE001
-                    log.exception("WSGI app %r: the iterable's close() failed", app)
-        body = b"".join(chunks)
-        if length is not None and length < len(body):
-            body = body[:length]  # never more than the app declared
-        responder.respond_http(code, headers, body)
-
-    return dispatch
+    return dispatch, on_event
 
 
 def serve(
@@ -154,8 +254,9 @@ def serve(
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
     }
-    engine = _corral.Engine("serve", _addr(host, port), opts, _dispatcher(app, base), prefixes, min_bytes, listener)
+    dispatch, on_event = _dispatcher(app, base)
+    engine = _corral.Engine("serve", _addr(host, port), opts, dispatch, prefixes, min_bytes, listener)
     name, bound = engine.addresses()[0]
     base["SERVER_NAME"], base["SERVER_PORT"] = name, str(bound)
     engine.start()
-    return Server(engine, threads=threads)
+    return Server(engine, threads=threads, on_event=on_event)

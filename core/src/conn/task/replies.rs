@@ -1,15 +1,31 @@
 //! A connection's reply slots: one per dispatched request, numbered in request order,
 //! filled by responders from any thread in any order, taken by the runner strictly in
-//! order. A slot is filled at most once; a completion for a slot that is gone (already
-//! answered, or the connection closed) is dropped.
+//! order. A reply is whole (one `complete`) or streamed (`append`ed parts, then a
+//! `complete` that ends it); the runner takes the oldest slot's parts as they come and
+//! moves on to the next slot once that one is complete. A slot is completed at most
+//! once; anything for a slot that is complete, gone, or whose connection closed is
+//! dropped.
 
 use std::collections::VecDeque;
 
 pub(crate) struct Slot<R, M> {
-    /// The reply, once there is one.
-    pub out: Option<R>,
+    /// Output not yet taken by the runner, oldest first.
+    parts: VecDeque<R>,
+    /// The reply is complete: nothing more will be added.
+    pub done: bool,
+    /// Parts of a streamed reply have come: it is under way, so no deadline reply can
+    /// replace it any more.
+    pub streaming: bool,
     /// What the runner needs to know about the request (its start, its class).
     pub meta: M,
+}
+
+impl<R, M> Slot<R, M> {
+    /// Completes the slot in the handler's place (a deadline reply).
+    pub fn fill(&mut self, out: R) {
+        self.parts.push_back(out);
+        self.done = true;
+    }
 }
 
 pub(crate) struct ReplySlots<R, M> {
@@ -18,15 +34,24 @@ pub(crate) struct ReplySlots<R, M> {
     closed: bool,
 }
 
-/// What a completion did.
+/// What a completion or a part did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Completed {
-    /// Filled the oldest slot: the runner can write now.
+    /// Went to the oldest slot: the runner can write now.
     Head,
-    /// Filled a later slot: it waits for the ones before it.
+    /// Went to a later slot: it waits for the ones before it.
     Behind,
-    /// Dropped: the slot was already filled, is gone, or the connection closed.
+    /// Dropped: the slot is complete, gone, or the connection closed.
     Dropped,
+}
+
+/// What the runner takes from the oldest slot.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ready<R, M> {
+    /// A part of a reply still under way.
+    Part(R),
+    /// The reply's last output; the slot is gone and the next one is the oldest.
+    Last(R, M),
 }
 
 impl<R, M> ReplySlots<R, M> {
@@ -34,23 +59,23 @@ impl<R, M> ReplySlots<R, M> {
         ReplySlots { base: 0, slots: VecDeque::new(), closed: false }
     }
 
-    /// Opens the next slot; returns its sequence number.
+    /// Opens the next slot (already complete with `out`, if given); returns its
+    /// sequence number.
     pub fn push(&mut self, out: Option<R>, meta: M) -> u64 {
-        self.slots.push_back(Slot { out, meta });
+        let done = out.is_some();
+        self.slots.push_back(Slot { parts: out.into_iter().collect(), done, streaming: false, meta });
         self.base + self.slots.len() as u64 - 1
     }
 
-    pub fn complete(&mut self, seq: u64, out: R) -> Completed {
+    fn open(&mut self, seq: u64) -> Option<&mut Slot<R, M>> {
         if self.closed {
-            return Completed::Dropped;
+            return None;
         }
-        let Some(slot) = seq.checked_sub(self.base).and_then(|i| self.slots.get_mut(i as usize)) else {
-            return Completed::Dropped;
-        };
-        if slot.out.is_some() {
-            return Completed::Dropped;
-        }
-        slot.out = Some(out);
+        let slot = seq.checked_sub(self.base).and_then(|i| self.slots.get_mut(i as usize))?;
+        (!slot.done).then_some(slot)
+    }
+
+    fn position(&self, seq: u64) -> Completed {
         if seq == self.base {
             Completed::Head
         } else {
@@ -58,27 +83,45 @@ impl<R, M> ReplySlots<R, M> {
         }
     }
 
-    /// Takes the oldest slot if its reply is there.
-    pub fn pop_ready(&mut self) -> Option<(R, M)> {
-        if !self.slots.front().is_some_and(|s| s.out.is_some()) {
-            return None;
+    /// The reply's last output: the slot is complete.
+    pub fn complete(&mut self, seq: u64, out: R) -> Completed {
+        let Some(slot) = self.open(seq) else { return Completed::Dropped };
+        slot.fill(out);
+        self.position(seq)
+    }
+
+    /// A part of a streamed reply; more follow, then a `complete`.
+    pub fn append(&mut self, seq: u64, part: R) -> Completed {
+        let Some(slot) = self.open(seq) else { return Completed::Dropped };
+        slot.parts.push_back(part);
+        slot.streaming = true;
+        self.position(seq)
+    }
+
+    /// Takes the oldest slot's next output, if there is one.
+    pub fn pop_ready(&mut self) -> Option<Ready<R, M>> {
+        let head = self.slots.front_mut()?;
+        let out = head.parts.pop_front()?;
+        if !(head.done && head.parts.is_empty()) {
+            return Some(Ready::Part(out));
         }
         let s = self.slots.pop_front().expect("checked");
         self.base += 1;
-        Some((s.out.expect("checked"), s.meta))
+        Some(Ready::Last(out, s.meta))
     }
 
-    /// The oldest unanswered slot.
+    /// The oldest request still waiting for its handler to answer (not complete, and
+    /// not streaming).
     pub fn oldest_pending(&self) -> Option<&Slot<R, M>> {
-        self.slots.iter().find(|s| s.out.is_none())
+        self.slots.iter().find(|s| !s.done && !s.streaming)
     }
 
-    /// Unanswered slots, oldest first.
+    /// Requests still waiting for their handlers, oldest first.
     pub fn pending_mut(&mut self) -> impl Iterator<Item = &mut Slot<R, M>> {
-        self.slots.iter_mut().filter(|s| s.out.is_none())
+        self.slots.iter_mut().filter(|s| !s.done && !s.streaming)
     }
 
-    /// Closes for good; returns how many requests lose their reply.
+    /// Closes for good; returns how many requests lose (some of) their reply.
     pub fn close(&mut self) -> usize {
         self.closed = true;
         let n = self.slots.len();
@@ -91,6 +134,15 @@ impl<R, M> ReplySlots<R, M> {
 mod tests {
     use super::*;
 
+    fn drain(r: &mut ReplySlots<&'static str, ()>) -> Vec<&'static str> {
+        std::iter::from_fn(|| {
+            r.pop_ready().map(|x| match x {
+                Ready::Part(o) | Ready::Last(o, ()) => o,
+            })
+        })
+        .collect()
+    }
+
     #[test]
     fn in_order_once_whatever_the_completion_order() {
         let mut r: ReplySlots<&str, ()> = ReplySlots::new();
@@ -99,12 +151,28 @@ mod tests {
         assert_eq!(r.pop_ready(), None, "b waits for a");
         assert_eq!(r.complete(1, "again"), Completed::Dropped, "a slot is filled once");
         assert_eq!(r.complete(0, "a"), Completed::Head);
-        let got: Vec<_> = std::iter::from_fn(|| r.pop_ready().map(|(o, _)| o)).collect();
-        assert_eq!(got, ["a", "b", "c"]);
+        assert_eq!(drain(&mut r), ["a", "b", "c"]);
         assert_eq!(r.complete(0, "late"), Completed::Dropped, "answered and gone");
         r.push(None, ());
         assert_eq!(r.close(), 1);
         assert_eq!(r.complete(3, "after close"), Completed::Dropped);
+    }
+
+    #[test]
+    fn a_streamed_reply_goes_out_part_by_part_and_holds_back_the_next() {
+        let mut r: ReplySlots<&str, ()> = ReplySlots::new();
+        r.push(None, ());
+        r.push(None, ());
+        assert_eq!(r.complete(1, "next"), Completed::Behind);
+        assert_eq!(r.append(0, "head"), Completed::Head);
+        assert!(r.oldest_pending().is_none(), "a stream under way waits for no deadline; 1 is complete");
+        assert_eq!(r.pop_ready(), Some(Ready::Part("head")));
+        assert_eq!(r.pop_ready(), None, "the next reply waits for the stream to end");
+        r.append(0, "p1");
+        r.append(0, "p2");
+        assert_eq!(r.complete(0, "end"), Completed::Head);
+        assert_eq!(r.append(0, "late"), Completed::Dropped, "nothing after the end");
+        assert_eq!(drain(&mut r), ["p1", "p2", "end", "next"]);
     }
 }
 
@@ -147,7 +215,7 @@ mod loom_tests {
             let run = |written: &mut Vec<u64>| {
                 state.start();
                 loop {
-                    while let Some((out, ())) = lock(&slots).pop_ready() {
+                    while let Some(Ready::Last(out, ()) | Ready::Part(out)) = lock(&slots).pop_ready() {
                         written.push(out);
                     }
                     if state.try_idle() {

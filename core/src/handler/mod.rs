@@ -9,11 +9,15 @@
 //! (HTTP `500`; the other protocols close the connection). A panic in `cost` or `handle`
 //! is caught, counted, and treated the same way; the worker lives on.
 
+mod stream;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use stream::{Sent, Stream, StreamError};
+
 use crate::conn::Conn;
-use crate::frame::{HttpRequest, Payload, Reply, ReplyCtx};
+use crate::frame::{HttpRequest, Payload, Reply, ReplyCtx, Response};
 
 /// Where a request runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
@@ -161,11 +165,40 @@ impl Responder {
     /// `retry-after: 1`; the other protocols close the connection.
     pub fn refuse_overloaded(self) {
         if self.ctx.protocol == crate::Protocol::Http1 {
-            let r = crate::Response::new(503).header("retry-after", "1").header("content-type", "text/plain");
+            let r = Response::new(503).header("retry-after", "1").header("content-type", "text/plain");
             self.respond(r.body("overloaded, retry later\n"))
         } else {
             self.close()
         }
+    }
+
+    /// Starts a streamed HTTP reply: `head`'s status and headers are sent now (its body
+    /// is ignored), the body follows through the [`Stream`]. `length`: the body's
+    /// length if known (`content-length`); otherwise it is chunked (HTTP/1.0: ended by
+    /// closing the connection). Other protocols have no streamed form: the responder
+    /// is given back.
+    pub fn stream(mut self, head: &Response, length: Option<u64>) -> Result<Stream, Responder> {
+        if self.ctx.protocol != crate::Protocol::Http1 {
+            return Err(self);
+        }
+        let Some(conn) = self.conn.take() else { return Err(self) };
+        Ok(Stream::start(conn, self.seq, &self.ctx, head, length))
+    }
+
+    /// Calls `f` once the client has finished sending (it closed, or half-closed, its
+    /// side) or the connection closed; at once if that already happened. For handlers
+    /// that wait a long time (long polls, event streams): they can stop when nobody is
+    /// left to answer. `f` runs on an I/O worker: it must be quick and must not block.
+    pub fn when_gone(&self, f: impl FnOnce() + Send + 'static) {
+        match &self.conn {
+            Some(c) => c.when_gone(self.seq, Box::new(f)),
+            None => f(),
+        }
+    }
+
+    /// True once the connection is closed: a reply now would go nowhere.
+    pub fn is_gone(&self) -> bool {
+        self.conn.as_ref().map_or(true, |c| c.is_closed())
     }
 
     /// The sequence number of the request this responder answers.
