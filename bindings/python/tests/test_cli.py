@@ -142,3 +142,66 @@ def test_two_workers_a_killed_one_is_replaced_and_sigterm_drains_both(tmp_path):
         p.stderr.close()
     assert p.returncode == 0
     assert "every worker drained" in out
+
+
+def test_max_requests_replaces_a_worker_and_no_request_fails(tmp_path):
+    """Load on keep-alive connections and new ones while the worker is replaced again
+    and again: every request is answered (none reset, none lost), the access log says
+    what was served, and more than one worker process did the serving."""
+    import http.client
+    import threading
+    import time
+
+    (tmp_path / "pidapp.py").write_text(
+        "import os\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [str(os.getpid()).encode()]\n"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "corral", "--port", "0", "--max-requests", "50", "--max-requests-jitter", "10",
+         "--access-log", "--graceful-timeout", "20", "pidapp:app"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # The access log fills a pipe quickly: read it as it comes.
+    err_lines: list = []
+    reader = threading.Thread(target=lambda: err_lines.extend(p.stderr), daemon=True)
+    reader.start()
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("listening on http://"), line
+        host, port = line.strip().rsplit("/", 1)[-1].rsplit(":", 1)
+        addr = (host, int(port))
+        pids = set()
+        answered = 0
+        conn = http.client.HTTPConnection(*addr, timeout=30)
+        deadline = time.monotonic() + 120
+        while len(pids) < 3:
+            assert time.monotonic() < deadline, f"no replacement seen: {pids}"
+            conn.request("GET", "/")
+            r = conn.getresponse()
+            assert r.status == 200
+            pids.add(int(r.read()))
+            answered += 1
+            if r.getheader("connection") == "close":
+                # The worker drains: its last reply says so, and a new connection
+                # reaches the replacement on the same socket.
+                conn.close()
+                conn = http.client.HTTPConnection(*addr, timeout=30)
+            if answered % 7 == 0:
+                status, body = get(addr)
+                assert status == 200
+                pids.add(int(body))
+        conn.close()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(60)
+        reader.join(30)
+        p.stdout.close()
+        p.stderr.close()
+    err = "".join(err_lines)
+    assert p.returncode == 0, err[-2000:]
+    assert "reached --max-requests" in err and '"GET / HTTP/1.1" 200' in err, err[-2000:]

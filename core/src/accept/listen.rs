@@ -50,6 +50,9 @@ pub(crate) struct Listener {
     sock: Arc<Socket>,
     pub addr: SocketAddr,
     pub counters: ListenerCounters,
+    /// Inherited (`listener_fd`): the socket is shared with other processes, so
+    /// stopping only closes this engine's descriptor; it never shuts the socket down.
+    shared: bool,
 }
 
 impl Listener {
@@ -58,9 +61,13 @@ impl Listener {
     }
 
     /// Stops listening: the kernel resets connections still in the backlog, so clients
-    /// see a refusal at once instead of waiting on a socket nobody will accept from.
+    /// see a refusal at once instead of waiting on a socket nobody will accept from. An
+    /// inherited socket is left alone: another process (a supervisor, the worker that
+    /// replaces this one) holds it too, and connections queued there are its to accept.
     pub fn stop(&self) {
-        let _ = self.sock.shutdown(std::net::Shutdown::Read);
+        if !self.shared {
+            let _ = self.sock.shutdown(std::net::Shutdown::Read);
+        }
     }
 
     pub fn queue(&self) -> sys::ListenQueue {
@@ -116,7 +123,7 @@ fn listener(sock: Socket) -> Result<Arc<Listener>> {
         .ok()
         .and_then(|a| a.as_socket())
         .ok_or_else(|| Error::new(ErrorKind::Bind, "listening socket has no IP address"))?;
-    Ok(Arc::new(Listener { sock: Arc::new(sock), addr, counters: ListenerCounters::default() }))
+    Ok(Arc::new(Listener { sock: Arc::new(sock), addr, counters: ListenerCounters::default(), shared: false }))
 }
 
 /// Binds every configured address (and adopts inherited sockets) for `acceptors`
@@ -159,7 +166,7 @@ pub(crate) fn bind(config: &Config, strategy: ListenerStrategy, acceptors: usize
         sock.set_nonblocking(true)
             .map_err(|e| Error::io(ErrorKind::Io, "cannot make the inherited listener non-blocking", e))?;
         let _ = sock.set_nodelay(config.tcp_nodelay);
-        let l = Arc::new(Listener { sock: Arc::clone(sock), addr, counters: Default::default() });
+        let l = Arc::new(Listener { sock: Arc::clone(sock), addr, counters: Default::default(), shared: true });
         for slot in per_acceptor.iter_mut() {
             slot.push(listeners.len());
         }

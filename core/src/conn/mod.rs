@@ -51,6 +51,12 @@ pub(crate) const HUP: u8 = 4;
 pub(crate) const TIMEOUT: u8 = 8;
 pub(crate) const DRAIN: u8 = 16;
 
+/// While the engine drains, a keep-alive connection with nothing in flight stays open
+/// this long for a request the client may already have sent (closing at once would
+/// race it: the request is lost or the close becomes a reset). A request that comes is
+/// answered with `connection: close`; otherwise the connection closes quietly.
+pub(crate) const DRAIN_IDLE_GRACE_MS: u64 = 250;
+
 /// `deadline_ms` when nothing is timed (a request is being handled).
 pub(crate) const NO_DEADLINE: u64 = u64::MAX;
 
@@ -126,6 +132,8 @@ struct Io {
     out_armed: bool,
     partial_since: Option<u64>,
     opened_ms: u64,
+    /// Draining: when this connection was first seen with nothing to do.
+    drain_idle_since: Option<u64>,
 }
 
 impl Io {
@@ -149,6 +157,7 @@ impl Io {
             out_armed: false,
             partial_since: None,
             opened_ms,
+            drain_idle_since: None,
         }
     }
 
@@ -449,6 +458,13 @@ impl Conn {
         if bits & HUP != 0 {
             io.hup_seen = true;
         }
+        if bits & TIMEOUT != 0 && engine.is_draining() && Self::drain_idle(&io) {
+            let since = *io.drain_idle_since.get_or_insert(engine.now_ms());
+            if engine.now_ms() >= since + DRAIN_IDLE_GRACE_MS {
+                self.close(&mut io, true);
+                return Turn::Closed;
+            }
+        }
         if bits & TIMEOUT != 0 && engine.now_ms() >= self.deadline_ms() {
             // With nothing unwritten, a deadline while requests are in flight is the
             // handlers': answer the late ones and carry on. Otherwise the peer's: close.
@@ -477,7 +493,7 @@ impl Conn {
                 self.close(&mut io, true);
                 return Turn::Closed;
             }
-            let stopped = io.phase != Phase::Serving || io.peer_closed || engine.is_draining();
+            let stopped = io.phase != Phase::Serving || io.peer_closed;
             if stopped && in_flight == 0 && flushed {
                 self.close(&mut io, true);
                 return Turn::Closed;
@@ -499,7 +515,7 @@ impl Conn {
                 Decoded::Frame { used, payload, ctx: mut rctx } => {
                     io.rpos += used;
                     io.requests += 1;
-                    if io.requests == limits.max_requests_per_connection {
+                    if io.requests == limits.max_requests_per_connection || engine.is_draining() {
                         // The last request this connection may make: its reply says so.
                         rctx.close = true;
                     }
@@ -714,13 +730,24 @@ impl Conn {
         }
     }
 
+    /// Nothing in flight, unwritten or half-read: closing now loses nothing framed.
+    fn drain_idle(io: &Io) -> bool {
+        io.next_seq == io.done_seq && io.wpos == io.wbuf.len() && io.rpos == io.rbuf.len()
+    }
+
     fn end_turn(&self, io: &mut Io, ctx: &mut TurnCtx<'_>, fd: std::os::fd::RawFd) {
         self.wake_writers();
         let limits = &self.engine.config.limits;
         let now = self.engine.now_ms();
         let in_flight = io.next_seq > io.done_seq;
         let partial = io.rpos < io.rbuf.len();
-        let deadline = if io.wpos < io.wbuf.len() {
+        let drain_idle = self.engine.is_draining() && Self::drain_idle(io);
+        if !drain_idle {
+            io.drain_idle_since = None;
+        }
+        let deadline = if drain_idle {
+            *io.drain_idle_since.get_or_insert(now) + DRAIN_IDLE_GRACE_MS
+        } else if io.wpos < io.wbuf.len() {
             now + limits.idle_timeout.as_millis() as u64
         } else if in_flight {
             self.reply_deadline(now)

@@ -214,6 +214,12 @@ impl WorkerLoop {
                     a.retire(&self.ws.epoll);
                 }
                 self.mark_all(DRAIN);
+                // Connections idle at the drain close after a grace (see `conn`): look
+                // at each again then.
+                let at = self.engine.now_ms() + crate::conn::DRAIN_IDLE_GRACE_MS + 1;
+                for c in lock(&self.ws.registry).values() {
+                    self.timers.push(Reverse((at, c.token)));
+                }
             }
             if self.ws.solo && self.tick > 0 && lock(&self.ws.registry).len() == 0 && self.local.is_empty() {
                 return;

@@ -27,6 +27,7 @@ from .wsgi import _OURS
 __all__ = ["serve", "LifespanFailed"]
 
 log = logging.getLogger("corral.asgi")
+_access_logger = logging.getLogger("corral.access")
 
 ASGIApp = Callable[[Dict[str, Any], Callable[[], Awaitable[Dict[str, Any]]], Callable[[Dict[str, Any]], Awaitable[None]]], Awaitable[None]]
 
@@ -147,8 +148,9 @@ class _Cycle:
 class ASGIServer(Server):
     """A serving engine running an ASGI app on corral's event loop thread."""
 
-    def __init__(self, engine: _corral.Engine, app: ASGIApp, base: Dict[str, Any], lifespan: str) -> None:
+    def __init__(self, engine: _corral.Engine, app: ASGIApp, base: Dict[str, Any], lifespan: str, access_log: bool = False) -> None:
         super().__init__(engine, host=False)
+        self._access = access_log
         self._app = app
         self._base = base
         self._state: Dict[str, Any] = {}
@@ -221,11 +223,22 @@ class ASGIServer(Server):
                 cycle.finish()
                 # Not started: a 500. Started: the body is cut off (the connection closes).
                 responder.abort()
-            return
+                if not cycle.started:
+                    cycle.status = 500
         if not cycle.finished:
             log.error("ASGI app %r returned without completing the response to %s %s (answered 500)", self._app, scope["method"], scope["path"])
             cycle.finish()
             responder.abort()
+            cycle.status = 500
+        if self._access:
+            _access_logger.info(
+                '%s - "%s %s HTTP/%s" %s',
+                scope["client"][0],
+                scope["method"],
+                scope["raw_path"].decode("latin-1") + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""),
+                scope["http_version"],
+                cycle.status,
+            )
 
     def _closed(self, timeout: float) -> None:
         if self.loop.is_running():
@@ -291,12 +304,14 @@ def serve(
     lifespan: str = "auto",
     allow_public: bool = False,
     listener: Optional[socket.socket] = None,
+    access_log: bool = False,
     **options: Any,
 ) -> ASGIServer:
     """Serves an ASGI 3 app (FastAPI, Starlette, Django's ``get_asgi_application()``)
     on an event loop corral owns. ``lifespan`` is "auto" (run it when the app supports
     it) or "off". ``options`` are corral's engine options by name (``corral.options()``);
-    ``listener``, a listening socket to serve instead of binding ``host``/``port``.
+    ``listener``, a listening socket to serve instead of binding ``host``/``port``;
+    ``access_log``, one line per request on the ``corral.access`` logger (at INFO).
     Returns a server: ``close(timeout)``, ``stats()``, a context manager; its ``loop``
     is the event loop the app runs on."""
     if lifespan not in ("auto", "off"):
@@ -316,7 +331,7 @@ def serve(
         "root_path": "",
         "server": (name, bound),
     }
-    server = ASGIServer(engine, app, base, lifespan)
+    server = ASGIServer(engine, app, base, lifespan, access_log)
     try:
         server._start()
     except BaseException:

@@ -5,7 +5,10 @@
 
 ``module`` is imported relative to the current directory; ``module:factory()`` calls
 the factory. Serves until SIGTERM or SIGINT, then drains for ``--graceful-timeout``
-seconds and exits 0. Any engine option of ``corral.options()`` is taken as
+seconds and exits 0. With ``--workers N`` a supervisor binds once and runs N worker
+processes; ``--max-requests`` replaces a worker after about that many requests (checked
+four times a second): its replacement starts first, on the same socket, and the old one
+drains once the new one serves, so no connection waits on an empty socket or is reset. Any engine option of ``corral.options()`` is taken as
 ``--set name=value`` (durations with a unit: ``--set idle_timeout=5s``).
 """
 
@@ -16,6 +19,7 @@ import importlib
 import inspect
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -73,13 +77,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--backlog", type=int, help="listen backlog (default 1024)")
     ap.add_argument("--allow-public", action="store_true", help="allow a wildcard host (0.0.0.0, ::)")
     ap.add_argument("--graceful-timeout", type=float, default=10.0, help="seconds to drain at shutdown")
+    ap.add_argument("--access-log", action="store_true", help="log one line per request (logger corral.access)")
+    ap.add_argument("--max-requests", type=int, default=0, metavar="N",
+                    help="with --workers: replace a worker after about N requests (0: never)")
+    ap.add_argument("--max-requests-jitter", type=int, default=0, metavar="N",
+                    help="add 0..N at random to each worker's --max-requests, so they are not replaced together")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="any engine option")
     a = ap.parse_args(argv)
     if not 1 <= a.workers <= 256:
         print(f"corral: --workers must be 1 to 256, not {a.workers}", file=sys.stderr)
         return 2
+    if a.max_requests < 0 or a.max_requests_jitter < 0:
+        print("corral: --max-requests and --max-requests-jitter must be 0 or more", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if a.workers > 1:
+    if a.workers > 1 or (a.max_requests and a.fd is None):
         return supervise(a, argv if argv is not None else sys.argv[1:])
     app = load(a.app)
     iface = a.interface or interface_of(app)
@@ -93,9 +105,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if iface == "asgi":
             if a.threads != 1:
                 raise ConfigError("--threads is for WSGI apps: an ASGI app runs on its event loop")
-            server = asgi.serve(app, a.host, a.port, allow_public=a.allow_public, listener=listener, **opts)
+            server = asgi.serve(app, a.host, a.port, allow_public=a.allow_public, listener=listener, access_log=a.access_log, **opts)
         else:
-            server = wsgi.serve(app, a.host, a.port, allow_public=a.allow_public, listener=listener, threads=a.threads, **opts)
+            server = wsgi.serve(
+                app, a.host, a.port, allow_public=a.allow_public, listener=listener, threads=a.threads, access_log=a.access_log, **opts
+            )
     except (Error, OSError) as e:
         kind = "configuration" if isinstance(e, ConfigError) else "cannot serve"
         print(f"corral: {kind}: {e}", file=sys.stderr)
@@ -105,11 +119,43 @@ def main(argv: Optional[List[str]] = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     host, port = server.address
     print(f"listening on http://{host}:{port}", flush=True)
-    while not stop.wait(1.0):
-        pass
+    sup = _Supervisor.from_env()
+    sup.tell("ready")
+    limit = a.max_requests + random.randint(0, a.max_requests_jitter) if a.max_requests and sup.present else 0
+    while not stop.wait(0.25 if limit else 1.0):
+        if limit and server.stats()["replies"] >= limit:
+            # Ask for a replacement and serve on until it is ready (the supervisor's
+            # SIGTERM then drains this one): the socket is never without a worker.
+            logging.getLogger("corral").info("served %d requests (--max-requests): asking to be replaced", limit)
+            sup.tell("recycle")
+            limit = 0
     report = server.close(a.graceful_timeout)
     print(f"corral: stopped: {report}", flush=True)
     return 0
+
+
+class _Supervisor:
+    """The pipe to the supervisor (``CORRAL_SUPERVISOR_FD``), if this is one of its
+    workers: one line per message, ``ready PID`` or ``recycle PID``."""
+
+    def __init__(self, fd: Optional[int]) -> None:
+        self.fd = fd
+
+    @classmethod
+    def from_env(cls) -> "_Supervisor":
+        v = os.environ.get("CORRAL_SUPERVISOR_FD")
+        return cls(int(v) if v and v.isdigit() else None)
+
+    @property
+    def present(self) -> bool:
+        return self.fd is not None
+
+    def tell(self, what: str) -> None:
+        if self.fd is not None:
+            try:
+                os.write(self.fd, f"{what} {os.getpid()}\n".encode())
+            except OSError:
+                self.fd = None  # the supervisor is gone; serve on alone
 
 
 def _without(argv: List[str], flags: List[str]) -> List[str]:
@@ -168,6 +214,10 @@ def supervise(a: argparse.Namespace, argv: List[str]) -> int:
         print(f"corral: cannot serve: cannot listen on {a.host}:{a.port}: {e}", file=sys.stderr)
         return 2
     child_args = _without(argv, ["--workers", "--fd", "--host", "--port", "--backlog"])
+    # Workers tell the supervisor when they serve and when they want replacing.
+    told_r, told_w = os.pipe()
+    os.set_inheritable(told_w, True)
+    env = dict(os.environ, CORRAL_SUPERVISOR_FD=str(told_w))
     # The processes share the cores: unless told otherwise, each gets its share of I/O
     # workers and CPU threads instead of one of each per core.
     share = str(max(1, (os.cpu_count() or 1) // a.workers))
@@ -184,24 +234,58 @@ def supervise(a: argparse.Namespace, argv: List[str]) -> int:
     def spawn(i: int) -> "subprocess.Popen[bytes]":
         fd = socks[i].fileno()
         cmd = [sys.executable, "-m", "corral", "--fd", str(fd), *child_args]
-        p = subprocess.Popen(cmd, pass_fds=(fd,), stdout=subprocess.DEVNULL)
+        p = subprocess.Popen(cmd, pass_fds=(fd, told_w), stdout=subprocess.DEVNULL, env=env)
         log.info("worker %d started (pid %d)", i, p.pid)
         return p
 
     workers = [spawn(i) for i in range(a.workers)]
+    # Workers being replaced (--max-requests): new pid -> the old process, which gets
+    # SIGTERM once the new one is ready.
+    retiring: Dict[int, "subprocess.Popen[bytes]"] = {}
+    old: List["subprocess.Popen[bytes]"] = []
+    messages: List[str] = []
+    lock = threading.Lock()
+
+    def listen() -> None:
+        with os.fdopen(told_r, "r") as f:
+            for line in f:
+                with lock:
+                    messages.append(line)
+                changed.set()
+
+    threading.Thread(target=listen, name="corral-supervisor-pipe", daemon=True).start()
     host, port = socks[0].getsockname()[:2]
     print(f"listening on http://{host}:{port}", flush=True)
     while not stop.is_set():
         changed.wait()
         changed.clear()
+        with lock:
+            got, messages[:] = list(messages), []
+        for line in got:
+            what, _, pid_text = line.strip().partition(" ")
+            pid = int(pid_text) if pid_text.isdigit() else -1
+            if what == "recycle":
+                for i, p in enumerate(workers):
+                    if p.pid == pid and not stop.is_set():
+                        log.info("worker %d (pid %d) reached --max-requests; starting its replacement", i, pid)
+                        workers[i] = spawn(i)
+                        retiring[workers[i].pid] = p
+                        break
+            elif what == "ready" and pid in retiring:
+                p = retiring.pop(pid)
+                p.send_signal(signal.SIGTERM)
+                old.append(p)
+        old[:] = [p for p in old if p.poll() is None]
         for i, p in enumerate(workers):
             if not stop.is_set() and p.poll() is not None:
                 log.warning("worker %d (pid %d) exited with %s; starting another", i, p.pid, p.returncode)
                 workers[i] = spawn(i)
-    for p in workers:
+                if p.pid in retiring:  # a replacement that died: the next one takes over
+                    retiring[workers[i].pid] = retiring.pop(p.pid)
+    for p in workers + list(retiring.values()) + old:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
-    for p in workers:
+    for p in workers + list(retiring.values()) + old:
         try:
             p.wait(a.graceful_timeout + 5.0)
         except subprocess.TimeoutExpired:

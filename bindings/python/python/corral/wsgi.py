@@ -74,9 +74,19 @@ class _Exchange:
     client is not keeping up is parked (``parked[key]``) and resumed by its
     ``writable`` event, so one slow client never holds the host thread."""
 
-    __slots__ = ("app", "environ", "responder", "parked", "key", "status", "headers", "started", "result", "chunks")
+    __slots__ = ("app", "environ", "responder", "parked", "key", "status", "headers", "started", "result", "chunks", "access", "sent")
 
-    def __init__(self, app: WSGIApp, environ: Dict[str, Any], responder: Any, parked: Dict[int, "_Exchange"], key: int) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        environ: Dict[str, Any],
+        responder: Any,
+        parked: Dict[int, "_Exchange"],
+        key: int,
+        access: Optional[Callable[..., None]],
+    ) -> None:
+        self.access = access
+        self.sent = 0  # body bytes, for the access log
         self.app = app
         self.environ = environ
         self.responder = responder
@@ -120,6 +130,7 @@ class _Exchange:
             return
         if not self.started:
             self._start()
+        self.sent += len(data)
         if not self.responder.send(data):
             self.responder.wait_writable(_WRITE_WAIT)
 
@@ -135,6 +146,7 @@ class _Exchange:
                 if second is None:
                     return self._whole(first)
                 self._start()
+                self.sent += len(first) + len(second)
                 self.responder.send(first)
                 if not self.responder.send(second):
                     return self._park()
@@ -155,8 +167,11 @@ class _Exchange:
         code, headers, length = self._head()
         if length is not None and length < len(body):
             body = body[:length]  # never more than the app declared
-        self._close()
         self.responder.respond_http(code, headers, body)
+        self.sent += len(body)
+        self._close()
+        if self.access is not None:
+            self.access(self.environ, code, self.sent)
 
     def pump(self) -> None:
         """Sends the rest of a streamed body until it ends or the client falls behind."""
@@ -166,10 +181,13 @@ class _Exchange:
                 chunk = self._next()
                 if chunk is None:
                     break
+                self.sent += len(chunk)
                 if not send(chunk):
                     return self._park()
             self._close()
             self.responder.finish()
+            if self.access is not None:
+                self.access(self.environ, int(self.status[:3]), self.sent)
         except BrokenPipeError:
             log.debug("client left during %s %s", self.environ.get("REQUEST_METHOD"), self.environ.get("RAW_URI"))
             self._close()
@@ -191,6 +209,8 @@ class _Exchange:
         self._close()
         # Not started: a 500. Started: the body is cut off (the connection closes).
         self.responder.abort()
+        if self.access is not None:
+            self.access(self.environ, int(self.status[:3]) if self.started else 500, self.sent)
 
     def _close(self) -> None:
         close = getattr(self.result, "close", None)
@@ -206,15 +226,34 @@ class _Exchange:
 _WRITE_WAIT = 60.0
 
 
-def _dispatcher(app: WSGIApp, base: Dict[str, Any]) -> Tuple[Callable[[Any, Any], None], Callable[[int, str], None]]:
+_access_logger = logging.getLogger("corral.access")
+
+
+def _access(environ: Dict[str, Any], status: int, sent: int) -> None:
+    """One line per request, in the common log format's spirit."""
+    _access_logger.info(
+        '%s - "%s %s %s" %d %d',
+        environ.get("REMOTE_ADDR", "-"),
+        environ.get("REQUEST_METHOD"),
+        environ.get("RAW_URI"),
+        environ.get("SERVER_PROTOCOL"),
+        status,
+        sent,
+    )
+
+
+def _dispatcher(
+    app: WSGIApp, base: Dict[str, Any], access_log: bool = False
+) -> Tuple[Callable[[Any, Any], None], Callable[[int, str], None]]:
     """The host's two entry points: a new request, and the event of a parked stream."""
+    access = _access if access_log else None
     bytes_io = io.BytesIO
     parked: Dict[int, _Exchange] = {}
     keys = itertools.count(1)
 
     def dispatch(request: Any, responder: Any) -> None:
         environ = request.wsgi_environ(base, bytes_io)
-        _Exchange(app, environ, responder, parked, next(keys)).run()
+        _Exchange(app, environ, responder, parked, next(keys), access).run()
 
     def on_event(key: int, _kind: str) -> None:
         x = parked.pop(key, None)
@@ -233,13 +272,15 @@ def serve(
     allow_public: bool = False,
     listener: Optional[socket.socket] = None,
     threads: int = 1,
+    access_log: bool = False,
     **options: Any,
 ) -> Server:
     """Serves a WSGI app (Flask, Django's ``get_wsgi_application()``, any PEP 3333
     callable). ``options`` are corral's engine options by name (``corral.options()``);
     ``listener``, a listening socket to serve instead of binding ``host``/``port``;
     ``threads``, how many threads run the app (1, the default: the host thread alone;
-    more for apps that block, ``wsgi.multithread`` then True). Returns a Server: ``close(timeout)``, ``stats()``, a context manager."""
+    more for apps that block, ``wsgi.multithread`` then True); ``access_log``, one
+    line per request on the ``corral.access`` logger (at INFO). Returns a Server: ``close(timeout)``, ``stats()``, a context manager."""
     if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024:
         raise ConfigError(f"threads = {threads!r} is out of range: use 1 to 1024")
     prefixes, min_bytes = _heavy_rule(heavy)
@@ -254,7 +295,7 @@ def serve(
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
     }
-    dispatch, on_event = _dispatcher(app, base)
+    dispatch, on_event = _dispatcher(app, base, access_log)
     engine = _corral.Engine("serve", _addr(host, port), opts, dispatch, prefixes, min_bytes, listener)
     name, bound = engine.addresses()[0]
     base["SERVER_NAME"], base["SERVER_PORT"] = name, str(bound)
