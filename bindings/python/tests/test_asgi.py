@@ -127,3 +127,53 @@ def test_a_fastapi_app_with_lifespan_state():
         assert json.loads(body) == {"item": 7, "q": "x", "greeting": "hello"}
         assert json.loads(request(server.address, "POST", "/echo", b"z" * 100_000)[2]) == {"len": 100_000}
         assert request(server.address, path="/items/notanint")[0] == 422
+
+
+def test_the_app_runs_on_a_loop_the_caller_owns():
+    """``loop=`` from another thread, and ``await start()`` on the loop itself: the app
+    runs on that loop (its lifespan too), and the server closes without stopping it."""
+    import asyncio
+    import threading
+
+    where = {}
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                where[msg["type"]] = asyncio.get_running_loop()
+                await send({"type": msg["type"] + ".complete"})
+                if msg["type"] == "lifespan.shutdown":
+                    return
+        where["request"] = asyncio.get_running_loop()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"on your loop"})
+
+    loop = asyncio.new_event_loop()
+    t = threading.Thread(target=loop.run_forever, daemon=True)
+    t.start()
+    try:
+        with corral.asgi.serve(app, loop=loop) as server:
+            assert server.loop is loop
+            assert request(server.address)[2] == b"on your loop"
+        assert where["request"] is loop and where["lifespan.startup"] is loop and where["lifespan.shutdown"] is loop
+        assert loop.is_running(), "closing the server leaves the caller's loop running"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+        loop.close()
+
+    async def main():
+        server = await corral.asgi.start(app)
+        with pytest.raises(corral.Error, match="aclose"):
+            server.close()
+        with pytest.raises(corral.ConfigError, match="start"):
+            corral.asgi.serve(app, loop=asyncio.get_running_loop())
+        got = await asyncio.get_running_loop().run_in_executor(None, request, server.address)
+        report = await server.aclose()
+        return got, report
+
+    where.clear()
+    got, report = asyncio.run(main())
+    assert got[2] == b"on your loop" and report["requests_completed"] == 1
+    assert "lifespan.shutdown" in where

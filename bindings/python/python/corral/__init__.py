@@ -301,13 +301,46 @@ class Server(_EngineOwner):
         self._close_quietly(5.0)
 
 
+class _LoopServer(Server):
+    """A serving engine whose async handler runs on an asyncio loop: the loop watches
+    the engine's request queue (one fd) and takes light requests in batches, one task
+    each; heavy ones run from the CPU pool through ``run_coroutine_threadsafe``."""
+
+    def __init__(self, engine: _corral.Engine, handler: Handler, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(engine, host=False)
+        self._handler = handler
+        self._loop = loop
+        self._fd = engine.host_fd()
+        loop.call_soon_threadsafe(loop.add_reader, self._fd, self._drain)
+
+    def _drain(self) -> None:
+        take = self._engine.take_requests
+        create = self._loop.create_task
+        while True:
+            _events, batch = take(256)
+            if not batch:
+                return
+            for request, responder in batch:
+                create(self._run(request, responder))
+
+    async def _run(self, request: Request, responder: Responder) -> None:
+        try:
+            _send(responder, await self._handler(request))  # type: ignore[misc]
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes an error reply
+            _failed(request, responder, exc)
+
+    def _closed(self, timeout: float) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._loop.remove_reader, self._fd)
+
+
 def _dispatcher(handler: Handler, loop: Optional[asyncio.AbstractEventLoop]) -> Callable[[Request, Responder], None]:
     is_async = inspect.iscoroutinefunction(handler)
     if is_async and loop is None:
         raise ConfigError("an async def handler needs loop=: the asyncio loop it runs on")
 
     def dispatch(request: Request, responder: Responder) -> None:
-        # Runs on a corral thread, with the GIL.
+        # Runs on the host thread (light) or a CPU-pool thread (heavy), with the GIL.
         try:
             if is_async:
                 assert loop is not None
@@ -364,8 +397,12 @@ def serve(
     prefixes, min_bytes = _heavy_rule(heavy)
     opts = _options(protocol=protocol, allow_public=allow_public, **options)
     engine = _corral.Engine("serve", _addr(host, port), opts, _dispatcher(handler, loop), prefixes, min_bytes)
+    if inspect.iscoroutinefunction(handler) and loop is not None:
+        server: Server = _LoopServer(engine, handler, loop)
+    else:
+        server = Server(engine)
     engine.start()
-    return Server(engine)
+    return server
 
 
 class Executor(concurrent.futures.Executor):

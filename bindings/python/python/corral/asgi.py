@@ -21,10 +21,10 @@ import socket
 import threading
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
-from . import ConfigError, Error, Server, _addr, _corral, _options
+from . import ConfigError, Error, Server, _addr, _corral, _live, _options
 from .wsgi import _OURS
 
-__all__ = ["serve", "LifespanFailed"]
+__all__ = ["serve", "start", "LifespanFailed"]
 
 log = logging.getLogger("corral.asgi")
 _access_logger = logging.getLogger("corral.access")
@@ -146,9 +146,18 @@ class _Cycle:
 
 
 class ASGIServer(Server):
-    """A serving engine running an ASGI app on corral's event loop thread."""
+    """A serving engine running an ASGI app: on an event loop corral owns, on a thread
+    of its own, or on the caller's loop (``loop=``, or ``await start(...)``)."""
 
-    def __init__(self, engine: _corral.Engine, app: ASGIApp, base: Dict[str, Any], lifespan: str, access_log: bool = False) -> None:
+    def __init__(
+        self,
+        engine: _corral.Engine,
+        app: ASGIApp,
+        base: Dict[str, Any],
+        lifespan: str,
+        access_log: bool = False,
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+    ) -> None:
         super().__init__(engine, host=False)
         self._access = access_log
         self._app = app
@@ -160,9 +169,13 @@ class ASGIServer(Server):
         # Futures a cycle waits on, by (its key, "writable" | "gone").
         self._waits: Dict[Tuple[int, str], "asyncio.Future[None]"] = {}
         self._keys = itertools.count(1)
-        self.loop = _new_loop()
-        self._thread = threading.Thread(target=self._run_loop, name="corral-asgi", daemon=True)
-        self._thread.start()
+        self._thread: Optional[threading.Thread] = None
+        if loop is not None:
+            self.loop = loop
+        else:
+            self.loop = _new_loop()
+            self._thread = threading.Thread(target=self._run_loop, name="corral-asgi", daemon=True)
+            self._thread.start()
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -181,17 +194,17 @@ class ASGIServer(Server):
     def _call(self, coro: Awaitable[Any], timeout: Optional[float] = None) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
 
-    def _start(self) -> None:
+    async def _astart(self) -> None:
+        """On the loop: the app's lifespan startup, then requests flow."""
         if self._lifespan_mode != "off":
-
-            async def startup() -> None:
-                # Made on the loop, so its queues belong to it.
-                self._lifespan = _Lifespan(self._app, self._state)
-                await self._lifespan.startup()
-
-            self._call(startup())
-        self.loop.call_soon_threadsafe(self.loop.add_reader, self._engine_fd, self._drain)
+            # Made on the loop, so its queues belong to it.
+            self._lifespan = _Lifespan(self._app, self._state)
+            await self._lifespan.startup()
+        self.loop.add_reader(self._engine_fd, self._drain)
         self._engine.start()
+
+    def _start(self) -> None:
+        self._call(self._astart())
 
     def _drain(self) -> None:
         take = self._engine.take_requests
@@ -240,6 +253,29 @@ class ASGIServer(Server):
                 cycle.status,
             )
 
+    def close(self, timeout: float = 5.0) -> Dict[str, Any]:
+        """Stops accepting, lets in-flight requests finish for up to ``timeout``
+        seconds, runs the lifespan shutdown, and returns the shutdown report. On the
+        app's own loop's thread use ``await aclose()`` instead (this would wait for
+        the loop it blocks)."""
+        if self._thread is None and _on_loop(self.loop):
+            raise Error("close() on the loop the app runs on would block it: use `await server.aclose()`")
+        return super().close(timeout)
+
+    async def aclose(self, timeout: float = 5.0) -> Dict[str, Any]:
+        """``close`` for the loop the app runs on: the loop goes on serving the
+        requests in flight while the engine drains."""
+        loop = asyncio.get_running_loop()
+        _live.discard(self)
+        report = dict(await loop.run_in_executor(None, self._engine.close, timeout))
+        loop.remove_reader(self._engine_fd)
+        if self._lifespan is not None:
+            try:
+                await self._lifespan.shutdown()
+            except Exception:  # noqa: BLE001
+                log.exception("ASGI lifespan shutdown failed")
+        return report
+
     def _closed(self, timeout: float) -> None:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.remove_reader, self._engine_fd)
@@ -248,6 +284,8 @@ class ASGIServer(Server):
                 self._call(self._lifespan.shutdown(), timeout)
             except Exception:  # noqa: BLE001
                 log.exception("ASGI lifespan shutdown failed")
+        if self._thread is None:
+            return  # the caller's loop: it runs on
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
         if self._thread is not threading.current_thread():
@@ -296,24 +334,24 @@ class _Lifespan:
             log.error("the app's lifespan shutdown failed: %s", answer.get("message", ""))
 
 
-def serve(
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _server(
     app: ASGIApp,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    lifespan: str = "auto",
-    allow_public: bool = False,
-    listener: Optional[socket.socket] = None,
-    access_log: bool = False,
-    **options: Any,
+    host: str,
+    port: int,
+    lifespan: str,
+    allow_public: bool,
+    listener: Optional[socket.socket],
+    access_log: bool,
+    loop: Optional[asyncio.AbstractEventLoop],
+    options: Dict[str, Any],
 ) -> ASGIServer:
-    """Serves an ASGI 3 app (FastAPI, Starlette, Django's ``get_asgi_application()``)
-    on an event loop corral owns. ``lifespan`` is "auto" (run it when the app supports
-    it) or "off". ``options`` are corral's engine options by name (``corral.options()``);
-    ``listener``, a listening socket to serve instead of binding ``host``/``port``;
-    ``access_log``, one line per request on the ``corral.access`` logger (at INFO).
-    Returns a server: ``close(timeout)``, ``stats()``, a context manager; its ``loop``
-    is the event loop the app runs on."""
     if lifespan not in ("auto", "off"):
         raise ConfigError(f"lifespan must be 'auto' or 'off', not {lifespan!r}")
     opts = _options(allow_public=allow_public, **options)
@@ -331,10 +369,60 @@ def serve(
         "root_path": "",
         "server": (name, bound),
     }
-    server = ASGIServer(engine, app, base, lifespan, access_log)
+    return ASGIServer(engine, app, base, lifespan, access_log, loop)
+
+
+def serve(
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    lifespan: str = "auto",
+    allow_public: bool = False,
+    listener: Optional[socket.socket] = None,
+    access_log: bool = False,
+    loop: Optional[asyncio.AbstractEventLoop] = None,
+    **options: Any,
+) -> ASGIServer:
+    """Serves an ASGI 3 app (FastAPI, Starlette, Django's ``get_asgi_application()``).
+    With ``loop=None`` the app runs on an event loop corral owns, on its own thread
+    (uvloop's when installed); with ``loop=`` on that running loop (call this from
+    another thread; on the loop itself, ``await start(...)``). Returns once the app's
+    lifespan startup is done. ``lifespan`` is "auto" (run it when the app supports
+    it) or "off". ``options`` are corral's engine options by name
+    (``corral.options()``); ``listener``, a listening socket to serve instead of
+    binding ``host``/``port``; ``access_log``, one line per request on the
+    ``corral.access`` logger (at INFO). Returns a server: ``close(timeout)``,
+    ``stats()``, a context manager; its ``loop`` is the event loop the app runs on."""
+    if loop is not None and _on_loop(loop):
+        raise ConfigError("serve(loop=...) waits for the app's startup on that loop, so it cannot run on it: use `await corral.asgi.start(app, ...)` there")
+    server = _server(app, host, port, lifespan, allow_public, listener, access_log, loop, options)
     try:
         server._start()
     except BaseException:
         server._close_quietly(1.0)
+        raise
+    return server
+
+
+async def start(
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    lifespan: str = "auto",
+    allow_public: bool = False,
+    listener: Optional[socket.socket] = None,
+    access_log: bool = False,
+    **options: Any,
+) -> ASGIServer:
+    """``serve`` on the running event loop: the app runs on it, and this returns once
+    its lifespan startup is done. Close with ``await server.aclose()``."""
+    loop = asyncio.get_running_loop()
+    server = _server(app, host, port, lifespan, allow_public, listener, access_log, loop, options)
+    try:
+        await server._astart()
+    except BaseException:
+        await server.aclose(1.0)
         raise
     return server
