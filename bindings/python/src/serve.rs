@@ -437,6 +437,20 @@ impl Responder {
         Ok(resp)
     }
 
+    fn start_head(&self, py: Python<'_>, head: Response, length: Option<u64>) -> PyResult<()> {
+        let r = self.take(py)?;
+        match r.stream(&head, length) {
+            Ok(s) => {
+                *self.lock() = State::Streaming(s);
+                Ok(())
+            }
+            Err(r) => {
+                *self.lock() = State::Pending(r);
+                Err(errors::state(py, "only HTTP replies can be streamed"))
+            }
+        }
+    }
+
     fn with_stream<T>(
         &self,
         py: Python<'_>,
@@ -456,8 +470,81 @@ impl Responder {
     }
 }
 
+/// A header name or value as a Rust string: the bytes themselves when they are UTF-8
+/// (so they go out unchanged), else each byte as its latin-1 character.
+fn header_text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => b.iter().map(|&c| c as char).collect(),
+    }
+}
+
+/// The parts of an ASGI `http.response.start` message: the status (an int, 100 to 999)
+/// and headers (pairs of byte strings), as a response head and the body length the app
+/// declared (its `content-length`, which corral writes itself).
+fn asgi_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<(Response, Option<u64>)> {
+    let code = match status.extract::<i64>() {
+        Ok(s) if (100..=999).contains(&s) && !status.is_instance_of::<pyo3::types::PyBool>() => s as u16,
+        _ => {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "http.response.start needs an int status 100 to 999, not {}",
+                status.repr()?
+            )))
+        }
+    };
+    let mut resp = Response::new(code);
+    let mut length = None;
+    for item in headers.try_iter()? {
+        let item = item?;
+        let (name, value): (std::borrow::Cow<'_, [u8]>, std::borrow::Cow<'_, [u8]>) = item.extract().map_err(|_| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "an ASGI header must be a pair of byte strings, not {}",
+                item.repr().map(|r| r.to_string()).unwrap_or_default()
+            ))
+        })?;
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = std::str::from_utf8(&value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            length = Some(n.ok_or_else(|| {
+                pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "content-length {:?} is not a number",
+                    String::from_utf8_lossy(&value)
+                ))
+            })?);
+        } else {
+            resp.headers.push((header_text(&name), header_text(&value)));
+        }
+    }
+    Ok((resp, length))
+}
+
 #[pymethods]
 impl Responder {
+    /// ASGI: the whole response in one call (`http.response.start`'s status and
+    /// headers, the one body). The body is cut to the app's content-length if it
+    /// declared a shorter one. False if the client already left (nothing was sent).
+    fn respond_asgi(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        body: &[u8],
+    ) -> PyResult<bool> {
+        let (head, length) = asgi_head(status, headers)?;
+        let cut = length.map_or(body.len(), |n| body.len().min(usize::try_from(n).unwrap_or(usize::MAX)));
+        let r = self.take(py)?;
+        if r.is_gone() {
+            return Ok(false);
+        }
+        let resp = head.body(body[..cut].to_vec());
+        py.detach(|| r.respond(resp));
+        Ok(true)
+    }
+    /// ASGI: starts a streamed response from `http.response.start`'s status and
+    /// headers (with the app's content-length, if it gave one).
+    fn start_asgi(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (head, length) = asgi_head(status, headers)?;
+        self.start_head(py, head, length)
+    }
     /// Replies with bytes, framed by the protocol (HTTP: a 200 with this body).
     fn respond_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         let r = self.take(py)?;
@@ -479,17 +566,7 @@ impl Responder {
     #[pyo3(signature = (status, headers, length=None))]
     fn start(&self, py: Python<'_>, status: u16, headers: Vec<(String, String)>, length: Option<u64>) -> PyResult<()> {
         let head = Self::head(py, status, headers)?;
-        let r = self.take(py)?;
-        match r.stream(&head, length) {
-            Ok(s) => {
-                *self.lock() = State::Streaming(s);
-                Ok(())
-            }
-            Err(r) => {
-                *self.lock() = State::Pending(r);
-                Err(errors::state(py, "only HTTP replies can be streamed"))
-            }
-        }
+        self.start_head(py, head, length)
     }
     /// Sends a part of a streamed body. True: there is room for more; False: the
     /// client is not keeping up, wait for `notify(key, "writable")`'s event (or

@@ -150,15 +150,16 @@ fn bodiless(status: u16) -> bool {
 /// Writes the status line and headers of `r` (its body is not looked at), and how the
 /// body that follows is framed: `length` when the handler knows it, otherwise chunked
 /// (HTTP/1.1) or until the connection closes (HTTP/1.0, which then says `connection:
-/// close`). `content-length`, `transfer-encoding`, `connection` and `date` headers from
-/// the handler are replaced by the engine's own, which match what it does.
+/// close`). `content-length`, `transfer-encoding`, `connection`, `keep-alive` and `date`
+/// headers from the handler are replaced by the engine's own, which match what it does.
 pub(crate) fn encode_head(r: &Response, ctx: &ReplyCtx, length: Option<u64>, out: &mut Vec<u8>) -> Framing {
     use std::io::Write;
     let status = if (100..=999).contains(&r.status) { r.status } else { 500 };
     let _ = write!(out, "HTTP/1.{} {} {}\r\n", if ctx.http10 { 0 } else { 1 }, status, reason(status));
     for (n, v) in &r.headers {
-        let skip =
-            ["content-length", "transfer-encoding", "connection", "date"].iter().any(|h| n.eq_ignore_ascii_case(h));
+        let skip = ["content-length", "transfer-encoding", "connection", "keep-alive", "date"]
+            .iter()
+            .any(|h| n.eq_ignore_ascii_case(h));
         // A CR or LF in a name or value would let a handler's input split the response.
         let clean = !n.is_empty() && !n.bytes().chain(v.bytes()).any(|b| b == b'\r' || b == b'\n');
         if !skip && clean {

@@ -22,7 +22,6 @@ import threading
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from . import ConfigError, Error, Server, _addr, _corral, _live, _options
-from .wsgi import _OURS
 
 __all__ = ["serve", "start", "LifespanFailed"]
 
@@ -53,7 +52,7 @@ class _Cycle:
     one with ``more_body`` is streamed, and ``send`` waits while the client is not
     keeping up."""
 
-    __slots__ = ("waits", "key", "responder", "body", "body_sent", "status", "headers", "length", "started", "finished", "waiter")
+    __slots__ = ("waits", "key", "responder", "body", "body_sent", "start", "started", "finished", "waiter")
 
     def __init__(self, waits: Dict[Tuple[int, str], "asyncio.Future[None]"], key: int, responder: Any, body: bytes) -> None:
         self.waits = waits
@@ -61,9 +60,9 @@ class _Cycle:
         self.responder = responder
         self.body = body
         self.body_sent = False
-        self.status: Optional[int] = None
-        self.headers: List[Tuple[str, str]] = []
-        self.length: Optional[int] = None
+        # The http.response.start message, kept until the first body message: its
+        # status and headers are checked and framed natively then.
+        self.start: Optional[Dict[str, Any]] = None
         self.started = False
         self.finished = False
         # Made only when the app waits for the client to leave (most never do).
@@ -97,40 +96,23 @@ class _Cycle:
         if self.finished:
             raise OSError("the response is complete (or the client left): nothing more can be sent on it")
         kind = message.get("type")
-        if kind == "http.response.start":
-            if self.status is not None:
-                raise RuntimeError("http.response.start was already sent")
-            status = message.get("status")
-            if not isinstance(status, int) or not 100 <= status <= 999:
-                raise RuntimeError(f"http.response.start needs an int status 100 to 999, not {status!r}")
-            self.status = status
-            for name, value in message.get("headers", ()):
-                n = bytes(name).decode("latin-1")
-                low = n.lower()
-                if low == "content-length":
-                    try:
-                        self.length = int(bytes(value))
-                    except ValueError:
-                        raise RuntimeError(f"content-length {bytes(value)!r} is not a number") from None
-                elif low not in _OURS:
-                    self.headers.append((n, bytes(value).decode("latin-1")))
-        elif kind == "http.response.body":
-            if self.status is None:
+        if kind == "http.response.body":
+            start = self.start
+            if start is None:
                 raise RuntimeError("http.response.body before http.response.start")
             body = message.get("body", b"")
             more = message.get("more_body", False)
             responder = self.responder
             if not self.started:
                 if not more:
-                    if self.length is not None and self.length < len(body):
-                        body = body[: self.length]
-                    if responder.gone:
-                        self.finish()
-                        raise BrokenPipeError("the client closed the connection")
-                    responder.respond_http(self.status, self.headers, bytes(body))
+                    # The whole response at once (most are): status, headers and body
+                    # are checked and framed natively.
+                    sent = responder.respond_asgi(start.get("status"), start.get("headers", ()), body)
                     self.finish()
+                    if not sent:
+                        raise BrokenPipeError("the client closed the connection")
                     return
-                responder.start(self.status, self.headers, self.length)
+                responder.start_asgi(start.get("status"), start.get("headers", ()))
                 self.started = True
             try:
                 if body and not responder.send(bytes(body)):
@@ -141,8 +123,17 @@ class _Cycle:
             except OSError:
                 self.finish()
                 raise
+        elif kind == "http.response.start":
+            if self.start is not None:
+                raise RuntimeError("http.response.start was already sent")
+            self.start = message
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
+
+    @property
+    def status(self) -> Optional[int]:
+        """The status sent (for the access log), None before the response started."""
+        return self.start.get("status") if self.start is not None else None
 
 
 class ASGIServer(Server):
@@ -237,12 +228,12 @@ class ASGIServer(Server):
                 # Not started: a 500. Started: the body is cut off (the connection closes).
                 responder.abort()
                 if not cycle.started:
-                    cycle.status = 500
+                    cycle.start = {"status": 500}
         if not cycle.finished:
             log.error("ASGI app %r returned without completing the response to %s %s (answered 500)", self._app, scope["method"], scope["path"])
             cycle.finish()
             responder.abort()
-            cycle.status = 500
+            cycle.start = {"status": 500}
         if self._access:
             _access_logger.info(
                 '%s - "%s %s HTTP/%s" %s',
