@@ -38,6 +38,9 @@ struct Queue {
     requests: VecDeque<Pair>,
     events: Vec<(u64, Event)>,
     closed: bool,
+    /// Host threads waiting on the condvar (an event loop host never does: then a
+    /// push makes no futex call for nobody).
+    waiting: usize,
 }
 
 impl Queue {
@@ -72,9 +75,12 @@ impl Batches {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = q.is_empty();
         f(&mut q);
+        let waiting = q.waiting > 0;
         drop(q);
         if was_empty {
-            self.ready.notify_one();
+            if waiting {
+                self.ready.notify_one();
+            }
             if let Some((w, _)) = self.wake.get() {
                 // Full means a wake-up is already pending: nothing is lost.
                 let _ = (&*w).write(&[1]);
@@ -122,12 +128,14 @@ impl Batches {
     fn take(&self, max: usize, events: &mut Vec<(u64, Event)>, out: &mut Vec<Pair>) -> bool {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         while q.is_empty() && !q.closed {
+            q.waiting += 1;
             q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.waiting -= 1;
         }
         let n = q.requests.len().min(max);
         out.extend(q.requests.drain(..n));
         events.append(&mut q.events);
-        if !q.requests.is_empty() {
+        if !q.requests.is_empty() && q.waiting > 0 {
             // Several host threads: pass the wake-up on to the next one.
             self.ready.notify_one();
         }
@@ -285,15 +293,18 @@ impl Request {
     ) -> PyResult<Bound<'py, PyDict>> {
         let h = self.inner.http().ok_or_else(|| errors::state(py, "a WSGI environ needs an HTTP request"))?;
         let env = base.copy()?;
-        env.set_item("REQUEST_METHOD", h.method())?;
+        env.set_item(pyo3::intern!(py, "REQUEST_METHOD"), h.method())?;
         let (path, query) = h.path().split_once('?').unwrap_or((h.path(), ""));
-        env.set_item("PATH_INFO", latin1(py, &percent_decode(path.as_bytes()))?)?;
-        env.set_item("QUERY_STRING", query)?;
-        env.set_item("RAW_URI", h.path())?;
-        env.set_item("SERVER_PROTOCOL", if h.minor_version() == 0 { "HTTP/1.0" } else { "HTTP/1.1" })?;
+        env.set_item(pyo3::intern!(py, "PATH_INFO"), latin1(py, &percent_decode(path.as_bytes()))?)?;
+        env.set_item(pyo3::intern!(py, "QUERY_STRING"), query)?;
+        env.set_item(pyo3::intern!(py, "RAW_URI"), h.path())?;
+        env.set_item(
+            pyo3::intern!(py, "SERVER_PROTOCOL"),
+            if h.minor_version() == 0 { pyo3::intern!(py, "HTTP/1.0") } else { pyo3::intern!(py, "HTTP/1.1") },
+        )?;
         let peer = self.inner.peer();
-        env.set_item("REMOTE_ADDR", peer.ip().to_string())?;
-        env.set_item("REMOTE_PORT", peer.port().to_string())?;
+        env.set_item(pyo3::intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;
+        env.set_item(pyo3::intern!(py, "REMOTE_PORT"), peer.port().to_string())?;
         for (name, value) in h.headers() {
             let key = if name.eq_ignore_ascii_case("content-type") {
                 "CONTENT_TYPE".to_string()
@@ -318,9 +329,9 @@ impl Request {
         let body = self.inner.bytes();
         if env.get_item("CONTENT_LENGTH")?.is_none() && !body.is_empty() {
             // A chunked body: corral has read it whole; say how long it is.
-            env.set_item("CONTENT_LENGTH", body.len().to_string())?;
+            env.set_item(pyo3::intern!(py, "CONTENT_LENGTH"), body.len().to_string())?;
         }
-        env.set_item("wsgi.input", input_type.call1((PyBytes::new(py, body),))?)?;
+        env.set_item(pyo3::intern!(py, "wsgi.input"), input_type.call1((PyBytes::new(py, body),))?)?;
         Ok(env)
     }
 
@@ -331,20 +342,23 @@ impl Request {
     fn asgi_scope<'py>(&self, py: Python<'py>, base: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
         let h = self.inner.http().ok_or_else(|| errors::state(py, "an ASGI scope needs an HTTP request"))?;
         let scope = base.copy()?;
-        scope.set_item("http_version", if h.minor_version() == 0 { "1.0" } else { "1.1" })?;
-        scope.set_item("method", h.method())?;
+        scope.set_item(
+            pyo3::intern!(py, "http_version"),
+            if h.minor_version() == 0 { pyo3::intern!(py, "1.0") } else { pyo3::intern!(py, "1.1") },
+        )?;
+        scope.set_item(pyo3::intern!(py, "method"), h.method())?;
         let (path, query) = h.path().split_once('?').unwrap_or((h.path(), ""));
-        scope.set_item("path", String::from_utf8_lossy(&percent_decode(path.as_bytes())))?;
-        scope.set_item("raw_path", PyBytes::new(py, path.as_bytes()))?;
-        scope.set_item("query_string", PyBytes::new(py, query.as_bytes()))?;
+        scope.set_item(pyo3::intern!(py, "path"), String::from_utf8_lossy(&percent_decode(path.as_bytes())))?;
+        scope.set_item(pyo3::intern!(py, "raw_path"), PyBytes::new(py, path.as_bytes()))?;
+        scope.set_item(pyo3::intern!(py, "query_string"), PyBytes::new(py, query.as_bytes()))?;
         let headers = pyo3::types::PyList::empty(py);
         for (name, value) in h.headers() {
             let lower = name.to_ascii_lowercase();
             headers.append((PyBytes::new(py, lower.as_bytes()), PyBytes::new(py, value)))?;
         }
-        scope.set_item("headers", headers)?;
+        scope.set_item(pyo3::intern!(py, "headers"), headers)?;
         let peer = self.inner.peer();
-        scope.set_item("client", (peer.ip().to_string(), peer.port()))?;
+        scope.set_item(pyo3::intern!(py, "client"), (peer.ip().to_string(), peer.port()))?;
         Ok(scope)
     }
 
