@@ -112,6 +112,26 @@ fn an_inherited_listening_fd_is_served() {
     e.shutdown(DEADLINE).unwrap();
 }
 
+/// The socket is shared with another holder (a supervisor, the next worker) that makes
+/// it blocking again (Python's `socket.dup()` does): the engine's accept loops must not
+/// hang on an empty queue, and a shutdown leaves the other holder's socket listening.
+#[test]
+fn a_shared_listener_made_blocking_by_its_other_holder_still_serves_and_survives_shutdown() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let ours = l.try_clone().unwrap();
+    let e = serve(Config::builder().listener_fd(OwnedFd::from(ours)).io_workers(2));
+    l.set_nonblocking(false).unwrap(); // the other holder, after the engine set it up
+    for _ in 0..20 {
+        assert_eq!(get_once(addr, "/").status, 200);
+    }
+    e.shutdown(DEADLINE).unwrap();
+    // Still listening for the other holder: a connection waits in its queue.
+    let waiting = TcpStream::connect(addr).expect("the shared socket still listens");
+    let (accepted, _) = l.accept().unwrap();
+    drop((waiting, accepted));
+}
+
 #[test]
 fn a_non_listening_fd_is_refused_and_left_open() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -72,3 +72,43 @@ fn a_deadline_too_short_aborts_and_says_so() {
     assert_eq!(report.requests_aborted, 1);
     assert!(read_response(&mut BufReader::new(s)).is_none(), "the client sees the close");
 }
+
+/// A keep-alive client that sends its next request once the drain has begun gets it
+/// answered (with `connection: close`), also when replies come from another thread
+/// (a front's host thread), and the connection then closes.
+#[test]
+fn a_request_sent_during_the_drain_is_answered_and_says_close() {
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::channel::<corral::Responder>();
+    let tx = std::sync::Mutex::new(tx);
+    let host = std::thread::spawn(move || {
+        for res in rx {
+            res.respond(corral::Response::new(200).body("from the host"));
+        }
+    });
+    let e = Engine::serve(
+        Config::builder().io_workers(2).build().unwrap(),
+        corral::handler_fn(move |_req, res| tx.lock().unwrap().send(res).unwrap()),
+    )
+    .unwrap();
+    let addr = e.local_addr();
+    let mut s = connect(addr);
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    get(&mut s, "/");
+    assert_eq!(read_response(&mut r).unwrap().text(), "from the host");
+    let e = Arc::new(e);
+    let closer = {
+        let e = Arc::clone(&e);
+        std::thread::spawn(move || e.shutdown(DEADLINE).unwrap())
+    };
+    // Once a new connection is refused the engine no longer accepts, and drains.
+    wait_until("the engine stops accepting", || std::net::TcpStream::connect(addr).is_err());
+    get(&mut s, "/");
+    let resp = read_response(&mut r).expect("the request sent during the drain is answered");
+    assert_eq!((resp.status, resp.header("connection")), (200, Some("close")));
+    assert!(read_response(&mut r).is_none(), "then the connection closes");
+    let report = closer.join().unwrap();
+    assert!(report.clean, "{report:?}");
+    drop(e);
+    host.join().unwrap();
+}

@@ -184,11 +184,18 @@ impl Engine {
         let mut b = Config::builder();
         match listener {
             Some(sock) => {
-                // `dup()` then `detach()`: a descriptor that no Python object owns.
-                let fd: i32 = sock.call_method0("dup")?.call_method0("detach")?.extract()?;
-                // SAFETY: `fd` was just made by dup() for us alone and detached from its
-                // Python object, so this OwnedFd is its only owner.
-                let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                // A duplicate made natively: Python's `socket.dup()` would also reset the
+                // shared file's blocking mode (it re-applies the socket's timeout), under
+                // other processes serving the same socket.
+                let fd: i32 = sock.call_method0("fileno")?.extract()?;
+                if fd < 0 {
+                    return Err(errors::config(py, "listener is a closed socket".into()));
+                }
+                // SAFETY: `fd` is the open descriptor of the caller's socket, borrowed only
+                // for the duplication (F_DUPFD_CLOEXEC); the duplicate is ours alone.
+                let owned = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+                    .try_clone_to_owned()
+                    .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot duplicate the listener: {e}")))?;
                 b = b.listener_fd(owned);
             }
             None => {

@@ -70,6 +70,11 @@ impl Listener {
         }
     }
 
+    /// Inherited: other processes may accept from this socket too.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
     pub fn queue(&self) -> sys::ListenQueue {
         sys::tcp_listen_queue(self.fd()).unwrap_or_default()
     }

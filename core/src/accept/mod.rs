@@ -135,6 +135,9 @@ pub(crate) enum Outcome {
     Throttled(Duration),
 }
 
+/// Most connections an acceptor takes from an inherited listener as it leaves.
+const LAST_BATCH: usize = 4096;
+
 /// Accepts up to `batch` connections from `l`, reserving a gate unit for each, and hands
 /// each to `deliver`. Used by an acceptor on its own listeners, and by a worker taking
 /// over the listeners of a stalled sibling.
@@ -145,6 +148,11 @@ pub(crate) fn accept_batch(
     stop: &AtomicBool,
     deliver: &mut dyn FnMut(OwnedFd, SocketAddr),
 ) -> Outcome {
+    if l.is_shared() {
+        // Another process holding the socket may have made it blocking (Python's
+        // `socket.dup()` and `settimeout` do): accept4 would then hang this thread.
+        let _ = sys::ensure_nonblocking(l.fd());
+    }
     for _ in 0..batch {
         if stop.load(Acquire) {
             return Outcome::Done;
@@ -321,13 +329,29 @@ impl Acceptor {
         }
     }
 
-    /// Takes the listeners out of `ep` for good (shutdown).
-    pub fn retire(&mut self, ep: &Epoll) {
+    /// Takes the listeners out of `ep` for good (shutdown), then
+    /// [`Acceptor::take_last`].
+    pub fn retire(&mut self, ep: &Epoll, deliver: &mut dyn FnMut(OwnedFd, SocketAddr)) {
         if self.paused {
             self.paused = false;
             self.gate.waiters.fetch_sub(1, SeqCst);
         }
         self.arm(ep, false);
+        self.take_last(deliver);
+    }
+
+    /// Leaving for good, out of every epoll: accepts what waits on the inherited
+    /// listeners. Another process serves those sockets too (a supervisor's next
+    /// worker), and a wake-up the kernel already gave this one (`EPOLLEXCLUSIVE` wakes
+    /// a single waiter) would leave with it: the connection would sit in the queue
+    /// until another one arrived. What is taken here is served by the draining engine
+    /// (answered with `connection: close`). Bound sockets need none of this: stopping
+    /// them resets their queue.
+    pub fn take_last(&mut self, deliver: &mut dyn FnMut(OwnedFd, SocketAddr)) {
+        let go_on = AtomicBool::new(false);
+        for l in self.listeners.iter().filter(|l| l.is_shared()) {
+            let _ = accept_batch(l, &self.gate, LAST_BATCH, &go_on, deliver);
+        }
     }
 
     /// An acceptor thread's loop; returns once the stop flag is set and the waker signalled.
@@ -366,5 +390,7 @@ impl Acceptor {
                 self.on_ready(&ep, k, &mut |fd, peer| deliver(index, fd, peer));
             }
         }
+        self.arm(&ep, false);
+        self.take_last(&mut |fd, peer| deliver(index, fd, peer));
     }
 }

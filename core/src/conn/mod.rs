@@ -458,7 +458,8 @@ impl Conn {
         if bits & HUP != 0 {
             io.hup_seen = true;
         }
-        if bits & TIMEOUT != 0 && engine.is_draining() && Self::drain_idle(&io) {
+        // Idle past the drain's grace: close, unless input came meanwhile (read it first).
+        if bits & TIMEOUT != 0 && engine.is_draining() && Self::drain_idle(&io) && !io.want_read {
             let since = *io.drain_idle_since.get_or_insert(engine.now_ms());
             if engine.now_ms() >= since + DRAIN_IDLE_GRACE_MS {
                 self.close(&mut io, true);

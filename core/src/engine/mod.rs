@@ -88,6 +88,9 @@ pub struct Engine {
     addrs: Vec<SocketAddr>,
 }
 
+/// How often a draining shutdown re-checks for open connections between wake-ups.
+const DRAIN_RECHECK: Duration = Duration::from_millis(20);
+
 impl Engine {
     /// Binds the listeners and prepares every thread, without starting them: the
     /// addresses (with the ports the kernel picked) are known from here on.
@@ -343,16 +346,14 @@ impl Engine {
                 if s.conn_gate.used() == 0 || s.host.is_some() {
                     break true;
                 }
-                g = match deadline {
-                    None => s.life.drained.1.wait(g).unwrap_or_else(|e| e.into_inner()),
-                    Some(d) => {
-                        let left = d.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break false;
-                        }
-                        s.life.drained.1.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0
-                    }
-                };
+                // A closing connection wakes this wait; an acceptor's unit reserved for
+                // an accept that found nothing (a last take from a shared socket) is given
+                // back without a word, so look again every DRAIN_RECHECK as well.
+                let left = deadline.map_or(DRAIN_RECHECK, |d| d.saturating_duration_since(Instant::now()));
+                if left.is_zero() {
+                    break false;
+                }
+                g = s.life.drained.1.wait_timeout(g, left.min(DRAIN_RECHECK)).unwrap_or_else(|e| e.into_inner()).0;
             }
         };
         // 3. Stop: workers close what is left and exit.

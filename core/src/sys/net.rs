@@ -25,6 +25,19 @@ pub fn accept4(listener: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
     Ok((owned, peer))
 }
 
+/// Makes sure `fd`'s open file is non-blocking, setting it back if someone cleared it
+/// (one `fcntl` when it is already so). For sockets shared with other processes, whose
+/// code may change the mode under us: a blocking listener would hang an accept loop.
+pub fn ensure_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we hold; no memory is passed.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    }
+    Ok(())
+}
+
 /// Reads into `buf`. `Ok(0)` is end of stream.
 pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: buf is valid for writes of buf.len() bytes.

@@ -210,10 +210,17 @@ impl WorkerLoop {
             }
             if self.engine.is_draining() && !self.drained {
                 self.drained = true;
+                let mut last = Vec::new();
                 if let Some(mut a) = self.acceptor.take() {
-                    a.retire(&self.ws.epoll);
+                    a.retire(&self.ws.epoll, &mut |fd, peer| last.push((fd, peer)));
                 }
                 self.mark_all(DRAIN);
+                for (fd, peer) in last {
+                    // Registered while draining: marked DRAIN and served.
+                    if let Some(conn) = self.register(fd, peer, true) {
+                        self.local.push(Task::Conn(conn));
+                    }
+                }
                 // Connections idle at the drain close after a grace (see `conn`): look
                 // at each again then.
                 let at = self.engine.now_ms() + crate::conn::DRAIN_IDLE_GRACE_MS + 1;

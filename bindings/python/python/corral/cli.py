@@ -131,6 +131,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             limit = 0
     report = server.close(a.graceful_timeout)
     print(f"corral: stopped: {report}", flush=True)
+    if _Supervisor.from_env().present:
+        logging.getLogger("corral").info("worker pid %d stopped: %s", os.getpid(), report)
     return 0
 
 
