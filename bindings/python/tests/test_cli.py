@@ -45,6 +45,16 @@ def start(tmp_path, target, *args):
     return p, (host, int(port))
 
 
+def write_pidapp(tmp_path):
+    """An app that answers with the pid of the worker process serving it."""
+    (tmp_path / "pidapp.py").write_text(
+        "import os\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [str(os.getpid()).encode()]\n"
+    )
+
+
 def get(addr, path="/"):
     status, _, body = request(addr, path=path)
     return status, body
@@ -95,12 +105,7 @@ def test_two_workers_a_killed_one_is_replaced_and_sigterm_drains_both(tmp_path):
     import re
     import threading
 
-    (tmp_path / "pidapp.py").write_text(
-        "import os\n"
-        "def app(environ, start_response):\n"
-        "    start_response('200 OK', [])\n"
-        "    return [str(os.getpid()).encode()]\n"
-    )
+    write_pidapp(tmp_path)
     p = subprocess.Popen(
         [sys.executable, "-m", "corral", "--workers", "2", "--port", "0", "pidapp:app"],
         cwd=tmp_path,
@@ -152,12 +157,7 @@ def test_max_requests_replaces_a_worker_and_no_request_fails(tmp_path):
     import threading
     import time
 
-    (tmp_path / "pidapp.py").write_text(
-        "import os\n"
-        "def app(environ, start_response):\n"
-        "    start_response('200 OK', [])\n"
-        "    return [str(os.getpid()).encode()]\n"
-    )
+    write_pidapp(tmp_path)
     p = subprocess.Popen(
         [sys.executable, "-m", "corral", "--port", "0", "--max-requests", "50", "--max-requests-jitter", "10",
          "--access-log", "--graceful-timeout", "20", "pidapp:app"],

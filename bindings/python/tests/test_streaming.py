@@ -31,6 +31,15 @@ def expected_big() -> bytes:
     return b"".join(pattern(i) for i in range(BIG // PART))
 
 
+def slow_download(address) -> tuple:
+    """A client that asks for /big and then reads nothing: its socket, and the body
+    bytes that came with the head."""
+    slow = socket.create_connection(address, timeout=30)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    slow.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    return slow, read_head(slow).split(b"\r\n\r\n", 1)[1]
+
+
 def read_head(s: socket.socket) -> bytes:
     data = b""
     while b"\r\n\r\n" not in data:
@@ -97,14 +106,11 @@ def test_wsgi_a_body_in_parts_is_chunked_and_a_declared_length_is_kept():
 
 def test_wsgi_a_client_that_does_not_read_does_not_hold_the_host_thread():
     with corral.wsgi.serve(wsgi_app, write_high_water=256 << 10) as server:
-        slow = socket.create_connection(server.address, timeout=30)
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
-        slow.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
-        head = read_head(slow)
+        slow, first = slow_download(server.address)
         # The one host thread has parked the download: others are served meanwhile.
         for _ in range(20):
             assert request(server.address)[2] == b"hello"
-        buf = bytearray(head.split(b"\r\n\r\n", 1)[1])
+        buf = bytearray(first)
         while True:
             chunk = slow.recv(1 << 20)
             if not chunk:
@@ -209,13 +215,9 @@ def test_asgi_more_body_is_chunked_and_a_content_length_is_kept():
 
 def test_asgi_send_waits_for_a_slow_client_while_the_loop_serves_others():
     with corral.asgi.serve(asgi_app, write_high_water=256 << 10) as server:
-        slow = socket.create_connection(server.address, timeout=30)
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
-        slow.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
-        head = read_head(slow)
+        slow, body = slow_download(server.address)
         for _ in range(20):
             assert request(server.address)[2] == b"hello"
-        body = head.split(b"\r\n\r\n", 1)[1]
         while len(body) < BIG:
             chunk = slow.recv(1 << 20)
             assert chunk

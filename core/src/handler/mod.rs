@@ -135,6 +135,19 @@ where
     Fn_(f)
 }
 
+/// `f` once request `seq`'s client is gone (see [`Responder::when_gone`]); at once for a
+/// reply already finished (no connection).
+fn watch_gone(conn: Option<&Arc<Conn>>, seq: u64, f: impl FnOnce() + Send + 'static) {
+    match conn {
+        Some(c) => c.when_gone(seq, Box::new(f)),
+        None => f(),
+    }
+}
+
+fn conn_gone(conn: Option<&Arc<Conn>>) -> bool {
+    conn.map_or(true, |c| c.is_closed())
+}
+
 /// Completes one request, once, from any thread.
 pub struct Responder {
     conn: Option<Arc<Conn>>,
@@ -190,15 +203,12 @@ impl Responder {
     /// that wait a long time (long polls, event streams): they can stop when nobody is
     /// left to answer. `f` runs on an I/O worker: it must be quick and must not block.
     pub fn when_gone(&self, f: impl FnOnce() + Send + 'static) {
-        match &self.conn {
-            Some(c) => c.when_gone(self.seq, Box::new(f)),
-            None => f(),
-        }
+        watch_gone(self.conn.as_ref(), self.seq, f)
     }
 
     /// True once the connection is closed: a reply now would go nowhere.
     pub fn is_gone(&self) -> bool {
-        self.conn.as_ref().map_or(true, |c| c.is_closed())
+        conn_gone(self.conn.as_ref())
     }
 
     /// The sequence number of the request this responder answers.

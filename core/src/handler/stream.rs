@@ -139,15 +139,12 @@ impl Stream {
     /// Calls `f` once the client has finished sending or the connection closed (see
     /// [`Responder::when_gone`](super::Responder::when_gone)).
     pub fn when_gone(&self, f: impl FnOnce() + Send + 'static) {
-        match &self.conn {
-            Some(c) => c.when_gone(self.seq, Box::new(f)),
-            None => f(),
-        }
+        super::watch_gone(self.conn.as_ref(), self.seq, f)
     }
 
     /// True once the connection is closed.
     pub fn is_gone(&self) -> bool {
-        self.conn.as_ref().map_or(true, |c| c.is_closed())
+        super::conn_gone(self.conn.as_ref())
     }
 }
 

@@ -1,15 +1,18 @@
 """ASGI 3 (http spec 2.4 and lifespan) on corral: ``corral.asgi.serve(app, host, port)``.
 
 corral's I/O workers read and frame each request and build its scope natively; the app
-runs on an asyncio event loop that corral owns, on a thread of its own (uvloop's when
-it is installed). Requests reach the loop in batches: the loop watches one fd, and a
-wake-up drains every request waiting. A request body arrives whole (up to
-``max_frame``), so the first ``receive()`` returns it with ``more_body`` False; a later
-``receive()`` waits until the response is complete, then says ``http.disconnect``. The
-response is collected until a body message without ``more_body`` and sent with a
-Content-Length. Lifespan: ``startup.failed`` stops ``serve`` with the app's message; an
-app that raises before ``startup.complete`` is taken as not supporting lifespan (logged
-at info, served without it); ``state`` is copied into each request's scope.
+runs on an asyncio event loop: one corral owns, on a thread of its own (uvloop's when
+installed), or the caller's (``loop=``, or ``await start(...)`` on it). Requests reach
+the loop in batches: the loop watches one fd, and a wake-up drains every request
+waiting. A request body arrives whole (up to ``max_frame``), so the first ``receive()``
+returns it with ``more_body`` False; a later ``receive()`` waits until the client
+leaves or the response is complete, then says ``http.disconnect``. A response whose
+first body message ends it is sent whole (with a Content-Length); one with ``more_body``
+is streamed, and ``send`` waits while the client is not keeping up; ``send`` after the
+client left raises ``BrokenPipeError``. Lifespan: ``startup.failed`` stops ``serve``
+with the app's message; an app that raises before ``startup.complete`` is taken as not
+supporting lifespan (logged at info, served without it); ``state`` is copied into each
+request's scope.
 """
 
 from __future__ import annotations
