@@ -1,16 +1,20 @@
 //! An HTTP server on corral: `GET /` answers a short body inline; `GET /work?us=N`
 //! spins the CPU for N microseconds as a heavy request (on the CPU pool); `GET /stats`
-//! returns the live stats as Prometheus text.
+//! returns the live stats as Prometheus text; `GET /peer` answers the client's address
+//! as the engine sees it.
 //!
 //! ```text
 //! cargo run --release --example http_server -- [--addr 127.0.0.1:8080] [--model stealing]
 //!     [--workers N] [--cpu N] [--acceptors N] [--accept-batch N] [--acceptor-threads]
-//!     [--defer-accept] [--oneshot] [--set NAME=VALUE]... [--seconds S] [--demo]
+//!     [--defer-accept] [--oneshot] [--fd N]... [--set NAME=VALUE]... [--seconds S] [--demo]
 //! ```
 //! (`--help` lists them; `--set` takes any option of the option table, e.g.
 //! `--set max_connections_per_ip=0 --set idle_timeout=5s`.)
-//! It prints its address, serves until stdin closes (or for `--seconds`), then shuts
-//! down gracefully and prints the shutdown report.
+//! It prints its address and serves until SIGTERM or SIGINT (or for `--seconds`), then
+//! drains for up to 5 s, prints the shutdown report and exits 0. Under a service manager:
+//! socket-activated listeners (`LISTEN_FDS`) are served, as are `--fd N` ones (a
+//! descriptor named both ways is taken once), and `NOTIFY_SOCKET` hears READY=1 once it
+//! accepts and STOPPING=1 when it drains.
 //!
 //! `--demo` (what `make demo` runs): serve on a free loopback port, drive a short load
 //! against itself from client threads (keep-alive, a new connection per request, and
@@ -62,6 +66,7 @@ impl Handler for App {
                     .body(e.stats().to_prometheus()),
                 None => Response::new(503).body("starting\n"),
             },
+            "/peer" => Response::new(200).header("content-type", "text/plain").body(format!("{}\n", req.peer())),
             _ => Response::new(404).body("not found\n"),
         };
         res.respond(reply);
@@ -76,7 +81,8 @@ fn main() {
 }
 
 /// An HTTP server on corral: `GET /` inline, `GET /work?us=N` heavy, `GET /stats`
-/// Prometheus text. Serves until stdin closes (or for --seconds), then shuts down.
+/// Prometheus text, `GET /peer` the client's address. Serves until SIGTERM/SIGINT (or
+/// for --seconds), then drains and exits 0.
 #[derive(Parser, Debug)]
 #[command(name = "http_server", version)]
 struct Args {
@@ -107,10 +113,14 @@ struct Args {
     /// EPOLLONESHOT registration instead of edge-triggered.
     #[arg(long)]
     oneshot: bool,
+    /// Serve this inherited listening socket (repeatable); with socket activation
+    /// (LISTEN_FDS) those are served without it.
+    #[arg(long, value_name = "N")]
+    fd: Vec<i32>,
     /// Any engine option of the option table, by name (repeatable): --set idle_timeout=5s.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
     set: Vec<(String, String)>,
-    /// Serve for this many seconds instead of until stdin closes.
+    /// Serve for this many seconds (a signal still stops it sooner).
     #[arg(long, value_name = "S")]
     seconds: Option<u64>,
     /// Serve on a free port, drive a short load against itself, print the figures, stop.
@@ -128,7 +138,24 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let mut cfg = Config::builder().addrs(args.addr.iter().copied());
+    // Before any thread starts: they inherit the blocked set, so a termination signal
+    // waits for `term.wait` whichever thread it is sent to.
+    let term = if args.demo { None } else { Some(corral::os::Termination::block()?) };
+    let activated = corral::os::listen_fds()?;
+    let inherited = !activated.is_empty() || !args.fd.is_empty();
+    let mut cfg = if inherited { Config::builder() } else { Config::builder().addrs(args.addr.iter().copied()) };
+    let taken: Vec<i32> = activated.iter().map(|a| std::os::fd::AsRawFd::as_raw_fd(&a.fd)).collect();
+    for a in activated {
+        cfg = cfg.listener_fd(a.fd);
+    }
+    for &n in &args.fd {
+        if !taken.contains(&n) {
+            // SAFETY: `--fd N` is this program's contract: the descriptor was passed to it
+            // to serve, and nothing else here owns it (activated ones are skipped above).
+            cfg = cfg.listener_fd(unsafe { corral::os::take_inherited_fd(n) }?);
+        }
+    }
+    cfg = cfg.sd_notify(true);
     if let Some(m) = args.model {
         cfg = cfg.model(m);
     }
@@ -168,12 +195,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!("\nshutdown: {report:?}");
         return Ok(());
     }
-    match seconds {
-        Some(s) => std::thread::sleep(Duration::from_secs(s)),
-        None => {
-            // Serve until stdin closes (Ctrl-D, or the parent process goes away).
-            let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        }
+    if let Some(sig) = term.and_then(|t| t.wait(seconds.map(Duration::from_secs))) {
+        eprintln!("http_server: signal {sig}: draining");
     }
     let report = engine.shutdown(Duration::from_secs(5))?;
     println!("{report:?}");

@@ -51,4 +51,6 @@ pub mod os {
         cpu_time_of, is_cloexec, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit, set_thread_slice,
         somaxconn, thread_cpu_time, TimerFd,
     };
+    /// Living under a service manager: socket activation, readiness, termination.
+    pub use crate::sys::{listen_fds, notify, take_inherited_fd, ActivatedFd, Termination};
 }

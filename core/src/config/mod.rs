@@ -156,6 +156,7 @@ pub struct Config {
     pub(crate) accept_in_workers: bool,
     pub(crate) defer_accept: bool,
     pub(crate) tcp_nodelay: bool,
+    pub(crate) sd_notify: bool,
     pub(crate) handoff_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) model: Model,
@@ -243,6 +244,7 @@ pub struct ConfigBuilder {
     pub(crate) accept_in_workers: bool,
     pub(crate) defer_accept: bool,
     pub(crate) tcp_nodelay: bool,
+    pub(crate) sd_notify: bool,
     pub(crate) handoff_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) model: Model,
@@ -267,6 +269,7 @@ impl Default for ConfigBuilder {
             accept_in_workers: true,
             defer_accept: false,
             tcp_nodelay: true,
+            sd_notify: false,
             handoff_capacity: 1024,
             limits: Limits::default(),
             model: Model::Stealing,
@@ -377,6 +380,10 @@ impl ConfigBuilder {
     setter!(
         /// See the option table: `tcp_nodelay`.
         tcp_nodelay: bool
+    );
+    setter!(
+        /// See the option table: `sd_notify`.
+        sd_notify: bool
     );
     setter!(
         /// Accepted connections the host queue holds before acceptors pause (handoff).
@@ -571,6 +578,7 @@ impl ConfigBuilder {
             accept_in_workers: self.accept_in_workers,
             defer_accept: self.defer_accept,
             tcp_nodelay: self.tcp_nodelay,
+            sd_notify: self.sd_notify,
             handoff_capacity: self.handoff_capacity,
             limits: self.limits,
             model: self.model,

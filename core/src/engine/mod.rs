@@ -258,7 +258,19 @@ impl Engine {
                 .map_err(spawn_err)?;
             c.acceptor_threads.push(h);
         }
+        // The listeners are open and every thread runs: connections are taken from here.
+        self.tell_service_manager("READY=1");
         Ok(())
+    }
+
+    /// With `sd_notify`, tells the service manager a state change (a failure to is
+    /// logged once per call: the engine serves on either way).
+    fn tell_service_manager(&self, state: &str) {
+        if self.shared.config.sd_notify {
+            if let Err(e) = crate::sys::notify(state) {
+                eprintln!("corral: cannot tell the service manager {state}: {e}");
+            }
+        }
     }
 
     /// The addresses listened on, with the ports the kernel chose for port 0.
@@ -338,6 +350,7 @@ impl Engine {
             l.stop();
         }
         // 2. Drain: no new requests; in-flight ones finish until the deadline.
+        self.tell_service_manager("STOPPING=1");
         s.life.draining.store(true, SeqCst);
         s.wake_all_workers();
         let clean = {

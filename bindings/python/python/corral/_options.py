@@ -31,6 +31,8 @@ class Options(TypedDict, total=False):
     defer_accept: bool
     # TCP_NODELAY on the listeners, inherited by every accepted socket (false: Nagle's algorithm batches small writes). True or false. Default true; applies to serve and handoff engines.
     tcp_nodelay: bool
+    # Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting and STOPPING=1 when draining; off for engines embedded among others. True or false. Default false; applies to serve and handoff engines.
+    sd_notify: bool
     # Listen backlog asked of the kernel (clamped to somaxconn; the effective value is in the stats). 1 to 1048576 connections. Default 1024; applies to serve and handoff engines.
     backlog: int
     # Accepts per wake-up before an acceptor yields. 1 to 4096 connections. Default 64; applies to serve and handoff engines.

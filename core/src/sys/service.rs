@@ -1,0 +1,142 @@
+//! Living under a service manager (systemd and compatible ones): socket activation
+//! (`sd_listen_fds(3)`), readiness notification (`sd_notify(3)`), and the termination
+//! signals a manager stops a service with.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// The first descriptor a service manager passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: RawFd = 3;
+
+/// One socket passed by the service manager, with its `LISTEN_FDNAMES` name if it has one.
+#[derive(Debug)]
+pub struct ActivatedFd {
+    pub fd: OwnedFd,
+    pub name: Option<String>,
+}
+
+/// The sockets passed by socket activation: `LISTEN_FDS` descriptors from fd 3, if
+/// `LISTEN_PID` is this process (otherwise they were meant for a parent, and none are
+/// taken). The variables are removed, so children do not take the sockets again, and
+/// the descriptors made close-on-exec. Call it once, early, before starting threads
+/// that read the environment. Empty when the process was not socket-activated.
+pub fn listen_fds() -> io::Result<Vec<ActivatedFd>> {
+    let pid = std::env::var("LISTEN_PID").ok();
+    let count = std::env::var("LISTEN_FDS").ok();
+    let names = std::env::var("LISTEN_FDNAMES").ok();
+    for v in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(v);
+    }
+    let (Some(pid), Some(count)) = (pid, count) else { return Ok(Vec::new()) };
+    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+        return Ok(Vec::new());
+    }
+    let n: RawFd = count.trim().parse().map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("LISTEN_FDS={count:?} is not a number of descriptors"))
+    })?;
+    if !(0..=4096).contains(&n) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("LISTEN_FDS={n} is out of range (0 to 4096)")));
+    }
+    let mut names = names.as_deref().unwrap_or("").split(':').map(str::to_owned);
+    let mut out = Vec::with_capacity(n as usize);
+    for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
+        // SAFETY: F_GETFD only reads the descriptor's flags; it fails for a closed fd.
+        let flags = super::cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) }).map_err(|e| {
+            io::Error::new(e.kind(), format!("LISTEN_FDS names descriptor {fd}, which is not open: {e}"))
+        })?;
+        // SAFETY: as above; sets close-on-exec on a descriptor that is open.
+        super::cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+        // SAFETY: the service manager passed `fd` to this process for it to own (it is
+        // open, checked above, and LISTEN_PID names us); nothing else in the process
+        // owns it, and the variables naming it are gone, so it is taken once.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let name = names.next().filter(|s| !s.is_empty());
+        out.push(ActivatedFd { fd: owned, name });
+    }
+    Ok(out)
+}
+
+/// Takes an inherited listening socket by its number (`--fd N`): checks that it is an
+/// open listening stream socket and makes it close-on-exec.
+///
+/// # Safety
+/// `fd` must have been passed to this process for it to own (inherited across exec, as
+/// a supervisor or service manager does), and nothing else in the process may own or
+/// close it: the returned `OwnedFd` closes it when dropped.
+pub unsafe fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    super::net::check_listener(fd)
+        .map_err(|e| io::Error::new(e.kind(), format!("descriptor {fd} is not a listening socket: {e}")))?;
+    // SAFETY: F_GETFD/F_SETFD on a descriptor just checked to be open.
+    let flags = super::cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    super::cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    // SAFETY: the caller gives us the descriptor to own (see the function's contract).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Tells the service manager a state change (`READY=1`, `STOPPING=1`, `RELOADING=1`,
+/// `STATUS=...`) on the datagram socket in `NOTIFY_SOCKET` (a path, or `@name` for the
+/// abstract namespace). `Ok(false)` when no manager listens (the variable is unset).
+pub fn notify(state: &str) -> io::Result<bool> {
+    use std::os::unix::net::UnixDatagram;
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else { return Ok(false) };
+    let sock = UnixDatagram::unbound()?;
+    let bytes = target.as_encoded_bytes();
+    if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+        sock.send_to_addr(state.as_bytes(), &addr)?;
+    } else {
+        sock.send_to(state.as_bytes(), std::path::Path::new(&target))?;
+    }
+    Ok(true)
+}
+
+/// SIGTERM and SIGINT, blocked so that they are waited for instead of delivered.
+/// Make it before starting threads: they inherit the blocked set, so the signal stays
+/// pending until [`Termination::wait`] takes it, whichever thread it was sent to.
+pub struct Termination {
+    set: libc::sigset_t,
+}
+
+impl Termination {
+    pub fn block() -> io::Result<Termination> {
+        // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it, and
+        // pthread_sigmask reads it and writes no old mask (null).
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            if r != 0 {
+                return Err(io::Error::from_raw_os_error(r));
+            }
+            Ok(Termination { set })
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT, up to `timeout` (forever with `None`); the signal's
+    /// number, or `None` once the time is up.
+    pub fn wait(&self, timeout: Option<Duration>) -> Option<i32> {
+        loop {
+            let ts = timeout.map(|t| libc::timespec {
+                tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: t.subsec_nanos() as libc::c_long,
+            });
+            let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: `set` was initialised in `block`; a null info pointer is allowed;
+            // `tsp` is null or points at a timespec that lives across the call.
+            let r = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), tsp) };
+            if r > 0 {
+                return Some(r);
+            }
+            match io::Error::last_os_error().raw_os_error() {
+                // Interrupted by another signal: wait again (the deadline restarts,
+                // which only lengthens a wait that was already a bound, not a promise).
+                Some(libc::EINTR) => continue,
+                _ => return None,
+            }
+        }
+    }
+}
