@@ -9,6 +9,7 @@ mod engine;
 mod errors;
 mod pool;
 mod serve;
+mod service;
 
 use pyo3::prelude::*;
 
@@ -20,6 +21,8 @@ fn _corral(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(engine::options_table, m)?)?;
     m.add_function(wrap_pyfunction!(engine::metrics_table, m)?)?;
     m.add_function(wrap_pyfunction!(errors::error_classes, m)?)?;
+    m.add_function(wrap_pyfunction!(service::listen_fds, m)?)?;
+    m.add_function(wrap_pyfunction!(service::notify, m)?)?;
     m.add_class::<pool::Pool>()?;
     m.add_class::<serve::Request>()?;
     m.add_class::<serve::Responder>()?;

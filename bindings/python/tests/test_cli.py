@@ -205,3 +205,52 @@ def test_max_requests_replaces_a_worker_and_no_request_fails(tmp_path):
     err = "".join(err_lines)
     assert p.returncode == 0, err[-2000:]
     assert "reached --max-requests" in err and '"GET / HTTP/1.1" 200' in err, err[-2000:]
+
+
+def _activated(tmp_path, *args):
+    """The command line socket-activated as systemd-socket-activate does it: the
+    listener at fd 3, LISTEN_FDS/LISTEN_PID set by the shell that execs it, and a
+    NOTIFY_SOCKET this test reads."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
+    fd = listener.fileno()
+
+    def at_fd_3():
+        if fd != 3:
+            os.dup2(fd, 3)  # dup2 leaves the copy inheritable
+
+    p = subprocess.Popen(
+        ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" "$@"', sys.executable, "-m", "corral", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=at_fd_3,
+        pass_fds=(fd, 3),  # kept open through the fd closing that follows preexec_fn
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")},
+    )
+    return p, listener, notify
+
+
+def test_socket_activation_and_readiness_one_process_and_two(tmp_path):
+    write_pidapp(tmp_path)
+    for workers in ("1", "2"):
+        p, listener, notify = _activated(tmp_path, "--workers", workers, "pidapp:app")
+        try:
+            assert notify.recv(64) == b"READY=1"
+            pids = {get(listener.getsockname())[1] for _ in range(30)}
+            assert pids and all(x.isdigit() for x in pids)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=60)
+        assert notify.recv(64) == b"STOPPING=1"
+        assert p.returncode == 0, err
+        listener.close()
+        notify.close()
+        (tmp_path / "notify").unlink()

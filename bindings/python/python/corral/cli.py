@@ -91,7 +91,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("corral: --max-requests and --max-requests-jitter must be 0 or more", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if a.workers > 1 or (a.max_requests and a.fd is None):
+    from . import _corral
+
+    # Socket activation: the service manager's listener is served (named by --fd as
+    # well, it is taken once). The variables are gone for the workers.
+    activated = [fd for fd, _name in _corral.listen_fds()]
+    if activated and a.fd is None:
+        a.fd = activated[0]
+    if len(activated) > 1:
+        print(f"corral: socket activation passed {len(activated)} sockets; serving the first only", file=sys.stderr)
+        for fd in activated[1:]:
+            os.close(fd)
+    if a.workers > 1 or (a.max_requests and not _Supervisor.from_env().present):
         return supervise(a, argv if argv is not None else sys.argv[1:])
     app = load(a.app)
     iface = a.interface or interface_of(app)
@@ -101,6 +112,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.backlog is not None:
         opts["backlog"] = a.backlog
     listener = socket.socket(fileno=a.fd) if a.fd is not None else None
+    if not _Supervisor.from_env().present:
+        opts.setdefault("sd_notify", True)  # READY=1 / STOPPING=1 (a supervisor's workers leave it to it)
     try:
         if iface == "asgi":
             if a.threads != 1:
@@ -203,23 +216,32 @@ def supervise(a: argparse.Namespace, argv: List[str]) -> int:
     replacement serves the same socket. A worker that exits is logged and replaced;
     SIGTERM or SIGINT drains every worker within --graceful-timeout and exits 0."""
     log = logging.getLogger("corral")
+    from . import _corral
+
     if a.fd is not None:
-        print("corral: --fd serves one inherited socket in one process; leave out --workers", file=sys.stderr)
-        return 2
-    if a.host in ("0.0.0.0", "::") and not a.allow_public:
+        # An inherited (or socket-activated) socket has no SO_REUSEPORT siblings: every
+        # worker serves this one, and the supervisor holds it.
+        shared = socket.socket(fileno=a.fd)
+        shared.set_inheritable(True)
+        socks = [shared] * a.workers
+    elif a.host in ("0.0.0.0", "::") and not a.allow_public:
         print(f"corral: refusing to listen on {a.host}: a wildcard address accepts connections on every "
               "interface; name a specific address, or pass --allow-public to mean it", file=sys.stderr)
         return 2
-    try:
-        socks = _listeners(a)
-    except OSError as e:
-        print(f"corral: cannot serve: cannot listen on {a.host}:{a.port}: {e}", file=sys.stderr)
-        return 2
+    else:
+        try:
+            socks = _listeners(a)
+        except OSError as e:
+            print(f"corral: cannot serve: cannot listen on {a.host}:{a.port}: {e}", file=sys.stderr)
+            return 2
     child_args = _without(argv, ["--workers", "--fd", "--host", "--port", "--backlog"])
+    if len(set(map(id, socks))) == 1 and a.workers > 1:
+        log.info("all %d workers serve one inherited socket", a.workers)
     # Workers tell the supervisor when they serve and when they want replacing.
     told_r, told_w = os.pipe()
     os.set_inheritable(told_w, True)
     env = dict(os.environ, CORRAL_SUPERVISOR_FD=str(told_w))
+    env.pop("NOTIFY_SOCKET", None)  # the supervisor speaks for the group
     # The processes share the cores: unless told otherwise, each gets its share of I/O
     # workers and CPU threads instead of one of each per core.
     share = str(max(1, (os.cpu_count() or 1) // a.workers))
@@ -241,6 +263,7 @@ def supervise(a: argparse.Namespace, argv: List[str]) -> int:
         return p
 
     workers = [spawn(i) for i in range(a.workers)]
+    told_ready = False  # READY=1 once the first worker serves
     # Workers being replaced (--max-requests): new pid -> the old process, which gets
     # SIGTERM once the new one is ready.
     retiring: Dict[int, "subprocess.Popen[bytes]"] = {}
@@ -273,10 +296,14 @@ def supervise(a: argparse.Namespace, argv: List[str]) -> int:
                         workers[i] = spawn(i)
                         retiring[workers[i].pid] = p
                         break
-            elif what == "ready" and pid in retiring:
-                p = retiring.pop(pid)
-                p.send_signal(signal.SIGTERM)
-                old.append(p)
+            elif what == "ready":
+                if not told_ready:
+                    told_ready = True
+                    _corral.notify("READY=1")
+                if pid in retiring:
+                    p = retiring.pop(pid)
+                    p.send_signal(signal.SIGTERM)
+                    old.append(p)
         old[:] = [p for p in old if p.poll() is None]
         for i, p in enumerate(workers):
             if not stop.is_set() and p.poll() is not None:
@@ -284,6 +311,7 @@ def supervise(a: argparse.Namespace, argv: List[str]) -> int:
                 workers[i] = spawn(i)
                 if p.pid in retiring:  # a replacement that died: the next one takes over
                     retiring[workers[i].pid] = retiring.pop(p.pid)
+    _corral.notify("STOPPING=1")
     for p in workers + list(retiring.values()) + old:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
