@@ -41,7 +41,7 @@ pub use engine::plan::Model;
 pub use engine::{Engine, Mode, ShutdownReport};
 pub use error::{Error, ErrorKind, Result};
 pub use frame::{HttpRequest, Payload, Protocol, Reply, Response};
-pub use handler::{handler_fn, Cost, CostRule, Handler, Request, Responder, Sent, Stream, StreamError};
+pub use handler::{handler_fn, on_io_worker, Cost, CostRule, Handler, Request, Responder, Sent, Stream, StreamError};
 pub use stats::metrics;
 pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};
 

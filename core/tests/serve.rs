@@ -395,3 +395,65 @@ fn a_connection_is_closed_after_max_requests_and_the_last_reply_says_so() {
     assert!(read_response(&mut r).is_none(), "closed after the third");
     e.shutdown(DEADLINE).unwrap();
 }
+
+/// A handler that queues for a thread of its own learns where it runs (`on_io_worker`)
+/// and is told when an I/O worker's round ends, after the requests it framed: here the
+/// "host" is woken only by `end_of_round`, and every request is still answered.
+#[test]
+fn end_of_round_follows_requests_handled_on_an_io_worker() {
+    struct Queued {
+        queue: Mutex<Vec<Responder>>,
+        tx: Mutex<mpsc::Sender<Vec<Responder>>>,
+        heavy_on_worker: std::sync::atomic::AtomicBool,
+    }
+    impl Handler for Queued {
+        fn cost(&self, req: &Request) -> Cost {
+            if req.http().is_some_and(|h| h.path_only() == "/heavy") {
+                Cost::Heavy
+            } else {
+                Cost::Light
+            }
+        }
+        fn handle(&self, req: Request, res: Responder) {
+            if req.http().is_some_and(|h| h.path_only() == "/heavy") {
+                self.heavy_on_worker.store(corral::on_io_worker(), std::sync::atomic::Ordering::SeqCst);
+                return res.respond(Response::new(200).body("heavy"));
+            }
+            assert!(corral::on_io_worker(), "light requests are handled on an I/O worker");
+            self.queue.lock().unwrap().push(res); // no wake-up here
+        }
+        fn end_of_round(&self) {
+            let batch = std::mem::take(&mut *self.queue.lock().unwrap());
+            if !batch.is_empty() {
+                self.tx.lock().unwrap().send(batch).unwrap();
+            }
+        }
+    }
+    let (tx, rx) = mpsc::channel::<Vec<Responder>>();
+    let host = std::thread::spawn(move || {
+        for batch in rx {
+            for res in batch {
+                res.respond(Response::new(200).body("queued"));
+            }
+        }
+    });
+    let app = Arc::new(Queued {
+        queue: Mutex::new(Vec::new()),
+        tx: Mutex::new(tx),
+        heavy_on_worker: std::sync::atomic::AtomicBool::new(true),
+    });
+    let e = Engine::serve(Config::builder().io_workers(2).cpu_threads(1).build().unwrap(), Arc::clone(&app)).unwrap();
+    let mut s = connect(e.local_addr());
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    for _ in 0..20 {
+        get(&mut s, "/");
+        assert_eq!(read_response(&mut r).unwrap().text(), "queued");
+    }
+    get(&mut s, "/heavy");
+    assert_eq!(read_response(&mut r).unwrap().text(), "heavy");
+    assert!(!app.heavy_on_worker.load(std::sync::atomic::Ordering::SeqCst), "the CPU pool is not an I/O worker");
+    e.shutdown(DEADLINE).unwrap();
+    drop(app);
+    drop(e);
+    host.join().unwrap();
+}

@@ -36,6 +36,9 @@ pub(crate) struct Batches {
 #[derive(Default)]
 struct Queue {
     requests: VecDeque<Pair>,
+    /// Requests were queued on an I/O worker without waking the host: the worker's
+    /// `end_of_round` wakes it (once for the round).
+    unwoken: bool,
     events: Vec<(u64, Event)>,
     closed: bool,
     /// Host threads waiting on the condvar (an event loop host never does: then a
@@ -73,24 +76,48 @@ impl Batches {
     /// Runs `f` on the queue; wakes the host on the empty → non-empty transition.
     fn add(&self, f: impl FnOnce(&mut Queue)) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let was_empty = q.is_empty();
+        let was_empty = q.is_empty() || q.unwoken;
         f(&mut q);
+        q.unwoken = false;
         let waiting = q.waiting > 0;
         drop(q);
         if was_empty {
-            if waiting {
-                self.ready.notify_one();
-            }
-            if let Some((w, _)) = self.wake.get() {
-                // Full means a wake-up is already pending: nothing is lost.
-                let _ = (&*w).write(&[1]);
-            }
+            self.wake(waiting);
         }
     }
 
-    /// Queues one request.
+    /// Queues one request, waking the host now — or, on an I/O worker, at the end of
+    /// its round (one wake-up for the requests it framed in that round).
     fn push(&self, req: corral_core::Request, res: corral_core::Responder) {
-        self.add(|q| q.requests.push_back((req, res)));
+        if corral_core::on_io_worker() {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.requests.push_back((req, res));
+            q.unwoken = true;
+        } else {
+            self.add(|q| q.requests.push_back((req, res)));
+        }
+    }
+
+    /// An I/O worker's round is over: wake the host for what it queued quietly.
+    fn end_of_round(&self) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if !std::mem::take(&mut q.unwoken) {
+            return;
+        }
+        let waiting = q.waiting > 0;
+        drop(q);
+        self.wake(waiting);
+    }
+
+    /// Wakes the host: a waiting host thread, and an event loop's fd.
+    fn wake(&self, waiting: bool) {
+        if waiting {
+            self.ready.notify_one();
+        }
+        if let Some((w, _)) = self.wake.get() {
+            // Full means a wake-up is already pending: nothing is lost.
+            let _ = (&*w).write(&[1]);
+        }
     }
 
     /// Queues an event for the host (called on corral's threads: no GIL).
@@ -213,6 +240,10 @@ impl PyHandler {
 impl Handler for PyHandler {
     fn cost(&self, req: &corral_core::Request) -> Cost {
         self.rule.classify(req)
+    }
+
+    fn end_of_round(&self) {
+        self.batches.end_of_round();
     }
 
     fn handle(&self, req: corral_core::Request, res: corral_core::Responder) {

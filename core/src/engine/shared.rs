@@ -157,6 +157,11 @@ impl Shared {
         self.handler.as_deref().expect("connections are only served by a serving engine")
     }
 
+    /// The handler of a serving engine (none for handoff).
+    pub fn handler_opt(&self) -> Option<&dyn Handler> {
+        self.handler.as_deref()
+    }
+
     /// Runs the handler, catching a panic (its responder, dropped while unwinding,
     /// sends the error reply).
     pub fn call_handler(&self, req: Request, res: Responder) {

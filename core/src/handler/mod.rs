@@ -86,6 +86,28 @@ pub trait Handler: Send + Sync + 'static {
     }
     /// Answers a request, now or later, from any thread, through `res`.
     fn handle(&self, req: Request, res: Responder);
+
+    /// Called by an I/O worker after a round of its tasks, before it polls or parks
+    /// again. A handler that queues requests for a thread of its own can wake that
+    /// thread once here rather than once per request: [`on_io_worker`] says whether a
+    /// `handle` call may count on this call following it.
+    fn end_of_round(&self) {}
+}
+
+thread_local! {
+    static IO_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True on an engine's I/O worker threads: a `handle` call there is followed, before
+/// the worker sleeps, by [`Handler::end_of_round`]. False on the CPU pool, and on the
+/// threads that complete replies and so run connections' turns (handlers called there
+/// must wake what they queue for at once).
+pub fn on_io_worker() -> bool {
+    IO_WORKER.with(std::cell::Cell::get)
+}
+
+pub(crate) fn mark_io_worker() {
+    IO_WORKER.with(|c| c.set(true));
 }
 
 impl<T: Handler> Handler for Arc<T> {
@@ -94,6 +116,9 @@ impl<T: Handler> Handler for Arc<T> {
     }
     fn handle(&self, req: Request, res: Responder) {
         (**self).handle(req, res)
+    }
+    fn end_of_round(&self) {
+        (**self).end_of_round()
     }
 }
 

@@ -166,6 +166,8 @@ pub(crate) struct WorkerLoop {
     rng: Rng,
     tick: u64,
     searching: bool,
+    /// A task ran since the handler was last told a round ended.
+    ran: bool,
     drained: bool,
     spare: Vec<u8>,
     acceptor: Option<Acceptor>,
@@ -188,6 +190,7 @@ impl WorkerLoop {
             rng: Rng::new(seed),
             tick: 0,
             searching: false,
+            ran: false,
             drained: false,
             spare: Vec::new(),
             acceptor,
@@ -195,6 +198,7 @@ impl WorkerLoop {
     }
 
     pub fn run(mut self) {
+        crate::handler::mark_io_worker();
         let slice = self.engine.config.io_slice;
         if !slice.is_zero() {
             // Best effort: kernels before 6.12 have no custom slice, and run as before.
@@ -251,6 +255,14 @@ impl WorkerLoop {
         if let Some(t) = self.local.pop() {
             return Some(t);
         }
+        if std::mem::take(&mut self.ran) {
+            // A round of tasks is over: a handler that queued work may wake its thread now.
+            if let Some(h) = self.engine.handler_opt() {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.end_of_round())).is_err() {
+                    self.engine.counters.handler_panics.fetch_add(1, Relaxed);
+                }
+            }
+        }
         if let Some(t) = steal::from_injector(&self.ws.inbox, &self.local) {
             return Some(t);
         }
@@ -300,6 +312,7 @@ impl WorkerLoop {
         self.ws.turn_started_us.store(self.engine.now_us(), Relaxed);
         self.ws.status.store(BUSY, Release);
         self.ws.counters.tasks.fetch_add(1, Relaxed);
+        self.ran = true;
         let conn = match task {
             Task::Conn(c) => Some(c),
             // With defer_accept the request is already there: serve it at once.
