@@ -34,6 +34,7 @@ mod worker;
 
 pub use accept::handoff::Accepted;
 pub use accept::listen::ListenerStrategy;
+pub use accept::proxy::{Cidr, ProxyHeader, ProxyMode};
 pub use config::options;
 pub use config::{Config, ConfigBuilder, Limits, Readiness};
 pub use cpu::Pool;

@@ -63,6 +63,7 @@ fn node_options() -> String {
             Kind::Count { .. } => "number".to_string(),
             Kind::Duration { .. } => "number | string".to_string(),
             Kind::Choice(names) => names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(" | "),
+            Kind::Text { .. } => "string".to_string(),
         };
         o += &format!(
             "  /** {} {}. Default {}; applies to {} engines. */\n  {}?: {ty}\n",
@@ -88,6 +89,7 @@ fn python_options() -> String {
             Kind::Choice(names) => {
                 format!("Literal[{}]", names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", "))
             }
+            Kind::Text { .. } => "str".to_string(),
         };
         o += &format!(
             "    # {} {}. Default {}; applies to {} engines.\n    {}: {ty}\n",

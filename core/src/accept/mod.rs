@@ -22,6 +22,7 @@
 pub(crate) mod handoff;
 pub(crate) mod listen;
 pub(crate) mod per_ip;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};

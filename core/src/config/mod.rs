@@ -157,6 +157,8 @@ pub struct Config {
     pub(crate) defer_accept: bool,
     pub(crate) tcp_nodelay: bool,
     pub(crate) sd_notify: bool,
+    pub(crate) proxy_protocol: crate::accept::proxy::ProxyMode,
+    pub(crate) proxy_trusted: Vec<crate::accept::proxy::Cidr>,
     pub(crate) handoff_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) model: Model,
@@ -245,6 +247,8 @@ pub struct ConfigBuilder {
     pub(crate) defer_accept: bool,
     pub(crate) tcp_nodelay: bool,
     pub(crate) sd_notify: bool,
+    pub(crate) proxy_protocol: crate::accept::proxy::ProxyMode,
+    pub(crate) proxy_trusted: Vec<crate::accept::proxy::Cidr>,
     pub(crate) handoff_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) model: Model,
@@ -270,6 +274,8 @@ impl Default for ConfigBuilder {
             defer_accept: false,
             tcp_nodelay: true,
             sd_notify: false,
+            proxy_protocol: crate::accept::proxy::ProxyMode::Off,
+            proxy_trusted: crate::accept::proxy::Cidr::parse_list("127.0.0.0/8,::1").unwrap_or_default(),
             handoff_capacity: 1024,
             limits: Limits::default(),
             model: Model::Stealing,
@@ -384,6 +390,14 @@ impl ConfigBuilder {
     setter!(
         /// See the option table: `sd_notify`.
         sd_notify: bool
+    );
+    setter!(
+        /// See the option table: `proxy_protocol`.
+        proxy_protocol: crate::accept::proxy::ProxyMode
+    );
+    setter!(
+        /// See the option table: `proxy_trusted` (here as parsed blocks).
+        proxy_trusted: Vec<crate::accept::proxy::Cidr>
     );
     setter!(
         /// Accepted connections the host queue holds before acceptors pause (handoff).
@@ -579,6 +593,8 @@ impl ConfigBuilder {
             defer_accept: self.defer_accept,
             tcp_nodelay: self.tcp_nodelay,
             sd_notify: self.sd_notify,
+            proxy_protocol: self.proxy_protocol,
+            proxy_trusted: self.proxy_trusted.clone(),
             handoff_capacity: self.handoff_capacity,
             limits: self.limits,
             model: self.model,

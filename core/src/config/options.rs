@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 use crate::accept::listen::ListenerStrategy;
+use crate::accept::proxy::{Cidr, ProxyMode};
 use crate::config::{ConfigBuilder, Readiness};
 use crate::engine::plan::Model;
 use crate::error::{Error, Result};
@@ -44,6 +45,11 @@ pub enum Kind {
     },
     /// One of these names.
     Choice(&'static [&'static str]),
+    /// Text in a form of its own (`what` says which), checked by `check`.
+    Text {
+        what: &'static str,
+        check: fn(&str) -> std::result::Result<(), String>,
+    },
 }
 
 /// Which engines an option means something for.
@@ -63,6 +69,7 @@ pub enum Parsed {
     Count(u64),
     Duration(Duration),
     Choice(&'static str),
+    Text(String),
 }
 
 /// A value as a front received it, before it is checked against the option.
@@ -207,6 +214,12 @@ fn as_duration(v: &Parsed) -> Duration {
         _ => Duration::ZERO,
     }
 }
+fn as_text(v: &Parsed) -> &str {
+    match v {
+        Parsed::Text(s) => s,
+        _ => "",
+    }
+}
 fn as_choice(v: &Parsed) -> &'static str {
     match v {
         Parsed::Choice(s) => s,
@@ -270,6 +283,15 @@ pub static OPTIONS: &[Opt] = &[
     opt!("tcp_nodelay", Kind::Bool, "true", Both, None, false,
         "TCP_NODELAY on the listeners, inherited by every accepted socket (false: Nagle's algorithm batches small writes).",
         set: |b, v| b.tcp_nodelay = as_bool(v), get: |b| Some(Parsed::Bool(b.tcp_nodelay))),
+    opt!("proxy_protocol", Kind::Choice(ProxyMode::NAMES), "off", Serve, None, false,
+        "The PROXY protocol header (HAProxy, AWS NLB) each connection starts with: off, v1, v2, or any; the client's address is then the header's.",
+        set: |b, v| b.proxy_protocol = as_choice(v).parse().unwrap_or_default(),
+        get: |b| Some(Parsed::Choice(b.proxy_protocol.name()))),
+    opt!("proxy_trusted", Kind::Text { what: "a comma-separated list of addresses or address/prefix blocks (none: no source)", check: |t| Cidr::parse_list(t).map(drop) },
+        "127.0.0.0/8,::1", Serve, None, false,
+        "With proxy_protocol: the sources (balancers) allowed to send the header; a connection from any other is refused before it is read.",
+        set: |b, v| b.proxy_trusted = Cidr::parse_list(as_text(v)).unwrap_or_default(),
+        get: |b| Some(Parsed::Text(b.proxy_trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")))),
     opt!("sd_notify", Kind::Bool, "false", Both, None, false,
         "Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting and STOPPING=1 when draining; off for engines embedded among others.",
         set: |b, v| b.sd_notify = as_bool(v), get: |b| Some(Parsed::Bool(b.sd_notify))),
@@ -389,6 +411,7 @@ impl Opt {
                 format!("{} to {}{z}{unit}", show(min), show(max))
             }
             Kind::Choice(names) => format!("one of {}", names.join(", ")),
+            Kind::Text { what, .. } => what.to_string(),
         }
     }
 
@@ -455,6 +478,11 @@ impl Opt {
                 .map(|n| Parsed::Choice(n))
                 .ok_or_else(|| Error::config(format!("unknown {name} {t:?}: use {}", names.join(", ")))),
             (Kind::Choice(_), _) => Err(wrong("a non-text value")),
+            (Kind::Text { check, .. }, Value::Text(t)) => match check(t) {
+                Ok(()) => Ok(Parsed::Text(t.to_string())),
+                Err(why) => Err(Error::config(format!("{name} = {t:?}: {why}; use {}", self.range(front)))),
+            },
+            (Kind::Text { .. }, _) => Err(wrong("a non-text value")),
         }
     }
 

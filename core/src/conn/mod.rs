@@ -27,13 +27,14 @@
 pub(crate) mod task;
 
 use std::cell::Cell;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::accept::proxy::{self, Preamble, ProxyHeader, ProxyMode};
 use crate::config::Readiness;
 use crate::conn::task::replies::{Completed, Ready, ReplySlots};
 use crate::conn::task::state::TaskState;
@@ -134,12 +135,15 @@ struct Io {
     opened_ms: u64,
     /// Draining: when this connection was first seen with nothing to do.
     drain_idle_since: Option<u64>,
+    /// The PROXY header is read (or none is expected): requests come next.
+    preamble_done: bool,
 }
 
 impl Io {
     /// A new connection's I/O state: nothing read or written yet; edge-triggered, so it
     /// reads until a short read shows the socket drained.
-    fn new(fd: Option<OwnedFd>, opened_ms: u64) -> Io {
+    /// `preamble_done`: no PROXY header is expected.
+    fn new(fd: Option<OwnedFd>, opened_ms: u64, preamble_done: bool) -> Io {
         Io {
             fd,
             rbuf: Vec::new(),
@@ -158,6 +162,7 @@ impl Io {
             partial_since: None,
             opened_ms,
             drain_idle_since: None,
+            preamble_done,
         }
     }
 
@@ -187,6 +192,12 @@ pub(crate) struct Conn {
     /// The socket is closed (set before the waiters are told).
     closed: AtomicBool,
     watch: Mutex<Watch>,
+    /// The client, when a PROXY header named it (else `peer`, the socket's).
+    client: OnceLock<SocketAddr>,
+    /// The PROXY header, once parsed.
+    proxy: OnceLock<Arc<ProxyHeader>>,
+    /// The address the per-IP cap counted this connection under, if any.
+    admitted: OnceLock<IpAddr>,
 }
 
 type Waiter = Box<dyn FnOnce() + Send>;
@@ -231,6 +242,8 @@ enum Turn {
 impl Conn {
     /// A new connection; `scheduled` when the caller runs it at once (its first bytes are
     /// known to be there), otherwise it waits, idle, for its first readiness event.
+    /// `admitted`: the address the per-IP cap counted it under (none for a PROXY
+    /// listener: the header's client is counted once it is read).
     pub fn new(
         engine: Arc<Shared>,
         home: Arc<WorkerShared>,
@@ -238,10 +251,12 @@ impl Conn {
         fd: OwnedFd,
         peer: SocketAddr,
         scheduled: bool,
+        admitted: Option<IpAddr>,
     ) -> Conn {
         let now = engine.now_ms();
         let id = engine.next_conn_id();
         let deadline = now + engine.config.limits.header_timeout.as_millis() as u64;
+        let no_header = engine.config.proxy_protocol == ProxyMode::Off;
         Conn {
             id,
             token,
@@ -251,12 +266,15 @@ impl Conn {
             task: TaskState::new(scheduled, if scheduled { READ } else { 0 }),
             deadline_ms: AtomicU64::new(deadline),
             replies: Mutex::new(ReplySlots::new()),
-            io: Mutex::new(Io::new(Some(fd), now)),
+            io: Mutex::new(Io::new(Some(fd), now, no_header)),
             backlog: AtomicUsize::new(0),
             writable_waiting: AtomicBool::new(false),
             gone_waiting: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             watch: Mutex::new(Watch::default()),
+            client: OnceLock::new(),
+            proxy: OnceLock::new(),
+            admitted: admitted.map(OnceLock::from).unwrap_or_default(),
         }
     }
 
@@ -512,7 +530,28 @@ impl Conn {
                 break Turn::Yield;
             }
             let rpos = io.rpos;
-            match framer.decode(&io.rbuf[rpos..], limits) {
+            let decoded = if io.preamble_done {
+                framer.decode(&io.rbuf[rpos..], limits)
+            } else {
+                match proxy::parse(engine.config.proxy_protocol, &io.rbuf[rpos..], limits.max_header) {
+                    Preamble::Done { used, header } => {
+                        io.rpos += used;
+                        io.preamble_done = true;
+                        if !self.adopt(header) {
+                            self.close(&mut io, false);
+                            return Turn::Closed;
+                        }
+                        continue;
+                    }
+                    Preamble::Bad(_) => {
+                        engine.counters.proxy_bad_headers.fetch_add(1, Relaxed);
+                        self.close(&mut io, false);
+                        return Turn::Closed;
+                    }
+                    Preamble::NeedMore => Decoded::NeedMore { expect_continue: false },
+                }
+            };
+            match decoded {
                 Decoded::Frame { used, payload, ctx: mut rctx } => {
                     io.rpos += used;
                     io.requests += 1;
@@ -570,6 +609,28 @@ impl Conn {
         };
         self.end_turn(&mut io, ctx, fd);
         result
+    }
+
+    /// The client: the PROXY header's source, else the socket's peer.
+    pub fn client(&self) -> SocketAddr {
+        self.client.get().copied().unwrap_or(self.peer)
+    }
+
+    /// Takes a PROXY header: its client becomes the connection's, counted by the
+    /// per-IP cap from here on. False if that cap refuses it (counted, logged).
+    fn adopt(&self, header: ProxyHeader) -> bool {
+        if let Some(src) = header.source {
+            let per_ip = &self.engine.per_ip;
+            if !per_ip.admit(src.ip()) {
+                let n = self.engine.counters.refused_per_ip.fetch_add(1, Relaxed) + 1;
+                per_ip.log_refusal(src.ip(), n);
+                return false;
+            }
+            let _ = self.admitted.set(src.ip());
+            let _ = self.client.set(src);
+        }
+        let _ = self.proxy.set(Arc::new(header));
+        true
     }
 
     /// Reads once into the read buffer. A short read means the socket is drained
@@ -702,7 +763,14 @@ impl Conn {
         let engine = &self.engine;
         let seq = io.next_seq;
         io.next_seq += 1;
-        let req = Request { conn: self.id, seq, peer: self.peer, worker: worker.index, payload };
+        let req = Request {
+            conn: self.id,
+            seq,
+            peer: self.client(),
+            worker: worker.index,
+            payload,
+            proxy: self.proxy.get().cloned(),
+        };
         let handler = engine.handler();
         let cost = catch_unwind(AssertUnwindSafe(|| handler.cost(&req))).unwrap_or_else(|_| {
             engine.counters.handler_panics.fetch_add(1, Relaxed);
@@ -813,7 +881,9 @@ impl Conn {
         io.rbuf = Vec::new();
         io.wbuf = Vec::new();
         lock(&self.home.registry).remove(self.token);
-        self.engine.per_ip.release(self.peer.ip());
+        if let Some(ip) = self.admitted.get() {
+            self.engine.per_ip.release(*ip);
+        }
         let aborted = lock(&self.replies).close();
         self.engine.connection_closed(graceful, aborted as u64);
         self.closed.store(true, SeqCst);
@@ -834,11 +904,11 @@ mod tests {
 
     #[test]
     fn the_phase_only_moves_forward() {
-        let mut io = Io::new(None, 0);
+        let mut io = Io::new(None, 0, true);
         io.advance(Phase::Closing);
         io.advance(Phase::LastReplies);
         assert_eq!(io.phase, Phase::Closing, "a close reply is not undone by a later Connection: close");
-        let mut io2 = Io::new(None, 0);
+        let mut io2 = Io::new(None, 0, true);
         io2.advance(Phase::LastReplies);
         assert_eq!(io2.phase, Phase::LastReplies);
         io2.advance(Phase::Closing);

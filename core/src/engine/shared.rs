@@ -49,6 +49,9 @@ pub(crate) struct Counters {
     pub reply_timeouts: AtomicU64,
     /// Connections closed at once for being over the per-IP cap.
     pub refused_per_ip: AtomicU64,
+    /// PROXY protocol: refused for an untrusted source / closed for a bad header.
+    pub proxy_untrusted: AtomicU64,
+    pub proxy_bad_headers: AtomicU64,
 }
 
 /// Where the engine is in its life, and how shutdown waits. Private to the engine:

@@ -37,6 +37,7 @@ pub struct Request {
     pub(crate) peer: SocketAddr,
     pub(crate) worker: usize,
     pub(crate) payload: Payload,
+    pub(crate) proxy: Option<Arc<crate::accept::proxy::ProxyHeader>>,
 }
 
 impl Request {
@@ -48,8 +49,14 @@ impl Request {
     pub fn seq(&self) -> u64 {
         self.seq
     }
+    /// The client: the socket's peer, or with `proxy_protocol` the source the load
+    /// balancer's header named (the socket's peer for its `LOCAL` health checks).
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+    /// The PROXY header the connection began with (`proxy_protocol`), with its TLVs.
+    pub fn proxy(&self) -> Option<&crate::accept::proxy::ProxyHeader> {
+        self.proxy.as_deref()
     }
     /// The I/O worker that framed the request.
     pub fn worker(&self) -> usize {

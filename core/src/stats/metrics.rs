@@ -202,7 +202,7 @@ macro_rules! latency {
 static LIGHT: [Metric; 6] = latency!("light", latency_light);
 static HEAVY: [Metric; 6] = latency!("heavy", latency_heavy);
 
-static MAIN: [Metric; 39] = [
+static MAIN: [Metric; 41] = [
     engine("uptime_seconds", Gauge, "seconds", "Seconds since the engine started.", |s| s.uptime.as_secs_f64()),
     listener("accepts", Counter, "Connections accepted.", |l| l.accepts as f64),
     listener("accept_pauses", Counter, "Times accepting paused (descriptors exhausted, or a cap reached).", |l| {
@@ -263,6 +263,20 @@ static MAIN: [Metric; 39] = [
         "",
         "Connections closed at once for being over the per-IP cap.",
         |s| s.connections_refused_per_ip as f64,
+    ),
+    engine(
+        "proxy_untrusted",
+        Counter,
+        "",
+        "PROXY protocol: connections refused unread for coming from outside proxy_trusted.",
+        |s| s.proxy_untrusted as f64,
+    ),
+    engine(
+        "proxy_bad_headers",
+        Counter,
+        "",
+        "PROXY protocol: connections closed for a malformed, oversized or mismatched header.",
+        |s| s.proxy_bad_headers as f64,
     ),
     engine("replies", Counter, "", "Replies written.", |s| s.replies as f64),
     engine("requests_aborted", Counter, "", "Requests whose connection closed before the reply.", |s| {

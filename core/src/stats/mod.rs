@@ -120,6 +120,11 @@ pub struct Stats {
     pub replies_timed_out: u64,
     /// Connections closed at once for being over the per-IP cap.
     pub connections_refused_per_ip: u64,
+    /// PROXY protocol: connections refused before a byte was read, for coming from a
+    /// source outside `proxy_trusted`.
+    pub proxy_untrusted: u64,
+    /// PROXY protocol: connections closed for a malformed, oversized or mismatched header.
+    pub proxy_bad_headers: u64,
     /// Accepted connections waiting in the host queue (handoff).
     pub handoff_queued: usize,
     pub latency_light: LatencyStats,
@@ -197,6 +202,8 @@ impl Stats {
             handler_failures: c.handler_failures.load(Relaxed),
             replies_timed_out: c.reply_timeouts.load(Relaxed),
             connections_refused_per_ip: c.refused_per_ip.load(Relaxed),
+            proxy_untrusted: c.proxy_untrusted.load(Relaxed),
+            proxy_bad_headers: c.proxy_bad_headers.load(Relaxed),
             handoff_queued: s.host.as_ref().map_or(0, |h| h.len()),
             latency_light: LatencyStats::of(&hist[0]),
             latency_heavy: LatencyStats::of(&hist[1]),

@@ -338,7 +338,15 @@ impl WorkerLoop {
     /// Makes this worker the home of a new connection: registry, epoll, timer. Returns
     /// the connection to run now if `run_now`; otherwise its first event schedules it.
     fn register(&mut self, fd: OwnedFd, peer: SocketAddr, run_now: bool) -> Option<Arc<Conn>> {
-        if !self.engine.per_ip.admit(peer.ip()) {
+        let proxied = self.engine.config.proxy_protocol != crate::accept::proxy::ProxyMode::Off;
+        if proxied && !self.engine.config.proxy_trusted.iter().any(|c| c.contains(peer.ip())) {
+            // Only a trusted balancer may say who the client is: refused unread.
+            drop(fd);
+            self.engine.counters.proxy_untrusted.fetch_add(1, Relaxed);
+            self.engine.conn_gate.release(1);
+            return None;
+        }
+        if !proxied && !self.engine.per_ip.admit(peer.ip()) {
             // Over the per-IP cap: close at once, give the slot back, count it.
             drop(fd);
             let n = self.engine.counters.refused_per_ip.fetch_add(1, Relaxed) + 1;
@@ -350,8 +358,10 @@ impl WorkerLoop {
         let (token, conn) = {
             let engine = &self.engine;
             let ws = &self.ws;
-            lock(&ws.registry)
-                .insert_with(|token| Arc::new(Conn::new(Arc::clone(engine), Arc::clone(ws), token, fd, peer, run_now)))
+            lock(&ws.registry).insert_with(|token| {
+                let admitted = (!proxied).then_some(peer.ip());
+                Arc::new(Conn::new(Arc::clone(engine), Arc::clone(ws), token, fd, peer, run_now, admitted))
+            })
         };
         let interest = match self.engine.config.readiness {
             Readiness::Edge => Interest::READ_EDGE,
