@@ -1,7 +1,7 @@
 # corral — the two entry points are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo serve-demo soak test lint unit loom fuzz build bench wrk clean ffi c-build c-test header generated install py-env py-build py-test node-build node-test
+.PHONY: demo serve-demo soak test sysdeps lint unit loom fuzz build bench wrk clean ffi c-build c-test header generated install py-env py-build py-test node-build node-test
 
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
@@ -38,8 +38,18 @@ soak:
 ## natively and under valgrind; the Python extension's and the Node addon's tests; the
 ## loom models; the Rust doc, unit and integration tests (the lab's smoke runs and the
 ## fuzz corpus replay among them).
-test: lint c-test py-test node-test loom unit
+test: sysdeps lint c-test py-test node-test loom unit
 
+## System packages tests run against: HAProxy (the PROXY-protocol tests put a real one
+## in front of corral). Installed with apt-get when missing and permitted (root).
+sysdeps:
+	@command -v haproxy >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing haproxy for the PROXY-protocol tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
+		else \
+			echo "haproxy is missing and cannot be installed here (not root): the HAProxy test will fail; install it (apt-get install haproxy)"; \
+		fi; }
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -q -- -D warnings
@@ -54,7 +64,7 @@ loom:
 ## FUZZ_SECONDS on the kept corpus in fuzz/corpus/, which keeps what it finds.
 FUZZ_SECONDS ?= 60
 fuzz:
-	for t in http1 lines length raw; do \
+	for t in http1 lines length raw proxy; do \
 		$(CARGO) +nightly fuzz run -O $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; \
 	done
 

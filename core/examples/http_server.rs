@@ -6,7 +6,8 @@
 //! ```text
 //! cargo run --release --example http_server -- [--addr 127.0.0.1:8080] [--model stealing]
 //!     [--workers N] [--cpu N] [--acceptors N] [--accept-batch N] [--acceptor-threads]
-//!     [--defer-accept] [--oneshot] [--fd N]... [--set NAME=VALUE]... [--seconds S] [--demo]
+//!     [--defer-accept] [--oneshot] [--fd N]... [--proxy-protocol v1|v2|any]
+//!     [--proxy-trusted CIDR,...] [--set NAME=VALUE]... [--seconds S] [--demo]
 //! ```
 //! (`--help` lists them; `--set` takes any option of the option table, e.g.
 //! `--set max_connections_per_ip=0 --set idle_timeout=5s`.)
@@ -113,6 +114,13 @@ struct Args {
     /// EPOLLONESHOT registration instead of edge-triggered.
     #[arg(long)]
     oneshot: bool,
+    /// Each connection starts with a PROXY header from a load balancer: v1, v2 or any.
+    #[arg(long, value_name = "VERSION")]
+    proxy_protocol: Option<String>,
+    /// The balancers trusted to send the PROXY header (comma-separated CIDR blocks;
+    /// default loopback).
+    #[arg(long, value_name = "CIDR,...")]
+    proxy_trusted: Option<String>,
     /// Serve this inherited listening socket (repeatable); with socket activation
     /// (LISTEN_FDS) those are served without it.
     #[arg(long, value_name = "N")]
@@ -179,6 +187,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.oneshot {
         cfg = cfg.readiness(Readiness::OneShot);
+    }
+    if let Some(v) = &args.proxy_protocol {
+        cfg.set(&Front::C, "proxy_protocol", Value::Text(v))?;
+    }
+    if let Some(v) = &args.proxy_trusted {
+        cfg.set(&Front::C, "proxy_trusted", Value::Text(v))?;
     }
     for (name, value) in &args.set {
         cfg.set(&Front::C, name, Value::Text(value))?;

@@ -34,6 +34,9 @@ mod worker;
 
 pub use accept::handoff::Accepted;
 pub use accept::listen::ListenerStrategy;
+/// The PROXY-header parser's fuzzing entry point (the `proxy` target in `fuzz/`).
+#[doc(hidden)]
+pub use accept::proxy::fuzz as fuzz_proxy;
 pub use accept::proxy::{Cidr, ProxyHeader, ProxyMode};
 pub use config::options;
 pub use config::{Config, ConfigBuilder, Limits, Readiness};

@@ -80,3 +80,18 @@ proptest! {
         prop_assert!(feed(Protocol::Http1, &data).is_ok(), "{:?}", feed(Protocol::Http1, &data));
     }
 }
+
+#[test]
+fn the_kept_proxy_corpus_replays_clean_and_random_headers_keep_the_invariants() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/proxy");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        corral::fuzz_proxy(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        n += 1;
+    }
+    assert!(n >= 2, "the proxy corpus has its seeds");
+    proptest!(ProptestConfig::with_cases(2000), |(data in proptest::collection::vec(any::<u8>(), 0..600))| {
+        prop_assert!(corral::fuzz_proxy(&data).is_ok(), "{:?}", corral::fuzz_proxy(&data));
+    });
+}

@@ -105,7 +105,12 @@ fn a_request_sent_during_the_drain_is_answered_and_says_close() {
     wait_until("the engine stops accepting", || std::net::TcpStream::connect(addr).is_err());
     get(&mut s, "/");
     let resp = read_response(&mut r).expect("the request sent during the drain is answered");
-    assert_eq!((resp.status, resp.header("connection")), (200, Some("close")));
+    // Framed once the drain began, the reply says `connection: close`; framed in the
+    // instant between the listeners stopping and the drain, it does not, and the idle
+    // connection is closed after the drain's grace instead. Either way: answered, then
+    // closed.
+    assert_eq!(resp.status, 200);
+    assert!(matches!(resp.header("connection"), Some("close") | None), "{:?}", resp.headers);
     assert!(read_response(&mut r).is_none(), "then the connection closes");
     let report = closer.join().unwrap();
     assert!(report.clean, "{report:?}");

@@ -356,6 +356,21 @@ impl Request {
         let p = self.inner.peer();
         (p.ip().to_string(), p.port())
     }
+    /// The PROXY header the connection began with (`proxy_protocol`), as a dict:
+    /// version, source and destination ((host, port) or None), tlvs [(type, bytes)];
+    /// None without one. `peer` is already the header's client.
+    #[getter]
+    fn proxy<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(p) = self.inner.proxy() else { return Ok(None) };
+        let d = PyDict::new(py);
+        d.set_item("version", p.version)?;
+        let addr = |a: Option<std::net::SocketAddr>| a.map(|a| (a.ip().to_string(), a.port()));
+        d.set_item("source", addr(p.source))?;
+        d.set_item("destination", addr(p.destination))?;
+        let tlvs: Vec<(u8, Bound<'py, PyBytes>)> = p.tlvs().iter().map(|(k, v)| (*k, PyBytes::new(py, v))).collect();
+        d.set_item("tlvs", tlvs)?;
+        Ok(Some(d))
+    }
     #[getter]
     fn is_http(&self) -> bool {
         matches!(self.inner.payload(), Payload::Http(_))

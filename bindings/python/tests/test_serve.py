@@ -169,3 +169,23 @@ def test_admission_options_reach_the_engine(deadline):
             st, headers, _ = read_response(f)
             assert headers.get("connection") == "close"
             assert read_response(f) is None
+
+
+def test_request_proxy_gives_the_header_and_its_tlvs():
+    seen = []
+
+    def handler(req):
+        seen.append((req.peer, req.proxy))
+        return b"ok"
+
+    header = b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + (18).to_bytes(2, "big")
+    header += bytes([203, 0, 113, 7, 10, 0, 0, 1]) + (12345).to_bytes(2, "big") + (80).to_bytes(2, "big")
+    header += b"\x02\x00\x03a.b"  # PP2_TYPE_AUTHORITY
+    with corral.serve(handler, proxy_protocol="v2") as server:
+        with socket.create_connection(server.address, timeout=10) as s:
+            s.sendall(header + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            while s.recv(4096):
+                pass
+    (peer, proxy), = seen
+    assert peer == ("203.0.113.7", 12345)
+    assert proxy == {"version": 2, "source": ("203.0.113.7", 12345), "destination": ("10.0.0.1", 80), "tlvs": [(2, b"a.b")]}

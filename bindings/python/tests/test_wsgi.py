@@ -200,3 +200,19 @@ def test_threads_run_an_app_that_blocks_concurrently():
         assert [r[2] for r in results] == [b"met", b"met"]
     with pytest.raises(corral.ConfigError, match="threads"):
         corral.wsgi.serve(app, threads=0)
+
+
+def test_behind_a_proxy_protocol_balancer_remote_addr_is_the_client():
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [f"{environ['REMOTE_ADDR']}:{environ['REMOTE_PORT']}".encode()]
+
+    with corral.wsgi.serve(app, proxy_protocol="v1") as server:
+        with socket.create_connection(server.address, timeout=10) as s:
+            s.sendall(b"PROXY TCP4 198.51.100.2 10.0.0.1 4242 80\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        assert data.endswith(b"\r\n\r\n198.51.100.2:4242"), data
+        with pytest.raises(corral.ConfigError, match="proxy_trusted"):
+            corral.wsgi.serve(app, proxy_protocol="v1", proxy_trusted="10.0.0.0/99")

@@ -181,6 +181,32 @@ fn parse_v2(buf: &[u8], limit: usize) -> Preamble {
     Preamble::Done { used, header: ProxyHeader { version: 2, source, destination, tlvs } }
 }
 
+/// The fuzzing entry point (the `proxy` target in `fuzz/`, and a property test here):
+/// `data` in every mode, whole and cut at every point. Invariants: no panic; a header
+/// consumes at least its fixed part and no more than is there; a prefix of a valid
+/// header is never refused (only `NeedMore`); waiting never holds more than `limit`.
+#[doc(hidden)]
+pub fn fuzz(data: &[u8]) -> Result<(), String> {
+    const LIMIT: usize = 512;
+    for mode in [ProxyMode::V1, ProxyMode::V2, ProxyMode::Any] {
+        let whole = parse(mode, data, LIMIT);
+        if let Preamble::Done { used, .. } = whole {
+            if used < 8 || used > data.len() {
+                return Err(format!("{mode:?}: used {used} of {} bytes", data.len()));
+            }
+            for cut in 0..used {
+                if let Preamble::Bad(why) = parse(mode, &data[..cut], LIMIT) {
+                    return Err(format!("{mode:?}: a prefix of {cut} bytes of a valid header was refused: {why}"));
+                }
+            }
+        }
+        if whole == Preamble::NeedMore && data.len() > LIMIT + 16 {
+            return Err(format!("{mode:?}: waits for more with {} bytes buffered", data.len()));
+        }
+    }
+    Ok(())
+}
+
 /// The CRC32C TLV's check: the checksum of the whole header with the TLV's own four
 /// value bytes taken as zero (the specification's rule).
 fn crc_matches(header: &[u8], given: &[u8]) -> bool {
@@ -352,6 +378,40 @@ mod tests {
         assert!(matches!(parse(ProxyMode::V2, &h, 4096), Preamble::Done { .. }));
         h[n - 1] ^= 1;
         assert_eq!(parse(ProxyMode::V2, &h, 4096), Preamble::Bad("PROXY v2 CRC32C does not match"));
+    }
+
+    #[test]
+    fn any_bytes_keep_the_fuzz_invariants() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let valid = [
+            b"PROXY TCP4 198.51.100.2 10.0.0.1 4242 80\r\nrest".to_vec(),
+            b"PROXY UNKNOWN\r\n".to_vec(),
+            v2(1, &ADDRS, &[0x02, 0, 1, b'x']),
+            v2(0, &ADDRS, &[]),
+        ];
+        for base in &valid {
+            fuzz(base).unwrap();
+            // Every single-byte change of a valid header, too.
+            for i in 0..base.len() {
+                let mut m = base.clone();
+                m[i] = (next() & 0xFF) as u8;
+                fuzz(&m).unwrap();
+            }
+        }
+        for _ in 0..2000 {
+            let n = (next() % 600) as usize;
+            let mut d: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            if next() % 2 == 0 && d.len() >= 12 {
+                d[..12].copy_from_slice(V2_SIGNATURE);
+            }
+            fuzz(&d).unwrap();
+        }
     }
 
     #[test]

@@ -77,6 +77,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--backlog", type=int, help="listen backlog (default 1024)")
     ap.add_argument("--allow-public", action="store_true", help="allow a wildcard host (0.0.0.0, ::)")
     ap.add_argument("--graceful-timeout", type=float, default=10.0, help="seconds to drain at shutdown")
+    ap.add_argument("--proxy-protocol", choices=["v1", "v2", "any"],
+                    help="each connection starts with a PROXY header from a load balancer (HAProxy send-proxy, AWS NLB)")
+    ap.add_argument("--proxy-trusted", metavar="CIDR,...", help="balancers trusted to send it (default loopback)")
     ap.add_argument("--access-log", action="store_true", help="log one line per request (logger corral.access)")
     ap.add_argument("--max-requests", type=int, default=0, metavar="N",
                     help="with --workers: replace a worker after about N requests (0: never)")
@@ -111,6 +114,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     opts: Dict[str, Any] = options(a.set)
     if a.backlog is not None:
         opts["backlog"] = a.backlog
+    if a.proxy_protocol:
+        opts["proxy_protocol"] = a.proxy_protocol
+    if a.proxy_trusted is not None:
+        opts["proxy_trusted"] = a.proxy_trusted
     listener = socket.socket(fileno=a.fd) if a.fd is not None else None
     if not _Supervisor.from_env().present:
         opts.setdefault("sd_notify", True)  # READY=1 / STOPPING=1 (a supervisor's workers leave it to it)
