@@ -7,7 +7,8 @@
 //! cargo run --release --example http_server -- [--addr 127.0.0.1:8080] [--model stealing]
 //!     [--workers N] [--cpu N] [--acceptors N] [--accept-batch N] [--acceptor-threads]
 //!     [--defer-accept] [--oneshot] [--fd N]... [--proxy-protocol v1|v2|any]
-//!     [--proxy-trusted CIDR,...] [--set NAME=VALUE]... [--seconds S] [--demo]
+//!     [--proxy-trusted CIDR,...] [--listeners-from PATH] [--offer-listeners PATH]
+//!     [--set NAME=VALUE]... [--seconds S] [--demo]
 //! ```
 //! (`--help` lists them; `--set` takes any option of the option table, e.g.
 //! `--set max_connections_per_ip=0 --set idle_timeout=5s`.)
@@ -121,6 +122,14 @@ struct Args {
     /// default loopback).
     #[arg(long, value_name = "CIDR,...")]
     proxy_trusted: Option<String>,
+    /// Take the listening sockets a running server offers at this Unix socket path
+    /// (`--offer-listeners` there): a restart that loses no connection.
+    #[arg(long, value_name = "PATH")]
+    listeners_from: Option<std::path::PathBuf>,
+    /// Offer this server's listening sockets at this Unix socket path; once a successor
+    /// (`--listeners-from`) serves them, drain and exit 0.
+    #[arg(long, value_name = "PATH")]
+    offer_listeners: Option<std::path::PathBuf>,
     /// Serve this inherited listening socket (repeatable); with socket activation
     /// (LISTEN_FDS) those are served without it.
     #[arg(long, value_name = "N")]
@@ -150,7 +159,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // waits for `term.wait` whichever thread it is sent to.
     let term = if args.demo { None } else { Some(corral::os::Termination::block()?) };
     let activated = corral::os::listen_fds()?;
-    let inherited = !activated.is_empty() || !args.fd.is_empty();
+    let inherited = !activated.is_empty() || !args.fd.is_empty() || args.listeners_from.is_some();
     let mut cfg = if inherited { Config::builder() } else { Config::builder().addrs(args.addr.iter().copied()) };
     let taken: Vec<i32> = activated.iter().map(|a| std::os::fd::AsRawFd::as_raw_fd(&a.fd)).collect();
     for a in activated {
@@ -162,6 +171,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             // to serve, and nothing else here owns it (activated ones are skipped above).
             cfg = cfg.listener_fd(unsafe { corral::os::take_inherited_fd(n) }?);
         }
+    }
+    if let Some(path) = &args.listeners_from {
+        cfg = cfg.listeners_from(path, Duration::from_secs(30))?;
     }
     cfg = cfg.sd_notify(true);
     if let Some(m) = args.model {
@@ -208,6 +220,24 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let report = engine.shutdown(Duration::from_secs(5))?;
         println!("\nshutdown: {report:?}");
         return Ok(());
+    }
+    let term = term.map(Arc::new);
+    if let (Some(path), Some(t)) = (args.offer_listeners.clone(), term.clone()) {
+        let engine = Arc::clone(&engine);
+        std::thread::spawn(move || loop {
+            match engine.hand_over(&path, Duration::from_secs(3600)) {
+                Ok(()) => {
+                    eprintln!("http_server: a successor serves the listeners now");
+                    t.raise();
+                    return;
+                }
+                Err(e) if e.kind() == corral::ErrorKind::State => continue, // nobody came yet
+                Err(e) => {
+                    eprintln!("http_server: hand-over: {e}");
+                    return;
+                }
+            }
+        });
     }
     if let Some(sig) = term.and_then(|t| t.wait(seconds.map(Duration::from_secs))) {
         eprintln!("http_server: signal {sig}: draining");

@@ -155,3 +155,25 @@ mod tempdir {
         }
     }
 }
+
+#[test]
+fn a_successor_takes_the_listeners_and_the_predecessor_drains_and_exits() {
+    let dir = tempdir::Dir::new();
+    let offer = dir.path.join("offer.sock");
+    let start = |args: &[&std::ffi::OsStr]| {
+        let mut child = Command::new(example()).args(args).stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let addr: std::net::SocketAddr = line.trim().trim_start_matches("listening on http://").parse().unwrap();
+        (child, addr)
+    };
+    let (mut old, addr) =
+        start(&["--addr".as_ref(), "127.0.0.1:0".as_ref(), "--offer-listeners".as_ref(), offer.as_os_str()]);
+    assert_eq!(get_once(addr, "/").status, 200);
+    let (new, new_addr) = start(&["--listeners-from".as_ref(), offer.as_os_str()]);
+    assert_eq!(new_addr, addr, "the successor serves the same socket");
+    assert!(old.wait().unwrap().success(), "the predecessor drains and exits 0 once the successor serves");
+    assert_eq!(get_once(addr, "/").status, 200, "served by the successor");
+    let (status, _) = terminate_and_wait(new);
+    assert!(status.success());
+}

@@ -52,7 +52,7 @@ pub(crate) struct Listener {
     pub counters: ListenerCounters,
     /// Inherited (`listener_fd`): the socket is shared with other processes, so
     /// stopping only closes this engine's descriptor; it never shuts the socket down.
-    shared: bool,
+    shared: std::sync::atomic::AtomicBool,
 }
 
 impl Listener {
@@ -65,14 +65,19 @@ impl Listener {
     /// inherited socket is left alone: another process (a supervisor, the worker that
     /// replaces this one) holds it too, and connections queued there are its to accept.
     pub fn stop(&self) {
-        if !self.shared {
+        if !self.is_shared() {
             let _ = self.sock.shutdown(std::net::Shutdown::Read);
         }
     }
 
     /// Inherited: other processes may accept from this socket too.
     pub fn is_shared(&self) -> bool {
-        self.shared
+        self.shared.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Another process holds the socket from now on (it was handed over).
+    pub fn mark_shared(&self) {
+        self.shared.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn queue(&self) -> sys::ListenQueue {
@@ -128,7 +133,7 @@ fn listener(sock: Socket) -> Result<Arc<Listener>> {
         .ok()
         .and_then(|a| a.as_socket())
         .ok_or_else(|| Error::new(ErrorKind::Bind, "listening socket has no IP address"))?;
-    Ok(Arc::new(Listener { sock: Arc::new(sock), addr, counters: ListenerCounters::default(), shared: false }))
+    Ok(Arc::new(Listener { sock: Arc::new(sock), addr, counters: ListenerCounters::default(), shared: false.into() }))
 }
 
 /// Binds every configured address (and adopts inherited sockets) for `acceptors`
@@ -171,7 +176,7 @@ pub(crate) fn bind(config: &Config, strategy: ListenerStrategy, acceptors: usize
         sock.set_nonblocking(true)
             .map_err(|e| Error::io(ErrorKind::Io, "cannot make the inherited listener non-blocking", e))?;
         let _ = sock.set_nodelay(config.tcp_nodelay);
-        let l = Arc::new(Listener { sock: Arc::clone(sock), addr, counters: Default::default(), shared: true });
+        let l = Arc::new(Listener { sock: Arc::clone(sock), addr, counters: Default::default(), shared: true.into() });
         for slot in per_acceptor.iter_mut() {
             slot.push(listeners.len());
         }

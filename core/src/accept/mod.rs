@@ -20,6 +20,7 @@
 //! here reads a byte of a connection.
 
 pub(crate) mod handoff;
+pub(crate) mod handover;
 pub(crate) mod listen;
 pub(crate) mod per_ip;
 pub mod proxy;

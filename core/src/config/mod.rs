@@ -145,6 +145,8 @@ pub(crate) fn available_cores() -> usize {
 pub struct Config {
     pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) inherited: Vec<Arc<Socket>>,
+    /// Told "ready" once the engine serves (a hand-over's successor).
+    pub(crate) handover: Option<Arc<std::os::unix::net::UnixStream>>,
     pub(crate) allow_public: bool,
     pub(crate) listener: ListenerStrategy,
     pub(crate) acceptors: usize,
@@ -235,6 +237,8 @@ pub struct ConfigBuilder {
     /// Listening sockets the host handed over; each built `Config` gets its own
     /// duplicate, so building twice never closes one twice.
     inherited: Vec<Arc<OwnedFd>>,
+    /// The predecessor's hand-over stream (`listeners_from`), told "ready" at start.
+    pub(crate) handover: Option<Arc<std::os::unix::net::UnixStream>>,
     pub(crate) allow_public: bool,
     pub(crate) listener: ListenerStrategy,
     pub(crate) acceptors: Option<usize>,
@@ -262,6 +266,7 @@ impl Default for ConfigBuilder {
         ConfigBuilder {
             addrs: Vec::new(),
             inherited: Vec::new(),
+            handover: None,
             allow_public: false,
             listener: ListenerStrategy::ReusePort,
             acceptors: None,
@@ -340,6 +345,23 @@ impl ConfigBuilder {
     pub fn listener_fd(mut self, fd: OwnedFd) -> Self {
         self.inherited.push(Arc::new(fd));
         self
+    }
+
+    /// Takes over the listening sockets a running engine offers at `path`
+    /// ([`Engine::hand_over`](crate::Engine::hand_over)), waiting up to `timeout` for
+    /// them. Once the engine built from this starts, the predecessor is told, and
+    /// drains: no connection is lost or reset across the restart.
+    pub fn listeners_from(
+        mut self,
+        path: impl AsRef<std::path::Path>,
+        timeout: std::time::Duration,
+    ) -> crate::Result<Self> {
+        let (fds, stream) = crate::accept::handover::receive(path.as_ref(), timeout)?;
+        for fd in fds {
+            self.inherited.push(Arc::new(fd));
+        }
+        self.handover = Some(Arc::new(stream));
+        Ok(self)
     }
 
     /// Heavy requests are not run on a CPU pool: the handler takes them to threads of
@@ -581,6 +603,7 @@ impl ConfigBuilder {
         Ok(Config {
             addrs,
             inherited,
+            handover: self.handover.clone(),
             allow_public: self.allow_public,
             listener: self.listener,
             acceptors,

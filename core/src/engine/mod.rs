@@ -259,7 +259,26 @@ impl Engine {
             c.acceptor_threads.push(h);
         }
         // The listeners are open and every thread runs: connections are taken from here.
+        if let Some(h) = &self.shared.config.handover {
+            crate::accept::handover::ready(h);
+        }
         self.tell_service_manager("READY=1");
+        Ok(())
+    }
+
+    /// Hands this engine's listening sockets to the next process: offers them on a Unix
+    /// socket at `path`, where a successor built with
+    /// [`ConfigBuilder::listeners_from`](crate::ConfigBuilder::listeners_from) takes
+    /// them, and returns once it serves them (within `timeout`). Then call
+    /// [`Engine::shutdown`]: this engine drains what it has while the successor takes
+    /// every new connection from the same sockets — nothing queued is reset. On error
+    /// nothing was given up and this engine serves on.
+    pub fn hand_over(&self, path: impl AsRef<std::path::Path>, timeout: Duration) -> Result<()> {
+        let fds: Vec<i32> = self.shared.listeners.iter().map(|l| l.fd()).collect();
+        crate::accept::handover::offer(path.as_ref(), &fds, timeout)?;
+        for l in &self.shared.listeners {
+            l.mark_shared();
+        }
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 
 mod epoll;
 mod eventfd;
+mod fdpass;
 mod net;
 mod proc;
 mod service;
@@ -14,6 +15,7 @@ mod timerfd;
 
 pub use epoll::{Epoll, Events, Interest};
 pub use eventfd::EventFd;
+pub use fdpass::{recv_fds, send_fds};
 pub use net::{
     accept4, adopt_listener, check_listener, ensure_nonblocking, is_cloexec, poll_readable, recv, recv_append, send,
     set_defer_accept, shutdown_write, tcp_listen_queue, ListenQueue,

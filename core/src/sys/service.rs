@@ -116,6 +116,15 @@ impl Termination {
         }
     }
 
+    /// Sends this process SIGTERM, so that [`Termination::wait`] returns (from another
+    /// thread: a hand-over that completed, say).
+    pub fn raise(&self) {
+        // SAFETY: kill(2) on our own pid with a signal we block and wait for.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGTERM);
+        }
+    }
+
     /// Waits for SIGTERM or SIGINT, up to `timeout` (forever with `None`); the signal's
     /// number, or `None` once the time is up.
     pub fn wait(&self, timeout: Option<Duration>) -> Option<i32> {
