@@ -169,7 +169,9 @@ impl Engine {
     #[new]
     /// `listener`, when given, is a listening `socket.socket` the engine serves instead
     /// of binding `addrs` (a duplicate is taken; the caller keeps its socket).
-    #[pyo3(signature = (mode, addrs, options, dispatch=None, heavy_prefixes=Vec::new(), heavy_min_bytes=None, listener=None))]
+    /// `listeners_from`, a Unix socket path where a running engine offers its listening
+    /// sockets (`hand_over`): they are served instead of binding `addrs`.
+    #[pyo3(signature = (mode, addrs, options, dispatch=None, heavy_prefixes=Vec::new(), heavy_min_bytes=None, listener=None, listeners_from=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -180,8 +182,12 @@ impl Engine {
         heavy_prefixes: Vec<String>,
         heavy_min_bytes: Option<usize>,
         listener: Option<Bound<'_, PyAny>>,
+        listeners_from: Option<std::path::PathBuf>,
     ) -> PyResult<Engine> {
         let mut b = Config::builder();
+        if let Some(path) = listeners_from {
+            b = py.detach(|| b.listeners_from(&path, Duration::from_secs(30))).map_err(|e| errors::to_py(py, e))?;
+        }
         match listener {
             Some(sock) => {
                 // A duplicate made natively: Python's `socket.dup()` would also reset the
@@ -198,6 +204,7 @@ impl Engine {
                     .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot duplicate the listener: {e}")))?;
                 b = b.listener_fd(owned);
             }
+            None if b.has_listeners() => {}
             None => {
                 for (host, port) in &addrs {
                     b = b.addr(resolve(py, host, *port)?);
@@ -249,6 +256,15 @@ impl Engine {
     ) -> PyResult<(Vec<(u64, &'static str)>, Vec<(crate::serve::Request, crate::serve::Responder)>)> {
         let h = self.handler.as_ref().ok_or_else(|| errors::state(py, "a handoff engine has no request queue"))?;
         h.take_now(py, max)
+    }
+
+    /// Offers the listening sockets at the Unix socket `path` and returns once a
+    /// successor (an engine made with `listeners_from=path`) serves them, within
+    /// `timeout` seconds; then close this engine to drain it.
+    fn hand_over(&self, py: Python<'_>, path: std::path::PathBuf, timeout: f64) -> PyResult<()> {
+        let timeout = seconds(py, "timeout", timeout)?;
+        let e = self.get(py)?;
+        py.detach(|| e.hand_over(&path, timeout)).map_err(|err| errors::to_py(py, err))
     }
 
     fn start(&self, py: Python<'_>) -> PyResult<()> {

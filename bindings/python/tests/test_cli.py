@@ -254,3 +254,25 @@ def test_socket_activation_and_readiness_one_process_and_two(tmp_path):
         listener.close()
         notify.close()
         (tmp_path / "notify").unlink()
+
+
+def test_a_restart_hands_the_sockets_over_and_the_old_process_drains(tmp_path):
+    write_pidapp(tmp_path)
+    offer = str(tmp_path / "offer.sock")
+    old, addr = start(tmp_path, "pidapp:app", "--offer-listeners", offer)
+    first = get(addr)[1]
+    new = subprocess.Popen(
+        [sys.executable, "-m", "corral", "--listeners-from", offer, "pidapp:app"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = new.stdout.readline()
+        assert line.strip() == f"listening on http://{addr[0]}:{addr[1]}", line
+        _, err = old.communicate(timeout=60)
+        assert old.returncode == 0 and "successor serves" in err, err
+        second = get(addr)[1]
+        assert second != first and second.isdigit(), "served by the new process now"
+    finally:
+        new.send_signal(signal.SIGTERM)
+        new.communicate(timeout=60)
+    assert new.returncode == 0

@@ -347,6 +347,11 @@ impl ConfigBuilder {
         self
     }
 
+    /// Listening sockets were handed in (`listener_fd`, `listeners_from`).
+    pub fn has_listeners(&self) -> bool {
+        !self.inherited.is_empty()
+    }
+
     /// Takes over the listening sockets a running engine offers at `path`
     /// ([`Engine::hand_over`](crate::Engine::hand_over)), waiting up to `timeout` for
     /// them. Once the engine built from this starts, the predecessor is told, and

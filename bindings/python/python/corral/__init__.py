@@ -139,6 +139,13 @@ class _EngineOwner:
         """The same snapshot as Prometheus text."""
         return str(self._engine.prometheus())
 
+    def hand_over(self, path: str, timeout: float = 30.0) -> None:
+        """Offers the listening sockets at the Unix socket ``path`` and returns once a
+        successor (``serve(..., listeners_from=path)``, in this process or another)
+        serves them; then ``close()`` this one: it drains, and no connection waiting in
+        the sockets' queues is lost. Raises (and serves on) if none came in ``timeout``."""
+        self._engine.hand_over(str(path), timeout)
+
     def close(self, timeout: float = 5.0) -> Dict[str, Any]:
         """Stops accepting, lets in-flight work finish for up to ``timeout`` seconds,
         closes the rest, and returns the shutdown report. Raises StateError if closed."""

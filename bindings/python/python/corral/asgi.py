@@ -346,6 +346,7 @@ def _server(
     loop: Optional[asyncio.AbstractEventLoop],
     options: Dict[str, Any],
 ) -> ASGIServer:
+    listeners_from = options.pop("listeners_from", None)
     if lifespan not in ("auto", "off"):
         raise ConfigError(f"lifespan must be 'auto' or 'off', not {lifespan!r}")
     opts = _options(allow_public=allow_public, **options)
@@ -354,7 +355,7 @@ def _server(
         # Every request is light (no heavy rule): all of them are served on the loop.
         responder.fail()
 
-    engine = _corral.Engine("serve", _addr(host, port), opts, unused, [], None, listener)
+    engine = _corral.Engine("serve", _addr(host, port), opts, unused, [], None, listener, listeners_from)
     name, bound = engine.addresses()[0]
     base: Dict[str, Any] = {
         "type": "http",

@@ -27,7 +27,7 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional
 
-from . import ConfigError, Error
+from . import ConfigError, Error, StateError
 
 
 def load(target: str) -> Any:
@@ -80,6 +80,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--proxy-protocol", choices=["v1", "v2", "any"],
                     help="each connection starts with a PROXY header from a load balancer (HAProxy send-proxy, AWS NLB)")
     ap.add_argument("--proxy-trusted", metavar="CIDR,...", help="balancers trusted to send it (default loopback)")
+    ap.add_argument("--listeners-from", metavar="PATH",
+                    help="take the listening sockets a running corral offers at this Unix socket (a restart losing nothing)")
+    ap.add_argument("--offer-listeners", metavar="PATH",
+                    help="offer this server's listening sockets there; once a successor serves them, drain and exit 0")
     ap.add_argument("--access-log", action="store_true", help="log one line per request (logger corral.access)")
     ap.add_argument("--max-requests", type=int, default=0, metavar="N",
                     help="with --workers: replace a worker after about N requests (0: never)")
@@ -105,6 +109,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"corral: socket activation passed {len(activated)} sockets; serving the first only", file=sys.stderr)
         for fd in activated[1:]:
             os.close(fd)
+    if (a.listeners_from or a.offer_listeners) and (a.workers > 1 or a.max_requests):
+        print("corral: --listeners-from/--offer-listeners hand one process's sockets to the next; "
+              "leave out --workers and --max-requests", file=sys.stderr)
+        return 2
     if a.workers > 1 or (a.max_requests and not _Supervisor.from_env().present):
         return supervise(a, argv if argv is not None else sys.argv[1:])
     app = load(a.app)
@@ -114,6 +122,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     opts: Dict[str, Any] = options(a.set)
     if a.backlog is not None:
         opts["backlog"] = a.backlog
+    if a.listeners_from:
+        opts["listeners_from"] = a.listeners_from
     if a.proxy_protocol:
         opts["proxy_protocol"] = a.proxy_protocol
     if a.proxy_trusted is not None:
@@ -141,6 +151,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"listening on http://{host}:{port}", flush=True)
     sup = _Supervisor.from_env()
     sup.tell("ready")
+    if a.offer_listeners:
+
+        def offer() -> None:
+            while not stop.is_set():
+                try:
+                    server.hand_over(a.offer_listeners, 3600.0)
+                except StateError:
+                    continue  # nobody came within the hour: offer again
+                except (Error, OSError) as e:
+                    logging.getLogger("corral").error("hand-over: %s", e)
+                    return
+                logging.getLogger("corral").info("a successor serves the listeners now; draining")
+                stop.set()
+                return
+
+        threading.Thread(target=offer, name="corral-offer", daemon=True).start()
     limit = a.max_requests + random.randint(0, a.max_requests_jitter) if a.max_requests and sup.present else 0
     while not stop.wait(0.25 if limit else 1.0):
         if limit and server.stats()["replies"] >= limit:

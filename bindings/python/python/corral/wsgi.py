@@ -273,6 +273,7 @@ def serve(
     listener: Optional[socket.socket] = None,
     threads: int = 1,
     access_log: bool = False,
+    listeners_from: Optional[str] = None,
     **options: Any,
 ) -> Server:
     """Serves a WSGI app (Flask, Django's ``get_wsgi_application()``, any PEP 3333
@@ -280,7 +281,9 @@ def serve(
     ``listener``, a listening socket to serve instead of binding ``host``/``port``;
     ``threads``, how many threads run the app (1, the default: the host thread alone;
     more for apps that block, ``wsgi.multithread`` then True); ``access_log``, one
-    line per request on the ``corral.access`` logger (at INFO). Returns a Server: ``close(timeout)``, ``stats()``, a context manager."""
+    line per request on the ``corral.access`` logger (at INFO); ``listeners_from``, the
+    Unix socket path where a running server offers its listening sockets
+    (``server.hand_over(path)``): a restart that loses no connection. Returns a Server: ``close(timeout)``, ``stats()``, a context manager."""
     if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024:
         raise ConfigError(f"threads = {threads!r} is out of range: use 1 to 1024")
     prefixes, min_bytes = _heavy_rule(heavy)
@@ -296,7 +299,7 @@ def serve(
         "wsgi.input_terminated": True,
     }
     dispatch, on_event = _dispatcher(app, base, access_log)
-    engine = _corral.Engine("serve", _addr(host, port), opts, dispatch, prefixes, min_bytes, listener)
+    engine = _corral.Engine("serve", _addr(host, port), opts, dispatch, prefixes, min_bytes, listener, listeners_from)
     name, bound = engine.addresses()[0]
     base["SERVER_NAME"], base["SERVER_PORT"] = name, str(bound)
     engine.start()
