@@ -118,14 +118,8 @@ fn parse_v1(buf: &[u8]) -> Preamble {
     match v1::Header::try_from(&buf[..used]) {
         Ok(h) => {
             let (source, destination) = match h.addresses {
-                v1::Addresses::Tcp4(a) => (
-                    Some(SocketAddr::new(IpAddr::V4(a.source_address), a.source_port)),
-                    Some(SocketAddr::new(IpAddr::V4(a.destination_address), a.destination_port)),
-                ),
-                v1::Addresses::Tcp6(a) => (
-                    Some(SocketAddr::new(IpAddr::V6(a.source_address), a.source_port)),
-                    Some(SocketAddr::new(IpAddr::V6(a.destination_address), a.destination_port)),
-                ),
+                v1::Addresses::Tcp4(a) => ends_v4(&a),
+                v1::Addresses::Tcp6(a) => ends_v6(&a),
                 v1::Addresses::Unknown => (None, None),
             };
             Preamble::Done { used, header: ProxyHeader { version: 1, source, destination, tlvs: Vec::new() } }
@@ -168,17 +162,24 @@ fn parse_v2(buf: &[u8], limit: usize) -> Preamble {
     let local = h.command == v2::Command::Local;
     let (source, destination) = match h.addresses {
         _ if local => (None, None),
-        v2::Addresses::IPv4(a) => (
-            Some(SocketAddr::new(IpAddr::V4(a.source_address), a.source_port)),
-            Some(SocketAddr::new(IpAddr::V4(a.destination_address), a.destination_port)),
-        ),
-        v2::Addresses::IPv6(a) => (
-            Some(SocketAddr::new(IpAddr::V6(a.source_address), a.source_port)),
-            Some(SocketAddr::new(IpAddr::V6(a.destination_address), a.destination_port)),
-        ),
+        v2::Addresses::IPv4(a) => ends_v4(&a),
+        v2::Addresses::IPv6(a) => ends_v6(&a),
         v2::Addresses::Unix(_) | v2::Addresses::Unspecified => (None, None),
     };
     Preamble::Done { used, header: ProxyHeader { version: 2, source, destination, tlvs } }
+}
+
+type Ends = (Option<SocketAddr>, Option<SocketAddr>);
+
+/// (source, destination) of an IPv4 address block (the same type in v1 and v2).
+fn ends_v4(a: &v1::IPv4) -> Ends {
+    let at = |ip, port| Some(SocketAddr::new(IpAddr::V4(ip), port));
+    (at(a.source_address, a.source_port), at(a.destination_address, a.destination_port))
+}
+
+fn ends_v6(a: &v1::IPv6) -> Ends {
+    let at = |ip, port| Some(SocketAddr::new(IpAddr::V6(ip), port));
+    (at(a.source_address, a.source_port), at(a.destination_address, a.destination_port))
 }
 
 /// The fuzzing entry point (the `proxy` target in `fuzz/`, and a property test here):

@@ -16,14 +16,10 @@ pub fn send_fds(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Result<()>
     let space = cmsg_space(fds.len());
     let mut control = vec![0u8; space];
     let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
-    // SAFETY: msghdr is plain data; every pointer set below points at memory that lives
-    // across the sendmsg call (iov, control), with its length.
+    // SAFETY: the header points at `iov` and `control`, which live across the sendmsg
+    // call; the control buffer has room for one SCM_RIGHTS message of `fds.len()`.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
+        let msg = header(&mut iov, &mut control);
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
@@ -47,11 +43,7 @@ pub fn recv_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Vec<Own
     // SAFETY: as in send_fds; the kernel writes at most `space` control bytes and
     // `buf.len()` data bytes; each descriptor it hands over is new and ours alone.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
+        let mut msg = header(&mut iov, &mut control);
         let n = super::cvt_size(libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC))?;
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
@@ -72,6 +64,20 @@ pub fn recv_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Vec<Own
         }
         Ok((n, fds))
     }
+}
+
+/// A message header over one data buffer and a control buffer.
+///
+/// # Safety
+/// The returned header points at `iov` and `control`: both must outlive its use.
+unsafe fn header(iov: &mut libc::iovec, control: &mut [u8]) -> libc::msghdr {
+    // SAFETY: msghdr is plain data; zeroed is its empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = control.len() as _;
+    msg
 }
 
 fn cmsg_space(n: usize) -> usize {
