@@ -520,6 +520,17 @@ fn gone_error() -> PyErr {
     pyo3::exceptions::PyBrokenPipeError::new_err(corral_core::StreamError::Gone.to_string())
 }
 
+const NOT_STREAMING: &str = "no streamed reply was started on this request (call start first)";
+
+/// A stream's error as Python sees it: BrokenPipeError once the client left, StateError
+/// for a body short of its declared length.
+fn stream_error(py: Python<'_>, e: StreamError) -> PyErr {
+    match e {
+        StreamError::Gone => gone_error(),
+        short => errors::state(py, &short.to_string()),
+    }
+}
+
 impl Responder {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -566,14 +577,11 @@ impl Responder {
     ) -> PyResult<T> {
         let mut st = self.lock();
         let State::Streaming(s) = &mut *st else {
-            return Err(errors::state(py, "no streamed reply was started on this request (call start first)"));
+            return Err(errors::state(py, NOT_STREAMING));
         };
         f(s).map_err(|e| {
             *st = State::Done;
-            match e {
-                StreamError::Gone => gone_error(),
-                short => errors::state(py, &short.to_string()),
-            }
+            stream_error(py, e)
         })
     }
 }
@@ -685,17 +693,17 @@ impl Responder {
     /// Ends a streamed body. Raises BrokenPipeError if the client left, StateError if
     /// the body is shorter than its declared length (the connection was closed).
     fn finish(&self, py: Python<'_>) -> PyResult<()> {
-        let s = match std::mem::replace(&mut *self.lock(), State::Done) {
-            State::Streaming(s) => s,
-            other => {
-                *self.lock() = other;
-                return Err(errors::state(py, "no streamed reply was started on this request (call start first)"));
+        let s = {
+            let mut st = self.lock();
+            match std::mem::replace(&mut *st, State::Done) {
+                State::Streaming(s) => s,
+                other => {
+                    *st = other;
+                    return Err(errors::state(py, NOT_STREAMING));
+                }
             }
         };
-        s.finish().map_err(|e| match e {
-            StreamError::Gone => gone_error(),
-            short => errors::state(py, &short.to_string()),
-        })
+        s.finish().map_err(|e| stream_error(py, e))
     }
     /// Gives up: a streamed reply is cut off (the connection closes once what was sent
     /// is written); one not started gets the error reply (HTTP 500).

@@ -41,12 +41,9 @@ pub fn listen_fds() -> io::Result<Vec<ActivatedFd>> {
     let mut names = names.as_deref().unwrap_or("").split(':').map(str::to_owned);
     let mut out = Vec::with_capacity(n as usize);
     for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
-        // SAFETY: F_GETFD only reads the descriptor's flags; it fails for a closed fd.
-        let flags = super::cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) }).map_err(|e| {
+        set_cloexec(fd).map_err(|e| {
             io::Error::new(e.kind(), format!("LISTEN_FDS names descriptor {fd}, which is not open: {e}"))
         })?;
-        // SAFETY: as above; sets close-on-exec on a descriptor that is open.
-        super::cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
         // SAFETY: the service manager passed `fd` to this process for it to own (it is
         // open, checked above, and LISTEN_PID names us); nothing else in the process
         // owns it, and the variables naming it are gone, so it is taken once.
@@ -67,11 +64,19 @@ pub fn listen_fds() -> io::Result<Vec<ActivatedFd>> {
 pub unsafe fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     super::net::check_listener(fd)
         .map_err(|e| io::Error::new(e.kind(), format!("descriptor {fd} is not a listening socket: {e}")))?;
-    // SAFETY: F_GETFD/F_SETFD on a descriptor just checked to be open.
-    let flags = super::cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
-    super::cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    set_cloexec(fd)?;
     // SAFETY: the caller gives us the descriptor to own (see the function's contract).
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets close-on-exec on `fd` (fails if it is not open), so a descriptor this process
+/// inherited is not passed on to the programs it runs.
+fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD read and set a descriptor's flags; no memory is passed, and
+    // a closed descriptor makes them fail.
+    let flags = super::cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    super::cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    Ok(())
 }
 
 /// Tells the service manager a state change (`READY=1`, `STOPPING=1`, `RELOADING=1`,
