@@ -160,4 +160,4 @@ node-build:
 	cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
 
 node-test: node-build
-	cd bindings/node && node --test test/
+	cd bindings/node && node --test test/*.test.js

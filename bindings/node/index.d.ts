@@ -164,14 +164,69 @@ export type Reply =
 
 export type Handler = (req: Request) => Reply | Promise<Reply>
 
+/**
+ * A WHATWG Request (`instanceof Request` holds), built lazily: `method`, `url`,
+ * `headers`, the body readers and `signal` (aborted when the client leaves) cost
+ * nothing until read; any other member is served by a real Request made on demand.
+ */
+export type FetchHandler = (request: globalThis.Request) => globalThis.Response | Promise<globalThis.Response>
+
 export interface ServeOptions extends ListenOptions {
+  /** corral's own signature: `handler(req)` returns a Reply. */
   handler?: Handler
+  /**
+   * A fetch-style app instead (`app.fetch` of a Hono app): the Response is written at
+   * once for a string or bytes body, streamed with back-pressure for a ReadableStream.
+   */
+  fetch?: FetchHandler
+  /**
+   * With fetch: replace globalThis.Response with corral's light one (default true),
+   * which keeps its body as given instead of building a stream, as @hono/node-server
+   * does. Every Response member still works; `instanceof Response` holds for both.
+   */
+  lightResponse?: boolean
   /** Decided natively: HTTP path prefixes, or { pathPrefixes, minBytes }. */
   heavy?: string[] | { pathPrefixes?: string[]; minBytes?: number }
   /** JS worker threads for heavy requests (needs heavyModule; 0..1024). */
   heavyThreads?: number
-  /** Path of a module exporting the heavy handler (function, or { handler }). */
+  /** Path of a module exporting the heavy handler (function, or { handler }), or a fetch app (an object with fetch). */
   heavyModule?: string
+}
+
+export interface ThreadsOptions extends ListenOptions {
+  /**
+   * Path of the app module (CommonJS or ES). Its export (or default): a request
+   * listener (an Express app, koa.callback()), a Koa or Fastify app, an http.Server
+   * that is not listening, or an object with fetch (Hono).
+   */
+  module: string
+  /** Worker threads, each its own instance of the app (1..1024; default: the cores). */
+  threads?: number
+}
+
+/** One thread slot's share. */
+export interface ThreadStats {
+  /** Connections its threads took. */
+  connections: number
+  /** Connections its current thread holds open. */
+  open: number
+  /** Requests its threads started. */
+  requests: number
+  /** Times its thread was replaced after dying. */
+  restarts: number
+}
+
+export interface ThreadsStats extends Stats {
+  threads: ThreadStats[]
+  threadRequests: number
+}
+
+export declare class Threads extends Engine {
+  stats(): ThreadsStats
+  /** A thread died (err.thread is its slot) and was replaced. */
+  on(event: 'error', listener: (err: Error & { thread?: number }) => void): this
+  on(event: 'close', listener: (report: ShutdownReport) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
 export declare class Server extends Engine {
@@ -182,6 +237,14 @@ export declare class Server extends Engine {
 
 export declare function listen(options?: ListenOptions, onSocket?: (socket: Socket) => void): Listener
 export declare function serve(options: ServeOptions): Server
+/**
+ * Hosts an unchanged app on worker threads fed by corral's acceptors; resolves once
+ * every thread loaded it, rejects with the module's error if one cannot. headerTimeout,
+ * replyTimeout, idleTimeout, maxRequestsPerConnection and maxHeader become each
+ * thread's http.Server headersTimeout, requestTimeout, keepAliveTimeout,
+ * maxRequestsPerSocket and maxHeaderSize.
+ */
+export declare function threads(options: ThreadsOptions): Promise<Threads>
 /** corral's engine options: camelCase name, values (durations in ms), default, doc, applies. */
 export declare function options(): OptionInfo[]
 export declare const version: string

@@ -9,12 +9,14 @@ const { Worker } = require('node:worker_threads')
 
 const binding = require('./binding.js')
 const { call, makeRequest, reply, withCode } = require('./lib/common.js')
+const { LazyRequest, respondWith, engineSink } = require('./lib/fetch.js')
+const { Response: LightResponse } = require('./lib/response.js')
 
 const BATCH = 256
 
 // Keys of an entry point that are not engine options; every other key is looked up in
 // corral's option table natively (an unknown one is refused with CORRAL_INVALID_CONFIG).
-const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'heavy', 'heavyThreads', 'heavyModule'])
+const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'fetch', 'heavy', 'heavyThreads', 'heavyModule', 'module', 'threads', 'lightResponse'])
 
 function configError(message) {
   return Object.assign(new TypeError(message), { code: 'CORRAL_INVALID_CONFIG' })
@@ -103,8 +105,10 @@ class Engine extends EventEmitter {
   close({ timeout = 5000 } = {}) {
     if (!this._closing) {
       clearInterval(this._keepAlive)
+      const started = Date.now()
       this._closing = this._native.close(timeout).then(
-        (report) => {
+        async (engineReport) => {
+          const report = await this._afterClose(engineReport, Math.max(0, timeout - (Date.now() - started)))
           this._closed()
           this.emit('close', report)
           return report
@@ -115,6 +119,11 @@ class Engine extends EventEmitter {
       )
     }
     return this._closing
+  }
+
+  /** What a subclass still drains once the native engine is closed (`left` ms remain). */
+  async _afterClose(report, left) {
+    return report
   }
 
   _closed() {}
@@ -176,9 +185,63 @@ function listen(options = {}, onSocket) {
 /** A serving engine: requests reach the handler on this thread in batches. */
 class Server extends Engine {
   _drain() {
-    for (let batch = this._native.takeRequests(BATCH); batch.length > 0; batch = this._native.takeRequests(BATCH)) {
-      for (const r of batch) this._handle(r)
+    if (this._waiting.size > 0) {
+      for (const ev of this._native.takeEvents()) {
+        const key = `${ev.kind} ${ev.id}`
+        const w = this._waiting.get(key)
+        if (w) {
+          this._waiting.delete(key)
+          w()
+        }
+      }
     }
+    for (let batch = this._native.takeRequests(BATCH); batch.length > 0; batch = this._native.takeRequests(BATCH)) {
+      for (const r of batch) this._fetch ? this._handleFetch(r) : this._handle(r)
+    }
+  }
+
+  /** Resolves on the engine's `kind` event for request `id` (asked with notify). */
+  _waitFor(id, kind) {
+    return new Promise((resolve) => this._waiting.set(`${kind} ${id}`, resolve))
+  }
+
+  _handleFetch(r) {
+    const native = this._native
+    const request = new LazyRequest({
+      method: r.method,
+      path: r.url,
+      rawHeaders: r.rawHeaders,
+      host: this._host,
+      bytes: r.body,
+      makeSignal: () => {
+        const c = new AbortController()
+        native.notify(r.id, 'gone')
+        this._waitFor(r.id, 'gone').then(() => c.abort())
+        return c.signal
+      },
+    })
+    let out
+    try {
+      out = this._fetch(request)
+    } catch (e) {
+      return this._fetchFailed(r, e)
+    }
+    Promise.resolve(out)
+      .then((response) => respondWith(response, engineSink(native, r.id, (id, kind) => this._waitFor(id, kind))))
+      .then(
+        () => this._waiting.delete(`gone ${r.id}`),
+        (e) => this._fetchFailed(r, e),
+      )
+  }
+
+  _fetchFailed(r, e) {
+    this._waiting.delete(`gone ${r.id}`)
+    this._waiting.delete(`writable ${r.id}`)
+    try {
+      this._native.abort(r.id)
+    } catch {}
+    if (this.listenerCount('error') > 0) this.emit('error', withCode(e))
+    else console.error('corral: fetch handler failed:', e)
   }
 
   _handle(r) {
@@ -239,23 +302,35 @@ function heavyRule(heavy) {
  */
 function serve(options) {
   const opts = options || {}
-  const { handler, heavyThreads = 0, heavyModule: mod, heavy } = opts
+  const { handler, fetch, heavyThreads = 0, heavyModule: mod, heavy } = opts
   if (!Number.isInteger(heavyThreads) || heavyThreads < 0 || heavyThreads > 1024) {
     throw configError(`heavyThreads = ${heavyThreads} is out of range: use 0 to 1024`)
   }
-  if (typeof handler !== 'function' && !(heavyThreads > 0)) throw configError('serve() needs a handler function')
+  if (handler !== undefined && fetch !== undefined) throw configError('serve() takes a handler or a fetch function, not both')
+  if (fetch !== undefined && typeof fetch !== 'function') throw configError(`fetch must be a function, not ${typeof fetch}`)
+  if (typeof handler !== 'function' && typeof fetch !== 'function' && !(heavyThreads > 0)) {
+    throw configError('serve() needs a handler function (or fetch, for a fetch-style app such as Hono)')
+  }
   if (heavyThreads > 0 && typeof mod !== 'string') {
     throw configError('heavyThreads needs heavyModule: the path of the heavy handler module')
   }
   const native = nativeArgs(opts, { ...heavyRule(heavy), heavyToWorkers: heavyThreads > 0 })
   const s = new Server()
   s._handler = handler || (() => ({ status: 404, body: 'not found\n' }))
+  s._fetch = fetch || null
+  // Node's Response builds a stream per body; the light one (see lib/response.js) lets
+  // corral write a string or bytes body at once. Process-wide, as @hono/node-server does.
+  if (fetch && opts.lightResponse !== false) globalThis.Response = LightResponse
+  s._waiting = new Map()
   try {
     s._native = call(() => binding.Engine.serve(native, () => s._drain()))
   } catch (e) {
     clearInterval(s._keepAlive)
     throw e
   }
+  // The URL's authority when a request has no Host header.
+  const where = s._native.address()
+  s._host = where.family === 'IPv6' ? `[${where.address}]:${where.port}` : `${where.address}:${where.port}`
   s._workers = []
   for (let i = 0; i < heavyThreads; i++) {
     const w = new Worker(path.join(__dirname, 'lib', 'heavy_worker.js'), {
@@ -268,9 +343,11 @@ function serve(options) {
   return s
 }
 
+const { threads, Threads } = require('./lib/threads.js')({ Engine, nativeArgs, configError })
+
 /** corral's engine options: camelCase name, values (durations in ms), default, doc, applies. */
 function options() {
   return binding.optionTable()
 }
 
-module.exports = { listen, serve, options, Listener, Server, version: require('./package.json').version }
+module.exports = { listen, serve, threads, options, Listener, Server, Threads, version: require('./package.json').version }

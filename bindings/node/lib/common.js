@@ -63,6 +63,8 @@ function toBuffer(v) {
 }
 
 function flatHeaders(headers) {
+  // Already flat: name, value, ...
+  if (Array.isArray(headers)) return headers.map(String)
   const out = []
   for (const [k, v] of Object.entries(headers || {})) {
     for (const one of Array.isArray(v) ? v : [v]) out.push(String(k), String(one))
@@ -86,4 +88,29 @@ function reply(target, id, v) {
   }
 }
 
-module.exports = { call, makeRequest, reply, withCode }
+/** Defines on `Light.prototype` every member of `Real.prototype` it lacks, served by `this[realOf]()`. */
+function delegate(Light, Real, realOf) {
+  for (const key of Reflect.ownKeys(Real.prototype)) {
+    if (key === 'constructor' || Object.prototype.hasOwnProperty.call(Light.prototype, key)) continue
+    const d = Object.getOwnPropertyDescriptor(Real.prototype, key)
+    if (d.get) {
+      Object.defineProperty(Light.prototype, key, {
+        get() {
+          return this[realOf]()[key]
+        },
+        configurable: true,
+      })
+    } else if (typeof d.value === 'function') {
+      Object.defineProperty(Light.prototype, key, {
+        value(...args) {
+          return this[realOf]()[key](...args)
+        },
+        writable: true,
+        configurable: true,
+      })
+    }
+  }
+  Object.setPrototypeOf(Light.prototype, Real.prototype)
+}
+
+module.exports = { call, delegate, makeRequest, reply, withCode }

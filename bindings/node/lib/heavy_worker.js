@@ -5,11 +5,31 @@
 const { workerData } = require('node:worker_threads')
 const binding = require('../binding.js')
 const { makeRequest, reply, withCode } = require('./common.js')
+const { LazyRequest, respondWith } = require('./fetch.js')
 
 const mod = require(workerData.module)
-const handler = typeof mod === 'function' ? mod : mod.handler || mod.default
+const fetchApp = mod && typeof mod.fetch === 'function' ? mod : mod && mod.default && typeof mod.default.fetch === 'function' ? mod.default : null
+const handler = fetchApp ? fetchHandler(fetchApp) : typeof mod === 'function' ? mod : mod.handler || mod.default
 if (typeof handler !== 'function') {
-  throw new TypeError(`${workerData.module} must export a handler function`)
+  throw new TypeError(`${workerData.module} must export a handler function, or an object with fetch (a Hono app)`)
+}
+
+/** A fetch app as a heavy handler: its Response, streamed or not, is answered whole. */
+function fetchHandler(app) {
+  return async (r) => {
+    const request = new LazyRequest({ method: r.method, path: r.url, rawHeaders: r.rawHeaders, host: 'localhost', bytes: r.body })
+    const response = await app.fetch(request)
+    let out = null
+    const parts = []
+    await respondWith(response, {
+      whole: (status, headers, body) => (out = { status, headers, body }),
+      start: (status, headers) => (out = { status, headers, body: null }),
+      write: (chunk) => parts.push(chunk) > 0,
+      end: () => (out.body = Buffer.concat(parts)),
+      abort: () => {},
+    })
+    return out
+  }
 }
 
 // Attached to an open engine, this worker stays alive; it lets go once the engine closes.

@@ -8,6 +8,7 @@
 //! prefix, which the JS layer turns into `err.code`.
 
 mod serve;
+mod threads;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +21,8 @@ use corral_core::metrics;
 use corral_core::options::{self, Front, Value};
 use corral_core::{Config, ConfigBuilder, Mode};
 
-pub(crate) use serve::{JsRequest, ServeQueues};
+pub(crate) use serve::{JsEvent, JsRequest, ServeQueues};
+pub use threads::{ThreadNext, ThreadPort, ThreadSlotStats};
 
 /// A weak, non-blocking "there is work" call into JS.
 pub(crate) type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
@@ -61,6 +63,27 @@ pub struct EngineArgs {
     pub heavy_to_workers: Option<bool>,
 }
 
+impl OptionValue {
+    /// The value by its JS type; a type no option takes is refused with the option's range.
+    fn value(&self) -> Result<Value<'_>> {
+        if let Some(v) = self.boolean {
+            Ok(Value::Bool(v))
+        } else if let Some(v) = self.number {
+            Ok(Value::Float(v))
+        } else if let Some(t) = &self.text {
+            Ok(Value::Text(t))
+        } else {
+            let opt = options::lookup(&Front::NODE, &self.name).map_err(err)?;
+            Err(config_error(format!(
+                "{} takes {}, not a value of type {}",
+                self.name,
+                opt.range(&Front::NODE),
+                self.type_name
+            )))
+        }
+    }
+}
+
 fn build(a: &EngineArgs) -> Result<Config> {
     let host = a.host.clone().unwrap_or_else(|| "127.0.0.1".into());
     let port = a.port.unwrap_or(0.0);
@@ -73,22 +96,7 @@ fn build(a: &EngineArgs) -> Result<Config> {
         .ok_or_else(|| config_error(format!("cannot resolve {host:?} to an IP address")))?;
     let mut b: ConfigBuilder = Config::builder().addr(addr);
     for o in &a.options {
-        let value = if let Some(v) = o.boolean {
-            Value::Bool(v)
-        } else if let Some(v) = o.number {
-            Value::Float(v)
-        } else if let Some(t) = &o.text {
-            Value::Text(t)
-        } else {
-            let opt = options::lookup(&Front::NODE, &o.name).map_err(err)?;
-            return Err(config_error(format!(
-                "{} takes {}, not a value of type {}",
-                o.name,
-                opt.range(&Front::NODE),
-                o.type_name
-            )));
-        };
-        b.set(&Front::NODE, &o.name, value).map_err(err)?;
+        b.set(&Front::NODE, &o.name, o.value()?).map_err(err)?;
     }
     // JS handlers never run on corral's CPU pool: heavy requests go to JS threads.
     b = b.without_cpu_pool();
@@ -147,6 +155,7 @@ pub struct Report {
 pub struct Engine {
     inner: Mutex<Option<Arc<corral_core::Engine>>>,
     serve: Option<Arc<ServeQueues>>,
+    threads: Option<Arc<threads::Dispatch>>,
 }
 
 impl Engine {
@@ -159,6 +168,7 @@ impl Engine {
 pub struct Shutdown {
     engine: Option<Arc<corral_core::Engine>>,
     serve: Option<Arc<ServeQueues>>,
+    threads: Option<Arc<threads::Dispatch>>,
     timeout: Duration,
 }
 
@@ -171,6 +181,9 @@ impl Task for Shutdown {
         let r = e.shutdown(self.timeout).map_err(err)?;
         if let Some(s) = &self.serve {
             s.close();
+        }
+        if let Some(t) = &self.threads {
+            t.close();
         }
         Ok(r)
     }
@@ -201,7 +214,21 @@ impl Engine {
         })
         .map_err(err)?;
         e.start().map_err(err)?;
-        Ok(Engine { inner: Mutex::new(Some(Arc::new(e))), serve: None })
+        Ok(Engine { inner: Mutex::new(Some(Arc::new(e))), serve: None, threads: None })
+    }
+
+    /// A started handoff engine whose connections `threads` JS worker threads pull
+    /// (each attaches with `ThreadPort.attach(engine.id(), slot)`).
+    #[napi(factory)]
+    pub fn threads(options: EngineArgs, threads: u32) -> Result<Engine> {
+        if !(1..=1024).contains(&threads) {
+            return Err(config_error(format!("threads = {threads} is out of range: use 1 to 1024")));
+        }
+        let config = build(&options)?;
+        let e = Arc::new(corral_core::Engine::new(config, Mode::Handoff).map_err(err)?);
+        let dispatch = threads::Dispatch::new(Arc::clone(&e), threads as usize)?;
+        e.start().map_err(err)?;
+        Ok(Engine { inner: Mutex::new(Some(e)), serve: None, threads: Some(dispatch) })
     }
 
     /// A started serving engine; `onRequests` is called (weakly, non-blocking) when
@@ -226,7 +253,7 @@ impl Engine {
         let handler = serve::JsHandler(Arc::clone(&queues));
         let e = corral_core::Engine::new(config, Mode::Serve(Arc::new(handler))).map_err(err)?;
         e.start().map_err(err)?;
-        Ok(Engine { inner: Mutex::new(Some(Arc::new(e))), serve: Some(queues) })
+        Ok(Engine { inner: Mutex::new(Some(Arc::new(e))), serve: Some(queues), threads: None })
     }
 
     /// Handoff: up to `max` accepted connections.
@@ -247,11 +274,28 @@ impl Engine {
         Ok(s.take_main(max as usize))
     }
 
-    /// The id other threads use to attach to this engine (`HeavyPort.attach`).
+    /// The id other threads use to attach to this engine (`HeavyPort.attach`,
+    /// `ThreadPort.attach`).
     #[napi]
     pub fn id(&self) -> Result<u32> {
-        let s = self.serve.as_ref().ok_or_else(|| fail("CORRAL_WRONG_MODE", "this engine does not serve"))?;
-        Ok(s.id)
+        match (&self.serve, &self.threads) {
+            (Some(s), _) => Ok(s.id),
+            (_, Some(t)) => Ok(t.id),
+            _ => Err(fail("CORRAL_WRONG_MODE", "no other thread attaches to a listen() engine")),
+        }
+    }
+
+    /// The thread in `slot` died or is being replaced: its connections no longer count.
+    #[napi]
+    pub fn detach_thread(&self, slot: u32) -> Result<()> {
+        self.dispatch()?.detach(slot as usize);
+        Ok(())
+    }
+
+    /// Each thread slot's connections.
+    #[napi]
+    pub fn thread_stats(&self) -> Result<Vec<ThreadSlotStats>> {
+        Ok(self.dispatch()?.stats())
     }
 
     #[napi]
@@ -274,6 +318,51 @@ impl Engine {
     #[napi]
     pub fn fail(&self, id: i64) -> Result<()> {
         self.queues()?.fail(id)
+    }
+
+    /// Starts a streamed reply (`length` < 0: unknown, chunked).
+    #[napi]
+    pub fn start_stream(&self, id: i64, status: u32, headers: Vec<String>, length: f64) -> Result<()> {
+        let length = (length >= 0.0 && length.fract() == 0.0).then_some(length as u64);
+        self.queues()?.start_stream(id, status, headers, length)
+    }
+
+    /// Sends a part of a streamed body: 0 room for more, 1 wait for its "writable"
+    /// event, 2 the client left.
+    #[napi]
+    pub fn stream_send(&self, id: i64, data: Buffer) -> Result<u32> {
+        self.queues()?.stream_send(id, &data)
+    }
+
+    /// Like streamSend, for a string (UTF-8).
+    #[napi]
+    pub fn stream_send_text(&self, id: i64, data: String) -> Result<u32> {
+        self.queues()?.stream_send(id, data.as_bytes())
+    }
+
+    /// Ends a streamed body; false if the client had left.
+    #[napi]
+    pub fn stream_end(&self, id: i64) -> Result<bool> {
+        self.queues()?.stream_end(id)
+    }
+
+    /// Cuts a streamed reply off, or answers one not started with the error reply.
+    #[napi]
+    pub fn abort(&self, id: i64) -> Result<()> {
+        self.queues()?.abort(id);
+        Ok(())
+    }
+
+    /// Asks for an event about request `id`: "writable" (a streamed body has room
+    /// again) or "gone" (the client finished sending or left); read with takeEvents().
+    #[napi]
+    pub fn notify(&self, id: i64, kind: String) -> Result<()> {
+        self.queues()?.notify(id, &kind)
+    }
+
+    #[napi]
+    pub fn take_events(&self) -> Result<Vec<JsEvent>> {
+        Ok(self.queues()?.take_events())
     }
 
     /// Closes the request's connection once earlier replies are written.
@@ -315,7 +404,7 @@ impl Engine {
             .or_else(|| (timeout_ms > 0.0).then_some(Duration::MAX))
             .ok_or_else(|| config_error(format!("timeout = {timeout_ms} is out of range: use milliseconds from 0")))?;
         let engine = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
-        Ok(AsyncTask::new(Shutdown { engine, serve: self.serve.clone(), timeout }))
+        Ok(AsyncTask::new(Shutdown { engine, serve: self.serve.clone(), threads: self.threads.clone(), timeout }))
     }
 
     #[napi(getter)]
@@ -325,6 +414,10 @@ impl Engine {
 }
 
 impl Engine {
+    fn dispatch(&self) -> Result<&Arc<threads::Dispatch>> {
+        self.threads.as_ref().ok_or_else(|| fail("CORRAL_WRONG_MODE", "this engine has no threads"))
+    }
+
     fn queues(&self) -> Result<&Arc<ServeQueues>> {
         self.serve.as_ref().ok_or_else(|| fail("CORRAL_WRONG_MODE", "this engine does not serve"))
     }
@@ -366,4 +459,26 @@ pub fn option_table() -> Vec<OptionInfo> {
 #[napi]
 pub fn error_codes() -> Vec<String> {
     corral_core::ErrorKind::ALL.iter().map(|k| k.code().to_string()).collect()
+}
+
+/// An engine option's value checked against the table, or its default: a number
+/// (milliseconds for a duration, 0 for "none"), for the options the JS layer applies
+/// itself (the timeouts and limits of each thread's `http.Server`).
+#[napi]
+pub fn option_value(name: String, value: Option<OptionValue>) -> Result<f64> {
+    let opt = options::lookup(&Front::NODE, &name).map_err(err)?;
+    let parsed = match value {
+        Some(o) => opt.parse(&Front::NODE, o.value()?).map_err(err)?,
+        None => opt
+            .get(&Config::builder())
+            .ok_or_else(|| fail("CORRAL_INVALID_CONFIG", format!("{name} has no default")))?,
+    };
+    Ok(match parsed {
+        options::Parsed::Bool(b) => f64::from(u8::from(b)),
+        options::Parsed::Count(n) => n as f64,
+        options::Parsed::Duration(d) => d.as_secs_f64() * 1e3,
+        options::Parsed::Choice(_) | options::Parsed::Text(_) => {
+            return Err(fail("CORRAL_INVALID_CONFIG", format!("{name} is not a number")))
+        }
+    })
 }

@@ -10,7 +10,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
-use corral_core::{Cost, CostRule, Handler, Reply, Request, Responder, Response};
+use corral_core::{Cost, CostRule, Handler, Reply, Request, Responder, Response, Sent, Stream, StreamError};
 
 use crate::{fail, Wake};
 
@@ -72,14 +72,36 @@ struct Heavy {
     idle: Vec<Arc<Wake>>,
 }
 
+/// A request JS has not finished answering: not started, or its body streaming.
+enum Answer {
+    Pending(Responder),
+    Streaming(Stream),
+}
+
+/// What JS asked to be told about a request (`notify`), through the main queue's wake.
+#[napi(object)]
+pub struct JsEvent {
+    pub id: i64,
+    /// "writable": a streamed body has room again; "gone": the client finished sending
+    /// or the connection closed.
+    pub kind: String,
+}
+
+#[derive(Clone, Copy)]
+enum EventKind {
+    Writable,
+    Gone,
+}
+
 pub struct ServeQueues {
     pub id: u32,
     wake: Wake,
     rule: CostRule,
     heavy_to_workers: bool,
     main: Mutex<VecDeque<Pending>>,
+    events: Mutex<Vec<(u64, EventKind)>>,
     heavy: Mutex<Heavy>,
-    responders: Mutex<HashMap<u64, Responder>>,
+    responders: Mutex<HashMap<u64, Answer>>,
     next_id: AtomicU64,
     closed: AtomicBool,
 }
@@ -93,6 +115,7 @@ impl ServeQueues {
             rule,
             heavy_to_workers,
             main: Mutex::new(VecDeque::new()),
+            events: Mutex::new(Vec::new()),
             heavy: Mutex::new(Heavy { queue: VecDeque::new(), idle: Vec::new() }),
             responders: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -114,7 +137,7 @@ impl ServeQueues {
             return; // the responder drops: error reply
         }
         let id = self.next_id.fetch_add(1, Relaxed);
-        self.responders.lock().unwrap_or_else(|e| e.into_inner()).insert(id, res);
+        self.responders.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Answer::Pending(res));
         let heavy = self.heavy_to_workers && self.rule.classify(&req) == Cost::Heavy;
         if heavy {
             let idle = {
@@ -163,23 +186,125 @@ impl ServeQueues {
         (None, false)
     }
 
+    fn answers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Answer>> {
+        self.responders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn responder(&self, id: i64) -> Result<Responder> {
-        let r = self.responders.lock().unwrap_or_else(|e| e.into_inner()).remove(&(id as u64));
-        r.ok_or_else(|| fail("CORRAL_STATE", format!("request {id} was already answered (or never existed)")))
+        let mut answers = self.answers();
+        match answers.remove(&(id as u64)) {
+            Some(Answer::Pending(r)) => Ok(r),
+            Some(streaming) => {
+                answers.insert(id as u64, streaming);
+                Err(fail("CORRAL_STATE", format!("request {id} is streaming its reply: send parts, then end it")))
+            }
+            None => Err(fail("CORRAL_STATE", format!("request {id} was already answered (or never existed)"))),
+        }
+    }
+
+    /// Starts a streamed reply: the head goes out now; `length` (if any) frames the
+    /// body with content-length, else it is chunked.
+    pub fn start_stream(&self, id: i64, status: u32, headers: Vec<String>, length: Option<u64>) -> Result<()> {
+        let head = head(status, headers)?;
+        let r = self.responder(id)?;
+        match r.stream(&head, length) {
+            Ok(stream) => {
+                self.answers().insert(id as u64, Answer::Streaming(stream));
+                Ok(())
+            }
+            // Not HTTP: a stream has no meaning; answer with the error reply.
+            Err(r) => {
+                drop(r);
+                Err(fail("CORRAL_WRONG_MODE", "only HTTP replies can be streamed"))
+            }
+        }
+    }
+
+    /// Sends a part: 0 there is room, 1 wait for "writable", 2 the client left.
+    pub fn stream_send(&self, id: i64, data: &[u8]) -> Result<u32> {
+        let mut answers = self.answers();
+        match answers.get_mut(&(id as u64)) {
+            Some(Answer::Streaming(s)) => Ok(match s.send(data) {
+                Ok(Sent::Ready) => 0,
+                Ok(Sent::Full) => 1,
+                Err(_) => 2,
+            }),
+            _ => Err(fail("CORRAL_STATE", format!("request {id} is not streaming"))),
+        }
+    }
+
+    /// Ends a streamed body; false if the client left first.
+    pub fn stream_end(&self, id: i64) -> Result<bool> {
+        let s = match self.answers().remove(&(id as u64)) {
+            Some(Answer::Streaming(s)) => s,
+            _ => return Err(fail("CORRAL_STATE", format!("request {id} is not streaming"))),
+        };
+        match s.finish() {
+            Ok(()) => Ok(true),
+            Err(StreamError::Gone) => Ok(false),
+            Err(e @ StreamError::Short { .. }) => Err(fail("CORRAL_STATE", e)),
+        }
+    }
+
+    /// Gives up on a request: a stream is cut off, one not started gets the error reply.
+    pub fn abort(&self, id: i64) {
+        match self.answers().remove(&(id as u64)) {
+            Some(Answer::Streaming(s)) => s.abort(),
+            Some(Answer::Pending(r)) => drop(r),
+            None => {}
+        }
+    }
+
+    /// Asks for `kind` ("writable" or "gone") about request `id` as an event; at once
+    /// if that is already so (or the request is answered).
+    pub fn notify(self: &Arc<Self>, id: i64, kind: &str) -> Result<()> {
+        let kind = match kind {
+            "writable" => EventKind::Writable,
+            "gone" => EventKind::Gone,
+            other => {
+                return Err(fail("CORRAL_INVALID_ARGUMENT", format!("unknown event {other:?}: use writable or gone")))
+            }
+        };
+        let q = Arc::clone(self);
+        let key = id as u64;
+        let tell = move || q.push_event(key, kind);
+        match (self.answers().get(&key), kind) {
+            (Some(Answer::Streaming(s)), EventKind::Writable) => s.when_writable(tell),
+            (Some(Answer::Streaming(s)), EventKind::Gone) => s.when_gone(tell),
+            (Some(Answer::Pending(r)), EventKind::Gone) => r.when_gone(tell),
+            _ => tell(),
+        }
+        Ok(())
+    }
+
+    fn push_event(&self, id: u64, kind: EventKind) {
+        let was_empty = {
+            let mut e = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            e.push((id, kind));
+            e.len() == 1
+        };
+        if was_empty {
+            let _ = self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+
+    pub fn take_events(&self) -> Vec<JsEvent> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .map(|(id, k)| JsEvent {
+                id: id as i64,
+                kind: match k {
+                    EventKind::Writable => "writable",
+                    EventKind::Gone => "gone",
+                }
+                .into(),
+            })
+            .collect()
     }
 
     pub fn respond(&self, id: i64, status: u32, headers: Vec<String>, body: &[u8]) -> Result<()> {
-        if !(100..=999).contains(&status) {
-            return Err(fail("CORRAL_INVALID_ARGUMENT", format!("status {status} is not an HTTP status code")));
-        }
-        let r = self.responder(id)?;
-        let mut resp = Response::new(status as u16).body(body.to_vec());
-        for pair in headers.chunks(2) {
-            if let [n, v] = pair {
-                resp = resp.header(n.clone(), v.clone());
-            }
-        }
-        r.respond(resp);
+        let resp = head(status, headers)?.body(body.to_vec());
+        self.responder(id)?.respond(resp);
         Ok(())
     }
 
@@ -206,8 +331,22 @@ impl ServeQueues {
             let _ = w.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
         self.main.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.responders.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
+}
+
+/// A response head from JS: a status and flat headers (name, value, ...).
+fn head(status: u32, headers: Vec<String>) -> Result<Response> {
+    if !(100..=999).contains(&status) {
+        return Err(fail("CORRAL_INVALID_ARGUMENT", format!("status {status} is not an HTTP status code")));
+    }
+    let mut resp = Response::new(status as u16);
+    let mut it = headers.into_iter();
+    while let (Some(n), Some(v)) = (it.next(), it.next()) {
+        resp = resp.header(n, v);
+    }
+    Ok(resp)
 }
 
 /// Routes every request to a queue; JS does the work. Runs on corral's I/O workers and

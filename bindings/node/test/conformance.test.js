@@ -48,9 +48,28 @@ const handler = (req) =>
     ? { status: 200, body: Buffer.concat([Buffer.from(`${req.method} ${req.url} `), req.body]) }
     : Buffer.from(req.body.toString('latin1').toUpperCase(), 'latin1')
 
+// The same answer from a fetch-style app: the request target is what follows the
+// URL's origin.
+const fetchApp = async (req) => {
+  const target = req.url.slice(new URL(req.url).origin.length)
+  const body = Buffer.from(await req.arrayBuffer())
+  return new Response(Buffer.concat([Buffer.from(`${req.method} ${target} `), body]))
+}
+
 for (const c of load()) {
   test(c.name, async () => {
     const s = corral.serve({ protocol: c.protocol, ioWorkers: 1, handler, ...c.opts })
+    await check(s, c)
+  })
+  if (c.protocol === undefined || c.protocol === 'http') {
+    test(`${c.name} (through fetch)`, async () => {
+      await check(corral.serve({ ioWorkers: 1, fetch: fetchApp, ...c.opts }), c)
+    })
+  }
+}
+
+async function check(s, c) {
+  {
     const sock = net.connect(s.address().port, '127.0.0.1')
     sock.end(Buffer.concat(c.send))
     const chunks = []
@@ -58,5 +77,5 @@ for (const c of load()) {
     const got = Buffer.from(Buffer.concat(chunks).toString('latin1').replace(/(^|\n)date: [^\r\n]*\r\n/g, '$1'), 'latin1')
     assert.deepStrictEqual(got, Buffer.concat(c.expect))
     await s.close()
-  })
+  }
 }

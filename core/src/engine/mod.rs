@@ -324,6 +324,11 @@ impl Engine {
         Ok(self.host()?.take(max))
     }
 
+    /// Handoff: how many accepted connections wait to be taken.
+    pub fn waiting(&self) -> Result<usize> {
+        Ok(self.host()?.len())
+    }
+
     /// Handoff: the fd that is readable while connections wait (put it in your loop).
     pub fn notify_fd(&self) -> Result<RawFd> {
         Ok(self.host()?.notify_fd())

@@ -1,0 +1,102 @@
+'use strict'
+// One thread of corral.threads(): loads the app, then pulls one connection at a time
+// while its loop is free, wraps it as a net.Socket and emits 'connection' on the app's
+// http.Server, so Node's own parser (llhttp) and the app run unchanged.
+const { workerData, parentPort } = require('node:worker_threads')
+const net = require('node:net')
+const binding = require('../binding.js')
+const { load, serverFor } = require('./app.js')
+
+const { engineId, slot, file, server: limits, counters } = workerData
+// [requests] for this slot, read by the main thread for stats().
+const requestCount = new Float64Array(counters, slot * 8, 1)
+
+let setupConnectionsTracking = null
+try {
+  // Node tracks connections (for headersTimeout, requestTimeout, closeIdleConnections)
+  // from 'listening' on; a server fed by 'connection' never listens, so start it here.
+  setupConnectionsTracking = require('_http_server').setupConnectionsTracking
+} catch {}
+
+/** The engine's timeouts and limits on the app's server (0: none). */
+function applyLimits(server) {
+  server.headersTimeout = limits.headerTimeout
+  server.requestTimeout = limits.replyTimeout
+  server.keepAliveTimeout = limits.idleTimeout
+  server.maxRequestsPerSocket = limits.maxRequestsPerConnection
+  if (server.maxHeaderSize === undefined) server.maxHeaderSize = limits.maxHeader
+  if (typeof setupConnectionsTracking === 'function') setupConnectionsTracking.call(server)
+}
+
+async function main() {
+  const app = await load(file)
+  const server = await serverFor(app, { maxHeaderSize: limits.maxHeader }, file)
+  applyLimits(server)
+
+  const sockets = new Set()
+  let draining = false
+  server.prependListener('request', (req, res) => {
+    requestCount[0]++
+    if (draining) res.setHeader('connection', 'close')
+  })
+
+  let scheduled = false
+  const port = binding.ThreadPort.attach(engineId, slot, () => {
+    if (!scheduled) pump()
+  })
+
+  // One connection per pull, then the loop runs before the next: a thread busy in JS
+  // takes nothing, and the other threads get their share of a burst.
+  function pump() {
+    scheduled = false
+    const next = port.take()
+    if (next.closed || !next.conn) return
+    const socket = new net.Socket({ fd: next.conn.fd, readable: true, writable: true })
+    sockets.add(socket)
+    socket.once('close', () => {
+      sockets.delete(socket)
+      port.released()
+      if (draining && sockets.size === 0) finish()
+    })
+    server.emit('connection', socket)
+    scheduled = true
+    setImmediate(pump)
+  }
+
+  let report = null
+  let sweep = null
+  let deadline = null
+  function finish() {
+    if (!report) return
+    clearInterval(sweep)
+    clearTimeout(deadline)
+    parentPort.postMessage({ type: 'drained', slot, ...report })
+    report = null
+    parentPort.close()
+  }
+
+  parentPort.on('message', (m) => {
+    if (m.type !== 'drain' || draining) return
+    // The engine stopped handing out connections. Requests that come are answered with
+    // `connection: close`; idle connections get a grace for a request on its way, then
+    // are closed; at the deadline what is left is destroyed.
+    draining = true
+    report = { closed: sockets.size, aborted: 0 }
+    server.close()
+    sweep = setInterval(() => server.closeIdleConnections(), m.idleGrace)
+    deadline = setTimeout(() => {
+      report.aborted = sockets.size
+      report.closed -= sockets.size
+      for (const s of sockets) s.destroy()
+      finish()
+    }, m.timeout)
+    if (sockets.size === 0) finish()
+  })
+
+  parentPort.postMessage({ type: 'ready', slot })
+  pump()
+}
+
+main().catch((e) => {
+  parentPort.postMessage({ type: 'failed', slot, error: e })
+})
