@@ -185,7 +185,9 @@ function listen(options = {}, onSocket) {
 /** A serving engine: requests reach the handler on this thread in batches. */
 class Server extends Engine {
   _drain() {
-    if (this._waiting.size > 0) {
+    // Events come through the same wake-up as requests; taken every time, so the
+    // native list is always emptied and its next event wakes this thread again.
+    if (this._fetch) {
       for (const ev of this._native.takeEvents()) {
         const key = `${ev.kind} ${ev.id}`
         const w = this._waiting.get(key)

@@ -16,6 +16,8 @@ const { call, withCode } = require('./common.js')
 const SERVER_OPTIONS = ['headerTimeout', 'replyTimeout', 'idleTimeout', 'maxRequestsPerConnection', 'maxHeader']
 // The grace an idle connection gets, once draining, for a request on its way.
 const IDLE_GRACE_MS = 250
+// How long past the drain deadline a thread that has not exited is given.
+const STUCK_GRACE_MS = 1000
 
 function optionValue(name, v) {
   if (v === undefined) return call(() => binding.optionValue(name, undefined))
@@ -112,14 +114,21 @@ module.exports = function makeThreads({ Engine, nativeArgs, configError }) {
      * when the time is up what is left is destroyed. One report for engine and threads.
      */
     async _afterClose(report, left) {
-      const exits = this._workers.filter(Boolean).map(
+      const workers = this._workers.filter(Boolean)
+      const exits = workers.map(
         (w) =>
           new Promise((resolve) => {
             w.once('exit', resolve)
             w.postMessage({ type: 'drain', timeout: left, idleGrace: Math.min(IDLE_GRACE_MS, left) })
           }),
       )
+      // A thread stuck in JS past the deadline (and a second's grace) is terminated.
+      let terminated = 0
+      const stuck = setTimeout(() => {
+        for (const w of workers) if (w.threadId !== -1 && w.terminate()) terminated++
+      }, left + STUCK_GRACE_MS)
       await Promise.all(exits)
+      clearTimeout(stuck)
       const drained = this._drained.filter(Boolean)
       const closed = drained.reduce((a, d) => a + d.closed, 0)
       const aborted = drained.reduce((a, d) => a + d.aborted, 0)
@@ -128,7 +137,7 @@ module.exports = function makeThreads({ Engine, nativeArgs, configError }) {
         connectionsClosed: report.connectionsClosed + closed,
         connectionsAborted: report.connectionsAborted + aborted,
         requestsCompleted: this._requestCounts.reduce((a, b) => a + b, 0),
-        clean: report.clean && aborted === 0,
+        clean: report.clean && aborted === 0 && terminated === 0,
       }
     }
   }
