@@ -160,8 +160,16 @@ mod tempdir {
 fn a_successor_takes_the_listeners_and_the_predecessor_drains_and_exits() {
     let dir = tempdir::Dir::new();
     let offer = dir.path.join("offer.sock");
+    let notify_path = dir.path.join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(DEADLINE)).unwrap();
     let start = |args: &[&std::ffi::OsStr]| {
-        let mut child = Command::new(example()).args(args).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child = Command::new(example())
+            .args(args)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
         let addr: std::net::SocketAddr = line.trim().trim_start_matches("listening on http://").parse().unwrap();
@@ -169,10 +177,18 @@ fn a_successor_takes_the_listeners_and_the_predecessor_drains_and_exits() {
     };
     let (mut old, addr) =
         start(&["--addr".as_ref(), "127.0.0.1:0".as_ref(), "--offer-listeners".as_ref(), offer.as_os_str()]);
+    assert_eq!(said(&notify), "READY=1");
     assert_eq!(get_once(addr, "/").status, 200);
     let (new, new_addr) = start(&["--listeners-from".as_ref(), offer.as_os_str()]);
     assert_eq!(new_addr, addr, "the successor serves the same socket");
     assert!(old.wait().unwrap().success(), "the predecessor drains and exits 0 once the successor serves");
+    // What the service manager heard, in order: the predecessor reloading, the successor
+    // ready as the new main process, the predecessor stopping.
+    let reloading = said(&notify);
+    assert!(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{reloading}");
+    assert!(reloading["RELOADING=1\nMONOTONIC_USEC=".len()..].parse::<u64>().is_ok(), "{reloading}");
+    assert_eq!(said(&notify), format!("READY=1\nMAINPID={}", new.id()));
+    assert_eq!(said(&notify), "STOPPING=1");
     assert_eq!(get_once(addr, "/").status, 200, "served by the successor");
     let (status, _) = terminate_and_wait(new);
     assert!(status.success());

@@ -67,7 +67,7 @@ pub(crate) fn ready(s: &UnixStream) {
 /// The predecessor's side: offers `fds` at `path` to one successor and waits (up to
 /// `timeout` in all) until it serves them. On error nothing was given up: the caller
 /// serves on.
-pub(crate) fn offer(path: &Path, fds: &[RawFd], timeout: Duration) -> Result<()> {
+pub(crate) fn offer(path: &Path, fds: &[RawFd], timeout: Duration, on_successor: &dyn Fn()) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let left = || deadline.saturating_duration_since(Instant::now());
     let _ = std::fs::remove_file(path); // a stale socket from an earlier run
@@ -87,6 +87,7 @@ pub(crate) fn offer(path: &Path, fds: &[RawFd], timeout: Duration) -> Result<()>
         if &hello != HELLO {
             return Err(Error::new(ErrorKind::Io, "hand-over: what connected is not a corral successor"));
         }
+        on_successor();
         sys::send_fds(&s, LISTENERS, fds).map_err(|e| io_err("cannot send the listeners", e))?;
         let mut ready = [0u8; 8];
         match (&s).read_exact(&mut ready) {

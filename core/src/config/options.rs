@@ -293,7 +293,7 @@ pub static OPTIONS: &[Opt] = &[
         set: |b, v| b.proxy_trusted = Cidr::parse_list(as_text(v)).unwrap_or_default(),
         get: |b| Some(Parsed::Text(b.proxy_trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")))),
     opt!("sd_notify", Kind::Bool, "false", Both, None, false,
-        "Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting and STOPPING=1 when draining; off for engines embedded among others.",
+        "Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting (with MAINPID after a hand-over), RELOADING=1 when a successor takes the listeners, and STOPPING=1 when draining; off for engines embedded among others.",
         set: |b, v| b.sd_notify = as_bool(v), get: |b| Some(Parsed::Bool(b.sd_notify))),
     opt!("backlog", count(1, 1 << 20, "connections"), "1024", Both, None, false,
         "Listen backlog asked of the kernel (clamped to somaxconn; the effective value is in the stats).",

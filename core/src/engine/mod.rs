@@ -261,8 +261,11 @@ impl Engine {
         // The listeners are open and every thread runs: connections are taken from here.
         if let Some(h) = &self.shared.config.handover {
             crate::accept::handover::ready(h);
+            // The successor of a hand-over is the service's main process from now on.
+            self.tell_service_manager(&format!("READY=1\nMAINPID={}", std::process::id()));
+        } else {
+            self.tell_service_manager("READY=1");
         }
-        self.tell_service_manager("READY=1");
         Ok(())
     }
 
@@ -272,10 +275,23 @@ impl Engine {
     /// them, and returns once it serves them (within `timeout`). Then call
     /// [`Engine::shutdown`]: this engine drains what it has while the successor takes
     /// every new connection from the same sockets — nothing queued is reset. On error
-    /// nothing was given up and this engine serves on.
+    /// nothing was given up and this engine serves on. With `sd_notify`, the service
+    /// manager hears RELOADING=1 when a successor connects, then READY=1 with the
+    /// successor's MAINPID from it (READY=1 from this engine if the successor failed).
     pub fn hand_over(&self, path: impl AsRef<std::path::Path>, timeout: Duration) -> Result<()> {
         let fds: Vec<i32> = self.shared.listeners.iter().map(|l| l.fd()).collect();
-        crate::accept::handover::offer(path.as_ref(), &fds, timeout)?;
+        let reloading = std::cell::Cell::new(false);
+        let offered = crate::accept::handover::offer(path.as_ref(), &fds, timeout, &|| {
+            reloading.set(true);
+            self.tell_service_manager(&format!("RELOADING=1\nMONOTONIC_USEC={}", crate::sys::monotonic_usec()));
+        });
+        if let Err(e) = offered {
+            // A successor came and failed: this engine serves on, and says so.
+            if reloading.get() {
+                self.tell_service_manager("READY=1");
+            }
+            return Err(e);
+        }
         for l in &self.shared.listeners {
             l.mark_shared();
         }

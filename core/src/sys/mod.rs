@@ -24,7 +24,7 @@ pub use proc::{
     cpu_time_of, listen_drop_counters, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit,
     set_thread_slice, somaxconn, thread_cpu_time, ListenDrops,
 };
-pub use service::{listen_fds, notify, take_inherited_fd, ActivatedFd, Termination};
+pub use service::{listen_fds, monotonic_usec, notify, take_inherited_fd, ActivatedFd, Termination};
 pub use timerfd::TimerFd;
 
 /// Converts a `-1` syscall return into the thread's `errno` as an `io::Error`.

@@ -97,6 +97,14 @@ pub fn notify(state: &str) -> io::Result<bool> {
     Ok(true)
 }
 
+/// CLOCK_MONOTONIC in microseconds (what `RELOADING=1` carries as `MONOTONIC_USEC`).
+pub fn monotonic_usec() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec we own; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000 + t.tv_nsec as u64 / 1_000
+}
+
 /// SIGTERM and SIGINT, blocked so that they are waited for instead of delivered.
 /// Make it before starting threads: they inherit the blocked set, so the signal stays
 /// pending until [`Termination::wait`] takes it, whichever thread it was sent to.

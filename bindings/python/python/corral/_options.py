@@ -35,7 +35,7 @@ class Options(TypedDict, total=False):
     proxy_protocol: Literal["off", "v1", "v2", "any"]
     # With proxy_protocol: the sources (balancers) allowed to send the header; a connection from any other is refused before it is read. A comma-separated list of addresses or address/prefix blocks (none: no source). Default 127.0.0.0/8,::1; applies to serve engines.
     proxy_trusted: str
-    # Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting and STOPPING=1 when draining; off for engines embedded among others. True or false. Default false; applies to serve and handoff engines.
+    # Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting (with MAINPID after a hand-over), RELOADING=1 when a successor takes the listeners, and STOPPING=1 when draining; off for engines embedded among others. True or false. Default false; applies to serve and handoff engines.
     sd_notify: bool
     # Listen backlog asked of the kernel (clamped to somaxconn; the effective value is in the stats). 1 to 1048576 connections. Default 1024; applies to serve and handoff engines.
     backlog: int
