@@ -25,9 +25,9 @@ export interface EngineOptions {
   deferAccept?: boolean
   /** TCP_NODELAY on the listeners, inherited by every accepted socket (false: Nagle's algorithm batches small writes). True or false. Default true; applies to serve and handoff engines. */
   tcpNodelay?: boolean
-  /** The PROXY protocol header (HAProxy, AWS NLB) each connection starts with: off, v1, v2, or any; the client's address is then the header's. One of off, v1, v2, any. Default off; applies to serve engines. */
+  /** The PROXY protocol header (HAProxy, AWS NLB) each connection starts with: off, v1, v2, or any; the client's address is then the header's (handoff: read off the socket before the host gets it). One of off, v1, v2, any. Default off; applies to serve and handoff engines. */
   proxyProtocol?: 'off' | 'v1' | 'v2' | 'any'
-  /** With proxy_protocol: the sources (balancers) allowed to send the header; a connection from any other is refused before it is read. A comma-separated list of addresses or address/prefix blocks (none: no source). Default 127.0.0.0/8,::1; applies to serve engines. */
+  /** With proxy_protocol: the sources (balancers) allowed to send the header; a connection from any other is refused before it is read. A comma-separated list of addresses or address/prefix blocks (none: no source). Default 127.0.0.0/8,::1; applies to serve and handoff engines. */
   proxyTrusted?: string
   /** Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting (with MAINPID after a hand-over), RELOADING=1 when a successor takes the listeners, and STOPPING=1 when draining; off for engines embedded among others. True or false. Default false; applies to serve and handoff engines. */
   sdNotify?: boolean
@@ -53,7 +53,7 @@ export interface EngineOptions {
   maxFrame?: number
   /** Largest HTTP request head (request line and headers). 64 to 16777216 bytes. Default 16 KiB; applies to serve engines. */
   maxHeader?: number
-  /** Time for a request to arrive once begun, and for the first request (slowloris). 1 ms to 365 days (milliseconds as a number, or text with a unit such as "250ms"). Default 10 s; applies to serve engines. */
+  /** Time for a request to arrive once begun, and for the first request (slowloris); in handoff, for the PROXY header (proxy_protocol). 1 ms to 365 days (milliseconds as a number, or text with a unit such as "250ms"). Default 10 s; applies to serve and handoff engines. */
   headerTimeout?: number | string
   /** Time a connection may sit idle, or not read its replies, before it is closed. 1 ms to 365 days (milliseconds as a number, or text with a unit such as "250ms"). Default 60 s; applies to serve engines. */
   idleTimeout?: number | string
@@ -81,6 +81,29 @@ export interface Address {
   address: string
   port: number
   family: 'IPv4' | 'IPv6'
+}
+
+/**
+ * A PROXY header (proxyProtocol), read off the socket before the app gets it: the
+ * socket's remoteAddress/remotePort/remoteFamily are then its source's, and it is
+ * `socket.proxy` on sockets from listen() and threads().
+ */
+export interface ProxyInfo {
+  version: 1 | 2
+  /** The client at the balancer; undefined for LOCAL (a health check). */
+  source?: Address
+  destination?: Address
+  /** v2 type-length-values in order, as raw bytes. */
+  tlvs: Array<{ type: number; value: Buffer }>
+  /** PP2_TYPE_AUTHORITY: the host name the client asked for. */
+  authority?: string
+}
+
+declare module 'node:net' {
+  interface Socket {
+    /** Set by corral with proxyProtocol. */
+    proxy?: ProxyInfo
+  }
 }
 
 /**

@@ -8,7 +8,7 @@ const path = require('node:path')
 const { Worker } = require('node:worker_threads')
 
 const binding = require('./binding.js')
-const { call, makeRequest, reply, withCode } = require('./lib/common.js')
+const { adoptSocket, call, makeRequest, reply, withCode } = require('./lib/common.js')
 const { LazyRequest, respondWith, engineSink } = require('./lib/fetch.js')
 const { Response: LightResponse } = require('./lib/response.js')
 
@@ -135,8 +135,7 @@ class Listener extends Engine {
     if (this._closing) return
     for (let batch = this._native.take(BATCH); batch.length > 0; batch = this._native.take(BATCH)) {
       for (const a of batch) {
-        const socket = new net.Socket({ fd: a.fd, readable: true, writable: true })
-        this.emit('connection', socket)
+        this.emit('connection', adoptSocket(net, a))
       }
     }
   }

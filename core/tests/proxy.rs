@@ -123,3 +123,82 @@ fn the_per_ip_cap_counts_the_headers_client() {
     assert_eq!(e.stats().connections_refused_per_ip, 1);
     e.shutdown(DEADLINE).unwrap();
 }
+
+/// A handoff engine with a PROXY header expected: what the host takes.
+fn handoff(cfg: ConfigBuilder) -> Engine {
+    Engine::handoff(cfg.build().unwrap()).unwrap()
+}
+
+fn take_one(e: &Engine) -> corral::Accepted {
+    wait_until("a connection for the host", || e.wait_readable(Some(Duration::from_millis(50))).unwrap());
+    e.take(1).unwrap().pop().expect("one connection")
+}
+
+/// Reads what the host's fd has, until `n` bytes.
+fn read_n(a: &corral::Accepted, n: usize) -> Vec<u8> {
+    let s = TcpStream::from(a.fd.try_clone().unwrap());
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut got = vec![0u8; n];
+    (&s).read_exact(&mut got).unwrap();
+    got
+}
+
+#[test]
+fn handoff_reads_exactly_the_header_and_names_the_client() {
+    let e = handoff(Config::builder().proxy_protocol(ProxyMode::Any));
+    // v1, with the client's bytes in the same write: the host reads only those.
+    let mut s = connect(e.local_addr());
+    s.write_all(b"PROXY TCP4 198.51.100.2 10.0.0.1 4242 80\r\nhello").unwrap();
+    let a = take_one(&e);
+    assert_eq!(a.peer.to_string(), "198.51.100.2:4242");
+    let h = a.proxy.as_ref().expect("the header");
+    assert_eq!((h.version, h.destination.map(|d| d.to_string())), (1, Some("10.0.0.1:80".into())));
+    assert_eq!(read_n(&a, 5), b"hello");
+    // v2 in two parts (the second after the host could have looked): it waits, whole.
+    let mut s2 = connect(e.local_addr());
+    let header = v2(1, [203, 0, 113, 7], 12345, &[0x02, 0, 6, b'e', b'x', b'.', b'o', b'r', b'g']);
+    s2.write_all(&header[..10]).unwrap();
+    assert!(
+        !e.wait_readable(Some(Duration::from_millis(100))).unwrap(),
+        "nothing for the host before the header is whole"
+    );
+    s2.write_all(&header[10..]).unwrap();
+    s2.write_all(b"after").unwrap();
+    let b = take_one(&e);
+    assert_eq!(b.peer.to_string(), "203.0.113.7:12345");
+    assert_eq!(b.proxy.as_ref().unwrap().authority(), Some("ex.org"));
+    assert_eq!(read_n(&b, 5), b"after");
+    // LOCAL (a health check): the socket's own addresses.
+    let mut s3 = connect(e.local_addr());
+    s3.write_all(&v2(0, [0, 0, 0, 0], 0, &[])).unwrap();
+    let c = take_one(&e);
+    assert_eq!(c.peer, s3.local_addr().unwrap());
+    assert_eq!(c.proxy.as_ref().unwrap().source, None);
+    drop((s, s2, s3));
+    assert_eq!(e.stats().proxy_bad_headers, 0);
+    e.shutdown(DEADLINE).unwrap();
+}
+
+#[test]
+fn handoff_refuses_a_bad_late_or_untrusted_header_before_the_host_sees_it() {
+    let e = handoff(Config::builder().proxy_protocol(ProxyMode::V1).header_timeout(Duration::from_millis(300)));
+    let mut bad = connect(e.local_addr());
+    bad.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert!(closed_unanswered(bad), "no header: closed");
+    let mut late = connect(e.local_addr());
+    late.write_all(b"PROXY TCP4 198.51").unwrap();
+    assert!(closed_unanswered(late), "closed at the header deadline");
+    wait_until("both counted", || e.stats().proxy_bad_headers == 2);
+    assert!(e.take(10).unwrap().is_empty(), "the host got neither");
+    e.shutdown(DEADLINE).unwrap();
+
+    let e =
+        handoff(Config::builder().proxy_protocol(ProxyMode::V1).proxy_trusted(vec!["192.0.2.0/24".parse().unwrap()]));
+    let mut s = connect(e.local_addr());
+    s.write_all(b"PROXY TCP4 198.51.100.2 10.0.0.1 4242 80\r\n").unwrap();
+    assert!(closed_unanswered(s), "loopback is not a trusted balancer here");
+    wait_until("the refusal is counted", || e.stats().proxy_untrusted == 1);
+    assert!(e.take(10).unwrap().is_empty());
+    e.shutdown(DEADLINE).unwrap();
+}

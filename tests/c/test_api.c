@@ -237,6 +237,42 @@ static void test_handoff(void) {
     corral_engine_free(e);
 }
 
+/* With proxy_protocol, the peer is the client the PROXY header named, and the fd holds
+ * only the client's own bytes. */
+static void test_handoff_proxy(void) {
+    corral_config *cfg = corral_config_new();
+    corral_engine *e = NULL;
+    corral_accepted a;
+    corral_peer where;
+    const char *sent = "PROXY TCP4 198.51.100.7 10.0.0.1 4321 80\r\nhi";
+    char buf[8] = {0};
+    int client, notify = -1;
+    size_t n = 0;
+    struct pollfd p;
+    OK(corral_config_set(cfg, "proxy_protocol", "v1"));
+    OK(corral_engine_new_handoff(cfg, &e));
+    corral_config_free(cfg);
+    OK(corral_engine_start(e));
+    OK(corral_engine_local_addr(e, 0, &where));
+    OK(corral_engine_notify_fd(e, &notify));
+    client = tl_connect(where.port);
+    CHECK(tl_write_all(client, sent, strlen(sent)) == 0);
+    p.fd = notify;
+    p.events = POLLIN;
+    CHECK(poll(&p, 1, 30000) == 1);
+    OK(corral_engine_take(e, &a, 1, &n));
+    CHECK(n == 1);
+    CHECK(a.peer.family == 4 && a.peer.addr[0] == 198 && a.peer.addr[1] == 51 && a.peer.addr[2] == 100 &&
+          a.peer.addr[3] == 7 && a.peer.port == 4321);
+    p.fd = a.fd;
+    CHECK(poll(&p, 1, 30000) == 1);
+    CHECK(read(a.fd, buf, sizeof buf) == 2 && memcmp(buf, "hi", 2) == 0);
+    close(a.fd);
+    close(client);
+    OK(corral_engine_shutdown(e, 5000, NULL));
+    corral_engine_free(e);
+}
+
 /* ---- serve ------------------------------------------------------------------------ */
 
 static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -432,6 +468,7 @@ int main(void) {
     test_config();
     test_bind_and_listener_fd();
     test_handoff();
+    test_handoff_proxy();
     test_serve();
     test_null_engine();
     return tl_finish("test_api");

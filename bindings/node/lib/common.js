@@ -113,4 +113,23 @@ function delegate(Light, Real, realOf) {
   Object.setPrototypeOf(Light.prototype, Real.prototype)
 }
 
-module.exports = { call, delegate, makeRequest, reply, withCode }
+/**
+ * A net.Socket for a connection corral accepted. With a PROXY header, the socket
+ * reports the client the header named as remoteAddress/remotePort/remoteFamily (what
+ * Express's req.ip and loggers read) and carries the header as `socket.proxy`.
+ */
+function adoptSocket(net, a) {
+  const socket = new net.Socket({ fd: a.fd, readable: true, writable: true })
+  if (a.proxy) {
+    socket.proxy = a.proxy
+    const r = a.remote
+    Object.defineProperties(socket, {
+      remoteAddress: { value: r.address, configurable: true },
+      remotePort: { value: r.port, configurable: true },
+      remoteFamily: { value: r.family, configurable: true },
+    })
+  }
+  return socket
+}
+
+module.exports = { adoptSocket, call, delegate, makeRequest, reply, withCode }

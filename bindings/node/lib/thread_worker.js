@@ -6,6 +6,7 @@ const { workerData, parentPort } = require('node:worker_threads')
 const net = require('node:net')
 const binding = require('../binding.js')
 const { load, serverFor } = require('./app.js')
+const { adoptSocket } = require('./common.js')
 
 const { engineId, slot, file, server: limits, counters } = workerData
 // [requests] for this slot, read by the main thread for stats().
@@ -51,7 +52,7 @@ async function main() {
     scheduled = false
     const next = port.take()
     if (next.closed || !next.conn) return
-    const socket = new net.Socket({ fd: next.conn.fd, readable: true, writable: true })
+    const socket = adoptSocket(net, next.conn)
     sockets.add(socket)
     socket.once('close', () => {
       sockets.delete(socket)

@@ -125,7 +125,44 @@ impl From<std::net::SocketAddr> for Address {
 #[napi(object)]
 pub struct Accepted {
     pub fd: i32,
+    /// The client: with proxyProtocol, the source its PROXY header named.
     pub remote: Address,
+    /// With proxyProtocol: the header, already read off the socket.
+    pub proxy: Option<ProxyInfo>,
+}
+
+/// A PROXY header (HAProxy's protocol, v1 or v2).
+#[napi(object)]
+pub struct ProxyInfo {
+    pub version: u32,
+    /// The client at the balancer; none for LOCAL (a health check).
+    pub source: Option<Address>,
+    pub destination: Option<Address>,
+    /// v2 type-length-values in order, as raw bytes (0x01 ALPN, 0x02 authority, 0x05
+    /// unique id, 0x20 SSL, 0xE0-0xEF the cloud vendors' own).
+    pub tlvs: Vec<ProxyTlv>,
+    /// PP2_TYPE_AUTHORITY: the host name the client asked for.
+    pub authority: Option<String>,
+}
+
+#[napi(object)]
+pub struct ProxyTlv {
+    #[napi(js_name = "type")]
+    pub kind: u32,
+    pub value: Buffer,
+}
+
+impl From<corral_core::Accepted> for Accepted {
+    fn from(a: corral_core::Accepted) -> Accepted {
+        let proxy = a.proxy.as_deref().map(|p| ProxyInfo {
+            version: p.version.into(),
+            source: p.source.map(Address::from),
+            destination: p.destination.map(Address::from),
+            tlvs: p.tlvs().iter().map(|(k, v)| ProxyTlv { kind: (*k).into(), value: v.clone().into() }).collect(),
+            authority: p.authority().map(str::to_string),
+        });
+        Accepted { fd: std::os::fd::IntoRawFd::into_raw_fd(a.fd), remote: a.peer.into(), proxy }
+    }
 }
 
 /// One metric of the metrics list: its value for the engine and per listener or worker.
@@ -261,10 +298,7 @@ impl Engine {
     pub fn take(&self, max: u32) -> Result<Vec<Accepted>> {
         let e = self.get()?;
         let got = e.take(max as usize).map_err(err)?;
-        Ok(got
-            .into_iter()
-            .map(|a| Accepted { fd: std::os::fd::IntoRawFd::into_raw_fd(a.fd), remote: a.peer.into() })
-            .collect())
+        Ok(got.into_iter().map(Accepted::from).collect())
     }
 
     /// Serve: up to `max` requests waiting for the main thread.

@@ -204,10 +204,7 @@ impl ThreadPort {
             (a, next)
         };
         wake(next);
-        Ok(ThreadNext {
-            conn: Some(Accepted { fd: std::os::fd::IntoRawFd::into_raw_fd(conn.fd), remote: conn.peer.into() }),
-            closed: false,
-        })
+        Ok(ThreadNext { conn: Some(conn.into()), closed: false })
     }
 
     /// A connection this thread took has closed.

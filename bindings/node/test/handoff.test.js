@@ -103,3 +103,38 @@ test('a child process exits by itself once its engines are closed', () => {
   assert.strictEqual(r.status, 0, r.stderr)
   assert.strictEqual(r.stdout.trim(), 'closed')
 })
+
+function proxyV2(src, sport, authority) {
+  const tlv = Buffer.concat([Buffer.from([0x02, 0, authority.length]), Buffer.from(authority)])
+  const addr = Buffer.from([...src, 10, 0, 0, 1, sport >> 8, sport & 255, 0, 80])
+  const len = addr.length + tlv.length
+  return Buffer.concat([Buffer.from('\r\n\r\n\0\r\nQUIT\n', 'latin1'), Buffer.from([0x21, 0x11, len >> 8, len & 255]), addr, tlv])
+}
+
+test('with proxyProtocol the socket reports the client its PROXY header named, and the app reads only its own bytes', async () => {
+  const app = http.createServer((req, res) =>
+    res.end(`${req.socket.remoteAddress}:${req.socket.remotePort} v${req.socket.proxy.version} ${req.socket.proxy.authority}`),
+  )
+  const l = corral.listen({ proxyProtocol: 'v2' }, (socket) => app.emit('connection', socket))
+  try {
+    const c = net.connect(l.address().port, '127.0.0.1')
+    c.end(Buffer.concat([proxyV2([203, 0, 113, 9], 5555, 'app.example'), Buffer.from('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n')]))
+    let text = ''
+    for await (const chunk of c) text += chunk
+    assert.match(text, /^HTTP\/1\.1 200 OK/)
+    assert.ok(text.endsWith('203.0.113.9:5555 v2 app.example'), text)
+    // No header: closed unanswered (reset or not: its bytes were never read).
+    const bad = net.connect(l.address().port, '127.0.0.1')
+    bad.end('GET / HTTP/1.1\r\n\r\n')
+    const answer = await new Promise((resolve) => {
+      let got = ''
+      bad.on('data', (d) => (got += d))
+      bad.on('error', () => {})
+      bad.on('close', () => resolve(got))
+    })
+    assert.strictEqual(answer, '')
+    assert.strictEqual(l.stats().proxyBadHeaders, 1)
+  } finally {
+    await l.close()
+  }
+})

@@ -255,3 +255,16 @@ test('the corral bin hosts an app on threads and drains on SIGTERM', async () =>
   assert.strictEqual(code, 0, err)
   assert.match(out, /drained: .*clean/)
 })
+
+test('threads behind a balancer: req.ip is the client its PROXY header named', async () => {
+  const t = await corral.threads({ module: path.join(APPS, 'express_app.js'), threads: 2, proxyProtocol: 'v1' })
+  try {
+    const c = raw(t.address().port)
+    c.send('PROXY TCP4 198.51.100.20 10.0.0.1 40000 80\r\nGET /peer HTTP/1.1\r\nhost: x\r\n\r\n')
+    const { text } = await c.until((b) => b.endsWith('}'))
+    assert.deepStrictEqual(JSON.parse(text.slice(text.indexOf('{'))), { ip: '198.51.100.20', port: 40000, proxy: 1 })
+    c.close()
+  } finally {
+    await t.close({ timeout: 2000 })
+  }
+})

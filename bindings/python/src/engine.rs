@@ -274,16 +274,21 @@ impl Engine {
 
     /// Takes up to `max` accepted connections: (fd, family, host, port). Each fd is the
     /// caller's from here on.
-    fn take(&self, py: Python<'_>, max: usize) -> PyResult<Vec<(i32, u8, String, u16)>> {
+    #[allow(clippy::type_complexity)]
+    fn take<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+    ) -> PyResult<Vec<(i32, u8, String, u16, Option<Bound<'py, PyDict>>)>> {
         let e = self.get(py)?;
         let got = e.take(max).map_err(|err| errors::to_py(py, err))?;
-        Ok(got
-            .into_iter()
+        got.into_iter()
             .map(|a| {
                 let family = if a.peer.is_ipv4() { 4 } else { 6 };
-                (a.fd.into_raw_fd(), family, a.peer.ip().to_string(), a.peer.port())
+                let proxy = a.proxy.as_deref().map(|p| crate::serve::proxy_dict(py, p)).transpose()?;
+                Ok((a.fd.into_raw_fd(), family, a.peer.ip().to_string(), a.peer.port(), proxy))
             })
-            .collect())
+            .collect()
     }
 
     /// Waits, with the GIL released, until a connection is queued (True) or `timeout`

@@ -361,15 +361,7 @@ impl Request {
     /// None without one. `peer` is already the header's client.
     #[getter]
     fn proxy<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(p) = self.inner.proxy() else { return Ok(None) };
-        let d = PyDict::new(py);
-        d.set_item("version", p.version)?;
-        let addr = |a: Option<std::net::SocketAddr>| a.map(|a| (a.ip().to_string(), a.port()));
-        d.set_item("source", addr(p.source))?;
-        d.set_item("destination", addr(p.destination))?;
-        let tlvs: Vec<(u8, Bound<'py, PyBytes>)> = p.tlvs().iter().map(|(k, v)| (*k, PyBytes::new(py, v))).collect();
-        d.set_item("tlvs", tlvs)?;
-        Ok(Some(d))
+        self.inner.proxy().map(|p| proxy_dict(py, p)).transpose()
     }
     #[getter]
     fn is_http(&self) -> bool {
@@ -777,6 +769,19 @@ impl Responder {
             State::Done => false,
         }
     }
+}
+
+/// A PROXY header as Python sees it: version, source and destination ((host, port) or
+/// None), tlvs [(type, bytes)].
+pub(crate) fn proxy_dict<'py>(py: Python<'py>, p: &corral_core::ProxyHeader) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("version", p.version)?;
+    let addr = |a: Option<std::net::SocketAddr>| a.map(|a| (a.ip().to_string(), a.port()));
+    d.set_item("source", addr(p.source))?;
+    d.set_item("destination", addr(p.destination))?;
+    let tlvs: Vec<(u8, Bound<'py, PyBytes>)> = p.tlvs().iter().map(|(k, v)| (*k, PyBytes::new(py, v))).collect();
+    d.set_item("tlvs", tlvs)?;
+    Ok(d)
 }
 
 fn wait_flag(pair: &(Mutex<bool>, Condvar), timeout: Duration) -> bool {

@@ -101,3 +101,22 @@ def test_wrong_mode_is_reported():
     with pytest.raises(corral.WrongModeError):
         s._engine.take(1)
     s.close()
+
+
+def test_with_proxy_protocol_the_client_comes_beside_the_socket_and_the_header_is_read(deadline):
+    with corral.listen(("127.0.0.1", 0), proxy_protocol="v1") as listener:
+        client = socket.create_connection(listener.address, timeout=deadline)
+        client.sendall(b"PROXY TCP6 2001:db8::7 2001:db8::1 4242 443\r\nhello")
+        a = listener.accept_client(timeout=deadline)
+        assert a.peer == ("2001:db8::7", 4242), "the client the balancer saw"
+        assert a.proxy == {"version": 1, "source": ("2001:db8::7", 4242), "destination": ("2001:db8::1", 443), "tlvs": []}
+        assert a.socket.family == socket.AF_INET, "the socket's own family (an IPv4 balancer)"
+        assert a.socket.recv(5) == b"hello", "only the client's own bytes are left to read"
+        a.socket.close()
+        client.close()
+    with corral.listen(("127.0.0.1", 0)) as plain:
+        client = socket.create_connection(plain.address, timeout=deadline)
+        a = plain.accept_client(timeout=deadline)
+        assert (a.peer, a.proxy) == (client.getsockname(), None)
+        a.socket.close()
+        client.close()

@@ -77,7 +77,12 @@ impl<T, S: Signal> Signalled<T, S> {
 pub struct Accepted {
     /// The connected socket: non-blocking, close-on-exec, `TCP_NODELAY`. Yours to close.
     pub fd: OwnedFd,
+    /// The client: with `proxy_protocol`, the source its PROXY header named (the
+    /// balancer's address for a `LOCAL` header, such as a health check).
     pub peer: SocketAddr,
+    /// With `proxy_protocol`: the header, already read off the socket (the host reads
+    /// only the client's own bytes).
+    pub proxy: Option<Arc<super::proxy::ProxyHeader>>,
 }
 
 /// Called on the queue's empty→non-empty transition, on the acceptor's thread.
@@ -149,7 +154,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, peer) = l.accept().unwrap();
-        Accepted { fd: s.into(), peer }
+        Accepted { fd: s.into(), peer, proxy: None }
     }
 
     fn readable(fd: RawFd) -> bool {

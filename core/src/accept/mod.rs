@@ -23,6 +23,7 @@ pub(crate) mod handoff;
 pub(crate) mod handover;
 pub(crate) mod listen;
 pub(crate) mod per_ip;
+pub(crate) mod preamble;
 pub mod proxy;
 
 use std::net::SocketAddr;

@@ -106,6 +106,18 @@ impl Engine {
                 (None, Some(q))
             }
         };
+        let preambles = match (&host, config.proxy_protocol) {
+            (Some(_), mode) if mode != crate::accept::proxy::ProxyMode::Off => Some(Arc::new(
+                crate::accept::preamble::Preambles::new(
+                    mode,
+                    config.proxy_trusted.clone(),
+                    config.limits.max_header,
+                    config.limits.header_timeout,
+                )
+                .map_err(|e| Error::io(ErrorKind::Io, "cannot create the PROXY header reader's epoll", e))?,
+            )),
+            _ => None,
+        };
         let conn_gate = match &host {
             Some(q) => Arc::clone(&q.gate),
             None => Arc::new(Gate::new(config.limits.max_connections).with_rate(config.limits.max_accept_rate)),
@@ -177,6 +189,7 @@ impl Engine {
             per_ip: crate::accept::per_ip::PerIp::new(config.limits.max_connections_per_ip, config.limits.per_ip_all),
             conn_gate,
             host,
+            preambles,
             listeners: bound.listeners,
             epoch: Instant::now(),
             kernel_at_start: sys::listen_drop_counters().unwrap_or_default(),
@@ -246,6 +259,20 @@ impl Engine {
                 .spawn(move || {
                     let _guard = guard;
                     crate::worker::monitor::run(shared)
+                })
+                .map_err(spawn_err)?;
+            c.worker_threads.push(h);
+        }
+        if let Some(p) = &self.shared.preambles {
+            let (p, shared) = (Arc::clone(p), Arc::clone(&self.shared));
+            let guard = self.shared.life.threads.enter();
+            let h = std::thread::Builder::new()
+                .name("corral-proxy".into())
+                .spawn(move || {
+                    let _guard = guard;
+                    if let Some(host) = &shared.host {
+                        p.run(host, &shared.counters);
+                    }
                 })
                 .map_err(spawn_err)?;
             c.worker_threads.push(h);
@@ -396,7 +423,10 @@ impl Engine {
         let clean = {
             let mut g = lock(&s.life.drained.0);
             loop {
-                if s.conn_gate.used() == 0 || s.host.is_some() {
+                // Handoff: what the host has is the host's; a PROXY header on its way
+                // is still waited for.
+                let handoff_done = s.preambles.as_ref().map_or(true, |p| p.waiting() == 0);
+                if s.conn_gate.used() == 0 || (s.host.is_some() && handoff_done) {
                     break true;
                 }
                 // A closing connection wakes this wait; an acceptor's unit reserved for
@@ -411,6 +441,9 @@ impl Engine {
         };
         // 3. Stop: workers close what is left and exit.
         s.life.stopped.store(true, SeqCst);
+        if let Some(p) = &s.preambles {
+            p.stop();
+        }
         *lock(&s.life.stop_signal.0) = true;
         s.life.stop_signal.1.notify_all();
         s.wake_all_workers();

@@ -111,6 +111,9 @@ pub(crate) struct Shared {
     pub per_ip: crate::accept::per_ip::PerIp,
     /// Handoff mode's queue of accepted connections for the host.
     pub host: Option<HostQueue>,
+    /// Handoff mode with `proxy_protocol`: where headers are read before the host
+    /// gets a connection.
+    pub preambles: Option<Arc<crate::accept::preamble::Preambles>>,
     /// The listening sockets, for stats and shutdown.
     pub listeners: Vec<Arc<Listener>>,
     /// When the engine was built: the zero of every timestamp and of uptime.
@@ -255,7 +258,10 @@ impl Shared {
     /// Hands a connection accepted on an acceptor thread to the host queue or a worker.
     pub(super) fn deliver(self: &Arc<Self>, acceptor: usize, fd: OwnedFd, peer: SocketAddr) {
         if let Some(host) = &self.host {
-            host.push(Accepted { fd, peer });
+            match &self.preambles {
+                Some(p) => p.admit(fd, peer, host, &self.counters),
+                None => host.push(Accepted { fd, peer, proxy: None }),
+            }
             return;
         }
         match self.plan.dispatch {

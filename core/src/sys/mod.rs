@@ -17,8 +17,8 @@ pub use epoll::{Epoll, Events, Interest};
 pub use eventfd::EventFd;
 pub use fdpass::{recv_fds, send_fds};
 pub use net::{
-    accept4, adopt_listener, check_listener, ensure_nonblocking, is_cloexec, poll_readable, recv, recv_append, send,
-    set_defer_accept, shutdown_write, tcp_listen_queue, ListenQueue,
+    accept4, adopt_listener, check_listener, ensure_nonblocking, is_cloexec, poll_readable, recv, recv_append,
+    recv_peek, send, set_defer_accept, shutdown_write, tcp_listen_queue, ListenQueue,
 };
 pub use proc::{
     cpu_time_of, listen_drop_counters, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit,

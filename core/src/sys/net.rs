@@ -44,6 +44,12 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     cvt_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
 }
 
+/// Looks at what arrived without consuming it (`MSG_PEEK`). `Ok(0)` is end of stream.
+pub fn recv_peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    cvt_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK) })
+}
+
 /// Reads into the spare capacity of `buf` (at least `min_room` bytes of it, reserved
 /// here) and extends its length by what arrived; no zero-filling.
 pub fn recv_append(fd: RawFd, buf: &mut Vec<u8>, min_room: usize) -> io::Result<usize> {

@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import weakref
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _corral
 from ._options import Options
@@ -38,6 +38,7 @@ from ._corral import (
 __version__: str = _corral.__version__
 
 __all__ = [
+    "Accepted",
     "metrics",
     "options",
     "Options",
@@ -166,6 +167,16 @@ class _EngineOwner:
             self._closed(timeout)
 
 
+class Accepted(NamedTuple):
+    """A connection taken from a handoff engine, and who its client is."""
+
+    socket: socket.socket
+    #: (host, port): with proxy_protocol, the client the PROXY header named.
+    peer: Tuple[str, int]
+    #: The PROXY header (version, source, destination, tlvs), or None.
+    proxy: Optional[Dict[str, Any]]
+
+
 class Listener(_EngineOwner):
     """A handoff engine: corral accepts, you serve. Use as a context manager."""
 
@@ -177,25 +188,37 @@ class Listener(_EngineOwner):
         return int(self._engine.fileno())
 
     @staticmethod
-    def _socket(fd: int, family: int) -> socket.socket:
-        af = socket.AF_INET if family == 4 else socket.AF_INET6
-        return socket.socket(af, socket.SOCK_STREAM, 0, fileno=fd)
+    def _socket(fd: int) -> socket.socket:
+        # The family comes from the fd itself: with PROXY the client's may differ.
+        return socket.socket(fileno=fd)
 
     def accept_many(self, n: int = 64) -> List[socket.socket]:
         """Takes up to ``n`` accepted connections without waiting (possibly none). Each
         is a non-blocking ``socket.socket`` that you own."""
-        return [self._socket(fd, fam) for fd, fam, _host, _port in self._engine.take(n)]
+        return [a.socket for a in self.accept_many_clients(n)]
+
+    def accept_many_clients(self, n: int = 64) -> List["Accepted"]:
+        """Like ``accept_many``, with each socket's client: ``Accepted(socket, peer,
+        proxy)``. ``peer`` is ``(host, port)``, with ``proxy_protocol`` the client its
+        PROXY header named (already read off the socket); ``proxy`` is that header as a
+        dict (version, source, destination, tlvs) or None."""
+        return [
+            Accepted(self._socket(fd), (host, port), proxy)
+            for fd, _fam, host, port, proxy in self._engine.take(n)
+        ]
 
     def accept(self, timeout: Optional[float] = None) -> socket.socket:
         """Waits for one connection (the GIL is released; Ctrl-C interrupts) and returns
         it as a blocking-mode ``socket.socket``. Raises TimeoutError after ``timeout``."""
+        return self.accept_client(timeout).socket
+
+    def accept_client(self, timeout: Optional[float] = None) -> "Accepted":
+        """Like ``accept``, with the client: ``Accepted(socket, peer, proxy)``."""
         while True:
-            got = self._engine.take(1)
+            got = self.accept_many_clients(1)
             if got:
-                fd, fam, _host, _port = got[0]
-                s = self._socket(fd, fam)
-                s.setblocking(True)
-                return s
+                got[0].socket.setblocking(True)
+                return got[0]
             if not self._engine.wait(timeout):
                 raise TimeoutError("no connection arrived in time")
 

@@ -31,9 +31,9 @@ class Options(TypedDict, total=False):
     defer_accept: bool
     # TCP_NODELAY on the listeners, inherited by every accepted socket (false: Nagle's algorithm batches small writes). True or false. Default true; applies to serve and handoff engines.
     tcp_nodelay: bool
-    # The PROXY protocol header (HAProxy, AWS NLB) each connection starts with: off, v1, v2, or any; the client's address is then the header's. One of off, v1, v2, any. Default off; applies to serve engines.
+    # The PROXY protocol header (HAProxy, AWS NLB) each connection starts with: off, v1, v2, or any; the client's address is then the header's (handoff: read off the socket before the host gets it). One of off, v1, v2, any. Default off; applies to serve and handoff engines.
     proxy_protocol: Literal["off", "v1", "v2", "any"]
-    # With proxy_protocol: the sources (balancers) allowed to send the header; a connection from any other is refused before it is read. A comma-separated list of addresses or address/prefix blocks (none: no source). Default 127.0.0.0/8,::1; applies to serve engines.
+    # With proxy_protocol: the sources (balancers) allowed to send the header; a connection from any other is refused before it is read. A comma-separated list of addresses or address/prefix blocks (none: no source). Default 127.0.0.0/8,::1; applies to serve and handoff engines.
     proxy_trusted: str
     # Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting (with MAINPID after a hand-over), RELOADING=1 when a successor takes the listeners, and STOPPING=1 when draining; off for engines embedded among others. True or false. Default false; applies to serve and handoff engines.
     sd_notify: bool
@@ -59,7 +59,7 @@ class Options(TypedDict, total=False):
     max_frame: int
     # Largest HTTP request head (request line and headers). 64 to 16777216 bytes. Default 16 KiB; applies to serve engines.
     max_header: int
-    # Time for a request to arrive once begun, and for the first request (slowloris). 1 ms to 365 days (seconds as a number, or text with a unit such as "250ms"). Default 10 s; applies to serve engines.
+    # Time for a request to arrive once begun, and for the first request (slowloris); in handoff, for the PROXY header (proxy_protocol). 1 ms to 365 days (seconds as a number, or text with a unit such as "250ms"). Default 10 s; applies to serve and handoff engines.
     header_timeout: Union[float, str]
     # Time a connection may sit idle, or not read its replies, before it is closed. 1 ms to 365 days (seconds as a number, or text with a unit such as "250ms"). Default 60 s; applies to serve engines.
     idle_timeout: Union[float, str]
