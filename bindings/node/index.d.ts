@@ -75,6 +75,16 @@ export interface ListenOptions extends EngineOptions {
   host?: string
   /** Default 0: the kernel picks a free port (read it with address()). */
   port?: number
+  /**
+   * A listening socket to serve instead of binding host/port (socket activation's, see
+   * listenFds(), or an inherited one); corral takes a duplicate.
+   */
+  fd?: number
+  /**
+   * A Unix socket path where a running engine offers its listening sockets
+   * (handOver): they are served instead of binding host/port.
+   */
+  listenersFrom?: string
 }
 
 export interface Address {
@@ -149,6 +159,12 @@ declare class Engine extends EventEmitter {
   ref(): this
   /** Timeout in milliseconds (default 5000). Idempotent. */
   close(options?: { timeout?: number }): Promise<ShutdownReport>
+  /**
+   * Offers the listening sockets at `path` to a successor (started with
+   * listenersFrom: path) and resolves once it serves them; then close() this engine.
+   * Rejects with code CORRAL_STATE if none came within `timeout` ms (default 30000).
+   */
+  handOver(path: string, options?: { timeout?: number }): Promise<void>
 }
 
 export declare class Listener extends Engine implements AsyncIterable<Socket> {
@@ -268,6 +284,8 @@ export declare function serve(options: ServeOptions): Server
  * maxRequestsPerSocket and maxHeaderSize.
  */
 export declare function threads(options: ThreadsOptions): Promise<Threads>
+/** The sockets socket activation passed (LISTEN_FDS); the variables are removed. */
+export declare function listenFds(): Array<{ fd: number; name?: string }>
 /** corral's engine options: camelCase name, values (durations in ms), default, doc, applies. */
 export declare function options(): OptionInfo[]
 export declare const version: string

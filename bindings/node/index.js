@@ -16,7 +16,7 @@ const BATCH = 256
 
 // Keys of an entry point that are not engine options; every other key is looked up in
 // corral's option table natively (an unknown one is refused with CORRAL_INVALID_CONFIG).
-const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'fetch', 'heavy', 'heavyThreads', 'heavyModule', 'module', 'threads', 'lightResponse'])
+const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'fetch', 'heavy', 'heavyThreads', 'heavyModule', 'module', 'threads', 'lightResponse', 'fd', 'listenersFrom'])
 
 function configError(message) {
   return Object.assign(new TypeError(message), { code: 'CORRAL_INVALID_CONFIG' })
@@ -37,7 +37,11 @@ function nativeArgs(o, extra = {}) {
       typeName: v === null ? 'null' : typeof v,
     })
   }
-  return { host: o.host, port: o.port, options, ...extra }
+  if (o.fd !== undefined && !Number.isInteger(o.fd)) throw configError(`fd must be an integer descriptor, not ${typeof o.fd}`)
+  if (o.listenersFrom !== undefined && typeof o.listenersFrom !== 'string') {
+    throw configError(`listenersFrom must be a Unix socket path, not ${typeof o.listenersFrom}`)
+  }
+  return { host: o.host, port: o.port, options, fd: o.fd, listenersFrom: o.listenersFrom, ...extra }
 }
 
 /** The metrics list as an object: engine-wide values by name, per-item ones in lists. */
@@ -96,6 +100,20 @@ class Engine extends EventEmitter {
 
   get closed() {
     return this._closing !== null
+  }
+
+  /**
+   * Offers the listening sockets to a successor (an engine started with
+   * `listenersFrom: path`, usually in the next process) and resolves once it serves
+   * them; then close() this engine: it drains while the successor takes every new
+   * connection, so a restart loses none. Rejects (and this engine serves on) if no
+   * successor came within `timeout` ms (code CORRAL_STATE) or it failed.
+   */
+  handOver(path, { timeout = 30000 } = {}) {
+    if (typeof path !== 'string') return Promise.reject(configError(`handOver needs a Unix socket path, not ${typeof path}`))
+    return call(() => this._native.handOver(path, timeout)).catch((e) => {
+      throw withCode(e)
+    })
   }
 
   /**
@@ -346,9 +364,18 @@ function serve(options) {
 
 const { threads, Threads } = require('./lib/threads.js')({ Engine, nativeArgs, configError })
 
+/**
+ * The sockets a service manager passed (socket activation: LISTEN_FDS, from fd 3,
+ * when LISTEN_PID is this process) as `{ fd, name }`; the variables are removed so
+ * child processes do not take them again. Give one to an entry point as `fd`.
+ */
+function listenFds() {
+  return call(() => binding.listenFds())
+}
+
 /** corral's engine options: camelCase name, values (durations in ms), default, doc, applies. */
 function options() {
   return binding.optionTable()
 }
 
-module.exports = { listen, serve, threads, options, Listener, Server, Threads, version: require('./package.json').version }
+module.exports = { listen, serve, threads, options, listenFds, Listener, Server, Threads, version: require('./package.json').version }

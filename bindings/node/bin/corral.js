@@ -16,6 +16,10 @@ Fastify app, an http.Server that is not listening, or an object with fetch()
   --host HOST          address to listen on (default 127.0.0.1)
   --port PORT          port (default 8000; 0: the kernel picks)
   --drain-timeout MS   on SIGTERM/SIGINT, time for requests in flight (default 10000)
+  --fd N               serve this inherited listening socket (socket activation's
+                       LISTEN_FDS socket is taken without it)
+  --listeners-from P   take the listening sockets a running corral offers at P
+  --offer-listeners P  offer them at P to a successor; once it serves, drain and exit 0
 
 Engine options (any of corral's table, as --kebab-case):`
 
@@ -49,7 +53,7 @@ function parse(argv) {
       continue
     }
     const name = a.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase())
-    const known = ['threads', 'host', 'port', 'drainTimeout'].includes(name) || table.has(name)
+    const known = OWN.includes(name) || table.has(name)
     if (!known) fail(`unknown option ${a}`)
     const boolean = table.has(name) && /^True or false/.test(table.get(name).range)
     let value = argv[i + 1]
@@ -60,14 +64,22 @@ function parse(argv) {
     if (value === 'true' || value === 'false') v = value === 'true'
     else if (/^-?\d+(\.\d+)?$/.test(value)) v = Number(value)
     if (name === 'drainTimeout') drainTimeout = v
+    else if (name === 'offerListeners' || name === 'listenersFrom') opts[name] = String(value)
     else opts[name] = v
   }
   if (app === null) fail('which app? give the path of its module')
-  return { opts: { ...opts, module: path.resolve(app) }, drainTimeout }
+  // Socket activation: the service manager's socket (the first) is served, unless --fd names one.
+  const activated = corral.listenFds()
+  if (activated.length > 0 && opts.fd === undefined) opts.fd = activated[0].fd
+  const offer = opts.offerListeners
+  delete opts.offerListeners
+  return { opts: { sdNotify: true, ...opts, module: path.resolve(app) }, drainTimeout, offer }
 }
 
+const OWN = ['threads', 'host', 'port', 'drainTimeout', 'fd', 'listenersFrom', 'offerListeners']
+
 async function main() {
-  const { opts, drainTimeout } = parse(process.argv.slice(2))
+  const { opts, drainTimeout, offer } = parse(process.argv.slice(2))
   let t
   try {
     t = await corral.threads(opts)
@@ -92,6 +104,19 @@ async function main() {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  // Offer the sockets until a successor takes them, then drain: a restart without loss.
+  while (offer && !stopping) {
+    try {
+      await t.handOver(offer, { timeout: 3600 * 1000 })
+      process.stdout.write('corral: a successor serves the listeners now\n')
+      return stop('hand-over')
+    } catch (e) {
+      if (e.code !== 'CORRAL_STATE') {
+        process.stderr.write(`corral: hand-over: ${e.message}\n`)
+        return
+      }
+    }
+  }
 }
 
 main()

@@ -34,11 +34,20 @@ async function main() {
   const server = await serverFor(app, { maxHeaderSize: limits.maxHeader }, file)
   applyLimits(server)
 
-  const sockets = new Set()
+  // Each open connection: requests in progress, and since when it has had none.
+  const sockets = new Map()
   let draining = false
   server.prependListener('request', (req, res) => {
     requestCount[0]++
     if (draining) res.setHeader('connection', 'close')
+    const st = sockets.get(req.socket)
+    if (st) {
+      st.busy++
+      res.once('close', () => {
+        st.busy--
+        st.since = Date.now()
+      })
+    }
   })
 
   let scheduled = false
@@ -53,7 +62,7 @@ async function main() {
     const next = port.take()
     if (next.closed || !next.conn) return
     const socket = adoptSocket(net, next.conn)
-    sockets.add(socket)
+    sockets.set(socket, { busy: 0, since: Date.now() })
     socket.once('close', () => {
       sockets.delete(socket)
       port.released()
@@ -79,16 +88,20 @@ async function main() {
   parentPort.on('message', (m) => {
     if (m.type !== 'drain' || draining) return
     // The engine stopped handing out connections. Requests that come are answered with
-    // `connection: close`; idle connections get a grace for a request on its way, then
-    // are closed; at the deadline what is left is destroyed.
+    // `connection: close`; a connection idle for the whole grace is closed; at the
+    // deadline what is left is destroyed.
     draining = true
     report = { closed: sockets.size, aborted: 0 }
-    server.close()
-    sweep = setInterval(() => server.closeIdleConnections(), m.idleGrace)
+    // Only a connection idle for the whole grace is closed: one whose client just got
+    // an answer may have its next request on the way (that one gets `connection: close`).
+    sweep = setInterval(() => {
+      const now = Date.now()
+      for (const [s, st] of sockets) if (st.busy === 0 && now - st.since >= m.idleGrace) s.destroy()
+    }, Math.max(1, m.idleGrace / 4))
     deadline = setTimeout(() => {
       report.aborted = sockets.size
       report.closed -= sockets.size
-      for (const s of sockets) s.destroy()
+      for (const s of sockets.keys()) s.destroy()
       finish()
     }, m.timeout)
     if (sockets.size === 0) finish()

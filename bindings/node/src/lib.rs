@@ -61,6 +61,12 @@ pub struct EngineArgs {
     pub heavy_min_bytes: Option<f64>,
     /// Heavy requests go to JS threads that pull them (serve only).
     pub heavy_to_workers: Option<bool>,
+    /// A listening socket to serve instead of binding host/port (a duplicate is
+    /// taken; the caller's fd stays open): socket activation's, or an inherited one.
+    pub fd: Option<i32>,
+    /// A Unix socket path where a running engine offers its listening sockets
+    /// (`handOver`): they are served instead of binding host/port.
+    pub listeners_from: Option<String>,
 }
 
 impl OptionValue {
@@ -85,6 +91,33 @@ impl OptionValue {
 }
 
 fn build(a: &EngineArgs) -> Result<Config> {
+    let mut b: ConfigBuilder = Config::builder();
+    if let Some(path) = &a.listeners_from {
+        b = b.listeners_from(path, Duration::from_secs(30)).map_err(err)?;
+    }
+    if let Some(fd) = a.fd {
+        if fd < 0 {
+            return Err(config_error(format!("fd = {fd} is not a descriptor: give an open listening socket's fd")));
+        }
+        // SAFETY: `fd` is borrowed only for F_DUPFD_CLOEXEC; if it is not open the
+        // duplication fails and says so. The duplicate is the engine's alone.
+        let owned = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+            .try_clone_to_owned()
+            .map_err(|e| config_error(format!("fd = {fd}: cannot take it ({e}); give an open listening socket")))?;
+        b = b.listener_fd(owned);
+    }
+    if !b.has_listeners() {
+        b = b.addr(address(a)?);
+    }
+    for o in &a.options {
+        b.set(&Front::NODE, &o.name, o.value()?).map_err(err)?;
+    }
+    // JS handlers never run on corral's CPU pool: heavy requests go to JS threads.
+    b = b.without_cpu_pool();
+    b.build().map_err(err)
+}
+
+fn address(a: &EngineArgs) -> Result<std::net::SocketAddr> {
     let host = a.host.clone().unwrap_or_else(|| "127.0.0.1".into());
     let port = a.port.unwrap_or(0.0);
     if !(port.fract() == 0.0 && (0.0..=65535.0).contains(&port)) {
@@ -94,13 +127,7 @@ fn build(a: &EngineArgs) -> Result<Config> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| config_error(format!("cannot resolve {host:?} to an IP address")))?;
-    let mut b: ConfigBuilder = Config::builder().addr(addr);
-    for o in &a.options {
-        b.set(&Front::NODE, &o.name, o.value()?).map_err(err)?;
-    }
-    // JS handlers never run on corral's CPU pool: heavy requests go to JS threads.
-    b = b.without_cpu_pool();
-    b.build().map_err(err)
+    Ok(addr)
 }
 
 /// Where an engine listens, or a connection comes from.
@@ -215,7 +242,11 @@ impl Task for Shutdown {
 
     fn compute(&mut self) -> Result<Self::Output> {
         let e = self.engine.take().ok_or_else(|| fail("CORRAL_STATE", "the engine is already closed"))?;
-        let r = e.shutdown(self.timeout).map_err(err)?;
+        let started = std::time::Instant::now();
+        if let Some(t) = &self.threads {
+            t.hand_out_the_rest(self.timeout);
+        }
+        let r = e.shutdown(self.timeout.saturating_sub(started.elapsed())).map_err(err)?;
         if let Some(s) = &self.serve {
             s.close();
         }
@@ -234,6 +265,25 @@ impl Task for Shutdown {
             handoff_unclaimed: r.handoff_unclaimed as i64,
             clean: r.clean,
         })
+    }
+}
+
+pub struct HandOver {
+    engine: Arc<corral_core::Engine>,
+    path: String,
+    timeout: Duration,
+}
+
+impl Task for HandOver {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        self.engine.hand_over(&self.path, self.timeout).map_err(err)
+    }
+
+    fn resolve(&mut self, _env: Env, _: ()) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -441,6 +491,16 @@ impl Engine {
         Ok(AsyncTask::new(Shutdown { engine, serve: self.serve.clone(), threads: self.threads.clone(), timeout }))
     }
 
+    /// Offers this engine's listening sockets to a successor (an engine made with
+    /// `listenersFrom: path`) and resolves once it serves them (within `timeoutMs`);
+    /// then close() this one: it drains while the successor takes every new connection.
+    #[napi]
+    pub fn hand_over(&self, path: String, timeout_ms: f64) -> Result<AsyncTask<HandOver>> {
+        let timeout = options::seconds(timeout_ms / 1e3)
+            .ok_or_else(|| config_error(format!("timeout = {timeout_ms} is out of range: use milliseconds from 1")))?;
+        Ok(AsyncTask::new(HandOver { engine: self.get()?, path, timeout }))
+    }
+
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).is_none()
@@ -515,4 +575,20 @@ pub fn option_value(name: String, value: Option<OptionValue>) -> Result<f64> {
             return Err(fail("CORRAL_INVALID_CONFIG", format!("{name} is not a number")))
         }
     })
+}
+
+/// A socket passed by socket activation.
+#[napi(object)]
+pub struct ActivatedFd {
+    pub fd: i32,
+    /// Its name from LISTEN_FDNAMES, if any.
+    pub name: Option<String>,
+}
+
+/// The sockets passed by socket activation (LISTEN_FDS from fd 3, when LISTEN_PID is
+/// this process); the variables are removed so children do not take them again.
+#[napi]
+pub fn listen_fds() -> Result<Vec<ActivatedFd>> {
+    let got = corral_core::os::listen_fds().map_err(|e| fail("CORRAL_IO", format!("socket activation: {e}")))?;
+    Ok(got.into_iter().map(|a| ActivatedFd { fd: std::os::fd::IntoRawFd::into_raw_fd(a.fd), name: a.name }).collect())
 }

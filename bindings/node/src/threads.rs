@@ -12,7 +12,8 @@
 //! pauses the acceptors and the kernel backlog absorbs.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
@@ -36,6 +37,8 @@ pub struct Dispatch {
     pub id: u32,
     engine: Arc<corral_core::Engine>,
     slots: Mutex<Vec<Slot>>,
+    /// Signalled on every take, for [`Dispatch::wait_taken`].
+    taken: Condvar,
     closed: AtomicBool,
 }
 
@@ -66,6 +69,7 @@ impl Dispatch {
             id: NEXT.fetch_add(1, Relaxed),
             engine,
             slots: Mutex::new((0..threads).map(|_| Slot::default()).collect()),
+            taken: Condvar::new(),
             closed: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&d);
@@ -101,6 +105,28 @@ impl Dispatch {
             s.idle = false;
             s.live = 0;
             s.generation = s.generation.wrapping_add(1);
+        }
+    }
+
+    /// Closing: stops accepting, then waits (until `timeout`) for the threads to take
+    /// every connection already accepted, so none is closed unclaimed.
+    pub fn hand_out_the_rest(&self, timeout: Duration) {
+        if self.engine.stop_accepting().is_err() {
+            return;
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let mut slots = lock(&self.slots);
+        while self.engine.waiting().unwrap_or(0) > 0 {
+            // Threads that are idle may have missed nothing, but wake them all to be sure.
+            for s in slots.iter_mut().filter(|s| s.idle) {
+                s.idle = false;
+                wake(s.wake.clone());
+            }
+            let left = deadline.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() || slots.iter().all(|s| s.wake.is_none()) {
+                return;
+            }
+            slots = self.taken.wait_timeout(slots, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -199,6 +225,7 @@ impl ThreadPort {
             };
             me.live += 1;
             me.taken += 1;
+            d.taken.notify_all();
             // More wait: wake another idle thread rather than take them all here.
             let next = if d.engine.waiting().unwrap_or(0) > 0 { pick_idle(&mut slots) } else { None };
             (a, next)

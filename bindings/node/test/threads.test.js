@@ -268,3 +268,76 @@ test('threads behind a balancer: req.ip is the client its PROXY header named', a
     await t.close({ timeout: 2000 })
   }
 })
+
+/** Starts the bin; resolves with the child and the port it says it listens on. */
+async function startBin(args, options = {}) {
+  const bin = path.join(__dirname, '..', 'bin', 'corral.js')
+  const child = spawn(options.command || process.execPath, [...(options.prefix || []), bin, ...args], {
+    stdio: options.stdio || ['ignore', 'pipe', 'pipe'],
+  })
+  const out = { text: '', err: '' }
+  child.stdout.on('data', (d) => (out.text += d))
+  child.stderr.on('data', (d) => (out.err += d))
+  while (!/listening on http:\/\/127\.0\.0\.1:(\d+)/.test(out.text)) {
+    if (child.exitCode !== null) assert.fail(`the bin exited: ${out.err}`)
+    await Promise.race([once(child.stdout, 'data'), once(child, 'exit')])
+  }
+  return { child, out, port: Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out.text)[1]) }
+}
+
+test('the bin serves a socket-activated listener (LISTEN_FDS) without binding', async () => {
+  const listener = net.createServer()
+  await new Promise((r) => listener.listen(0, '127.0.0.1', r))
+  const { port: want } = listener.address()
+  const { child, port } = await startBin(['--threads', '1', path.join(APPS, 'express_app.js')], {
+    command: 'sh',
+    prefix: ['-c', 'LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" "$@"', process.execPath],
+    // The listening socket's own descriptor, at fd 3 in the child (as a service manager passes it).
+    stdio: ['ignore', 'pipe', 'pipe', listener._handle.fd],
+  })
+  listener.close() // the child has its own copy
+  assert.strictEqual(port, want, 'the service manager\'s socket')
+  assert.strictEqual((await request(port)).body, 'hello\n')
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit')
+  assert.strictEqual(code, 0)
+})
+
+test('the bin hands its listeners to a successor under load: no request fails', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-bin-'))
+  const offer = path.join(dir, 'offer.sock')
+  const app = path.join(APPS, 'express_app.js')
+  const old = await startBin(['--threads', '2', '--port', '0', '--offer-listeners', offer, app])
+  const port = old.port
+  let stop = false
+  let answered = 0
+  const failures = []
+  const loops = [true, false].map(async (keepAlive) => {
+    const agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : false
+    while (!stop) {
+      try {
+        const r = await request(port, { path: '/thread', agent })
+        assert.strictEqual(r.status, 200)
+        answered++
+      } catch (e) {
+        failures.push(e)
+      }
+    }
+    if (agent) agent.destroy()
+  })
+  while (answered < 20) await new Promise((r) => setTimeout(r, 5))
+  const oldExit = once(old.child, 'exit')
+  const next = await startBin(['--threads', '2', '--listeners-from', offer, app])
+  assert.strictEqual(next.port, port, 'the successor serves the same socket')
+  const [code] = await oldExit
+  assert.strictEqual(code, 0, old.out.err)
+  assert.match(old.out.text, /a successor serves the listeners now/)
+  const before = answered
+  while (answered < before + 20) await new Promise((r) => setTimeout(r, 5))
+  stop = true
+  await Promise.all(loops)
+  assert.deepStrictEqual(failures.map((e) => e.message), [])
+  next.child.kill('SIGTERM')
+  assert.deepStrictEqual(await once(next.child, 'exit'), [0, null])
+  fs.rmSync(dir, { recursive: true })
+})

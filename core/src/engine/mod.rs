@@ -392,6 +392,33 @@ impl Engine {
         sys::poll_readable(fd, timeout).map_err(|e| Error::io(ErrorKind::Io, "poll on the notify fd failed", e))
     }
 
+    /// Handoff: stops accepting (as the first step of [`shutdown`](Self::shutdown)
+    /// does) and leaves what is queued for the host to take, so a host can take every
+    /// connection accepted before it shuts the engine down. Idempotent.
+    pub fn stop_accepting(&self) -> Result<()> {
+        self.host()?;
+        let mut c = lock(&self.control);
+        if matches!(c.phase, Phase::Closed) {
+            return Err(Error::new(ErrorKind::State, "the engine is already shut down"));
+        }
+        self.stop_acceptors(&mut c);
+        Ok(())
+    }
+
+    fn stop_acceptors(&self, c: &mut Control) {
+        let s = &self.shared;
+        s.life.accepting_stopped.store(true, SeqCst);
+        for ctl in &c.acceptor_ctls {
+            ctl.notify();
+        }
+        for h in c.acceptor_threads.drain(..) {
+            let _ = h.join();
+        }
+        for l in &s.listeners {
+            l.stop();
+        }
+    }
+
     /// Stops accepting, lets in-flight requests finish until `timeout`, then closes
     /// what remains. Fails if the engine was already shut down. A timeout too large
     /// for a deadline (`Duration::MAX`) means no deadline.
@@ -406,16 +433,7 @@ impl Engine {
         c.phase = Phase::Closed;
         let s = &self.shared;
         // 1. Stop accepting; closing the listeners resets what waits in their backlog.
-        s.life.accepting_stopped.store(true, SeqCst);
-        for ctl in &c.acceptor_ctls {
-            ctl.notify();
-        }
-        for h in c.acceptor_threads.drain(..) {
-            let _ = h.join();
-        }
-        for l in &s.listeners {
-            l.stop();
-        }
+        self.stop_acceptors(&mut c);
         // 2. Drain: no new requests; in-flight ones finish until the deadline.
         self.tell_service_manager("STOPPING=1");
         s.life.draining.store(true, SeqCst);
