@@ -43,13 +43,18 @@ test: sysdeps lint c-test py-test node-test loom unit
 ## System packages tests run against: HAProxy (the PROXY-protocol tests put a real one
 ## in front of corral). Installed with apt-get when missing and permitted (root).
 sysdeps:
-	@command -v haproxy >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
+	command -v systemd-socket-activate >/dev/null 2>&1 || missing="$$missing systemd"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing haproxy for the PROXY-protocol tests"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
+			echo "installing$$missing for the PROXY-protocol and deploy tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
-			echo "haproxy is missing and cannot be installed here (not root): the HAProxy test will fail; install it (apt-get install haproxy)"; \
-		fi; }
+			echo "missing$$missing and cannot install here (not root): the HAProxy and deploy tests will fail; apt-get install$$missing"; \
+		fi; \
+	fi
+
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -q -- -D warnings

@@ -10,34 +10,9 @@ use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use common::*;
-
-/// The example server, beside this test binary: `cargo test` builds examples, a
-/// filtered `cargo nextest run` may not, so it is built here then (once per process).
-fn example() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let mut profile_dir = std::env::current_exe().unwrap();
-            profile_dir.pop(); // deps/
-            profile_dir.pop();
-            let bin = profile_dir.join("examples").join("http_server");
-            if !bin.exists() {
-                let target_dir = profile_dir.parent().unwrap();
-                let ok = Command::new(env!("CARGO"))
-                    .args(["build", "-q", "-p", "corral", "--example", "http_server", "--target-dir"])
-                    .arg(target_dir)
-                    .status()
-                    .expect("run cargo to build the example server");
-                assert!(ok.success(), "cargo build --example http_server failed");
-            }
-            bin
-        })
-        .clone()
-}
 
 /// Starts the example with `listener` as fd 3, socket-activated, and `NOTIFY_SOCKET`
 /// pointing at a datagram socket this test reads.
@@ -129,31 +104,6 @@ fn sigint_stops_a_plain_server_too() {
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     assert!(child.wait().unwrap().success());
-}
-
-/// A temporary directory removed on drop (no crate for one path).
-mod tempdir {
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-    impl Dir {
-        pub fn new() -> Dir {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "corral-service-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir { path }
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }
 
 #[test]

@@ -170,3 +170,52 @@ pub fn silent_for(s: &TcpStream, window: Duration) -> bool {
     s.set_read_timeout(Some(DEADLINE)).unwrap();
     matches!(r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
 }
+
+/// The example server, beside this test binary: `cargo test` builds examples, a
+/// filtered `cargo nextest run` may not, so it is built here then (once per process).
+pub fn example() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let mut profile_dir = std::env::current_exe().unwrap();
+            profile_dir.pop(); // deps/
+            profile_dir.pop();
+            let bin = profile_dir.join("examples").join("http_server");
+            if !bin.exists() {
+                let target_dir = profile_dir.parent().unwrap();
+                let ok = std::process::Command::new(env!("CARGO"))
+                    .args(["build", "-q", "-p", "corral", "--example", "http_server", "--target-dir"])
+                    .arg(target_dir)
+                    .status()
+                    .expect("run cargo to build the example server");
+                assert!(ok.success(), "cargo build --example http_server failed");
+            }
+            bin
+        })
+        .clone()
+}
+
+/// A temporary directory removed on drop (no crate for one path).
+pub mod tempdir {
+    pub struct Dir {
+        pub path: std::path::PathBuf,
+    }
+    impl Dir {
+        pub fn new() -> Dir {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "corral-service-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir { path }
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
