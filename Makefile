@@ -46,12 +46,13 @@ sysdeps:
 	@missing=""; \
 	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	command -v systemd-socket-activate >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing$$missing for the PROXY-protocol and deploy tests"; \
+			echo "installing$$missing for the PROXY-protocol, deploy and lab tests"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
-			echo "missing$$missing and cannot install here (not root): the HAProxy and deploy tests will fail; apt-get install$$missing"; \
+			echo "missing$$missing and cannot install here (not root): the HAProxy, deploy and lab tests will fail; apt-get install$$missing"; \
 		fi; \
 	fi
 

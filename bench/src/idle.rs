@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 use crate::http;
-use crate::server::Server;
+use crate::server::Observed;
 
 /// Connections per loopback source address: below the ephemeral port range
 /// (`net.ipv4.ip_local_port_range`, about 28,000 ports by default).
@@ -64,8 +64,8 @@ fn open(addr: SocketAddr, i: usize) -> io::Result<TcpStream> {
     }
 }
 
-pub fn measure(server: &Server, n: usize, window: Duration) -> io::Result<IdleFigures> {
-    let addr = server.addr;
+pub fn measure(server: &dyn Observed, n: usize, window: Duration) -> io::Result<IdleFigures> {
+    let addr = server.addr();
     // One connection first, so the server's first-request allocations are not counted.
     drop(open(addr, 0)?);
     let rss_before = server.resident_bytes();

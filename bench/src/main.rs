@@ -13,6 +13,7 @@
 //! durations are seconds (`3`) or carry a unit (`500ms`, `2s`).
 
 mod app;
+mod fleet;
 mod http;
 mod idle;
 mod load;
@@ -36,7 +37,7 @@ use clap::{Parser, Subcommand};
 use corral::Model;
 
 use crate::report::Report;
-use crate::scenario::{Scenario, Settings};
+use crate::scenario::{Scenario, Settings, Target};
 
 /// The five concurrency models measured side by side on this machine.
 #[derive(Parser, Debug)]
@@ -68,9 +69,11 @@ struct RunArgs {
     /// Scenarios, comma-separated: keepalive, connect, heavy, hol, greedy, skew, idle (default: all).
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| Scenario::parse(s))]
     scenario: Vec<Scenario>,
-    /// Models, comma-separated: single, thread-per-connection, pool, reuseport, stealing (default: all).
-    #[arg(long, value_delimiter = ',', value_parser = parse_model)]
-    model: Vec<Model>,
+    /// Models, comma-separated: single, thread-per-connection, pool, reuseport, stealing, and
+    /// the fleets, single-threaded processes behind a balancer: fleet-haproxy, fleet-dnat
+    /// (nftables; each skipped, saying why, where it cannot run). Default: all.
+    #[arg(long, value_delimiter = ',', value_parser = |s: &str| Target::parse(s))]
+    model: Vec<Target>,
     /// Measured time per run (seconds, or with a unit: 500ms, 2s).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     duration: Duration,
@@ -144,7 +147,7 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
 fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     let mut st = Settings::defaults();
     let scenarios = if a.scenario.is_empty() { Scenario::ALL.to_vec() } else { a.scenario };
-    let models = if a.model.is_empty() { Model::ALL.to_vec() } else { a.model };
+    let models = if a.model.is_empty() { Target::all() } else { a.model };
     let out = a.out;
     st.duration_ms = a.duration.as_millis() as u64;
     st.warmup_ms = a.warmup.as_millis() as u64;

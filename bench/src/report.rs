@@ -6,6 +6,8 @@ use std::io;
 use std::path::Path;
 
 use corral::Model;
+
+use crate::scenario::Target;
 use serde::Serialize;
 
 use crate::scenario::{Row, Scenario, Settings};
@@ -134,6 +136,11 @@ impl Report {
             fits: Vec::new(),
             goals: Vec::new(),
         };
+        for kind in crate::fleet::Kind::ALL {
+            if let Some(n) = r.rows.iter().find(|x| x.model == kind.name()).and_then(|x| x.extra.get("processes")) {
+                r.server_limits.push_str(&format!("; {}: {}", kind.name(), kind.describe(*n as usize)));
+            }
+        }
         r.fits = r.scenarios().into_iter().filter_map(|s| r.fit(s)).collect();
         r.goals = r.goals();
         r
@@ -143,12 +150,13 @@ impl Report {
         Scenario::ALL.into_iter().filter(|s| self.rows.iter().any(|r| r.scenario == s.name())).collect()
     }
 
-    fn models(&self) -> Vec<Model> {
-        Model::ALL.into_iter().filter(|m| self.rows.iter().any(|r| r.model == m.name())).collect()
+    /// The models (and the fleet) that have rows, in the lab's order.
+    fn models(&self) -> Vec<&'static str> {
+        Target::all().into_iter().map(Target::name).filter(|n| self.rows.iter().any(|r| r.model == *n)).collect()
     }
 
-    pub fn row(&self, s: Scenario, m: Model) -> Option<&Row> {
-        self.rows.iter().find(|r| r.scenario == s.name() && r.model == m.name())
+    pub fn row(&self, s: Scenario, m: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.scenario == s.name() && r.model == m)
     }
 
     fn best(&self, s: Scenario) -> Option<f64> {
@@ -161,7 +169,7 @@ impl Report {
     }
 
     /// The model's score in the scenario (1: best).
-    pub fn score(&self, s: Scenario, m: Model) -> Option<f64> {
+    pub fn score(&self, s: Scenario, m: &str) -> Option<f64> {
         let v = self.row(s, m)?.value;
         if v.is_nan() {
             return None;
@@ -170,7 +178,7 @@ impl Report {
     }
 
     fn fit(&self, s: Scenario) -> Option<Fit> {
-        let mut ranked: Vec<(Model, f64)> =
+        let mut ranked: Vec<(&'static str, f64)> =
             self.models().into_iter().filter_map(|m| Some((m, self.score(s, m)?))).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (winner, _) = *ranked.first()?;
@@ -178,13 +186,13 @@ impl Report {
         let margin = runner.map_or(0.0, |(_, sc)| if sc > 0.0 { (1.0 / sc - 1.0) * 100.0 } else { f64::INFINITY });
         let wv = self.row(s, winner)?.value;
         // Models within 5% of the best are alike at this run-to-run noise.
-        let alike: Vec<&str> = ranked.iter().filter(|(_, sc)| *sc >= 0.95).map(|(m, _)| m.name()).collect();
+        let alike: Vec<&str> = ranked.iter().filter(|(_, sc)| *sc >= 0.95).map(|(m, _)| *m).collect();
         let next = ranked.iter().find(|(_, sc)| *sc < 0.95);
         let behind = next
             .map(|(m, sc)| match *sc {
-                sc if sc >= 0.1 => format!("; next {} at {:.0}% of the best", m.name(), sc * 100.0),
-                sc if sc > 0.0 => format!("; next {}, {:.0}x worse", m.name(), 1.0 / sc),
-                _ => format!("; next {}", m.name()),
+                sc if sc >= 0.1 => format!("; next {m} at {:.0}% of the best", sc * 100.0),
+                sc if sc > 0.0 => format!("; next {m}, {:.0}x worse", 1.0 / sc),
+                _ => format!("; next {m}"),
             })
             .unwrap_or_default();
         let summary = match runner {
@@ -192,33 +200,28 @@ impl Report {
                 "{}: {} alike, within 5% (best {}, {}){behind}",
                 s.workload(),
                 join_names(&alike),
-                winner.name(),
+                winner,
                 format_value(s, wv)
             ),
-            Some((r, _)) => format!(
-                "{}: {} ({}), {:.0}% ahead of {}",
-                s.workload(),
-                winner.name(),
-                format_value(s, wv),
-                margin,
-                r.name()
-            ),
-            None => format!("{}: {} ({})", s.workload(), winner.name(), format_value(s, wv)),
+            Some((r, _)) => {
+                format!("{}: {} ({}), {:.0}% ahead of {}", s.workload(), winner, format_value(s, wv), margin, r)
+            }
+            None => format!("{}: {} ({})", s.workload(), winner, format_value(s, wv)),
         };
         Some(Fit {
             scenario: s.name().into(),
             workload: s.workload().into(),
-            winner: winner.name().into(),
-            runner_up: runner.map(|(m, _)| m.name().to_string()),
+            winner: winner.into(),
+            runner_up: runner.map(|(m, _)| m.to_string()),
             margin_percent: margin,
-            stealing_of_best: self.score(s, Model::Stealing),
+            stealing_of_best: self.score(s, Model::Stealing.name()),
             summary,
         })
     }
 
     fn goals(&self) -> Vec<Goal> {
         let mut g = Vec::new();
-        let st = Model::Stealing;
+        let st = Model::Stealing.name();
         for s in self.scenarios() {
             if let Some(sc) = self.score(s, st) {
                 if self.models().len() > 1 {
@@ -237,7 +240,7 @@ impl Report {
                 figure: format!("{ratio:.2}x ({} us vs {} us)", r.value, r.extra["p99_without_heavy_us"]),
                 met: ratio <= 3.0,
             });
-            if let Some(single) = self.row(Scenario::Hol, Model::Single) {
+            if let Some(single) = self.row(Scenario::Hol, Model::Single.name()) {
                 let better = single.value / r.value.max(1.0);
                 g.push(Goal {
                     goal: "hol: light p99 under stealing at least 10x better than single".into(),
@@ -290,7 +293,7 @@ impl Report {
         let mut o = String::new();
         let _ = write!(o, "{:<10} {:<22}", "scenario", "figure");
         for m in &models {
-            let _ = write!(o, " {:>22}", m.name());
+            let _ = write!(o, " {m:>22}");
         }
         o.push('\n');
         for s in self.scenarios() {
@@ -327,7 +330,7 @@ impl Report {
         let models = self.models();
         let _ = write!(o, "| scenario | figure |");
         for mm in &models {
-            let _ = write!(o, " {} |", mm.name());
+            let _ = write!(o, " {mm} |");
         }
         let _ = write!(o, "\n| --- | --- |");
         for _ in &models {
@@ -403,7 +406,7 @@ impl Report {
         let scenarios = self.scenarios();
         let series: Vec<(String, Vec<f64>)> = models
             .iter()
-            .map(|&m| (m.name().to_string(), scenarios.iter().map(|&s| self.score(s, m).unwrap_or(0.0)).collect()))
+            .map(|&m| (m.to_string(), scenarios.iter().map(|&s| self.score(s, m).unwrap_or(0.0)).collect()))
             .collect();
         let cats: Vec<String> = scenarios.iter().map(|s| s.name().to_string()).collect();
         std::fs::write(
@@ -415,7 +418,7 @@ impl Report {
                 .iter()
                 .filter_map(|&m| {
                     let r = self.row(*s, m)?;
-                    Some((m.name().to_string(), vec![r.p50_us as f64, r.p99_us as f64, r.p999_us as f64]))
+                    Some((m.to_string(), vec![r.p50_us as f64, r.p99_us as f64, r.p999_us as f64]))
                 })
                 .collect();
             let cats = vec!["p50".to_string(), "p99".to_string(), "p99.9".to_string()];

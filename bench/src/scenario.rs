@@ -8,10 +8,62 @@ use std::time::Duration;
 use corral::Model;
 use serde::Serialize;
 
+use crate::fleet::{self, Fleet};
 use crate::http::get;
 use crate::load::{self, Client, Outcome, Pace, Plan};
-use crate::server::{per_worker, Server, ServerArgs};
+use crate::server::{per_worker, Observed, Server, ServerArgs, StopReport};
 use crate::{idle, metrics};
+
+/// What a scenario runs against: one of corral's models, or the fleet — the source's
+/// fifth architecture, single-threaded processes behind a layer-4 balancer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Model(Model),
+    Fleet(fleet::Kind),
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Model(m) => m.name(),
+            Target::Fleet(k) => k.name(),
+        }
+    }
+
+    /// The five models, then the fleets.
+    pub fn all() -> Vec<Target> {
+        Model::ALL.into_iter().map(Target::Model).chain(fleet::Kind::ALL.map(Target::Fleet)).collect()
+    }
+
+    pub fn parse(s: &str) -> Result<Target, String> {
+        if let Some(k) = fleet::Kind::ALL.into_iter().find(|k| k.name() == s) {
+            return Ok(Target::Fleet(k));
+        }
+        s.parse().map(Target::Model).map_err(|e: corral::Error| format!("{e}, or fleet-haproxy, fleet-dnat"))
+    }
+}
+
+/// A started target.
+enum Running {
+    One(Server),
+    Fleet(Fleet),
+}
+
+impl Running {
+    fn observed(&self) -> &dyn Observed {
+        match self {
+            Running::One(s) => s,
+            Running::Fleet(f) => f,
+        }
+    }
+
+    fn stop(self) -> io::Result<StopReport> {
+        match self {
+            Running::One(s) => s.stop(),
+            Running::Fleet(f) => f.stop(),
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
@@ -162,10 +214,10 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(s: Scenario, m: Model, value: f64) -> Row {
+    fn new(s: Scenario, target: &str, value: f64) -> Row {
         Row {
             scenario: s.name().into(),
-            model: m.name().into(),
+            model: target.into(),
             value,
             rate: 0.0,
             p50_us: 0,
@@ -200,19 +252,46 @@ fn clients(n: usize, group: usize, path: &str, pace: Pace) -> Vec<Client> {
     (0..n).map(|_| Client { group, request: get(path, false), pace, reconnect_each: false }).collect()
 }
 
-/// Runs `scenario` against a fresh server of `model`. A model that cannot run it (a
+/// Runs `scenario` against a fresh server of `target`. A target that cannot run it (a
 /// failure, not a figure) gets a row with no value and the error.
-pub fn run(scenario: Scenario, model: Model, st: &Settings) -> Row {
-    run_one(scenario, model, st).unwrap_or_else(|e| {
-        let mut row = Row::new(scenario, model, f64::NAN);
+pub fn run(scenario: Scenario, target: Target, st: &Settings) -> Row {
+    run_one(scenario, target, st).unwrap_or_else(|e| {
+        let mut row = Row::new(scenario, target.name(), f64::NAN);
         row.error = Some(e.to_string());
         row
     })
 }
 
-fn run_one(scenario: Scenario, model: Model, st: &Settings) -> io::Result<Row> {
-    let server = Server::start(&ServerArgs::new(model, st.workers))?;
-    let addr = server.addr;
+/// The connections the fleet's balancer may hold (two descriptors each).
+fn fleet_connections() -> usize {
+    let hard = corral::os::nofile_limit().map(|(_, h)| h as usize).unwrap_or(1024);
+    hard.saturating_sub(256) / 2
+}
+
+fn run_one(scenario: Scenario, target: Target, st: &Settings) -> io::Result<Row> {
+    let running = match target {
+        Target::Model(m) => Running::One(Server::start(&ServerArgs::new(m, st.workers))?),
+        Target::Fleet(kind) => {
+            kind.available().map_err(io::Error::other)?;
+            Running::Fleet(Fleet::start(kind, st.workers, fleet_connections())?)
+        }
+    };
+    let row = measure(scenario, target, st, running.observed())?;
+    let row = match &running {
+        Running::Fleet(f) => {
+            let total = f.cpu_time().as_secs_f64();
+            row.extra("processes", f.processes() as f64)
+                .extra("balancer_cpu_fraction", f.balancer_cpu().as_secs_f64() / total.max(1e-9))
+        }
+        Running::One(_) => row,
+    };
+    running.stop()?;
+    Ok(row)
+}
+
+fn measure(scenario: Scenario, target: Target, st: &Settings, server: &dyn Observed) -> io::Result<Row> {
+    let model = target.name();
+    let addr = server.addr();
     let closed = Pace::Closed { depth: 1 };
     let row = match scenario {
         Scenario::Keepalive => {
@@ -288,8 +367,12 @@ fn run_one(scenario: Scenario, model: Model, st: &Settings) -> io::Result<Row> {
                 .extra("requests_cv", metrics::cv(&delta("corral_worker_requests_total")))
         }
         Scenario::Idle => {
-            let n = st.idle_connections.min(idle::fits(model));
-            let m = idle::measure(&server, n, Duration::from_millis(st.idle_window_ms))?;
+            let fits = match target {
+                Target::Model(m) => idle::fits(m),
+                Target::Fleet(_) => idle::fits(Model::Single).min(fleet_connections().saturating_sub(64)),
+            };
+            let n = st.idle_connections.min(fits);
+            let m = idle::measure(server, n, Duration::from_millis(st.idle_window_ms))?;
             Row::new(scenario, model, m.bytes_per_connection)
                 .extra("connections", m.connections as f64)
                 .extra("idle_cpu_percent", m.cpu_percent)
@@ -297,6 +380,5 @@ fn run_one(scenario: Scenario, model: Model, st: &Settings) -> io::Result<Row> {
                 .extra("rss_after_bytes", m.rss_after as f64)
         }
     };
-    server.stop()?;
     Ok(row)
 }

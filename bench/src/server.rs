@@ -26,6 +26,8 @@ pub struct ServerArgs {
     pub codel_target_ms: u64,
     /// Adaptive LIFO threshold on the CPU-pool queue; 0: off.
     pub lifo_threshold: usize,
+    /// Each connection starts with a PROXY v2 header (behind the fleet's balancer).
+    pub proxy_v2: bool,
 }
 
 impl ServerArgs {
@@ -38,6 +40,7 @@ impl ServerArgs {
             reply_timeout_ms: 0,
             codel_target_ms: 0,
             lifo_threshold: 0,
+            proxy_v2: false,
         }
     }
 
@@ -59,6 +62,9 @@ impl ServerArgs {
             "--lifo-threshold".into(),
             self.lifo_threshold.to_string(),
         ]
+        .into_iter()
+        .chain(self.proxy_v2.then(|| "--proxy-v2".to_string()))
+        .collect()
     }
 
     /// The engine configuration: the model's own, plus limits that do not get in a
@@ -89,6 +95,9 @@ impl ServerArgs {
         if self.lifo_threshold > 0 {
             b = b.lifo_threshold(self.lifo_threshold);
         }
+        if self.proxy_v2 {
+            b = b.proxy_protocol(corral::ProxyMode::V2);
+        }
         b.build()
     }
 }
@@ -117,6 +126,9 @@ pub struct ServeCli {
     /// Adaptive LIFO threshold on the CPU-pool queue (0: off).
     #[arg(long, default_value_t = 0)]
     lifo_threshold: usize,
+    /// Each connection starts with a PROXY v2 header from a balancer on loopback.
+    #[arg(long)]
+    proxy_v2: bool,
 }
 
 impl ServeCli {
@@ -130,6 +142,7 @@ impl ServeCli {
             reply_timeout_ms: self.reply_timeout_ms,
             codel_target_ms: self.codel_target_ms,
             lifo_threshold: self.lifo_threshold,
+            proxy_v2: self.proxy_v2,
         }
     }
 }
@@ -182,13 +195,42 @@ pub fn raise_nofile() {
     }
 }
 
+/// What the lab reads off a server under test: where it listens, its memory and its
+/// CPU time (every process of it, a balancer included), and its stats text.
+pub trait Observed {
+    fn addr(&self) -> SocketAddr;
+    fn resident_bytes(&self) -> u64;
+    fn cpu_time(&self) -> Duration;
+    fn prometheus(&self) -> io::Result<String>;
+}
+
+impl Observed for Server {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn resident_bytes(&self) -> u64 {
+        Server::resident_bytes(self)
+    }
+    fn cpu_time(&self) -> Duration {
+        Server::cpu_time(self)
+    }
+    fn prometheus(&self) -> io::Result<String> {
+        Server::prometheus(self)
+    }
+}
+
 /// A `corral-bench serve` child process.
 pub struct Server {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     pub addr: SocketAddr,
+    /// Its connections start with a PROXY v2 header (the lab's own too).
+    proxy_v2: bool,
 }
+
+/// A PROXY v2 `LOCAL` header: the lab's own connections to a server behind a balancer.
+const PROXY_V2_LOCAL: &[u8] = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
 
 impl Server {
     pub fn start(args: &ServerArgs) -> io::Result<Server> {
@@ -209,7 +251,7 @@ impl Server {
             let _ = child.wait();
             return Err(io::Error::other(format!("the {} server did not start (it said {line:?})", args.model)));
         };
-        Ok(Server { child, stdin, stdout, addr })
+        Ok(Server { child, stdin, stdout, addr, proxy_v2: args.proxy_v2 })
     }
 
     pub fn pid(&self) -> u32 {
@@ -228,6 +270,9 @@ impl Server {
     pub fn prometheus(&self) -> io::Result<String> {
         let mut s = TcpStream::connect(self.addr)?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        if self.proxy_v2 {
+            s.write_all(PROXY_V2_LOCAL)?;
+        }
         s.write_all(b"GET /stats HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
         let mut text = String::new();
         s.read_to_string(&mut text)?;

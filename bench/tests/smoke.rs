@@ -44,7 +44,9 @@ fn every_scenario_and_model_runs_and_the_report_is_written() {
     let report = json(&out.join("report.json"));
     let rows = report["rows"].as_array().expect("rows");
     let scenarios = ["keepalive", "connect", "heavy", "hol", "greedy", "skew", "idle"];
-    let models = ["single", "thread-per-connection", "pool", "reuseport", "stealing"];
+    // The five models and the fleets (processes behind HAProxy or nftables DNAT: `make
+    // sysdeps` installs both).
+    let models = ["single", "thread-per-connection", "pool", "reuseport", "stealing", "fleet-haproxy", "fleet-dnat"];
     assert_eq!(rows.len(), scenarios.len() * models.len());
     for s in scenarios {
         for m in models {
@@ -54,6 +56,13 @@ fn every_scenario_and_model_runs_and_the_report_is_written() {
             assert!(row["value"].is_number(), "{s} with {m} has no figure");
         }
     }
+    for fleet in ["fleet-haproxy", "fleet-dnat"] {
+        let row = rows.iter().find(|r| r["model"] == fleet).unwrap();
+        assert!(row["extra"]["processes"].as_f64().unwrap() >= 1.0, "{fleet} says how many processes");
+        assert!(row["extra"]["balancer_cpu_fraction"].is_number(), "and what its balancer cost");
+    }
+    let limits = report["server_limits"].as_str().unwrap();
+    assert!(limits.contains("HAProxy") && limits.contains("DNAT"), "the report says how the fleets are set up");
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
     assert_eq!(report["settings"]["duration_ms"], 100);
     assert_eq!(report["fits"].as_array().unwrap().len(), scenarios.len());
