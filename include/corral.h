@@ -439,6 +439,25 @@ corral_status corral_config_add_address(corral_config *cfg, const char *addr);
 corral_status corral_config_add_listener_fd(corral_config *cfg, int fd);
 
 /**
+ * Takes the listening sockets a running engine offers at the Unix socket `path`
+ * (corral_engine_hand_over() in the process being replaced), waiting up to
+ * `timeout_ms` for them; the engine built from this config serves them instead of
+ * binding, and tells its predecessor once it does (which then drains). Blocks.
+ */
+corral_status corral_config_listeners_from(corral_config *cfg,
+                                           const char *path,
+                                           uint64_t timeout_ms);
+
+/**
+ * Socket activation: writes up to `cap` of the listening fds a service manager passed
+ * (LISTEN_FDS from fd 3, when LISTEN_PID is this process) into `fds` and their count
+ * into `n` (0 without activation). The variables are removed so children do not take
+ * the sockets again; the fds are the caller's (give them to
+ * corral_config_add_listener_fd()). Fds past `cap` are closed.
+ */
+corral_status corral_listen_fds(int *fds, size_t cap, size_t *n);
+
+/**
  * Allows wildcard addresses (0.0.0.0, ::). Off by default.
  */
 corral_status corral_config_set_allow_public(corral_config *cfg, bool allow);
@@ -652,6 +671,18 @@ corral_status corral_engine_start(const corral_engine *e);
 corral_status corral_engine_shutdown(const corral_engine *e,
                                      uint64_t timeout_ms,
                                      corral_shutdown_report *out);
+
+/**
+ * Hands the engine's listening sockets to a successor: offers them at the Unix socket
+ * `path` and returns once a successor (a config with corral_config_listeners_from()
+ * on the same path) serves them, within `timeout_ms`. Then call
+ * corral_engine_shutdown(): this engine drains while the successor takes every new
+ * connection — nothing queued is reset. CORRAL_STATUS_STATE if no successor came in
+ * time (this engine serves on). Blocks; do not call it from a handler callback.
+ */
+corral_status corral_engine_hand_over(const corral_engine *e,
+                                      const char *path,
+                                      uint64_t timeout_ms);
 
 /**
  * Frees an engine, shutting it down first (deadline 0) if it still runs. NULL is a

@@ -75,3 +75,35 @@ fn behind_haproxy_the_handler_sees_the_client_with_v1_and_v2() {
     assert_eq!(e.stats().proxy_bad_headers, 0);
     e.shutdown(DEADLINE).unwrap();
 }
+
+#[test]
+fn behind_haproxy_the_handoff_host_gets_the_client_and_only_its_bytes() {
+    let e = Engine::handoff(Config::builder().proxy_protocol(ProxyMode::Any).build().unwrap()).unwrap();
+    let dir = std::env::temp_dir().join(format!("corral-haproxy-handoff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let _h = haproxy(e.local_addr(), p1, p2, &dir);
+    for port in [p1, p2] {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_until("haproxy listens", || TcpStream::connect(addr).is_ok());
+        let mut s = connect(addr);
+        let me = s.local_addr().unwrap();
+        s.write_all(b"hello").unwrap();
+        // The probe above came through haproxy too: the host gets it (its client's
+        // address, never haproxy's) before or after ours.
+        let mut taken = Vec::new();
+        wait_until("our connection for the host", || {
+            taken.extend(e.take(8).unwrap());
+            taken.iter().any(|a| a.peer == me)
+        });
+        let a = taken.into_iter().find(|a| a.peer == me).unwrap();
+        let host = TcpStream::from(a.fd);
+        host.set_nonblocking(false).unwrap();
+        host.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut got = [0u8; 5];
+        std::io::Read::read_exact(&mut &host, &mut got).unwrap();
+        assert_eq!(&got, b"hello", "the header was read off the socket");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    e.shutdown(DEADLINE).unwrap();
+}

@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::net::SocketAddr;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -163,6 +163,62 @@ pub unsafe extern "C" fn corral_config_add_listener_fd(cfg: *mut CorralConfig, f
         // SAFETY: the fd is an open listening socket (checked) that the caller hands over.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         cfg.builder = cfg.builder.clone().listener_fd(owned);
+        CorralStatus::Ok
+    })
+}
+
+/// Takes the listening sockets a running engine offers at the Unix socket `path`
+/// (corral_engine_hand_over() in the process being replaced), waiting up to
+/// `timeout_ms` for them; the engine built from this config serves them instead of
+/// binding, and tells its predecessor once it does (which then drains). Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn corral_config_listeners_from(
+    cfg: *mut CorralConfig,
+    path: *const c_char,
+    timeout_ms: u64,
+) -> CorralStatus {
+    boundary(|| {
+        if path.is_null() {
+            return CorralStatus::NullArgument;
+        }
+        let Some(cfg) = config_mut(cfg) else { return CorralStatus::NullArgument };
+        // SAFETY: the caller passes a NUL-terminated string.
+        let Ok(path) = unsafe { CStr::from_ptr(path) }.to_str() else { return CorralStatus::InvalidArgument };
+        match cfg.builder.clone().listeners_from(path, Duration::from_millis(timeout_ms)) {
+            Ok(b) => {
+                cfg.builder = b;
+                CorralStatus::Ok
+            }
+            Err(e) => CorralStatus::of(&e),
+        }
+    })
+}
+
+/// Socket activation: writes up to `cap` of the listening fds a service manager passed
+/// (LISTEN_FDS from fd 3, when LISTEN_PID is this process) into `fds` and their count
+/// into `n` (0 without activation). The variables are removed so children do not take
+/// the sockets again; the fds are the caller's (give them to
+/// corral_config_add_listener_fd()). Fds past `cap` are closed.
+#[no_mangle]
+pub unsafe extern "C" fn corral_listen_fds(fds: *mut c_int, cap: usize, n: *mut usize) -> CorralStatus {
+    boundary(|| {
+        if n.is_null() || (fds.is_null() && cap > 0) {
+            return CorralStatus::NullArgument;
+        }
+        let got = match corral_core::os::listen_fds() {
+            Ok(g) => g,
+            Err(_) => return CorralStatus::Io,
+        };
+        let mut k = 0;
+        for a in got {
+            if k < cap {
+                // SAFETY: `fds` holds `cap` ints (the caller's contract) and k < cap.
+                unsafe { *fds.add(k) = a.fd.into_raw_fd() };
+                k += 1;
+            }
+        }
+        // SAFETY: `n` is a valid pointer (checked).
+        unsafe { *n = k };
         CorralStatus::Ok
     })
 }

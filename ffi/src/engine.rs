@@ -136,6 +136,34 @@ pub unsafe extern "C" fn corral_engine_shutdown(
     })
 }
 
+/// Hands the engine's listening sockets to a successor: offers them at the Unix socket
+/// `path` and returns once a successor (a config with corral_config_listeners_from()
+/// on the same path) serves them, within `timeout_ms`. Then call
+/// corral_engine_shutdown(): this engine drains while the successor takes every new
+/// connection — nothing queued is reset. CORRAL_STATUS_STATE if no successor came in
+/// time (this engine serves on). Blocks; do not call it from a handler callback.
+#[no_mangle]
+pub unsafe extern "C" fn corral_engine_hand_over(
+    e: *const CorralEngine,
+    path: *const c_char,
+    timeout_ms: u64,
+) -> CorralStatus {
+    boundary(|| {
+        if path.is_null() {
+            return CorralStatus::NullArgument;
+        }
+        let Some(e) = engine(e) else { return CorralStatus::NullArgument };
+        // SAFETY: the caller passes a NUL-terminated string.
+        let Ok(path) = unsafe { std::ffi::CStr::from_ptr(path) }.to_str() else {
+            return CorralStatus::InvalidArgument;
+        };
+        match e.hand_over(path, Duration::from_millis(timeout_ms)) {
+            Ok(()) => CorralStatus::Ok,
+            Err(err) => CorralStatus::of(&err),
+        }
+    })
+}
+
 /// Frees an engine, shutting it down first (deadline 0) if it still runs. NULL is a
 /// no-op. Do not call it from a handler callback, nor while another thread still uses
 /// the engine.

@@ -273,6 +273,68 @@ static void test_handoff_proxy(void) {
     corral_engine_free(e);
 }
 
+/* Hand-over: the running engine offers its listeners on a Unix socket; a successor
+ * built with corral_config_listeners_from() serves the same port, and the first one
+ * then drains. */
+struct offer {
+    corral_engine *e;
+    char path[128];
+    corral_status status;
+};
+
+static void *offer_listeners(void *arg) {
+    struct offer *o = arg;
+    o->status = corral_engine_hand_over(o->e, o->path, 30000);
+    return NULL;
+}
+
+static void test_hand_over(void) {
+    corral_config *cfg = corral_config_new(), *next = corral_config_new();
+    corral_engine *e2 = NULL;
+    corral_peer a, b;
+    corral_accepted got;
+    struct offer o;
+    struct pollfd p;
+    pthread_t t;
+    size_t n = 0;
+    int client, notify = -1;
+    o.e = NULL;
+    snprintf(o.path, sizeof o.path, "/tmp/corral-c-handover-%d.sock", (int)getpid());
+    OK(corral_engine_new_handoff(cfg, &o.e));
+    corral_config_free(cfg);
+    OK(corral_engine_start(o.e));
+    OK(corral_engine_local_addr(o.e, 0, &a));
+    pthread_create(&t, NULL, offer_listeners, &o);
+    OK(corral_config_listeners_from(next, o.path, 30000));
+    OK(corral_engine_new_handoff(next, &e2));
+    corral_config_free(next);
+    OK(corral_engine_start(e2));
+    pthread_join(t, NULL);
+    OK(o.status);
+    OK(corral_engine_local_addr(e2, 0, &b));
+    CHECK(a.port == b.port);
+    OK(corral_engine_shutdown(o.e, 5000, NULL));
+    corral_engine_free(o.e);
+    /* The socket was handed over, not closed: the successor accepts on it. */
+    client = tl_connect(b.port);
+    OK(corral_engine_notify_fd(e2, &notify));
+    p.fd = notify;
+    p.events = POLLIN;
+    CHECK(poll(&p, 1, 30000) == 1);
+    OK(corral_engine_take(e2, &got, 1, &n));
+    CHECK(n == 1);
+    close(got.fd);
+    close(client);
+    OK(corral_engine_shutdown(e2, 5000, NULL));
+    corral_engine_free(e2);
+    /* Without activation there are no fds, and the arguments are checked. */
+    CHECK_STATUS(corral_listen_fds(NULL, 4, &n), CORRAL_STATUS_NULL_ARGUMENT);
+    OK(corral_listen_fds(NULL, 0, &n));
+    CHECK(n == 0);
+    CHECK_STATUS(corral_config_listeners_from(NULL, o.path, 1), CORRAL_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(corral_engine_hand_over(NULL, o.path, 1), CORRAL_STATUS_NULL_ARGUMENT);
+}
+
 /* ---- serve ------------------------------------------------------------------------ */
 
 static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -469,6 +531,7 @@ int main(void) {
     test_bind_and_listener_fd();
     test_handoff();
     test_handoff_proxy();
+    test_hand_over();
     test_serve();
     test_null_engine();
     return tl_finish("test_api");

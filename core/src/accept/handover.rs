@@ -32,7 +32,9 @@ fn io_err(what: &str, e: std::io::Error) -> Error {
 pub(crate) fn receive(path: &Path, timeout: Duration) -> Result<(Vec<OwnedFd>, UnixStream)> {
     // The offer may not be up yet (the two processes start in either order): try again
     // until it is, or the time is up.
-    let deadline = Instant::now() + timeout;
+    // A timeout past what an Instant holds: a year is as good as forever here.
+    let deadline =
+        crate::sync::deadline_in(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
     let s = loop {
         match UnixStream::connect(path) {
             Ok(s) => break s,
@@ -68,7 +70,9 @@ pub(crate) fn ready(s: &UnixStream) {
 /// `timeout` in all) until it serves them. On error nothing was given up: the caller
 /// serves on.
 pub(crate) fn offer(path: &Path, fds: &[RawFd], timeout: Duration, on_successor: &dyn Fn()) -> Result<()> {
-    let deadline = Instant::now() + timeout;
+    // A timeout past what an Instant holds: a year is as good as forever here.
+    let deadline =
+        crate::sync::deadline_in(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
     let left = || deadline.saturating_duration_since(Instant::now());
     let _ = std::fs::remove_file(path); // a stale socket from an earlier run
     let l = UnixListener::bind(path)
