@@ -8,9 +8,9 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::*;
@@ -28,11 +28,6 @@ fn unit_value(unit: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key}= in the unit"))
         .trim()
         .to_string()
-}
-
-/// A port the kernel just handed out (for tools that need a number).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn sigterm(child: &Child) {
@@ -112,15 +107,6 @@ fn the_systemd_units_activate_the_server_which_says_ready_and_drains_on_stop() {
     assert!(child.wait().unwrap().success(), "exit 0 after the drain");
 }
 
-struct Haproxy(Child);
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn backend() -> (Child, SocketAddr) {
     let mut c = Command::new(example())
         .args(["--addr", "127.0.0.1:0", "--proxy-protocol", "v2", "--workers", "1", "--cpu", "1"])
@@ -142,18 +128,7 @@ fn the_haproxy_config_passes_clients_through_and_takes_a_stopped_server_out() {
         .replace("127.0.0.1:8081", &a1.to_string())
         .replace("127.0.0.1:8082", &a2.to_string());
     let dir = tempdir::Dir::new();
-    let path: PathBuf = dir.path.join("haproxy.cfg");
-    std::fs::write(&path, cfg).unwrap();
-    let _h = Haproxy(
-        Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy is needed for this test: `make sysdeps` (or apt-get install haproxy)"),
-    );
+    let _h = Haproxy::start(&cfg, &dir.path);
     let addr: SocketAddr = ([127, 0, 0, 1], front).into();
     wait_until("haproxy listens", || TcpStream::connect(addr).is_ok());
     let ask = || {

@@ -5,25 +5,10 @@
 mod common;
 
 use std::io::{BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
 
 use common::*;
 use corral::{handler_fn, Config, Engine, ProxyMode, Response};
-
-/// A port the kernel just handed out (HAProxy's config needs numbers).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Haproxy(Child);
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn haproxy(backend: SocketAddr, v1_port: u16, v2_port: u16, dir: &std::path::Path) -> Haproxy {
     let cfg = format!(
@@ -33,17 +18,7 @@ fn haproxy(backend: SocketAddr, v1_port: u16, v2_port: u16, dir: &std::path::Pat
          backend corral_v1\n  server s1 {backend} send-proxy\n\
          backend corral_v2\n  server s1 {backend} send-proxy-v2\n"
     );
-    let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, cfg).unwrap();
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy is needed for this test: `make sysdeps` (or apt-get install haproxy)");
-    Haproxy(child)
+    Haproxy::start(&cfg, dir)
 }
 
 #[test]

@@ -178,12 +178,12 @@ pub unsafe extern "C" fn corral_config_listeners_from(
     timeout_ms: u64,
 ) -> CorralStatus {
     boundary(|| {
-        if path.is_null() {
-            return CorralStatus::NullArgument;
-        }
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let path = match unsafe { crate::path_arg(path) } {
+            Ok(p) => p,
+            Err(status) => return status,
+        };
         let Some(cfg) = config_mut(cfg) else { return CorralStatus::NullArgument };
-        // SAFETY: the caller passes a NUL-terminated string.
-        let Ok(path) = unsafe { CStr::from_ptr(path) }.to_str() else { return CorralStatus::InvalidArgument };
         match cfg.builder.clone().listeners_from(path, Duration::from_millis(timeout_ms)) {
             Ok(b) => {
                 cfg.builder = b;

@@ -149,14 +149,12 @@ pub unsafe extern "C" fn corral_engine_hand_over(
     timeout_ms: u64,
 ) -> CorralStatus {
     boundary(|| {
-        if path.is_null() {
-            return CorralStatus::NullArgument;
-        }
-        let Some(e) = engine(e) else { return CorralStatus::NullArgument };
-        // SAFETY: the caller passes a NUL-terminated string.
-        let Ok(path) = unsafe { std::ffi::CStr::from_ptr(path) }.to_str() else {
-            return CorralStatus::InvalidArgument;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let path = match unsafe { crate::path_arg(path) } {
+            Ok(p) => p,
+            Err(status) => return status,
         };
+        let Some(e) = engine(e) else { return CorralStatus::NullArgument };
         match e.hand_over(path, Duration::from_millis(timeout_ms)) {
             Ok(()) => CorralStatus::Ok,
             Err(err) => CorralStatus::of(&err),

@@ -24,6 +24,18 @@ pub const CORRAL_VERSION_MINOR: u32 = 1;
 pub const CORRAL_VERSION_PATCH: u32 = 0;
 
 /// Runs `f`, turning a panic into `CORRAL_STATUS_PANIC`.
+/// A path argument: NULL or not UTF-8 is refused with the status to return.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that outlives the returned borrow.
+pub(crate) unsafe fn path_arg<'a>(p: *const std::ffi::c_char) -> Result<&'a str, CorralStatus> {
+    if p.is_null() {
+        return Err(CorralStatus::NullArgument);
+    }
+    // SAFETY: the caller's contract.
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_str().map_err(|_| CorralStatus::InvalidArgument)
+}
+
 pub(crate) fn boundary(f: impl FnOnce() -> CorralStatus) -> CorralStatus {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(CorralStatus::Panic)
 }

@@ -219,3 +219,35 @@ pub mod tempdir {
         }
     }
 }
+
+/// A port the kernel just handed out (for tools whose config needs a number).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A HAProxy started by a test, killed when dropped.
+pub struct Haproxy(std::process::Child);
+
+impl Haproxy {
+    /// Runs HAProxy in the foreground with `config`, written into `dir`.
+    pub fn start(config: &str, dir: &std::path::Path) -> Haproxy {
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let child = std::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy is needed for this test: `make sysdeps` (or apt-get install haproxy)");
+        Haproxy(child)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
