@@ -202,3 +202,25 @@ fn handoff_refuses_a_bad_late_or_untrusted_header_before_the_host_sees_it() {
     assert!(e.take(10).unwrap().is_empty());
     e.shutdown(DEADLINE).unwrap();
 }
+
+#[test]
+fn handoff_reads_a_v2_header_with_long_tlvs_and_refuses_one_that_stops_halfway() {
+    let e = handoff(Config::builder().proxy_protocol(ProxyMode::V2));
+    // A vendor TLV of 1,000 bytes: longer than the first look.
+    let mut tlv = vec![0xE0, (1000u16 >> 8) as u8, (1000u16 & 0xff) as u8];
+    tlv.extend(std::iter::repeat_n(7u8, 1000));
+    let mut s = connect(e.local_addr());
+    s.write_all(&v2(1, [203, 0, 113, 8], 9, &tlv)).unwrap();
+    s.write_all(b"rest").unwrap();
+    let a = take_one(&e);
+    assert_eq!(a.peer.to_string(), "203.0.113.8:9");
+    assert_eq!(a.proxy.as_ref().unwrap().tlv(0xE0).map(<[u8]>::len), Some(1000));
+    assert_eq!(read_n(&a, 4), b"rest");
+    // Half a header, then the client leaves: refused at once, not at the deadline.
+    let mut half = connect(e.local_addr());
+    half.write_all(&v2(1, [203, 0, 113, 9], 9, &[])[..10]).unwrap();
+    half.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(closed_unanswered(half));
+    wait_until("counted", || e.stats().proxy_bad_headers == 1);
+    e.shutdown(DEADLINE).unwrap();
+}

@@ -52,6 +52,9 @@ pub(crate) struct Preambles {
 }
 
 const WAKE: u64 = u64::MAX;
+/// The first look's size: a whole v1 header (107 bytes at most) or a v2 one with a
+/// few TLVs.
+const SMALL: usize = 512;
 
 impl Preambles {
     pub fn new(mode: ProxyMode, trusted: Vec<Cidr>, limit: usize, timeout: Duration) -> io::Result<Preambles> {
@@ -93,17 +96,29 @@ impl Preambles {
         }
     }
 
-    /// Peeks at what arrived and, once it holds a whole header, consumes exactly it.
+    /// Peeks at what arrived and, once it holds a whole header, consumes exactly it. A
+    /// v1 header and a v2 one without long TLVs fit the first, small look.
     fn try_read(&self, fd: &OwnedFd, peer: SocketAddr) -> Look {
-        let mut buf = vec![0u8; self.limit + 1];
-        let n = match sys::recv_peek(fd.as_raw_fd(), &mut buf) {
-            Ok(0) => return Look::Refused,
+        let mut small = [0u8; SMALL];
+        match self.look(fd, peer, &mut small) {
+            Some(look) => look,
+            None => self.look(fd, peer, &mut vec![0u8; self.limit + 1]).unwrap_or(Look::Refused),
+        }
+    }
+
+    /// One look into `buf`; None if the header may be longer than `buf` holds.
+    fn look(&self, fd: &OwnedFd, peer: SocketAddr, buf: &mut [u8]) -> Option<Look> {
+        let n = match sys::recv_peek(fd.as_raw_fd(), buf) {
+            Ok(0) => return Some(Look::Refused),
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => return Look::Wait,
-            Err(_) => return Look::Refused,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                return Some(Look::Wait)
+            }
+            Err(_) => return Some(Look::Refused),
         };
-        match proxy::parse(self.mode, &buf[..n], self.limit) {
-            Preamble::NeedMore if n <= self.limit => Look::Wait,
+        Some(match proxy::parse(self.mode, &buf[..n], self.limit) {
+            Preamble::NeedMore if n < buf.len() => Look::Wait,
+            Preamble::NeedMore if buf.len() <= self.limit => return None,
             Preamble::NeedMore | Preamble::Bad(_) => Look::Refused,
             Preamble::Done { used, header } => {
                 // The bytes were peeked, so they are there: one read takes exactly them.
@@ -112,7 +127,7 @@ impl Preambles {
                     _ => Look::Refused,
                 }
             }
-        }
+        })
     }
 
     /// The thread: waits for headers still on their way, until `stop`.
@@ -133,7 +148,9 @@ impl Preambles {
                     for w in std::mem::take(&mut *lock(&self.inbox)) {
                         let token = next_token;
                         next_token += 1;
-                        if self.epoll.add(w.fd.as_raw_fd(), token, Interest::READ_LEVEL).is_ok() {
+                        // Edge-triggered: a part of a header stays readable, and only
+                        // more bytes (or the client leaving) should wake this thread.
+                        if self.epoll.add(w.fd.as_raw_fd(), token, Interest::READ_EDGE).is_ok() {
                             waiting.insert(token, w);
                         } else {
                             self.refuse(host, counters);
@@ -143,6 +160,11 @@ impl Preambles {
                 }
                 let Some(w) = waiting.remove(&ev.token) else { continue };
                 match self.try_read(&w.fd, w.peer) {
+                    // The client stopped sending with its header unfinished.
+                    Look::Wait if ev.hangup() => {
+                        let _ = self.epoll.delete(w.fd.as_raw_fd());
+                        self.refuse(host, counters);
+                    }
                     Look::Wait => {
                         waiting.insert(ev.token, w);
                     }
