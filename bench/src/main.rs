@@ -50,7 +50,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Runs each model against each scenario and writes DIR/report.md, report.json and
-    /// SVG charts. With no options: the whole lab, about a minute on 2 cores.
+    /// SVG charts. With no options: the whole lab, about a minute and a half on 2 cores.
     Run(RunArgs),
     /// Serves the lab's HTTP app with one model until stdin closes (for wrk or your own client).
     Serve(server::ServeCli),
