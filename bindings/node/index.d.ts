@@ -241,6 +241,12 @@ export interface ThreadsOptions extends ListenOptions {
   module: string
   /** Worker threads, each its own instance of the app (1..1024; default: the cores). */
   threads?: number
+  /**
+   * Each thread's V8 limits (Node's Worker `resourceLimits`); corral's default keeps
+   * the young generation at 16 MiB (Node's: 48), which measured the same Express
+   * throughput with 15% less memory.
+   */
+  resourceLimits?: import('node:worker_threads').ResourceLimits
 }
 
 /** One thread slot's share. */

@@ -16,7 +16,7 @@ const BATCH = 256
 
 // Keys of an entry point that are not engine options; every other key is looked up in
 // corral's option table natively (an unknown one is refused with CORRAL_INVALID_CONFIG).
-const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'fetch', 'heavy', 'heavyThreads', 'heavyModule', 'module', 'threads', 'lightResponse', 'fd', 'listenersFrom'])
+const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'fetch', 'heavy', 'heavyThreads', 'heavyModule', 'module', 'threads', 'resourceLimits', 'lightResponse', 'fd', 'listenersFrom'])
 
 function configError(message) {
   return Object.assign(new TypeError(message), { code: 'CORRAL_INVALID_CONFIG' })
