@@ -80,18 +80,20 @@ fn the_systemd_units_activate_the_server_which_says_ready_and_drains_on_stop() {
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     notify.set_read_timeout(Some(DEADLINE)).unwrap();
     let port = free_port();
-    let mut child = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(format!("--fdname={name}"))
-        .arg("-E")
-        .arg(format!("NOTIFY_SOCKET={}", notify_path.display()))
-        .arg(example())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("systemd-socket-activate is needed for this test (Debian package systemd)");
+    let mut child = Reaped(
+        Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("--fdname={name}"))
+            .arg("-E")
+            .arg(format!("NOTIFY_SOCKET={}", notify_path.display()))
+            .arg(example())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("systemd-socket-activate is needed for this test (Debian package systemd)"),
+    );
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     wait_until("the activated socket listens", || TcpStream::connect(addr).is_ok());
     // The first connection starts the server (systemd-socket-activate execs it then).
@@ -107,13 +109,15 @@ fn the_systemd_units_activate_the_server_which_says_ready_and_drains_on_stop() {
     assert!(child.wait().unwrap().success(), "exit 0 after the drain");
 }
 
-fn backend() -> (Child, SocketAddr) {
-    let mut c = Command::new(example())
-        .args(["--addr", "127.0.0.1:0", "--proxy-protocol", "v2", "--workers", "1", "--cpu", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+fn backend() -> (Reaped, SocketAddr) {
+    let mut c = Reaped(
+        Command::new(example())
+            .args(["--addr", "127.0.0.1:0", "--proxy-protocol", "v2", "--workers", "1", "--cpu", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let addr = listening(&mut c);
     (c, addr)
 }
@@ -182,7 +186,8 @@ fn the_kubernetes_manifest_runs_the_server_probe_and_stop_as_written() {
     let at = args.iter().position(|a| a == "0.0.0.0:8080").expect("the address argument");
     let mut args = args.clone();
     args[at] = "127.0.0.1:0".into();
-    let mut c = Command::new(example()).args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut c =
+        Reaped(Command::new(example()).args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
     let addr = listening(&mut c);
     assert_eq!(get_once(addr, &probe).status, 200, "the readiness probe passes");
     sigterm(&c);

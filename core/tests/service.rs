@@ -16,7 +16,7 @@ use common::*;
 
 /// Starts the example with `listener` as fd 3, socket-activated, and `NOTIFY_SOCKET`
 /// pointing at a datagram socket this test reads.
-fn activated(listener: &TcpListener, extra: &[&str]) -> (Child, UnixDatagram, tempdir::Dir) {
+fn activated(listener: &TcpListener, extra: &[&str]) -> (Reaped, UnixDatagram, tempdir::Dir) {
     let dir = tempdir::Dir::new();
     let notify_path = dir.path.join("notify");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
@@ -41,7 +41,7 @@ fn activated(listener: &TcpListener, extra: &[&str]) -> (Child, UnixDatagram, te
             Ok(())
         });
     }
-    (cmd.spawn().expect("start the example server"), notify, dir)
+    (Reaped(cmd.spawn().expect("start the example server")), notify, dir)
 }
 
 fn said(notify: &UnixDatagram) -> String {
@@ -50,7 +50,7 @@ fn said(notify: &UnixDatagram) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
-fn terminate_and_wait(mut child: Child) -> (std::process::ExitStatus, String) {
+fn terminate_and_wait(child: &mut Child) -> (std::process::ExitStatus, String) {
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let status = child.wait().unwrap();
@@ -63,14 +63,14 @@ fn terminate_and_wait(mut child: Child) -> (std::process::ExitStatus, String) {
 fn a_socket_activated_server_says_ready_serves_and_drains_on_sigterm() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let (child, notify, _dir) = activated(&listener, &[]);
+    let (mut child, notify, _dir) = activated(&listener, &[]);
     assert_eq!(said(&notify), "READY=1");
     let mut s = connect(addr);
     get(&mut s, "/peer");
     let resp = read_response(&mut BufReader::new(s.try_clone().unwrap())).unwrap();
     assert_eq!(resp.text().trim(), s.local_addr().unwrap().to_string(), "the client's address as the engine saw it");
     drop(s);
-    let (status, out) = terminate_and_wait(child);
+    let (status, out) = terminate_and_wait(&mut child);
     assert_eq!(said(&notify), "STOPPING=1");
     assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
     assert!(out.contains("ShutdownReport") && out.contains("clean: true"), "{out}");
@@ -82,10 +82,10 @@ fn a_socket_activated_server_says_ready_serves_and_drains_on_sigterm() {
 fn an_fd_named_by_activation_and_by_fd_is_taken_once() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let (child, notify, _dir) = activated(&listener, &["--fd", "3"]);
+    let (mut child, notify, _dir) = activated(&listener, &["--fd", "3"]);
     assert_eq!(said(&notify), "READY=1");
     assert_eq!(get_once(addr, "/").status, 200);
-    let (status, out) = terminate_and_wait(child);
+    let (status, out) = terminate_and_wait(&mut child);
     assert!(status.success(), "one owner, closed once: {status:?} {out}");
 }
 
@@ -123,13 +123,13 @@ fn a_successor_takes_the_listeners_and_the_predecessor_drains_and_exits() {
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
         let addr: std::net::SocketAddr = line.trim().trim_start_matches("listening on http://").parse().unwrap();
-        (child, addr)
+        (Reaped(child), addr)
     };
     let (mut old, addr) =
         start(&["--addr".as_ref(), "127.0.0.1:0".as_ref(), "--offer-listeners".as_ref(), offer.as_os_str()]);
     assert_eq!(said(&notify), "READY=1");
     assert_eq!(get_once(addr, "/").status, 200);
-    let (new, new_addr) = start(&["--listeners-from".as_ref(), offer.as_os_str()]);
+    let (mut new, new_addr) = start(&["--listeners-from".as_ref(), offer.as_os_str()]);
     assert_eq!(new_addr, addr, "the successor serves the same socket");
     assert!(old.wait().unwrap().success(), "the predecessor drains and exits 0 once the successor serves");
     // What the service manager heard, in order: the predecessor reloading, the successor
@@ -140,6 +140,6 @@ fn a_successor_takes_the_listeners_and_the_predecessor_drains_and_exits() {
     assert_eq!(said(&notify), format!("READY=1\nMAINPID={}", new.id()));
     assert_eq!(said(&notify), "STOPPING=1");
     assert_eq!(get_once(addr, "/").status, 200, "served by the successor");
-    let (status, _) = terminate_and_wait(new);
+    let (status, _) = terminate_and_wait(&mut new);
     assert!(status.success());
 }
