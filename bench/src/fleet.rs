@@ -81,6 +81,7 @@ impl Kind {
                 return Err("skipped: nft cannot add a table here (needs CAP_NET_ADMIN)".into());
             }
             let _ = Command::new("nft").args(["delete", "table", "ip", &probe]).status();
+            remove_stale_tables();
         }
         Ok(())
     }
@@ -223,6 +224,20 @@ fn haproxy(servers: &[Server], port: u16, max_conn: usize, dir: &Path) -> io::Re
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(child)
+}
+
+/// Deletes the DNAT tables of lab runs that ended without cleaning up (killed): their
+/// names carry the pid, and that process is gone.
+fn remove_stale_tables() {
+    let Ok(out) = Command::new("nft").args(["list", "tables"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.strip_prefix("table ip corral_lab_") else { continue };
+        let pid = name.split('_').next().unwrap_or("");
+        let gone = pid.parse::<u32>().is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+        if gone {
+            let _ = Command::new("nft").args(["delete", "table", "ip", &format!("corral_lab_{name}")]).status();
+        }
+    }
 }
 
 /// A DNAT rule for connections from this host to 127.0.0.1:`port`, round-robin over
