@@ -10,7 +10,10 @@ async function load(file) {
   const ns = await import(pathToFileURL(file).href)
   // A CommonJS module's exports are `default`; an ES module may export `default` or `app`.
   let app = ns.default !== undefined ? ns.default : ns.app
-  if (app && typeof app === 'object' && app.default !== undefined && !isApp(app)) app = app.default
+  // A CommonJS module may export { app } or { default: app } (compiled TypeScript).
+  for (const key of ['default', 'app']) {
+    if (app && typeof app === 'object' && !isApp(app) && app[key] !== undefined) app = app[key]
+  }
   return await app
 }
 

@@ -129,6 +129,15 @@ test('Koa, Fastify and Hono (an ES module) apps on threads, unchanged', async ()
   }
 })
 
+test('an app exported by name (exports.app) is found', async () => {
+  const t = await corral.threads({ module: path.join(APPS, 'named_export.js'), threads: 1 })
+  try {
+    assert.strictEqual((await request(t.address().port)).body, 'named export\n')
+  } finally {
+    await t.close({ timeout: 2000 })
+  }
+})
+
 test('a module that cannot load rejects threads() with its error, once', async () => {
   await assert.rejects(corral.threads({ module: path.join(APPS, 'bad_app.js'), threads: 2 }), /this module does not load/)
   await assert.rejects(corral.threads({ module: path.join(APPS, 'missing.js'), threads: 1 }), /Cannot find module/)
