@@ -80,11 +80,13 @@ class LazyRequest {
   }
 
   get bodyUsed() {
-    return this._used
+    return this._realRequest !== null ? this._realRequest.bodyUsed : this._used
   }
 
   /** The body as a ReadableStream, null for a GET or HEAD without one. */
   get body() {
+    // Once a real Request holds the body, it is the one to read.
+    if (this._realRequest !== null) return this._realRequest.body
     if (this._body === undefined) {
       const { bytes, stream } = this._init
       if (stream) this._body = NO_BODY.has(this.method) && stream.readableEnded ? null : Readable.toWeb(stream)
@@ -102,6 +104,7 @@ class LazyRequest {
 
   /** The whole body as one Buffer. */
   async _bytes() {
+    if (this._realRequest !== null) return Buffer.from(await this._realRequest.arrayBuffer())
     if (this._used) throw unusable()
     this._used = true
     const { bytes, stream } = this._init
@@ -142,7 +145,6 @@ class LazyRequest {
         if (this._used) throw unusable()
         init.body = this.body
         init.duplex = 'half'
-        this._used = true
       }
       this._realRequest = new Request(this.url, init)
     }

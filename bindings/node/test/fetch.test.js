@@ -42,6 +42,8 @@ function honoApp(seen) {
     }),
   )
   app.get('/raw', (c) => c.json({ request: c.req.raw instanceof Request, url: c.req.url }))
+  // A member only the real Request has, then the body: both work.
+  app.post('/mixed', async (c) => c.json({ mode: c.req.raw.mode, body: await c.req.raw.text(), used: c.req.raw.bodyUsed }))
   app.get('/wait', (c) => {
     seen.waiting = true
     return new Promise((resolve) => {
@@ -77,6 +79,11 @@ test('a Hono app through serve({ fetch }): routing, queries, headers, bodies, st
       body: 'a=1&b=two',
     })
     assert.deepStrictEqual(JSON.parse(form.body), { a: '1', b: 'two' }, 'formData() through the real Request made on demand')
+    assert.deepStrictEqual(JSON.parse((await request(port, { path: '/mixed', method: 'POST', body: 'payload' })).body), {
+      mode: 'cors',
+      body: 'payload',
+      used: true,
+    })
     const empty = await request(port, { path: '/status' })
     assert.deepStrictEqual([empty.status, empty.body], [204, ''])
     const h = await request(port, { path: '/headers' })
