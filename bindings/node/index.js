@@ -214,8 +214,14 @@ class Server extends Engine {
         }
       }
     }
+    if (this._fetch) {
+      for (let batch = this._native.takeFetch(BATCH); batch.length > 0; batch = this._native.takeFetch(BATCH)) {
+        for (const r of batch) this._handleFetch(r)
+      }
+      return
+    }
     for (let batch = this._native.takeRequests(BATCH); batch.length > 0; batch = this._native.takeRequests(BATCH)) {
-      for (const r of batch) this._fetch ? this._handleFetch(r) : this._handle(r)
+      for (const r of batch) this._handle(r)
     }
   }
 
@@ -229,7 +235,8 @@ class Server extends Engine {
     const request = new LazyRequest({
       method: r.method,
       path: r.url,
-      rawHeaders: r.rawHeaders,
+      authority: r.authority,
+      headerText: r.headers,
       host: this._host,
       bytes: r.body,
       makeSignal: () => {

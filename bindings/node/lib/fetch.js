@@ -40,28 +40,39 @@ class LazyRequest {
     return this._init.method
   }
 
+  /** name, value, ... (from `rawHeaders`, or split from `headerText` on first use). */
+  _raw() {
+    const init = this._init
+    if (init.rawHeaders === undefined) init.rawHeaders = init.headerText ? init.headerText.split('\0') : []
+    return init.rawHeaders
+  }
+
   get url() {
     if (this._url === null) {
-      const { path, rawHeaders } = this._init
+      const { path } = this._init
       if (/^https?:\/\//i.test(path)) this._url = path
-      else {
-        let host = this._init.host
-        for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-          if (rawHeaders[i].length === 4 && rawHeaders[i].toLowerCase() === 'host') {
-            host = rawHeaders[i + 1]
-            break
-          }
-        }
-        this._url = `http://${host}${path}`
-      }
+      else this._url = `http://${this._authority()}${path}`
     }
     return this._url
+  }
+
+  /** The Host header (given apart by the engine, or found), else the server's address. */
+  _authority() {
+    const init = this._init
+    if (init.authority) return init.authority
+    if (init.authority === undefined) {
+      const raw = this._raw()
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') return raw[i + 1]
+      }
+    }
+    return init.host
   }
 
   get headers() {
     if (this._headers === null) {
       const h = new Headers()
-      const raw = this._init.rawHeaders
+      const raw = this._raw()
       for (let i = 0; i + 1 < raw.length; i += 2) {
         try {
           h.append(raw[i], raw[i + 1])

@@ -358,6 +358,12 @@ impl Engine {
         Ok(s.take_main(max as usize))
     }
 
+    /// Serve, for a fetch-style app: up to `max` requests, headers as one string.
+    #[napi]
+    pub fn take_fetch(&self, max: u32) -> Result<Vec<serve::JsFetchRequest>> {
+        Ok(self.queues()?.take_fetch(max as usize))
+    }
+
     /// The id other threads use to attach to this engine (`HeavyPort.attach`,
     /// `ThreadPort.attach`).
     #[napi]

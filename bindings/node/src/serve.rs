@@ -61,6 +61,48 @@ fn to_js(p: Pending) -> JsRequest {
     }
 }
 
+/// A request for a fetch-style app, in as few JS values as will do: its headers are
+/// one string (name NUL value NUL ...), split only if the app asks for them.
+#[napi(object)]
+pub struct JsFetchRequest {
+    pub id: i64,
+    pub method: String,
+    pub url: String,
+    /// The Host header's value (empty without one), for the URL.
+    pub authority: String,
+    pub headers: String,
+    pub body: Option<Buffer>,
+}
+
+fn to_fetch(p: Pending) -> JsFetchRequest {
+    let r = &p.req;
+    let (method, url, authority, headers) = match r.http() {
+        Some(h) => {
+            let authority = h.header("host").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+            let mut joined = String::new();
+            for (n, v) in h.headers() {
+                if !joined.is_empty() {
+                    joined.push('\0');
+                }
+                joined.push_str(n);
+                joined.push('\0');
+                joined.push_str(&String::from_utf8_lossy(v));
+            }
+            (h.method().to_string(), h.path().to_string(), authority, joined)
+        }
+        None => (String::new(), String::new(), String::new(), String::new()),
+    };
+    let bytes = r.bytes();
+    JsFetchRequest {
+        id: p.id as i64,
+        method,
+        url,
+        authority,
+        headers,
+        body: (!bytes.is_empty()).then(|| bytes.to_vec().into()),
+    }
+}
+
 static NEXT_ENGINE: AtomicU32 = AtomicU32::new(1);
 static REGISTRY: Mutex<Vec<(u32, Weak<ServeQueues>)>> = Mutex::new(Vec::new());
 
@@ -161,13 +203,18 @@ impl ServeQueues {
         }
     }
 
+    fn take_batch(&self, max: usize) -> Vec<Pending> {
+        let mut q = self.main.lock().unwrap_or_else(|e| e.into_inner());
+        let n = max.min(q.len());
+        q.drain(..n).collect()
+    }
+
     pub fn take_main(&self, max: usize) -> Vec<JsRequest> {
-        let batch: Vec<Pending> = {
-            let mut q = self.main.lock().unwrap_or_else(|e| e.into_inner());
-            let n = max.min(q.len());
-            q.drain(..n).collect()
-        };
-        batch.into_iter().map(to_js).collect()
+        self.take_batch(max).into_iter().map(to_js).collect()
+    }
+
+    pub fn take_fetch(&self, max: usize) -> Vec<JsFetchRequest> {
+        self.take_batch(max).into_iter().map(to_fetch).collect()
     }
 
     /// A free worker asks for work: a request if one waits; otherwise it is recorded as
