@@ -10,7 +10,7 @@ const { Worker } = require('node:worker_threads')
 const binding = require('./binding.js')
 const { adoptSocket, call, makeRequest, reply, withCode } = require('./lib/common.js')
 const { LazyRequest, respondWith, engineSink } = require('./lib/fetch.js')
-const { Response: LightResponse } = require('./lib/response.js')
+const { Response: LightResponse, plainParts } = require('./lib/response.js')
 
 const BATCH = 256
 
@@ -231,37 +231,63 @@ class Server extends Engine {
   }
 
   _handleFetch(r) {
-    const native = this._native
-    const request = new LazyRequest({
+    const init = {
+      id: r.id,
       method: r.method,
       path: r.url,
       authority: r.authority,
       headerText: r.headers,
       host: this._host,
       bytes: r.body,
-      makeSignal: () => {
-        const c = new AbortController()
-        native.notify(r.id, 'gone')
-        this._waitFor(r.id, 'gone').then(() => c.abort())
-        return c.signal
-      },
-    })
+      makeSignal: this._makeSignal,
+      signalled: false,
+    }
     let out
     try {
-      out = this._fetch(request)
+      out = this._fetch(new LazyRequest(init))
+      // A Response ready at once with a plain body (Hono's usual): answered now, with
+      // no promise in between.
+      if (out && typeof out.then !== 'function' && this._answerPlain(r.id, out)) return this._fetched(init)
     } catch (e) {
-      return this._fetchFailed(r, e)
+      return this._fetchFailed(r, e, init)
     }
     Promise.resolve(out)
-      .then((response) => respondWith(response, engineSink(native, r.id, (id, kind) => this._waitFor(id, kind))))
+      .then((response) => {
+        if (!this._answerPlain(r.id, response)) {
+          return respondWith(response, engineSink(this._native, r.id, (id, kind) => this._waitFor(id, kind)))
+        }
+      })
       .then(
-        () => this._waiting.delete(`gone ${r.id}`),
-        (e) => this._fetchFailed(r, e),
+        () => this._fetched(init),
+        (e) => this._fetchFailed(r, e, init),
       )
   }
 
-  _fetchFailed(r, e) {
-    this._waiting.delete(`gone ${r.id}`)
+  /** Answers with a light Response's string or bytes body at once; false otherwise. */
+  _answerPlain(id, response) {
+    const p = plainParts(response)
+    if (p === null) return false
+    if (typeof p.body === 'string') this._native.respondHttpText(id, p.status, p.headers, p.body)
+    else this._native.respond(id, p.status, p.headers, p.body)
+    return true
+  }
+
+  /** The request is answered: its client-left watch, if the app asked, is done. */
+  _fetched(init) {
+    if (init.signalled) this._waiting.delete(`gone ${init.id}`)
+  }
+
+  /** A request's `signal`, made when the app first reads it: aborted when the client leaves. */
+  _signalFor(init) {
+    init.signalled = true
+    const c = new AbortController()
+    this._native.notify(init.id, 'gone')
+    this._waitFor(init.id, 'gone').then(() => c.abort())
+    return c.signal
+  }
+
+  _fetchFailed(r, e, init) {
+    if (init === undefined || init.signalled) this._waiting.delete(`gone ${r.id}`)
     this._waiting.delete(`writable ${r.id}`)
     try {
       this._native.abort(r.id)
@@ -344,6 +370,7 @@ function serve(options) {
   const s = new Server()
   s._handler = handler || (() => ({ status: 404, body: 'not found\n' }))
   s._fetch = fetch || null
+  s._makeSignal = (init) => s._signalFor(init)
   // Node's Response builds a stream per body; the light one (see lib/response.js) lets
   // corral write a string or bytes body at once. Process-wide, as @hono/node-server does.
   if (fetch && opts.lightResponse !== false) globalThis.Response = LightResponse

@@ -86,7 +86,9 @@ class LazyRequest {
   }
 
   get signal() {
-    if (this._signal === null) this._signal = this._init.makeSignal ? this._init.makeSignal() : new AbortController().signal
+    if (this._signal === null) {
+      this._signal = this._init.makeSignal ? this._init.makeSignal(this._init) : new AbortController().signal
+    }
     return this._signal
   }
 

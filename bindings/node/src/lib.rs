@@ -393,6 +393,12 @@ impl Engine {
         self.queues()?.respond(id, status, headers, &body)
     }
 
+    /// Like respond, with a string body (UTF-8), without a Buffer in between.
+    #[napi]
+    pub fn respond_http_text(&self, id: i64, status: u32, headers: Vec<String>, body: String) -> Result<()> {
+        self.queues()?.respond(id, status, headers, body.as_bytes())
+    }
+
     #[napi]
     pub fn respond_bytes(&self, id: i64, body: Buffer) -> Result<()> {
         self.queues()?.respond_bytes(id, &body)
