@@ -36,6 +36,12 @@ pub struct Pending {
     req: Request,
 }
 
+/// The body as a Buffer; none when empty (the JS layer uses a shared empty one).
+fn body_of(r: &Request) -> Option<Buffer> {
+    let bytes = r.bytes();
+    (!bytes.is_empty()).then(|| bytes.to_vec().into())
+}
+
 fn to_js(p: Pending) -> JsRequest {
     let r = &p.req;
     let (method, url, raw_headers) = match r.http() {
@@ -46,13 +52,12 @@ fn to_js(p: Pending) -> JsRequest {
         ),
         None => (None, None, Vec::new()),
     };
-    let bytes = r.bytes();
     JsRequest {
         id: p.id as i64,
         method,
         url,
         raw_headers,
-        body: (!bytes.is_empty()).then(|| bytes.to_vec().into()),
+        body: body_of(r),
         conn_id: r.conn_id() as i64,
         seq: r.seq() as i64,
         worker: r.worker() as u32,
@@ -92,15 +97,7 @@ fn to_fetch(p: Pending) -> JsFetchRequest {
         }
         None => (String::new(), String::new(), String::new(), String::new()),
     };
-    let bytes = r.bytes();
-    JsFetchRequest {
-        id: p.id as i64,
-        method,
-        url,
-        authority,
-        headers,
-        body: (!bytes.is_empty()).then(|| bytes.to_vec().into()),
-    }
+    JsFetchRequest { id: p.id as i64, method, url, authority, headers, body: body_of(r) }
 }
 
 static NEXT_ENGINE: AtomicU32 = AtomicU32::new(1);
