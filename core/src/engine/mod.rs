@@ -287,9 +287,10 @@ impl Engine {
         }
         // The listeners are open and every thread runs: connections are taken from here.
         if let Some(h) = &self.shared.config.handover {
-            crate::accept::handover::ready(h);
-            // The successor of a hand-over is the service's main process from now on.
+            // The successor of a hand-over is the service's main process from now on; the
+            // manager hears so before the predecessor, told next, says STOPPING=1.
             self.tell_service_manager(&format!("READY=1\nMAINPID={}", std::process::id()));
+            crate::accept::handover::ready(h);
         } else {
             self.tell_service_manager("READY=1");
         }
