@@ -8,7 +8,7 @@ const path = require('node:path')
 const { Worker } = require('node:worker_threads')
 
 const binding = require('./binding.js')
-const { adoptSocket, call, makeRequest, reply, withCode } = require('./lib/common.js')
+const { adoptSocket, call, makeRequest, optionEntry, reply, withCode } = require('./lib/common.js')
 const { LazyRequest, respondWith, engineSink } = require('./lib/fetch.js')
 const { Response: LightResponse, plainParts } = require('./lib/response.js')
 
@@ -29,13 +29,7 @@ function nativeArgs(o, extra = {}) {
   const options = []
   for (const [name, v] of Object.entries(o)) {
     if (ENTRY_KEYS.has(name) || v === undefined) continue
-    options.push({
-      name,
-      boolean: typeof v === 'boolean' ? v : undefined,
-      number: typeof v === 'number' ? v : undefined,
-      text: typeof v === 'string' ? v : undefined,
-      typeName: v === null ? 'null' : typeof v,
-    })
+    options.push(optionEntry(name, v))
   }
   if (o.fd !== undefined && !Number.isInteger(o.fd)) throw configError(`fd must be an integer descriptor, not ${typeof o.fd}`)
   if (o.listenersFrom !== undefined && typeof o.listenersFrom !== 'string') {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -33,13 +33,6 @@ fn unit_value(unit: &str, key: &str) -> String {
 fn sigterm(child: &Child) {
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-}
-
-/// Reads the "listening on http://ADDR" line of the example server.
-fn listening(child: &mut Child) -> SocketAddr {
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    line.trim().trim_start_matches("listening on http://").parse().unwrap_or_else(|_| panic!("said {line:?}"))
 }
 
 fn said(notify: &UnixDatagram) -> String {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
@@ -97,9 +97,7 @@ fn sigint_stops_a_plain_server_too() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let addr: std::net::SocketAddr = line.trim().trim_start_matches("listening on http://").parse().unwrap();
+    let addr = listening(&mut child);
     assert_eq!(get_once(addr, "/").status, 200, "still serving with stdin closed");
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
@@ -120,9 +118,7 @@ fn a_successor_takes_the_listeners_and_the_predecessor_drains_and_exits() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-        let addr: std::net::SocketAddr = line.trim().trim_start_matches("listening on http://").parse().unwrap();
+        let addr = listening(&mut child);
         (Reaped(child), addr)
     };
     let (mut old, addr) =

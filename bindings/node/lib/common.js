@@ -11,6 +11,17 @@ function withCode(err) {
   return err
 }
 
+/** An engine option as the native side takes it: its name, and its value by JS type. */
+function optionEntry(name, v) {
+  return {
+    name,
+    boolean: typeof v === 'boolean' ? v : undefined,
+    number: typeof v === 'number' ? v : undefined,
+    text: typeof v === 'string' ? v : undefined,
+    typeName: v === null ? 'null' : typeof v,
+  }
+}
+
 /** Calls a native function, giving its errors their `code`. */
 function call(fn) {
   try {
@@ -132,4 +143,4 @@ function adoptSocket(net, a) {
   return socket
 }
 
-module.exports = { adoptSocket, call, delegate, makeRequest, reply, withCode }
+module.exports = { adoptSocket, call, delegate, makeRequest, optionEntry, reply, withCode }

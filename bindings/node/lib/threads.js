@@ -7,7 +7,7 @@ const path = require('node:path')
 const { Worker } = require('node:worker_threads')
 
 const binding = require('../binding.js')
-const { call, withCode } = require('./common.js')
+const { call, optionEntry, withCode } = require('./common.js')
 
 // Engine options each thread's http.Server applies itself (checked against the table):
 // headerTimeout → headersTimeout, replyTimeout → requestTimeout, idleTimeout →
@@ -20,16 +20,7 @@ const IDLE_GRACE_MS = 250
 const STUCK_GRACE_MS = 1000
 
 function optionValue(name, v) {
-  if (v === undefined) return call(() => binding.optionValue(name, undefined))
-  return call(() =>
-    binding.optionValue(name, {
-      name,
-      boolean: typeof v === 'boolean' ? v : undefined,
-      number: typeof v === 'number' ? v : undefined,
-      text: typeof v === 'string' ? v : undefined,
-      typeName: v === null ? 'null' : typeof v,
-    }),
-  )
+  return call(() => binding.optionValue(name, v === undefined ? undefined : optionEntry(name, v)))
 }
 
 /** Splits the options: what each thread's server applies, and the engine's own. */

@@ -171,6 +171,13 @@ pub fn silent_for(s: &TcpStream, window: Duration) -> bool {
     matches!(r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
 }
 
+/// Reads the "listening on http://ADDR" line of the example server.
+pub fn listening(child: &mut std::process::Child) -> SocketAddr {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    line.trim().trim_start_matches("listening on http://").parse().unwrap_or_else(|_| panic!("said {line:?}"))
+}
+
 /// The example server, beside this test binary: `cargo test` builds examples, a
 /// filtered `cargo nextest run` may not, so it is built here then (once per process).
 pub fn example() -> std::path::PathBuf {
