@@ -37,8 +37,8 @@ soak:
 ## Every test: formatting and lints; the C tests, conformance cases and examples,
 ## natively and under valgrind; the Python extension's and the Node addon's tests; the
 ## loom models; the Rust doc, unit and integration tests (the lab's smoke runs and the
-## fuzz corpus replay among them).
-test: sysdeps lint c-test py-test node-test loom unit
+## fuzz corpus replay among them); then the io_uring half of the backend matrix.
+test: sysdeps lint c-test py-test node-test loom unit io-uring-test
 
 ## System packages tests run against: HAProxy (the PROXY-protocol tests put a real one
 ## in front of corral). Installed with apt-get when missing and permitted (root).
@@ -81,6 +81,22 @@ unit:
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+
+## The backend matrix's io_uring half: the whole Rust suite and the conformance cases
+## (C, Python, Node) again, every engine on io_uring (CORRAL_BACKEND sets the default
+## backend). Where this machine cannot run io_uring, it says why and skips.
+io-uring-test: c-build py-build node-build
+	@why=$$(CORRAL_BACKEND=io_uring $(CARGO) run -q -p corral --example http_server -- --seconds 0 2>&1 >/dev/null | grep "io_uring cannot run" || true); \
+	if [ -n "$$why" ]; then echo "skipping the io_uring matrix: $$why"; exit 0; fi; \
+	set -e; export CORRAL_BACKEND=io_uring; echo "backend matrix: io_uring"; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi; \
+	$(CDIR)/conformance tests/conformance/cases.txt; \
+	(cd bindings/python && $(PY) -m pytest -q tests/test_conformance.py); \
+	(cd bindings/node && node --test test/conformance.test.js)
 
 build:
 	$(CARGO) build --workspace --release --all-targets

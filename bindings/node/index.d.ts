@@ -67,6 +67,8 @@ export interface EngineOptions {
   writeHighWater?: number
   /** How connections are registered with epoll: edge-triggered, or EPOLLONESHOT re-armed per turn. One of edge, oneshot. Default edge; applies to serve engines. */
   readiness?: 'edge' | 'oneshot'
+  /** Connection I/O: epoll readiness, io_uring completions, or auto (io_uring if the start-up probe passes, else epoll). CORRAL_BACKEND sets the default. One of epoll, io_uring, auto. Default epoll; applies to serve engines. */
+  backend?: 'epoll' | 'io_uring' | 'auto'
 }
 // options:end
 

@@ -115,6 +115,9 @@ struct Args {
     /// EPOLLONESHOT registration instead of edge-triggered.
     #[arg(long)]
     oneshot: bool,
+    /// Connection I/O: epoll, io_uring, or auto (io_uring if the probe passes, else epoll).
+    #[arg(long, value_name = "BACKEND", value_parser = ["epoll", "io_uring", "auto"])]
+    backend: Option<String>,
     /// Each connection starts with a PROXY header from a load balancer: v1, v2 or any.
     #[arg(long, value_name = "VERSION")]
     proxy_protocol: Option<String>,
@@ -200,6 +203,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     if args.oneshot {
         cfg = cfg.readiness(Readiness::OneShot);
     }
+    if let Some(v) = &args.backend {
+        cfg.set(&Front::C, "backend", Value::Text(v))?;
+    }
     if let Some(v) = &args.proxy_protocol {
         cfg.set(&Front::C, "proxy_protocol", Value::Text(v))?;
     }
@@ -215,6 +221,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let _ = app.engine.set(Arc::downgrade(&engine));
     engine.start()?;
     println!("listening on http://{}", engine.local_addr());
+    let st = engine.stats();
+    eprintln!(
+        "http_server: serving on {}{}",
+        st.backend,
+        st.backend_note.map(|n| format!(" ({n})")).unwrap_or_default()
+    );
     if demo {
         run_demo(&engine)?;
         let report = engine.shutdown(Duration::from_secs(5))?;

@@ -39,7 +39,7 @@ pub use accept::listen::ListenerStrategy;
 pub use accept::proxy::fuzz as fuzz_proxy;
 pub use accept::proxy::{Cidr, ProxyHeader, ProxyMode};
 pub use config::options;
-pub use config::{Config, ConfigBuilder, Limits, Readiness};
+pub use config::{Backend, Config, ConfigBuilder, Limits, Readiness};
 pub use cpu::Pool;
 pub use engine::plan::Model;
 pub use engine::{Engine, Mode, ShutdownReport};

@@ -1,5 +1,6 @@
 //! Work stealing, shown deterministically with latches: while one worker is held inside
-//! a handler, connections that become ready on it are served by the other.
+//! a handler, connections that become ready on it are served by the other (epoll; on
+//! io_uring they wait for their home worker, which this checks instead).
 
 mod common;
 
@@ -67,6 +68,21 @@ fn a_held_worker_s_ready_connections_are_served_by_another() {
         assert_eq!(held, home, "a connection's requests run on its home worker while it is free");
         let stolen_before = e.stats().stolen();
 
+        if e.stats().backend == "io_uring" {
+            // On io_uring a connection's I/O is its home ring's, which only the home
+            // worker's thread drives (ARCHITECTURE, "io_uring"): the victim waits for
+            // its home, and is served, in order, once the home is free.
+            eprintln!("io_uring: a held worker's connections wait for it (no readiness takeover)");
+            get(&mut victim, "/worker");
+            assert!(silent_for(&victim, std::time::Duration::from_millis(200)), "waits while its home is held");
+            release_tx.send(()).unwrap();
+            assert_eq!(read_response(&mut blocker_r).unwrap().text(), "released");
+            let served_by: usize =
+                read_response(&mut victim_r).expect("served after the release").text().parse().unwrap();
+            assert_eq!(served_by, home);
+            e.shutdown(DEADLINE).unwrap();
+            continue;
+        }
         // The victim's home is held: its request must be served by the other worker.
         let served_by = ask_worker(&mut victim, &mut victim_r);
         assert_ne!(served_by, home, "served by a sibling while the home worker is held (in_workers={in_workers})");

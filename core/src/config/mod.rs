@@ -35,6 +35,29 @@ pub enum Readiness {
     OneShot,
 }
 
+/// How I/O workers wait for and do their connections' I/O.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Readiness from epoll; `recv` and `send` per request (the default).
+    #[default]
+    Epoll,
+    /// Completions from one io_uring per worker: multishot receives into provided
+    /// buffers, sends batched per turn, one `io_uring_enter` for many connections.
+    /// Refused at start if the kernel or a seccomp profile does not allow it.
+    IoUring,
+    /// io_uring if the probe at start passes, else epoll (saying why on stderr and in
+    /// the stats).
+    Auto,
+}
+
+impl Backend {
+    /// The default when none is set: `CORRAL_BACKEND` from the environment if it names
+    /// one (how an operator, or the test matrix, switches every engine at once), else epoll.
+    pub fn from_env() -> Backend {
+        std::env::var("CORRAL_BACKEND").ok().and_then(|v| v.parse().ok()).unwrap_or_default()
+    }
+}
+
 /// Limits that bound what one client can make the engine hold or do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -166,6 +189,7 @@ pub struct Config {
     pub(crate) model: Model,
     pub(crate) protocol: Protocol,
     pub(crate) readiness: Readiness,
+    pub(crate) backend: Backend,
     /// Options set explicitly (checked against the engine's mode).
     pub(crate) explicit: Vec<&'static str>,
 }
@@ -222,6 +246,10 @@ impl Config {
     pub fn readiness(&self) -> Readiness {
         self.readiness
     }
+    /// The backend asked for (what runs is in the stats: `auto` may fall back).
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
 }
 
 impl Default for Config {
@@ -258,6 +286,7 @@ pub struct ConfigBuilder {
     pub(crate) model: Model,
     pub(crate) protocol: Protocol,
     pub(crate) readiness: Readiness,
+    pub(crate) backend: Backend,
     explicit: Vec<&'static str>,
 }
 
@@ -286,6 +315,7 @@ impl Default for ConfigBuilder {
             model: Model::Stealing,
             protocol: Protocol::Http1,
             readiness: Readiness::Edge,
+            backend: Backend::from_env(),
             explicit: Vec::new(),
         }
     }
@@ -441,6 +471,11 @@ impl ConfigBuilder {
     setter!(
         /// How connections are registered with epoll (default `Edge`).
         readiness: Readiness
+    );
+    setter!(
+        /// epoll, io_uring, or io_uring where the probe passes (default epoll, or
+        /// `CORRAL_BACKEND`); see [`Backend`].
+        backend: Backend
     );
     setter!(
         /// All limits at once.
@@ -628,6 +663,7 @@ impl ConfigBuilder {
             model: self.model,
             protocol: self.protocol,
             readiness: self.readiness,
+            backend: self.backend,
             explicit: self.explicit,
         })
     }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use crate::accept::listen::ListenerStrategy;
 use crate::accept::proxy::ProxyMode;
-use crate::config::Readiness;
+use crate::config::{Backend, Readiness};
 use crate::engine::plan::Model;
 use crate::error::Error;
 use crate::frame::Protocol;
@@ -45,6 +45,7 @@ macro_rules! named {
 named!(Protocol, "protocol", Http1 = "http", Lines = "lines", Length = "length", Raw = "raw");
 named!(ListenerStrategy, "listener", ReusePort = "reuseport", Shared = "shared", Single = "single");
 named!(Readiness, "readiness", Edge = "edge", OneShot = "oneshot");
+named!(Backend, "backend", Epoll = "epoll", IoUring = "io_uring", Auto = "auto");
 named!(ProxyMode, "proxy_protocol", Off = "off", V1 = "v1", V2 = "v2", Any = "any");
 named!(
     Model,

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::accept::listen::ListenerStrategy;
 use crate::accept::proxy::{Cidr, ProxyMode};
-use crate::config::{ConfigBuilder, Readiness};
+use crate::config::{Backend, ConfigBuilder, Readiness};
 use crate::engine::plan::Model;
 use crate::error::{Error, Result};
 use crate::frame::Protocol;
@@ -182,6 +182,9 @@ const US: Duration = Duration::from_micros(1);
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
 const STEALING: &[Model] = &[Model::Stealing];
 const WITH_WORKER_COUNT: &[Model] = &[Model::Pool, Model::ReusePort, Model::Stealing];
+/// The models whose connections live on I/O workers (each with a ring when on io_uring);
+/// a thread per connection has no worker to own one.
+const WITH_WORKERS: &[Model] = &[Model::Single, Model::Pool, Model::ReusePort, Model::Stealing];
 
 const fn count(min: u64, max: u64, unit: &'static str) -> Kind {
     Kind::Count { min, max, zero: None, unit }
@@ -372,6 +375,10 @@ pub static OPTIONS: &[Opt] = &[
         "How connections are registered with epoll: edge-triggered, or EPOLLONESHOT re-armed per turn.",
         set: |b, v| b.readiness = as_choice(v).parse().unwrap_or(Readiness::Edge),
         get: |b| Some(Parsed::Choice(b.readiness.name()))),
+    opt!("backend", Kind::Choice(Backend::NAMES), "epoll", Serve, Some(WITH_WORKERS), false,
+        "Connection I/O: epoll readiness, io_uring completions, or auto (io_uring if the start-up probe passes, else epoll). CORRAL_BACKEND sets the default.",
+        set: |b, v| b.backend = as_choice(v).parse().unwrap_or_default(),
+        get: |b| Some(Parsed::Choice(b.backend.name()))),
 ];
 
 /// The option called `name` (in the table's own spelling).
@@ -607,6 +614,12 @@ impl ConfigBuilder {
                 )));
             }
         }
+        if self.backend == Backend::IoUring && self.is_explicit("readiness") {
+            return Err(Error::config(
+                "readiness says how connections are registered with epoll, and has no effect on the io_uring \
+                 backend: leave it unset (or set backend to epoll)",
+            ));
+        }
         let pool = self.model == Model::Stealing && self.cpu_threads != Some(0);
         if !pool {
             if let Some(o) = OPTIONS.iter().find(|o| o.cpu_pool && o.name != "cpu_threads" && self.is_explicit(o.name))
@@ -698,6 +711,12 @@ mod tests {
         assert!(check_mode(&["max_in_flight"], false).is_err());
         assert!(check_mode(&["handoff_capacity"], true).is_err());
         assert!(check_mode(&["backlog"], true).is_ok() && check_mode(&["backlog"], false).is_ok());
+        let e = ConfigBuilder::default().model(Model::ThreadPerConnection).backend(Backend::IoUring).build();
+        let e = e.unwrap_err();
+        assert!(e.message().starts_with("backend has no effect in the thread-per-connection model"), "{e}");
+        let e = ConfigBuilder::default().backend(Backend::IoUring).readiness(Readiness::OneShot).build();
+        assert!(e.unwrap_err().message().starts_with("readiness says how connections are registered with epoll"));
+        assert!(ConfigBuilder::default().backend(Backend::Auto).readiness(Readiness::OneShot).build().is_ok());
     }
 
     proptest::proptest! {

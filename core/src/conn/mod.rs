@@ -28,7 +28,7 @@ pub(crate) mod task;
 
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -42,7 +42,7 @@ use crate::engine::Shared;
 use crate::frame::{Decoded, Framer, Payload, ReplyCtx, CONTINUE};
 use crate::handler::{Cost, Request, Responder};
 use crate::sync::lock;
-use crate::sys::{self, Interest};
+use crate::sys::{self, Interest, Op, Received, Ring};
 use crate::worker::WorkerShared;
 
 // Readiness bits, set by whoever saw the event, taken by the runner.
@@ -62,6 +62,10 @@ pub(crate) const DRAIN_IDLE_GRACE_MS: u64 = 250;
 pub(crate) const NO_DEADLINE: u64 = u64::MAX;
 
 const READ_CHUNK: usize = 16 << 10;
+/// io_uring: received bytes a connection may hold unread before its receive is
+/// cancelled (re-armed once the runner has taken them), so a client that sends faster
+/// than it is served is held back by TCP, as with epoll.
+const RX_HIGH: usize = 256 << 10;
 /// An unfinished request this short is kept in a buffer of its own size between turns.
 const SMALL_PARTIAL: usize = 1024;
 /// Rounds a task may re-run for wake-ups that arrived during its turn before it goes to
@@ -198,6 +202,29 @@ pub(crate) struct Conn {
     proxy: OnceLock<Arc<ProxyHeader>>,
     /// The address the per-IP cap counted this connection under, if any.
     admitted: OnceLock<IpAddr>,
+    /// The socket's number, for the ring (valid until `Side::closed`).
+    raw: RawFd,
+    /// io_uring: what the home ring's receive delivered.
+    side: Mutex<Side>,
+    /// io_uring: bytes of the send in flight on the home ring (one at a time, in order).
+    sending: AtomicUsize,
+    /// io_uring: the runner waits for the send in flight to finish.
+    wake_on_send: AtomicBool,
+    /// io_uring: a send failed (the peer reset): the next turn closes.
+    send_failed: AtomicBool,
+}
+
+/// The ring's side of a connection (io_uring backend): the bytes its multishot receive
+/// delivered, and whether that receive is armed. The worker reaping the ring and the
+/// runner each hold it briefly; lock order: `io`, then this, then the ring's own.
+#[derive(Default)]
+struct Side {
+    rx: Vec<u8>,
+    eof: bool,
+    failed: bool,
+    armed: bool,
+    cancelling: bool,
+    closed: bool,
 }
 
 type Waiter = Box<dyn FnOnce() + Send>;
@@ -257,6 +284,7 @@ impl Conn {
         let id = engine.next_conn_id();
         let deadline = now + engine.config.limits.header_timeout.as_millis() as u64;
         let no_header = engine.config.proxy_protocol == ProxyMode::Off;
+        let raw = fd.as_raw_fd();
         Conn {
             id,
             token,
@@ -275,7 +303,102 @@ impl Conn {
             client: OnceLock::new(),
             proxy: OnceLock::new(),
             admitted: admitted.map(OnceLock::from).unwrap_or_default(),
+            raw,
+            side: Mutex::new(Side::default()),
+            sending: AtomicUsize::new(0),
+            wake_on_send: AtomicBool::new(false),
+            send_failed: AtomicBool::new(false),
         }
+    }
+
+    /// The home worker's ring, when the connection is on the io_uring backend.
+    fn ring(&self) -> Option<&Ring> {
+        self.home.ring.as_ref()
+    }
+
+    /// Puts `op` on the home ring: directly on the home worker's thread (after what
+    /// other threads handed it before, so a connection's operations keep their
+    /// order), else handed to the home worker.
+    fn ring_op(&self, ring: &Ring, op: Op) {
+        if crate::worker::is_current(&self.home) {
+            self.home.apply_handed(ring);
+            ring.apply(op);
+        } else {
+            self.home.hand_to_ring(op);
+        }
+    }
+
+    /// io_uring: starts the connection's multishot receive (at registration).
+    pub fn arm_recv(&self) {
+        if let Some(ring) = self.ring() {
+            let mut s = lock(&self.side);
+            s.armed = true;
+            self.ring_op(ring, Op::Recv { fd: self.raw, token: self.token });
+        }
+    }
+
+    /// io_uring: what the home ring's receive brought (`data` holds the bytes a
+    /// `Received::Data` points into). True if the runner has something new to see.
+    pub fn received(&self, data: &[u8], got: Received, armed: bool) -> bool {
+        let Some(ring) = self.ring() else { return false };
+        let mut s = lock(&self.side);
+        if s.closed {
+            return false;
+        }
+        let news = match got {
+            Received::Data(r) => {
+                s.rx.extend_from_slice(&data[r]);
+                true
+            }
+            Received::Eof => {
+                s.eof = true;
+                true
+            }
+            Received::Failed(_) => {
+                s.failed = true;
+                true
+            }
+            Received::NoBuffers | Received::Cancelled => false,
+        };
+        if !armed {
+            s.armed = false;
+            s.cancelling = false;
+        }
+        self.rearm(ring, &mut s);
+        news
+    }
+
+    /// Keeps the receive armed while the runner keeps up, and stops it (until the
+    /// runner catches up) while it does not.
+    fn rearm(&self, ring: &Ring, s: &mut Side) {
+        if s.closed || s.eof || s.failed {
+            return;
+        }
+        if !s.armed && s.rx.len() < RX_HIGH {
+            s.armed = true;
+            self.ring_op(ring, Op::Recv { fd: self.raw, token: self.token });
+        } else if s.armed && !s.cancelling && s.rx.len() >= RX_HIGH {
+            s.cancelling = true;
+            self.ring_op(ring, Op::CancelRecv { token: self.token });
+        }
+    }
+
+    /// io_uring: the send in flight finished. True if the runner waits for that.
+    pub fn sent(&self, result: Result<usize, i32>) -> bool {
+        let n = self.sending.swap(0, SeqCst);
+        let failed = result.is_err();
+        if failed {
+            self.send_failed.store(true, SeqCst);
+        } else {
+            let _ = self.backlog.fetch_update(SeqCst, SeqCst, |b| Some(b.saturating_sub(n)));
+            self.wake_writers();
+        }
+        self.wake_on_send.swap(false, SeqCst) || failed
+    }
+
+    /// Reply bytes not yet written: in the write buffer, and (io_uring) in flight.
+    fn unwritten(&self, io: &Io) -> usize {
+        io.wbuf.len() - io.wpos + self.sending.load(SeqCst)
     }
 
     pub fn deadline_ms(&self) -> u64 {
@@ -470,6 +593,11 @@ impl Conn {
             return Turn::Closed;
         };
         let bits = self.task.take();
+        if self.send_failed.load(Relaxed) {
+            // io_uring: the peer is gone (reset, broken pipe).
+            self.close(&mut io, false);
+            return Turn::Closed;
+        }
         if bits & (READ | HUP) != 0 {
             io.want_read = true;
         }
@@ -477,7 +605,7 @@ impl Conn {
             io.hup_seen = true;
         }
         // Idle past the drain's grace: close, unless input came meanwhile (read it first).
-        if bits & TIMEOUT != 0 && engine.is_draining() && Self::drain_idle(&io) && !io.want_read {
+        if bits & TIMEOUT != 0 && engine.is_draining() && self.drain_idle(&io) && !io.want_read {
             let since = *io.drain_idle_since.get_or_insert(engine.now_ms());
             if engine.now_ms() >= since + DRAIN_IDLE_GRACE_MS {
                 self.close(&mut io, true);
@@ -487,7 +615,7 @@ impl Conn {
         if bits & TIMEOUT != 0 && engine.now_ms() >= self.deadline_ms() {
             // With nothing unwritten, a deadline while requests are in flight is the
             // handlers': answer the late ones and carry on. Otherwise the peer's: close.
-            let replies_due = io.next_seq > io.done_seq && io.wpos == io.wbuf.len();
+            let replies_due = io.next_seq > io.done_seq && self.unwritten(&io) == 0;
             if !(replies_due && self.expire_replies(limits.reply_timeout)) {
                 engine.counters.timeouts.fetch_add(1, Relaxed);
                 self.close(&mut io, false);
@@ -507,7 +635,8 @@ impl Conn {
                 return Turn::Closed;
             }
             let in_flight = io.next_seq - io.done_seq;
-            let flushed = io.wpos == io.wbuf.len();
+            let unwritten = self.unwritten(&io);
+            let flushed = unwritten == 0;
             if io.phase == Phase::Closing && flushed {
                 self.close(&mut io, true);
                 return Turn::Closed;
@@ -517,8 +646,7 @@ impl Conn {
                 self.close(&mut io, true);
                 return Turn::Closed;
             }
-            if stopped || in_flight >= limits.max_in_flight as u64 || io.wbuf.len() - io.wpos >= limits.write_high_water
-            {
+            if stopped || in_flight >= limits.max_in_flight as u64 || unwritten >= limits.write_high_water {
                 break Turn::Idle;
             }
             // The budget, and fairness: once it has had a frame this turn, a connection
@@ -634,12 +762,16 @@ impl Conn {
     }
 
     /// Reads once into the read buffer. A short read means the socket is drained
-    /// (edge-triggered: the next arrival raises a new event).
+    /// (edge-triggered: the next arrival raises a new event). On io_uring, takes what
+    /// the ring's receive delivered (`WouldBlock` when that is nothing yet).
     fn read(&self, io: &mut Io, fd: std::os::fd::RawFd) -> std::io::Result<usize> {
         if io.rpos > 0 {
             let rpos = io.rpos;
             io.rbuf.drain(..rpos);
             io.rpos = 0;
+        }
+        if let Some(ring) = self.ring() {
+            return self.take_received(ring, io);
         }
         let room = io.rbuf.capacity() - io.rbuf.len();
         let n = sys::recv_append(fd, &mut io.rbuf, if room >= READ_CHUNK { 0 } else { READ_CHUNK })?;
@@ -650,8 +782,50 @@ impl Conn {
         Ok(n)
     }
 
+    fn take_received(&self, ring: &Ring, io: &mut Io) -> std::io::Result<usize> {
+        let mut s = lock(&self.side);
+        let n = s.rx.len();
+        if n > 0 {
+            io.rbuf.extend_from_slice(&s.rx);
+            s.rx.clear();
+            if s.rx.capacity() > 4 * SMALL_PARTIAL {
+                s.rx = Vec::new();
+            }
+            self.rearm(ring, &mut s);
+            return Ok(n);
+        }
+        if s.failed {
+            return Err(std::io::ErrorKind::ConnectionReset.into());
+        }
+        if s.eof {
+            return Ok(0);
+        }
+        self.rearm(ring, &mut s);
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
+
+    /// io_uring: hands the write buffer to the home ring, unless a send is still in
+    /// flight (then it waits its turn: one send at a time keeps the bytes in order).
+    fn send_on_ring(&self, ring: &Ring, io: &mut Io) -> bool {
+        if self.send_failed.load(SeqCst) {
+            return false;
+        }
+        if self.sending.load(SeqCst) > 0 {
+            return true;
+        }
+        let bytes = if io.wpos == 0 { std::mem::take(&mut io.wbuf) } else { io.wbuf.split_off(io.wpos) };
+        io.wbuf.clear();
+        io.wpos = 0;
+        self.sending.store(bytes.len(), SeqCst);
+        self.ring_op(ring, Op::Send { fd: self.raw, token: self.token, buf: bytes });
+        true
+    }
+
     /// Writes as much of the write buffer as the socket takes. False on a write error.
     fn flush(&self, io: &mut Io, fd: std::os::fd::RawFd) -> bool {
+        if let Some(ring) = self.ring() {
+            return self.send_on_ring(ring, io);
+        }
         while io.wpos < io.wbuf.len() {
             match sys::send(fd, &io.wbuf[io.wpos..]) {
                 Ok(n) => {
@@ -800,8 +974,8 @@ impl Conn {
     }
 
     /// Nothing in flight, unwritten or half-read: closing now loses nothing framed.
-    fn drain_idle(io: &Io) -> bool {
-        io.next_seq == io.done_seq && io.wpos == io.wbuf.len() && io.rpos == io.rbuf.len()
+    fn drain_idle(&self, io: &Io) -> bool {
+        io.next_seq == io.done_seq && self.unwritten(io) == 0 && io.rpos == io.rbuf.len()
     }
 
     fn end_turn(&self, io: &mut Io, ctx: &mut TurnCtx<'_>, fd: std::os::fd::RawFd) {
@@ -810,13 +984,13 @@ impl Conn {
         let now = self.engine.now_ms();
         let in_flight = io.next_seq > io.done_seq;
         let partial = io.rpos < io.rbuf.len();
-        let drain_idle = self.engine.is_draining() && Self::drain_idle(io);
+        let drain_idle = self.engine.is_draining() && self.drain_idle(io);
         if !drain_idle {
             io.drain_idle_since = None;
         }
         let deadline = if drain_idle {
             *io.drain_idle_since.get_or_insert(now) + DRAIN_IDLE_GRACE_MS
-        } else if io.wpos < io.wbuf.len() {
+        } else if self.unwritten(io) > 0 {
             now + limits.idle_timeout.as_millis() as u64
         } else if in_flight {
             self.reply_deadline(now)
@@ -851,9 +1025,33 @@ impl Conn {
             io.wbuf = Vec::new();
             io.wpos = 0;
         }
-        if self.engine.config.readiness == Readiness::OneShot {
+        if self.ring().is_some() {
+            self.want_send_done(io);
+        } else if self.engine.config.readiness == Readiness::OneShot {
             let write = io.wpos < io.wbuf.len();
             let _ = self.home.epoll.modify(fd, self.token, Interest::oneshot(write));
+        }
+    }
+
+    /// io_uring: asks to run again when the send in flight finishes, if the turn
+    /// stopped short because of it (more to write, a close to make, back-pressure, a
+    /// drain). A plain keep-alive reply needs no second turn.
+    fn want_send_done(&self, io: &Io) {
+        let limits = &self.engine.config.limits;
+        let waits = io.wpos < io.wbuf.len()
+            || io.phase != Phase::Serving
+            || io.peer_closed
+            || self.engine.is_draining()
+            || self.unwritten(io) >= limits.write_high_water
+            || io.next_seq - io.done_seq >= limits.max_in_flight as u64;
+        if !waits || self.sending.load(SeqCst) == 0 {
+            return;
+        }
+        self.wake_on_send.store(true, SeqCst);
+        // The send may have finished before the flag was up (SeqCst on both sides):
+        // then nobody will wake us, so look again ourselves.
+        if self.sending.load(SeqCst) == 0 && self.wake_on_send.swap(false, SeqCst) {
+            self.mark(WRITE);
         }
     }
 
@@ -877,7 +1075,17 @@ impl Conn {
                 }
             }
         }
-        drop(fd);
+        match self.ring() {
+            Some(ring) => {
+                // The fd number stays taken until the ring has cancelled what is in
+                // flight on it and closed it: no operation can reach a successor.
+                let mut s = lock(&self.side);
+                s.closed = true;
+                s.rx = Vec::new();
+                self.ring_op(ring, Op::Close(fd));
+            }
+            None => drop(fd),
+        }
         io.rbuf = Vec::new();
         io.wbuf = Vec::new();
         lock(&self.home.registry).remove(self.token);

@@ -88,6 +88,40 @@ pub struct Engine {
     addrs: Vec<SocketAddr>,
 }
 
+/// Which backend the workers run on: `(io_uring, why not)`. `auto` falls back to
+/// epoll when the probe fails, saying why; `io_uring` asked for and unavailable is an
+/// error. A thread per connection has no worker to own a ring, and a handoff engine
+/// does no connection I/O: both run on epoll, and say so when io_uring was asked for.
+fn resolve_backend(config: &Config, has_workers: bool) -> Result<(bool, Option<String>)> {
+    use crate::config::Backend;
+    let asked = config.backend;
+    if asked == Backend::Epoll {
+        return Ok((false, None));
+    }
+    if !has_workers {
+        let why = if config.model == crate::engine::plan::Model::ThreadPerConnection {
+            "the thread-per-connection model has no I/O workers to own rings"
+        } else {
+            "a handoff engine does no connection I/O"
+        };
+        return Ok((false, Some(format!("backend {}: {why}; running on epoll", asked.name()))));
+    }
+    match sys::probe_io_uring() {
+        Ok(()) => Ok((true, None)),
+        Err(why) if asked == Backend::Auto => {
+            let note = format!("backend auto: io_uring is not available ({why}); running on epoll");
+            eprintln!("corral: {note}");
+            Ok((false, Some(note)))
+        }
+        Err(why) => Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "backend io_uring cannot run here: {why}; set backend = \"auto\" to fall back to epoll, or \"epoll\""
+            ),
+        )),
+    }
+}
+
 /// How often a draining shutdown re-checks for open connections between wake-ups.
 const DRAIN_RECHECK: Duration = Duration::from_millis(20);
 
@@ -125,6 +159,7 @@ impl Engine {
         let serving = host.is_none();
         let in_workers = serving && plan.accept_in_workers;
         let n_workers = if serving { plan.workers } else { 0 };
+        let (io_uring, backend_note) = resolve_backend(&config, serving && n_workers > 0)?;
         let io_err = |what: &'static str| move |e| Error::io(ErrorKind::Io, what, e);
         let mut workers = Vec::with_capacity(n_workers);
         let mut locals = Vec::with_capacity(n_workers);
@@ -134,8 +169,11 @@ impl Engine {
                 Some(idx) if in_workers => idx.iter().map(|&k| Arc::clone(&bound.listeners[k])).collect(),
                 _ => Vec::new(),
             };
-            let (ws, local) =
-                WorkerShared::new(i, false, listeners).map_err(io_err("cannot create a worker's epoll"))?;
+            let (ws, local) = WorkerShared::new(i, false, listeners, io_uring).map_err(io_err(if io_uring {
+                "cannot create a worker's epoll and io_uring (set backend = \"epoll\" if rings cannot be had here)"
+            } else {
+                "cannot create a worker's epoll"
+            }))?;
             workers.push(ws);
             locals.push(local);
         }
@@ -197,6 +235,8 @@ impl Engine {
             next_id: AtomicU64::new(0),
             round_robin: AtomicUsize::new(0),
             life: shared::Lifecycle::new(Arc::clone(&stop_accepting), threads),
+            io_uring,
+            backend_note,
             config,
         });
         Ok(Engine {

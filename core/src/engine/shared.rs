@@ -95,6 +95,10 @@ pub(crate) struct Shared {
     pub config: Config,
     /// What the model means for it: thread counts, stealing, dispatch.
     pub plan: Plan,
+    /// The workers run on io_uring (else epoll).
+    pub io_uring: bool,
+    /// Why the engine runs on epoll although io_uring was asked for (auto's fallback).
+    pub backend_note: Option<String>,
     /// The serving engine's handler (`None` in handoff mode).
     pub(super) handler: Option<Arc<dyn Handler>>,
     /// The I/O workers, by index (empty in handoff mode).
@@ -227,7 +231,7 @@ impl Shared {
     }
 
     fn spawn_solo(self: &Arc<Self>, fd: OwnedFd, peer: SocketAddr) {
-        let made = WorkerShared::new(usize::MAX, true, Vec::new()).and_then(|(ws, local)| {
+        let made = WorkerShared::new(usize::MAX, true, Vec::new(), false).and_then(|(ws, local)| {
             ws.inbox.push(Task::New(fd, peer));
             let shared = Arc::clone(self);
             let weak = Arc::downgrade(&ws);

@@ -202,7 +202,7 @@ macro_rules! latency {
 static LIGHT: [Metric; 6] = latency!("light", latency_light);
 static HEAVY: [Metric; 6] = latency!("heavy", latency_heavy);
 
-static MAIN: [Metric; 41] = [
+static MAIN: [Metric; 43] = [
     engine("uptime_seconds", Gauge, "seconds", "Seconds since the engine started.", |s| s.uptime.as_secs_f64()),
     listener("accepts", Counter, "Connections accepted.", |l| l.accepts as f64),
     listener("accept_pauses", Counter, "Times accepting paused (descriptors exhausted, or a cap reached).", |l| {
@@ -246,6 +246,16 @@ static MAIN: [Metric; 41] = [
         "seconds",
         "CoDel: the last interval's minimum queueing delay.",
         |s| us(s.cpu.min_delay_us),
+    ),
+    engine("io_uring", Gauge, "boolean", "1 when the I/O workers run on io_uring, 0 on epoll.", |s| {
+        b(s.backend == "io_uring")
+    }),
+    engine(
+        "io_uring_fallback",
+        Gauge,
+        "boolean",
+        "1 when io_uring was asked for and the engine runs on epoll (the log says why).",
+        |s| b(s.backend_note.is_some()),
     ),
     engine("cpu_queue_overloaded", Gauge, "boolean", "CoDel: 1 while the queue counts as overloaded.", |s| {
         b(s.cpu.overloaded)

@@ -97,6 +97,10 @@ impl LatencyStats {
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub uptime: Duration,
+    /// The I/O backend the workers run on: `"epoll"` or `"io_uring"`.
+    pub backend: &'static str,
+    /// Why it is epoll although io_uring was asked for (`backend = auto` fell back).
+    pub backend_note: Option<String>,
     pub listeners: Vec<ListenerStats>,
     /// Change in the kernel's `ListenOverflows` / `ListenDrops` since the engine started
     /// (system-wide counters: other servers' drops show here too).
@@ -187,6 +191,8 @@ impl Stats {
         let c = &s.counters;
         Stats {
             uptime,
+            backend: if s.io_uring { "io_uring" } else { "epoll" },
+            backend_note: s.backend_note.clone(),
             listeners,
             kernel_listen_overflows: kernel.overflows.saturating_sub(s.kernel_at_start.overflows),
             kernel_listen_drops: kernel.drops.saturating_sub(s.kernel_at_start.drops),

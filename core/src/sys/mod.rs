@@ -1,7 +1,7 @@
 //! The operating-system layer: the only module with `unsafe` and raw `libc` calls.
 //!
 //! Every syscall the engine makes sits behind a small safe type or function here
-//! (epoll, eventfd, accept4, read/send, `TCP_INFO`, resource limits, clocks), so the
+//! (epoll, io_uring, eventfd, accept4, read/send, `TCP_INFO`, resource limits, clocks), so the
 //! rest of the crate is safe code that never sees a raw pointer. Functions return
 //! `io::Result` carrying the OS errno; callers decide what an errno means.
 
@@ -12,6 +12,7 @@ mod net;
 mod proc;
 mod service;
 mod timerfd;
+mod uring;
 
 pub use epoll::{Epoll, Events, Interest};
 pub use eventfd::EventFd;
@@ -26,6 +27,7 @@ pub use proc::{
 };
 pub use service::{listen_fds, monotonic_usec, notify, take_inherited_fd, ActivatedFd, Termination};
 pub use timerfd::TimerFd;
+pub use uring::{probe as probe_io_uring, Done, Op, Reaped, Received, Ring};
 
 /// Converts a `-1` syscall return into the thread's `errno` as an `io::Error`.
 fn cvt(ret: libc::c_int) -> std::io::Result<libc::c_int> {

@@ -45,10 +45,26 @@ use crate::conn::{After, Conn, TurnCtx, DRAIN, HUP, READ, TIMEOUT, WRITE};
 use crate::engine::Shared;
 use crate::sched::steal::{self, Rng, Sibling};
 use crate::sync::lock;
-use crate::sys::{Epoll, EventFd, Events, Interest};
+use crate::sys::{Done, Epoll, EventFd, Events, Interest, Op, Reaped, Ring};
 use crate::worker::registry::Registry;
 
 const WAKE_TOKEN: u64 = u64::MAX;
+/// The ring's poll of the worker's own epoll (io_uring backend).
+const EPOLL_TAG: u64 = 1;
+/// io_uring: submission slots, provided receive buffers and their size, per worker.
+const RING_ENTRIES: u32 = 1024;
+const RING_BUFFERS: u16 = 256;
+const RING_BUFFER_SIZE: usize = 8 << 10;
+
+thread_local! {
+    /// The worker whose loop runs on this thread (its `WorkerShared` address), if any.
+    static CURRENT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether the calling thread is `ws`'s own loop (which submits its ring each turn).
+pub(crate) fn is_current(ws: &WorkerShared) -> bool {
+    CURRENT.with(|c| c.get()) == ws as *const WorkerShared as usize
+}
 /// Tokens from here up are this worker's listeners (when it accepts itself).
 pub(crate) const LISTEN_BASE: u64 = 1 << 63;
 /// A task running longer than this leaves its worker's epoll to siblings.
@@ -88,6 +104,16 @@ pub(crate) struct WorkerShared {
     pub listeners: Vec<Arc<Listener>>,
     pub inbox: Injector<Task>,
     pub stealer: Stealer<Task>,
+    /// The io_uring backend's ring: connection receives, sends and closes, and a poll
+    /// of `epoll` (which keeps the listeners and the wake-up fd).
+    pub ring: Option<Ring>,
+    /// io_uring: `epoll` reported events when last waited on, so it may have more
+    /// (a poll of an epoll fd fires on new events only).
+    epoll_hot: std::sync::atomic::AtomicBool,
+    /// io_uring: operations other threads handed to this worker's ring (only this
+    /// worker's thread submits to it), and whether there are any.
+    handed: Mutex<Vec<Op>>,
+    has_handed: std::sync::atomic::AtomicBool,
     pub registry: Mutex<Registry<Arc<Conn>>>,
     pub counters: WorkerCounters,
     latency: Mutex<[Histogram<u64>; 2]>,
@@ -106,13 +132,16 @@ impl Sibling<Task> for Arc<WorkerShared> {
 
 impl WorkerShared {
     /// Creates a worker's shared half and the deque its thread will own.
+    /// `ring`: on the io_uring backend.
     pub fn new(
         index: usize,
         solo: bool,
         listeners: Vec<Arc<Listener>>,
+        ring: bool,
     ) -> std::io::Result<(Arc<WorkerShared>, Worker<Task>)> {
         let local = Worker::new_fifo();
         let epoll = Epoll::new()?;
+        let ring = if ring { Some(Ring::new(RING_ENTRIES, RING_BUFFERS, RING_BUFFER_SIZE)?) } else { None };
         let wake = Arc::new(EventFd::new()?);
         epoll.add(wake.as_raw_fd(), WAKE_TOKEN, Interest::READ_LEVEL)?;
         let hist = || Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds");
@@ -124,6 +153,10 @@ impl WorkerShared {
             listeners,
             inbox: Injector::new(),
             stealer: local.stealer(),
+            ring,
+            epoll_hot: std::sync::atomic::AtomicBool::new(false),
+            handed: Mutex::new(Vec::new()),
+            has_handed: std::sync::atomic::AtomicBool::new(false),
             registry: Mutex::new(Registry::new()),
             counters: WorkerCounters::default(),
             latency: Mutex::new([hist(), hist()]),
@@ -155,6 +188,32 @@ impl WorkerShared {
     pub fn depth(&self) -> usize {
         self.stealer.len() + self.inbox.len()
     }
+
+    /// io_uring: hands an operation to this worker's ring from another thread (a
+    /// sibling running a stolen connection, a CPU-pool thread writing its reply),
+    /// waking the worker if it is parked.
+    pub fn hand_to_ring(&self, op: Op) {
+        lock(&self.handed).push(op);
+        self.has_handed.store(true, SeqCst);
+        // Pairs with the re-check in `park` after the status is PARKED (SeqCst both).
+        if self.status.load(SeqCst) == PARKED {
+            self.wake.notify();
+        }
+    }
+
+    /// io_uring, on this worker's thread: puts what other threads handed over on the ring.
+    pub fn apply_handed(&self, ring: &Ring) {
+        if self.has_handed.load(SeqCst) {
+            let ops = {
+                let mut q = lock(&self.handed);
+                self.has_handed.store(false, SeqCst);
+                std::mem::take(&mut *q)
+            };
+            for op in ops {
+                ring.apply(op);
+            }
+        }
+    }
 }
 
 pub(crate) struct WorkerLoop {
@@ -171,6 +230,8 @@ pub(crate) struct WorkerLoop {
     drained: bool,
     spare: Vec<u8>,
     acceptor: Option<Acceptor>,
+    /// io_uring: completions taken from a ring, reused.
+    reaped: Reaped,
 }
 
 impl WorkerLoop {
@@ -194,6 +255,7 @@ impl WorkerLoop {
             drained: false,
             spare: Vec::new(),
             acceptor,
+            reaped: Reaped::default(),
         }
     }
 
@@ -207,9 +269,21 @@ impl WorkerLoop {
         if let Some(a) = &mut self.acceptor {
             a.arm(&self.ws.epoll, true);
         }
+        CURRENT.with(|c| c.set(Arc::as_ptr(&self.ws) as usize));
+        if let Some(ring) = &self.ws.ring {
+            // This thread is the ring's one issuer from here on.
+            if let Err(e) = ring.enable() {
+                eprintln!("corral: worker {}: cannot enable its io_uring: {e}", self.ws.index);
+            }
+            ring.poll(self.ws.epoll.as_raw_fd(), EPOLL_TAG);
+        }
         loop {
             if self.engine.is_stopped() {
                 self.close_all();
+                if let Some(ring) = &self.ws.ring {
+                    ring.shutdown();
+                }
+                CURRENT.with(|c| c.set(0));
                 return;
             }
             if self.engine.is_draining() && !self.drained {
@@ -317,7 +391,7 @@ impl WorkerLoop {
             Task::Conn(c) => Some(c),
             // With defer_accept the request is already there: serve it at once.
             // Otherwise wait for its first readiness event rather than read in vain.
-            Task::New(fd, peer) => self.register(fd, peer, self.engine.config.defer_accept),
+            Task::New(fd, peer) => self.register(fd, peer, self.engine.config.defer_accept && self.ws.ring.is_none()),
         };
         if let Some(conn) = conn {
             let mut ctx = TurnCtx { worker: &self.ws, spare: &mut self.spare };
@@ -367,7 +441,13 @@ impl WorkerLoop {
             Readiness::Edge => Interest::READ_EDGE,
             Readiness::OneShot => Interest::oneshot(false),
         };
-        if let Err(e) = self.ws.epoll.add(raw, token, interest) {
+        let watched = if self.ws.ring.is_some() {
+            conn.arm_recv();
+            Ok(())
+        } else {
+            self.ws.epoll.add(raw, token, interest)
+        };
+        if let Err(e) = watched {
             eprintln!("corral: worker {}: cannot watch a new connection: {e}", self.ws.index);
             conn.force_close();
             return None;
@@ -385,10 +465,80 @@ impl WorkerLoop {
         run_now.then_some(conn)
     }
 
-    /// Collects readiness from `from`'s epoll (this worker's or a stalled sibling's) into
-    /// the local deque, and accepts on the listeners it reports. Returns how many
-    /// connections became tasks.
+    /// Collects readiness (epoll) or completions (io_uring) of `from` (this worker or a
+    /// stalled sibling) into the local deque, and accepts on the listeners it reports.
+    /// Returns how many connections became tasks.
     fn poll(&mut self, from: &Arc<WorkerShared>, timeout: Option<Duration>) -> usize {
+        match &from.ring {
+            // Only its owner may touch a ring; a sibling taking over a stalled worker
+            // looks at its epoll (its listeners) only.
+            Some(ring) if Arc::ptr_eq(from, &self.ws) => self.poll_ring(from, ring, timeout),
+            _ => self.poll_epoll(from, timeout),
+        }
+    }
+
+    /// io_uring: submits what this round queued (one `io_uring_enter` for every
+    /// connection's sends), waits if asked to, and turns the completions into tasks. The
+    /// epoll (listeners, wake-ups) is looked at only when the ring's poll of it fired.
+    fn poll_ring(&mut self, from: &Arc<WorkerShared>, ring: &Ring, timeout: Option<Duration>) -> usize {
+        from.apply_handed(ring);
+        let r = if timeout == Some(Duration::ZERO) { ring.submit() } else { ring.wait(timeout) };
+        if let Err(e) = r {
+            eprintln!("corral: worker {}: io_uring: {e}", from.index);
+        }
+        let mut reaped = std::mem::take(&mut self.reaped);
+        reaped.clear();
+        ring.reap(&mut reaped);
+        let mut epoll_ready = from.epoll_hot.load(Relaxed);
+        let mut conns = Vec::with_capacity(reaped.done.len());
+        {
+            let reg = lock(&from.registry);
+            for (i, d) in reaped.done.iter().enumerate() {
+                match d {
+                    Done::Polled { armed, .. } => {
+                        epoll_ready = true;
+                        if !armed {
+                            ring.poll(from.epoll.as_raw_fd(), EPOLL_TAG);
+                        }
+                    }
+                    Done::Recv { token, .. } | Done::Sent { token, .. } => {
+                        if let Some(c) = reg.get(*token) {
+                            conns.push((Arc::clone(c), i));
+                        }
+                    }
+                }
+            }
+        }
+        let mut queued = 0;
+        for (conn, i) in conns {
+            let (news, bit) = match &reaped.done[i] {
+                Done::Recv { got, armed, .. } => (conn.received(&reaped.data, got.clone(), *armed), READ),
+                Done::Sent { result, .. } => (conn.sent(*result), WRITE),
+                Done::Polled { .. } => (false, 0),
+            };
+            if news {
+                conn.mark(bit);
+                if conn.try_schedule() {
+                    self.local.push(Task::Conn(conn));
+                    queued += 1;
+                }
+            }
+        }
+        self.reaped = reaped;
+        let own = Arc::ptr_eq(from, &self.ws);
+        let backoff = own && self.acceptor.as_ref().is_some_and(|a| a.resume_at().is_some());
+        if epoll_ready || backoff {
+            queued += self.poll_epoll(from, Some(Duration::ZERO));
+            from.epoll_hot.store(!self.events.is_empty(), Relaxed);
+        } else if queued > 1 && self.steal_enabled() {
+            self.engine.notify_one_worker();
+        }
+        queued
+    }
+
+    /// Collects readiness from `from`'s epoll into the local deque, and accepts on the
+    /// listeners it reports. Returns how many connections became tasks.
+    fn poll_epoll(&mut self, from: &Arc<WorkerShared>, timeout: Option<Duration>) -> usize {
         if from.epoll.wait(&mut self.events, timeout).is_err() {
             return 0;
         }
@@ -452,7 +602,9 @@ impl WorkerLoop {
                 }
             }
         }
-        let run_now = self.engine.config.defer_accept;
+        // With defer_accept the request is already there, but on io_uring it arrives
+        // through the ring's receive, not a read now.
+        let run_now = self.engine.config.defer_accept && self.ws.ring.is_none();
         for (fd, peer) in accepted {
             if let Some(conn) = self.register(fd, peer, run_now) {
                 self.local.push(Task::Conn(conn));
@@ -526,6 +678,7 @@ impl WorkerLoop {
             // nobody searches: a searcher takes them (and wakes another if it was the
             // last), and a worker that may not search would only spin until it does.
             let work_left = !self.ws.inbox.is_empty()
+                || self.ws.has_handed.load(SeqCst)
                 || (self.steal_enabled() && idle.searching() == 0 && self.engine.workers.iter().any(|w| w.depth() > 0));
             if work_left {
                 self.unpark();
