@@ -98,6 +98,10 @@ struct RunArgs {
     /// Open-loop rate of the light clients in `hol`, requests/s over all of them.
     #[arg(long)]
     hol_rate: Option<f64>,
+    /// The servers' connection I/O: epoll (the default), io_uring, or auto (io_uring where
+    /// the probe passes). thread-per-connection has no I/O workers and stays on epoll.
+    #[arg(long, value_parser = ["epoll", "io_uring", "auto"])]
+    backend: Option<String>,
     /// Where the report goes.
     #[arg(long, default_value = "target/corral-report")]
     out: PathBuf,
@@ -169,16 +173,23 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     if st.duration_ms == 0 {
         return Err("--duration must be more than 0".into());
     }
+    if let Some(b) = a.backend {
+        // The servers are child processes: the default backend reaches them through
+        // the environment (see `corral::Backend::from_env`).
+        std::env::set_var("CORRAL_BACKEND", &b);
+        st.backend = b;
+    }
     server::raise_nofile();
     let command = std::iter::once("corral-bench".to_string()).chain(argv.iter().skip(1).cloned()).collect::<Vec<_>>();
     let total = scenarios.len() * models.len();
     eprintln!(
-        "corral lab: {} scenarios x {} models on {} cores, {} ms each (+{} ms warm-up); report in {}",
+        "corral lab: {} scenarios x {} models on {} cores, {} ms each (+{} ms warm-up), backend {}; report in {}",
         scenarios.len(),
         models.len(),
         cores(),
         st.duration_ms,
         st.warmup_ms,
+        st.backend,
         out.display()
     );
     let mut rows = Vec::new();

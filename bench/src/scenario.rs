@@ -160,6 +160,9 @@ pub struct Settings {
     pub hol_heavy_us: u64,
     pub greedy_depth: usize,
     pub skew_costs_us: Vec<u64>,
+    /// The servers' connection I/O backend (`epoll`, `io_uring`, `auto`); a model
+    /// without I/O workers (thread-per-connection) runs on epoll whatever is asked.
+    pub backend: String,
 }
 
 impl Settings {
@@ -178,6 +181,7 @@ impl Settings {
             hol_heavy_us: 50_000,
             greedy_depth: 64,
             skew_costs_us: vec![2000, 1000, 500, 200, 100, 50],
+            backend: corral::Backend::from_env().name().to_string(),
         }
     }
 

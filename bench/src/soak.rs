@@ -82,6 +82,8 @@ pub struct KindBook {
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SoakReport {
+    /// The server's connection I/O backend.
+    pub backend: String,
     pub connections: usize,
     pub depth: usize,
     pub seconds: f64,
@@ -394,6 +396,9 @@ pub struct Args {
     /// Requests in flight per connection (1 to 64).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     depth: u64,
+    /// The server's connection I/O: epoll (the default), io_uring, or auto.
+    #[arg(long, value_parser = ["epoll", "io_uring", "auto"])]
+    backend: Option<String>,
     /// Where the report goes.
     #[arg(long, default_value = "target/corral-report/soak")]
     out: PathBuf,
@@ -401,6 +406,10 @@ pub struct Args {
 
 pub fn main(a: Args) -> Result<(), String> {
     let (requests, connections, depth, out) = (a.requests, a.connections as usize, a.depth as usize, a.out);
+    if let Some(b) = &a.backend {
+        // The server is a child process: the default backend reaches it this way.
+        std::env::set_var("CORRAL_BACKEND", b);
+    }
     crate::server::raise_nofile();
     let report = run(requests, connections, depth).map_err(|e| format!("soak: {e}"))?;
     let md = markdown(&report);
@@ -440,7 +449,12 @@ fn run(target: u64, connections: usize, depth: usize) -> io::Result<SoakReport> 
         next_id: 1,
         seen: vec![false; (target + target / 4 + 1_000_000) as usize],
         books: KINDS.iter().map(|k| KindBook { kind: k.name().into(), ..KindBook::default() }).collect(),
-        r: SoakReport { connections, depth, ..SoakReport::default() },
+        r: SoakReport {
+            backend: corral::Backend::from_env().name().to_string(),
+            connections,
+            depth,
+            ..SoakReport::default()
+        },
         draining: false,
     };
     let start = Instant::now();
@@ -501,8 +515,9 @@ fn markdown(r: &SoakReport) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "# corral soak\n\n{} connections, {} requests in flight each, {:.1} s, then a graceful shutdown under load.\n",
-        r.connections, r.depth, r.seconds
+        "# corral soak\n\n{} connections, {} requests in flight each, {:.1} s, then a graceful shutdown under load \
+         (backend {}).\n",
+        r.connections, r.depth, r.seconds, r.backend
     );
     let _ = writeln!(o, "| requests | count |\n| --- | ---: |");
     for (k, v) in [

@@ -633,6 +633,10 @@ impl ConfigBuilder {
     /// option and the accepted range.
     pub fn build(self) -> Result<Config> {
         let (acceptors, io_workers, cpu_threads, addrs) = self.checked()?;
+        // readiness is epoll's: set explicitly, it keeps an engine on epoll unless the
+        // backend was set too (then the pair was refused above).
+        let backend =
+            if self.is_explicit("readiness") && !self.is_explicit("backend") { Backend::Epoll } else { self.backend };
         let mut inherited = Vec::with_capacity(self.inherited.len());
         for fd in &self.inherited {
             let raw = fd.as_raw_fd();
@@ -663,7 +667,9 @@ impl ConfigBuilder {
             model: self.model,
             protocol: self.protocol,
             readiness: self.readiness,
-            backend: self.backend,
+            // readiness is epoll's; set explicitly, it keeps an engine on epoll unless the
+            // backend itself was set (then the pair is refused above).
+            backend,
             explicit: self.explicit,
         })
     }

@@ -614,7 +614,7 @@ impl ConfigBuilder {
                 )));
             }
         }
-        if self.backend == Backend::IoUring && self.is_explicit("readiness") {
+        if self.backend == Backend::IoUring && self.is_explicit("backend") && self.is_explicit("readiness") {
             return Err(Error::config(
                 "readiness says how connections are registered with epoll, and has no effect on the io_uring \
                  backend: leave it unset (or set backend to epoll)",

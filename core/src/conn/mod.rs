@@ -785,6 +785,9 @@ impl Conn {
     fn take_received(&self, ring: &Ring, io: &mut Io) -> std::io::Result<usize> {
         let mut s = lock(&self.side);
         let n = s.rx.len();
+        // Like a short read: what the ring brought is all there is until its next
+        // completion, which marks the connection readable again.
+        io.want_read = s.eof || s.failed;
         if n > 0 {
             io.rbuf.extend_from_slice(&s.rx);
             s.rx.clear();
