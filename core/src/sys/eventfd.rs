@@ -18,6 +18,15 @@ impl EventFd {
         Ok(EventFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 
+    /// A close-on-exec eventfd that blocks on read: for a ring to read (a ring's read
+    /// of a non-blocking fd may complete at once with `EAGAIN` instead of waiting).
+    /// Its writes never block in practice (only a counter near 2^64 would).
+    pub fn blocking() -> io::Result<EventFd> {
+        // SAFETY: no pointers; a non-negative return is a new fd we own.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) })?;
+        Ok(EventFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
     /// Makes the fd readable. Never blocks; a counter already near its maximum is
     /// readable anyway, so `EAGAIN` is success.
     pub fn notify(&self) {

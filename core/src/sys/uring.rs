@@ -45,6 +45,7 @@ const SEND: u64 = 1;
 const POLL: u64 = 2;
 /// Cancels and closes: nothing to report.
 const QUIET: u64 = 3;
+const WAKE: u64 = 4;
 const INDEX_MASK: u64 = (1 << KIND_SHIFT) - 1;
 const GROUP: u16 = 0;
 
@@ -185,6 +186,8 @@ struct SendOp {
 
 struct State {
     bufs: BufRing,
+    /// Where the wake-up eventfd's counter is read into.
+    wake: Box<u64>,
     sends: Vec<Option<SendOp>>,
     free: Vec<usize>,
     /// Operations submitted or queued whose last completion has not come.
@@ -246,7 +249,7 @@ impl Ring {
         // SAFETY: the entries live in `bufs`, owned by the ring's state for as long as the
         // ring is registered (unregistered in drop before they are freed).
         unsafe { uring.submitter().register_buf_ring_with_flags(bufs.entries as u64, buffers, GROUP, 0)? };
-        let st = State { bufs, sends: Vec::new(), free: Vec::new(), in_flight: 0, queued: 0 };
+        let st = State { bufs, wake: Box::new(0), sends: Vec::new(), free: Vec::new(), in_flight: 0, queued: 0 };
         Ok(Ring { uring, st: Mutex::new(st) })
     }
 
@@ -334,6 +337,16 @@ impl Ring {
     pub fn poll(&self, fd: RawFd, tag: u64) {
         let e = opcode::PollAdd::new(Fd(fd), libc::POLLIN as u32).multi(true).build().user_data(tagged(POLL, tag));
         self.push(&mut self.state(), e);
+    }
+
+    /// Reads the eventfd `fd` once (which resets it): [`Done::Polled`] for `tag`, not
+    /// armed, says it was signalled; watch it again then.
+    pub fn watch_eventfd(&self, fd: RawFd, tag: u64) {
+        let mut st = self.state();
+        let buf: *mut u64 = &mut *st.wake;
+        // The counter lands in the state's box, which lives as long as the ring.
+        let e = opcode::Read::new(Fd(fd), buf.cast(), 8).build().user_data(tagged(WAKE, tag));
+        self.push(&mut st, e);
     }
 
     /// Closes `fd` on the ring, after cancelling every operation on it.
@@ -470,6 +483,7 @@ impl Ring {
                         out.done.push(Done::Sent { token: op.token, result });
                     }
                     POLL => out.done.push(Done::Polled { tag: index as u64, armed: more }),
+                    WAKE => out.done.push(Done::Polled { tag: index as u64, armed: false }),
                     _ => {}
                 }
             }
@@ -520,6 +534,7 @@ impl Drop for Ring {
         st.bufs.entries = std::ptr::null_mut();
         st.bufs.map_len = 0;
         std::mem::forget(std::mem::take(&mut st.sends));
+        std::mem::forget(std::mem::replace(&mut st.wake, Box::new(0)));
     }
 }
 

@@ -51,6 +51,8 @@ use crate::worker::registry::Registry;
 const WAKE_TOKEN: u64 = u64::MAX;
 /// The ring's poll of the worker's own epoll (io_uring backend).
 const EPOLL_TAG: u64 = 1;
+/// The ring's read of the worker's wake-up eventfd (io_uring backend).
+const WAKE_TAG: u64 = 2;
 /// io_uring: submission slots, provided receive buffers and their size, per worker.
 const RING_ENTRIES: u32 = 1024;
 const RING_BUFFERS: u16 = 256;
@@ -142,8 +144,11 @@ impl WorkerShared {
         let local = Worker::new_fifo();
         let epoll = Epoll::new()?;
         let ring = if ring { Some(Ring::new(RING_ENTRIES, RING_BUFFERS, RING_BUFFER_SIZE)?) } else { None };
-        let wake = Arc::new(EventFd::new()?);
-        epoll.add(wake.as_raw_fd(), WAKE_TOKEN, Interest::READ_LEVEL)?;
+        let wake = Arc::new(if ring.is_some() { EventFd::blocking()? } else { EventFd::new()? });
+        if ring.is_none() {
+            // On io_uring the ring reads it (`Ring::watch_eventfd`).
+            epoll.add(wake.as_raw_fd(), WAKE_TOKEN, Interest::READ_LEVEL)?;
+        }
         let hist = || Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds");
         let ws = WorkerShared {
             index,
@@ -276,6 +281,7 @@ impl WorkerLoop {
                 eprintln!("corral: worker {}: cannot enable its io_uring: {e}", self.ws.index);
             }
             ring.poll(self.ws.epoll.as_raw_fd(), EPOLL_TAG);
+            ring.watch_eventfd(self.ws.wake.as_raw_fd(), WAKE_TAG);
         }
         loop {
             if self.engine.is_stopped() {
@@ -490,11 +496,16 @@ impl WorkerLoop {
         reaped.clear();
         ring.reap(&mut reaped);
         let mut epoll_ready = from.epoll_hot.load(Relaxed);
+        let mut woken = false;
         let mut conns = Vec::with_capacity(reaped.done.len());
         {
             let reg = lock(&from.registry);
             for (i, d) in reaped.done.iter().enumerate() {
                 match d {
+                    Done::Polled { tag: WAKE_TAG, .. } => {
+                        woken = true;
+                        ring.watch_eventfd(from.wake.as_raw_fd(), WAKE_TAG);
+                    }
                     Done::Polled { armed, .. } => {
                         epoll_ready = true;
                         if !armed {
@@ -525,8 +536,11 @@ impl WorkerLoop {
             }
         }
         self.reaped = reaped;
-        let own = Arc::ptr_eq(from, &self.ws);
-        let backoff = own && self.acceptor.as_ref().is_some_and(|a| a.resume_at().is_some());
+        // Only the owner gets here (see `poll`): the acceptor is this worker's.
+        if let Some(a) = &mut self.acceptor {
+            a.on_wake(&from.epoll, woken);
+        }
+        let backoff = self.acceptor.as_ref().is_some_and(|a| a.resume_at().is_some());
         if epoll_ready || backoff {
             queued += self.poll_epoll(from, Some(Duration::ZERO));
             from.epoll_hot.store(!self.events.is_empty(), Relaxed);
