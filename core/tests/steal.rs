@@ -77,9 +77,11 @@ fn a_held_worker_s_ready_connections_are_served_by_another() {
             assert!(silent_for(&victim, std::time::Duration::from_millis(200)), "waits while its home is held");
             release_tx.send(()).unwrap();
             assert_eq!(read_response(&mut blocker_r).unwrap().text(), "released");
+            // Served once its home reaps its ring again (by the home, or by a sibling
+            // that steals the turn from the home's deque then).
             let served_by: usize =
                 read_response(&mut victim_r).expect("served after the release").text().parse().unwrap();
-            assert_eq!(served_by, home);
+            assert!(served_by < 2, "served by worker {served_by}");
             e.shutdown(DEADLINE).unwrap();
             continue;
         }
