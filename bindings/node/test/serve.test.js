@@ -95,6 +95,22 @@ test('bad options are refused', () => {
   assert.throws(() => corral.serve({ handler: () => '', ioSlice: 0.005 }), { code: 'CORRAL_INVALID_CONFIG', message: /ioSlice/ }) // 5 us: under the 100 us floor
 })
 
+test('the backend option, and which backend runs', async () => {
+  // auto: io_uring where the probe passes, else epoll with the fallback flag (the log says why).
+  const s = corral.serve({ backend: 'auto', ioWorkers: 1, handler: () => 'x' })
+  assert.strictEqual((await request(s.address().port)).body, 'x')
+  const st = s.stats()
+  assert.strictEqual(st.ioUring + st.ioUringFallback, 1)
+  await s.close({ timeout: 2000 })
+  const e = corral.serve({ backend: 'epoll', handler: () => 'x' })
+  assert.strictEqual(e.stats().ioUring, 0)
+  await e.close({ timeout: 2000 })
+  assert.throws(() => corral.serve({ handler: () => '', backend: 'kqueue' }), {
+    code: 'CORRAL_INVALID_CONFIG',
+    message: /unknown backend "kqueue": use epoll, io_uring, auto/,
+  })
+})
+
 test('waiting worker threads hold no thread of the shared pool', async () => {
   // More workers than libuv's default pool (4): file I/O and close() still run.
   const s = corral.serve({

@@ -147,6 +147,20 @@ def test_stats_and_prometheus():
         assert report["requests_completed"] == 1 and report["clean"]
 
 
+def test_the_backend_option_and_which_backend_runs(deadline):
+    # auto: io_uring where the probe passes, else epoll with a fallback flag (the log says why).
+    with corral.serve(lambda r: b"x", backend="auto", io_workers=1) as server:
+        assert get(server.address)[0] == 200
+        st = server.stats()
+        assert st["io_uring"] + st["io_uring_fallback"] == 1
+    with corral.serve(lambda r: b"x", backend="epoll") as server:
+        assert server.stats()["io_uring"] == 0 and server.stats()["io_uring_fallback"] == 0
+    with pytest.raises(corral.ConfigError, match="unknown backend \"kqueue\": use epoll, io_uring, auto"):
+        corral.serve(lambda r: b"", backend="kqueue")
+    with pytest.raises(corral.ConfigError, match="thread-per-connection"):
+        corral.serve(lambda r: b"", backend="io_uring", model="thread-per-connection")
+
+
 def test_bad_options():
     with pytest.raises(corral.ConfigError, match="protocol"):
         corral.serve(lambda r: b"", protocol="smtp")
