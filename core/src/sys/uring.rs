@@ -369,7 +369,10 @@ impl Ring {
     pub fn submit(&self) -> io::Result<()> {
         let mut st = self.state();
         // SAFETY: the only submission queue handle while the state lock is held.
-        let deferred = unsafe { self.uring.submission_shared() }.taskrun();
+        let sq = unsafe { self.uring.submission_shared() };
+        // Completions the kernel holds back (deferred work, or a full completion queue).
+        let deferred = sq.taskrun() || sq.cq_overflow();
+        drop(sq);
         if st.queued > 0 || deferred {
             st.queued = 0;
             self.uring.submitter().submit()?;

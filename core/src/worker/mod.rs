@@ -287,6 +287,8 @@ impl WorkerLoop {
             if self.engine.is_stopped() {
                 self.close_all();
                 if let Some(ring) = &self.ws.ring {
+                    // Closes other threads handed over go through the ring like the rest.
+                    self.ws.apply_handed(ring);
                     ring.shutdown();
                 }
                 CURRENT.with(|c| c.set(0));
