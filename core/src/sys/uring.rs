@@ -201,6 +201,7 @@ struct State {
 unsafe impl Send for State {}
 
 pub struct Ring {
+    /// Declared first, so dropped first: the ring is closed before `st` frees its memory.
     uring: IoUring,
     st: Mutex<State>,
 }
@@ -246,8 +247,8 @@ impl Ring {
             .setup_r_disabled()
             .build(entries)?;
         let bufs = BufRing::new(buffers, buffer_size)?;
-        // SAFETY: the entries live in `bufs`, owned by the ring's state for as long as the
-        // ring is registered (unregistered in drop before they are freed).
+        // SAFETY: the entries live in `bufs`, owned by the ring's state, which is dropped
+        // after the ring (field order) and leaks them instead if operations remain.
         unsafe { uring.submitter().register_buf_ring_with_flags(bufs.entries as u64, buffers, GROUP, 0)? };
         let st = State { bufs, wake: Box::new(0), sends: Vec::new(), free: Vec::new(), in_flight: 0, queued: 0 };
         Ok(Ring { uring, st: Mutex::new(st) })
