@@ -90,21 +90,22 @@ pub struct Engine {
 
 /// Which backend the workers run on: `(io_uring, why not)`. `auto` falls back to
 /// epoll when the probe fails, saying why; `io_uring` asked for and unavailable is an
-/// error. A thread per connection has no worker to own a ring, and a handoff engine
-/// does no connection I/O: both run on epoll, and say so when io_uring was asked for.
-fn resolve_backend(config: &Config, has_workers: bool) -> Result<(bool, Option<String>)> {
+/// error. A handoff engine does no connection I/O (the option is a serving one). A
+/// thread per connection has no worker to own a ring: refused when set, and when it
+/// comes from `CORRAL_BACKEND` the engine runs on epoll and says so.
+fn resolve_backend(config: &Config, serving: bool, has_workers: bool) -> Result<(bool, Option<String>)> {
     use crate::config::Backend;
     let asked = config.backend;
-    if asked == Backend::Epoll {
+    if asked == Backend::Epoll || !serving {
         return Ok((false, None));
     }
     if !has_workers {
-        let why = if config.model == crate::engine::plan::Model::ThreadPerConnection {
-            "the thread-per-connection model has no I/O workers to own rings"
-        } else {
-            "a handoff engine does no connection I/O"
-        };
-        return Ok((false, Some(format!("backend {}: {why}; running on epoll", asked.name()))));
+        let note = format!(
+            "backend {}: the thread-per-connection model has no I/O workers to own rings; running on epoll",
+            asked.name()
+        );
+        eprintln!("corral: {note}");
+        return Ok((false, Some(note)));
     }
     match sys::probe_io_uring() {
         Ok(()) => Ok((true, None)),
@@ -159,7 +160,7 @@ impl Engine {
         let serving = host.is_none();
         let in_workers = serving && plan.accept_in_workers;
         let n_workers = if serving { plan.workers } else { 0 };
-        let (io_uring, backend_note) = resolve_backend(&config, serving && n_workers > 0)?;
+        let (io_uring, backend_note) = resolve_backend(&config, serving, n_workers > 0)?;
         let io_err = |what: &'static str| move |e| Error::io(ErrorKind::Io, what, e);
         let mut workers = Vec::with_capacity(n_workers);
         let mut locals = Vec::with_capacity(n_workers);
