@@ -212,6 +212,9 @@ pub(crate) struct Conn {
     wake_on_send: AtomicBool,
     /// io_uring: a send failed (the peer reset): the next turn closes.
     send_failed: AtomicBool,
+    /// The last turn stopped at its budget with input left (a pipelining client), so
+    /// the next one will be long too.
+    yielded: AtomicBool,
 }
 
 /// The ring's side of a connection (io_uring backend): the bytes its multishot receive
@@ -308,6 +311,7 @@ impl Conn {
             sending: AtomicUsize::new(0),
             wake_on_send: AtomicBool::new(false),
             send_failed: AtomicBool::new(false),
+            yielded: AtomicBool::new(false),
         }
     }
 
@@ -396,6 +400,12 @@ impl Conn {
         self.wake_on_send.swap(false, SeqCst) || failed
     }
 
+    /// Whether the last turn yielded at its budget (and forgets it): the runner sends
+    /// what other connections queued on the ring before a long turn holds them up.
+    pub fn took_budget(&self) -> bool {
+        self.yielded.swap(false, Relaxed)
+    }
+
     /// Reply bytes not yet written: in the write buffer, and (io_uring) in flight.
     fn unwritten(&self, io: &Io) -> usize {
         io.wbuf.len() - io.wpos + self.sending.load(SeqCst)
@@ -427,6 +437,7 @@ impl Conn {
                     return After::Done;
                 }
                 Turn::Yield => {
+                    self.yielded.store(true, Relaxed);
                     self.task.requeue();
                     return After::Requeue;
                 }

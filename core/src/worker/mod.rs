@@ -396,7 +396,15 @@ impl WorkerLoop {
         self.ws.counters.tasks.fetch_add(1, Relaxed);
         self.ran = true;
         let conn = match task {
-            Task::Conn(c) => Some(c),
+            Task::Conn(c) => {
+                if let Some(ring) = self.ws.ring.as_ref().filter(|_| c.took_budget()) {
+                    // A long turn comes (a pipelining client): what this round queued
+                    // goes out first, so the others' replies do not wait for it.
+                    self.ws.apply_handed(ring);
+                    let _ = ring.submit();
+                }
+                Some(c)
+            }
             // With defer_accept the request is already there: serve it at once.
             // Otherwise wait for its first readiness event rather than read in vain.
             Task::New(fd, peer) => self.register(fd, peer, self.engine.config.defer_accept && self.ws.ring.is_none()),
