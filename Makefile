@@ -74,13 +74,16 @@ fuzz:
 		$(CARGO) +nightly fuzz run -O $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; \
 	done
 
-unit:
-	$(CARGO) test --workspace --doc -q
-	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+## The Rust tests of the workspace: with cargo-nextest when present, else cargo test.
+RUST_TESTS = if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+
+unit:
+	$(CARGO) test --workspace --doc -q
+	@$(RUST_TESTS)
 
 ## The backend matrix's io_uring half: the whole Rust suite and the conformance cases
 ## (C, Python, Node) again, every engine on io_uring (CORRAL_BACKEND sets the default
@@ -89,11 +92,7 @@ io-uring-test: c-build py-build node-build
 	@why=$$(CORRAL_BACKEND=io_uring $(CARGO) run -q -p corral --example http_server -- --seconds 0 2>&1 >/dev/null | grep "io_uring cannot run" || true); \
 	if [ -n "$$why" ]; then echo "skipping the io_uring matrix: $$why"; exit 0; fi; \
 	set -e; export CORRAL_BACKEND=io_uring; echo "backend matrix: io_uring"; \
-	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
-	else \
-		$(CARGO) test --workspace --no-fail-fast; \
-	fi; \
+	$(RUST_TESTS); \
 	$(CDIR)/conformance tests/conformance/cases.txt; \
 	(cd bindings/python && $(PY) -m pytest -q tests/test_conformance.py); \
 	(cd bindings/node && node --test test/conformance.test.js)

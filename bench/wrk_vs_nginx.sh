@@ -80,13 +80,15 @@ scenario() {
   local e_runs="" u_runs="" n_runs=""
   for r in $(seq "$RUNS"); do
     # Alternate who goes first, so a slow moment of the machine does not fall on one.
-    if [ $((r % 2)) -eq 1 ]; then
-      e_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$eport$path")"$'\n'
-      u_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$uport$path")"$'\n'
-    else
-      u_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$uport$path")"$'\n'
-      e_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$eport$path")"$'\n'
-    fi
+    local order="e u"
+    [ $((r % 2)) -eq 0 ] && order="u e"
+    for who in $order; do
+      if [ "$who" = e ]; then
+        e_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$eport$path")"$'\n'
+      else
+        u_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$uport$path")"$'\n'
+      fi
+    done
     [ "$path" = "/" ] && n_runs+="$(rps -d"${DUR}" "$@" "http://127.0.0.1:$nport$path")"$'\n'
   done
   local e u n

@@ -174,9 +174,7 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
         return Err("--duration must be more than 0".into());
     }
     if let Some(b) = a.backend {
-        // The servers are child processes: the default backend reaches them through
-        // the environment (see `corral::Backend::from_env`).
-        std::env::set_var("CORRAL_BACKEND", &b);
+        server::use_backend(&b);
         st.backend = b;
     }
     server::raise_nofile();

@@ -188,6 +188,12 @@ pub fn serve(args: &ServerArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Makes `backend` the servers' connection I/O: they are child processes, so it reaches
+/// them as the default, through the environment (`corral::Backend::from_env`).
+pub fn use_backend(backend: &str) {
+    std::env::set_var("CORRAL_BACKEND", backend);
+}
+
 /// Raises the soft descriptor limit to the hard one (idle holds thousands of sockets).
 pub fn raise_nofile() {
     if let Ok((_, hard)) = corral::os::nofile_limit() {

@@ -407,8 +407,7 @@ pub struct Args {
 pub fn main(a: Args) -> Result<(), String> {
     let (requests, connections, depth, out) = (a.requests, a.connections as usize, a.depth as usize, a.out);
     if let Some(b) = &a.backend {
-        // The server is a child process: the default backend reaches it this way.
-        std::env::set_var("CORRAL_BACKEND", b);
+        crate::server::use_backend(b);
     }
     crate::server::raise_nofile();
     let report = run(requests, connections, depth).map_err(|e| format!("soak: {e}"))?;

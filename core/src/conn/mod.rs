@@ -335,9 +335,7 @@ impl Conn {
     /// io_uring: starts the connection's multishot receive (at registration).
     pub fn arm_recv(&self) {
         if let Some(ring) = self.ring() {
-            let mut s = lock(&self.side);
-            s.armed = true;
-            self.ring_op(ring, Op::Recv { fd: self.raw, token: self.token });
+            self.rearm(ring, &mut lock(&self.side));
         }
     }
 
@@ -827,9 +825,8 @@ impl Conn {
         if self.sending.load(SeqCst) > 0 {
             return true;
         }
-        let bytes = if io.wpos == 0 { std::mem::take(&mut io.wbuf) } else { io.wbuf.split_off(io.wpos) };
-        io.wbuf.clear();
-        io.wpos = 0;
+        // The whole buffer goes: only epoll's `flush` writes part of it (`wpos`).
+        let bytes = std::mem::take(&mut io.wbuf);
         self.sending.store(bytes.len(), SeqCst);
         self.ring_op(ring, Op::Send { fd: self.raw, token: self.token, buf: bytes });
         true

@@ -107,11 +107,8 @@ pub(crate) struct WorkerShared {
     pub inbox: Injector<Task>,
     pub stealer: Stealer<Task>,
     /// The io_uring backend's ring: connection receives, sends and closes, and a poll
-    /// of `epoll` (which keeps the listeners and the wake-up fd).
+    /// of `epoll` (which keeps the listeners) and a read of the wake-up eventfd.
     pub ring: Option<Ring>,
-    /// io_uring: `epoll` reported events when last waited on, so it may have more
-    /// (a poll of an epoll fd fires on new events only).
-    epoll_hot: std::sync::atomic::AtomicBool,
     /// io_uring: operations other threads handed to this worker's ring (only this
     /// worker's thread submits to it), and whether there are any.
     handed: Mutex<Vec<Op>>,
@@ -159,7 +156,6 @@ impl WorkerShared {
             inbox: Injector::new(),
             stealer: local.stealer(),
             ring,
-            epoll_hot: std::sync::atomic::AtomicBool::new(false),
             handed: Mutex::new(Vec::new()),
             has_handed: std::sync::atomic::AtomicBool::new(false),
             registry: Mutex::new(Registry::new()),
@@ -235,8 +231,11 @@ pub(crate) struct WorkerLoop {
     drained: bool,
     spare: Vec<u8>,
     acceptor: Option<Acceptor>,
-    /// io_uring: completions taken from a ring, reused.
+    /// io_uring: completions taken from the ring, reused.
     reaped: Reaped,
+    /// io_uring: the epoll reported events when last waited on, so it may have more
+    /// (a poll of an epoll fd fires on new events only).
+    epoll_hot: bool,
 }
 
 impl WorkerLoop {
@@ -261,6 +260,7 @@ impl WorkerLoop {
             spare: Vec::new(),
             acceptor,
             reaped: Reaped::default(),
+            epoll_hot: false,
         }
     }
 
@@ -488,38 +488,40 @@ impl WorkerLoop {
         match &from.ring {
             // Only its owner may touch a ring; a sibling taking over a stalled worker
             // looks at its epoll (its listeners) only.
-            Some(ring) if Arc::ptr_eq(from, &self.ws) => self.poll_ring(from, ring, timeout),
+            Some(_) if Arc::ptr_eq(from, &self.ws) => self.poll_ring(timeout),
             _ => self.poll_epoll(from, timeout),
         }
     }
 
     /// io_uring: submits what this round queued (one `io_uring_enter` for every
     /// connection's sends), waits if asked to, and turns the completions into tasks. The
-    /// epoll (listeners, wake-ups) is looked at only when the ring's poll of it fired.
-    fn poll_ring(&mut self, from: &Arc<WorkerShared>, ring: &Ring, timeout: Option<Duration>) -> usize {
-        from.apply_handed(ring);
+    /// epoll (the listeners) is looked at only when the ring's poll of it fired.
+    fn poll_ring(&mut self, timeout: Option<Duration>) -> usize {
+        let ws = Arc::clone(&self.ws);
+        let Some(ring) = ws.ring.as_ref() else { return 0 };
+        ws.apply_handed(ring);
         let r = if timeout == Some(Duration::ZERO) { ring.submit() } else { ring.wait(timeout) };
         if let Err(e) = r {
-            eprintln!("corral: worker {}: io_uring: {e}", from.index);
+            eprintln!("corral: worker {}: io_uring: {e}", ws.index);
         }
         let mut reaped = std::mem::take(&mut self.reaped);
         reaped.clear();
         ring.reap(&mut reaped);
-        let mut epoll_ready = from.epoll_hot.load(Relaxed);
+        let mut epoll_ready = self.epoll_hot;
         let mut woken = false;
         let mut conns = Vec::with_capacity(reaped.done.len());
         {
-            let reg = lock(&from.registry);
+            let reg = lock(&ws.registry);
             for (i, d) in reaped.done.iter().enumerate() {
                 match d {
                     Done::Polled { tag: WAKE_TAG, .. } => {
                         woken = true;
-                        ring.watch_eventfd(from.wake.as_raw_fd(), WAKE_TAG);
+                        ring.watch_eventfd(ws.wake.as_raw_fd(), WAKE_TAG);
                     }
                     Done::Polled { armed, .. } => {
                         epoll_ready = true;
                         if !armed {
-                            ring.poll(from.epoll.as_raw_fd(), EPOLL_TAG);
+                            ring.poll(ws.epoll.as_raw_fd(), EPOLL_TAG);
                         }
                     }
                     Done::Recv { token, .. } | Done::Sent { token, .. } => {
@@ -546,14 +548,13 @@ impl WorkerLoop {
             }
         }
         self.reaped = reaped;
-        // Only the owner gets here (see `poll`): the acceptor is this worker's.
         if let Some(a) = &mut self.acceptor {
-            a.on_wake(&from.epoll, woken);
+            a.on_wake(&ws.epoll, woken);
         }
         let backoff = self.acceptor.as_ref().is_some_and(|a| a.resume_at().is_some());
         if epoll_ready || backoff {
-            queued += self.poll_epoll(from, Some(Duration::ZERO));
-            from.epoll_hot.store(!self.events.is_empty(), Relaxed);
+            queued += self.poll_epoll(&ws, Some(Duration::ZERO));
+            self.epoll_hot = !self.events.is_empty();
         } else if queued > 1 && self.steal_enabled() {
             self.engine.notify_one_worker();
         }
