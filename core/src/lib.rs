@@ -33,18 +33,18 @@ mod sys;
 mod worker;
 
 pub use accept::handoff::Accepted;
-pub use accept::listen::ListenerStrategy;
 /// The PROXY-header parser's fuzzing entry point (the `proxy` target in `fuzz/`).
 #[doc(hidden)]
 pub use accept::proxy::fuzz as fuzz_proxy;
-pub use accept::proxy::{Cidr, ProxyHeader, ProxyMode};
+pub use accept::proxy::ProxyHeader;
 pub use config::options;
-pub use config::{Backend, Config, ConfigBuilder, Limits, Readiness};
+pub use config::{
+    Backend, Cidr, Config, ConfigBuilder, Limits, ListenerStrategy, Model, Protocol, ProxyMode, Readiness,
+};
 pub use cpu::Pool;
-pub use engine::plan::Model;
 pub use engine::{Engine, Mode, ShutdownReport};
 pub use error::{Error, ErrorKind, Result};
-pub use frame::{HttpRequest, Payload, Protocol, Reply, Response};
+pub use frame::{HttpRequest, Payload, Reply, Response};
 pub use handler::{handler_fn, on_io_worker, Cost, CostRule, Handler, Request, Responder, Sent, Stream, StreamError};
 pub use stats::metrics;
 pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};

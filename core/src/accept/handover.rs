@@ -14,6 +14,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::config::ConfigBuilder;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 
@@ -27,9 +28,21 @@ fn io_err(what: &str, e: std::io::Error) -> Error {
     Error::io(ErrorKind::Io, format!("hand-over: {what}"), e)
 }
 
+impl ConfigBuilder {
+    /// Takes over the listening sockets a running engine offers at `path`
+    /// ([`Engine::hand_over`](crate::Engine::hand_over)), waiting up to `timeout` for
+    /// them. Once the engine built from this starts, the predecessor is told, and
+    /// drains: no connection is lost or reset across the restart.
+    pub fn listeners_from(mut self, path: impl AsRef<Path>, timeout: Duration) -> Result<Self> {
+        let (fds, stream) = receive(path.as_ref(), timeout)?;
+        self.inherit(fds, stream);
+        Ok(self)
+    }
+}
+
 /// The successor's side: takes the listening sockets offered at `path`. The returned
 /// stream is kept until the engine serves them, then [`ready`] is sent on it.
-pub(crate) fn receive(path: &Path, timeout: Duration) -> Result<(Vec<OwnedFd>, UnixStream)> {
+fn receive(path: &Path, timeout: Duration) -> Result<(Vec<OwnedFd>, UnixStream)> {
     // The offer may not be up yet (the two processes start in either order): try again
     // until it is, or the time is up.
     // A timeout past what an Instant holds: a year is as good as forever here.

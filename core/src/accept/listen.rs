@@ -16,20 +16,9 @@ use std::sync::Arc;
 
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
-use crate::config::Config;
+use crate::config::{Config, ListenerStrategy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ListenerStrategy {
-    /// One `SO_REUSEPORT` socket per acceptor (default).
-    #[default]
-    ReusePort,
-    /// One socket shared by all acceptors, woken with `EPOLLEXCLUSIVE`.
-    Shared,
-    /// One socket, one acceptor.
-    Single,
-}
 
 /// Per-listener counters, updated by the acceptor that owns the socket.
 #[derive(Default, Debug)]

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::handoff::{Accepted, HostQueue};
-use super::proxy::{self, Cidr, Preamble, ProxyHeader, ProxyMode};
+use super::proxy::{self, Preamble, ProxyHeader};
+use crate::config::{Cidr, ProxyMode};
 use crate::engine::Counters;
 use crate::sync::lock;
 use crate::sys::{self, Epoll, EventFd, Events, Interest};

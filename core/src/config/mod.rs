@@ -7,8 +7,12 @@
 //! where it has no effect; the builder remembers which options were set explicitly so
 //! that the engine can refuse one that has no effect in its mode.
 
+mod cidr;
 mod names;
 pub mod options;
+
+pub use cidr::Cidr;
+pub use names::{Backend, ListenerStrategy, Model, Protocol, ProxyMode, Readiness};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -17,46 +21,8 @@ use std::time::Duration;
 
 use socket2::Socket;
 
-use crate::accept::listen::ListenerStrategy;
-use crate::engine::plan::Model;
-use crate::error::{Error, Result};
-use crate::frame::Protocol;
+use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
-
-/// How a connection's socket is registered with its worker's epoll.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Readiness {
-    /// Edge-triggered, with an atomic task state deciding who runs the connection: no
-    /// syscall beyond `read` and `write` per request (the default).
-    #[default]
-    Edge,
-    /// `EPOLLONESHOT`, re-armed with `epoll_ctl` after each turn (one more syscall per
-    /// turn; kept to measure against).
-    OneShot,
-}
-
-/// How I/O workers wait for and do their connections' I/O.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Backend {
-    /// Readiness from epoll; `recv` and `send` per request (the default).
-    #[default]
-    Epoll,
-    /// Completions from one io_uring per worker: multishot receives into provided
-    /// buffers, sends batched per turn, one `io_uring_enter` for many connections.
-    /// Refused at start if the kernel or a seccomp profile does not allow it.
-    IoUring,
-    /// io_uring if the probe at start passes, else epoll (saying why on stderr and in
-    /// the stats).
-    Auto,
-}
-
-impl Backend {
-    /// The default when none is set: `CORRAL_BACKEND` from the environment if it names
-    /// one (how an operator, or the test matrix, switches every engine at once), else epoll.
-    pub fn from_env() -> Backend {
-        std::env::var("CORRAL_BACKEND").ok().and_then(|v| v.parse().ok()).unwrap_or_default()
-    }
-}
 
 /// Limits that bound what one client can make the engine hold or do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,8 +148,8 @@ pub struct Config {
     pub(crate) defer_accept: bool,
     pub(crate) tcp_nodelay: bool,
     pub(crate) sd_notify: bool,
-    pub(crate) proxy_protocol: crate::accept::proxy::ProxyMode,
-    pub(crate) proxy_trusted: Vec<crate::accept::proxy::Cidr>,
+    pub(crate) proxy_protocol: ProxyMode,
+    pub(crate) proxy_trusted: Vec<Cidr>,
     pub(crate) handoff_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) model: Model,
@@ -279,8 +245,8 @@ pub struct ConfigBuilder {
     pub(crate) defer_accept: bool,
     pub(crate) tcp_nodelay: bool,
     pub(crate) sd_notify: bool,
-    pub(crate) proxy_protocol: crate::accept::proxy::ProxyMode,
-    pub(crate) proxy_trusted: Vec<crate::accept::proxy::Cidr>,
+    pub(crate) proxy_protocol: ProxyMode,
+    pub(crate) proxy_trusted: Vec<Cidr>,
     pub(crate) handoff_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) model: Model,
@@ -308,8 +274,8 @@ impl Default for ConfigBuilder {
             defer_accept: false,
             tcp_nodelay: true,
             sd_notify: false,
-            proxy_protocol: crate::accept::proxy::ProxyMode::Off,
-            proxy_trusted: crate::accept::proxy::Cidr::parse_list("127.0.0.0/8,::1").unwrap_or_default(),
+            proxy_protocol: ProxyMode::Off,
+            proxy_trusted: Cidr::parse_list("127.0.0.0/8,::1").unwrap_or_default(),
             handoff_capacity: 1024,
             limits: Limits::default(),
             model: Model::Stealing,
@@ -382,21 +348,12 @@ impl ConfigBuilder {
         !self.inherited.is_empty()
     }
 
-    /// Takes over the listening sockets a running engine offers at `path`
-    /// ([`Engine::hand_over`](crate::Engine::hand_over)), waiting up to `timeout` for
-    /// them. Once the engine built from this starts, the predecessor is told, and
-    /// drains: no connection is lost or reset across the restart.
-    pub fn listeners_from(
-        mut self,
-        path: impl AsRef<std::path::Path>,
-        timeout: std::time::Duration,
-    ) -> crate::Result<Self> {
-        let (fds, stream) = crate::accept::handover::receive(path.as_ref(), timeout)?;
-        for fd in fds {
-            self.inherited.push(Arc::new(fd));
-        }
-        self.handover = Some(Arc::new(stream));
-        Ok(self)
+    /// Takes listening sockets and the predecessor's stream received in a hand-over
+    /// (`listeners_from`, which speaks the hand-over protocol and so lives with it in
+    /// `accept::handover`).
+    pub(crate) fn inherit(&mut self, fds: Vec<OwnedFd>, handover: std::os::unix::net::UnixStream) {
+        self.inherited.extend(fds.into_iter().map(Arc::new));
+        self.handover = Some(Arc::new(handover));
     }
 
     /// Heavy requests are not run on a CPU pool: the handler takes them to threads of
@@ -450,11 +407,11 @@ impl ConfigBuilder {
     );
     setter!(
         /// See the option table: `proxy_protocol`.
-        proxy_protocol: crate::accept::proxy::ProxyMode
+        proxy_protocol: ProxyMode
     );
     setter!(
         /// See the option table: `proxy_trusted` (here as parsed blocks).
-        proxy_trusted: Vec<crate::accept::proxy::Cidr>
+        proxy_trusted: Vec<Cidr>
     );
     setter!(
         /// Accepted connections the host queue holds before acceptors pause (handoff).
@@ -605,7 +562,7 @@ impl ConfigBuilder {
         if !self.allow_public {
             if let Some(a) = addrs.iter().find(|a| a.ip().is_unspecified()) {
                 return Err(Error::new(
-                    crate::ErrorKind::PublicAddress,
+                    ErrorKind::PublicAddress,
                     format!(
                         "refusing to listen on {a}: a wildcard address accepts connections on every \
                          interface; name a specific address, or set allow_public to mean it"
@@ -622,9 +579,8 @@ impl ConfigBuilder {
         // with the caller.
         for fd in &self.inherited {
             let raw = fd.as_raw_fd();
-            sys::check_listener(raw).map_err(|e| {
-                Error::io(crate::ErrorKind::InvalidConfig, format!("listener fd {raw} cannot be used"), e)
-            })?;
+            sys::check_listener(raw)
+                .map_err(|e| Error::io(ErrorKind::InvalidConfig, format!("listener fd {raw} cannot be used"), e))?;
         }
         Ok((acceptors, io_workers, cpu_threads, addrs))
     }
@@ -640,7 +596,7 @@ impl ConfigBuilder {
         let mut inherited = Vec::with_capacity(self.inherited.len());
         for fd in &self.inherited {
             let raw = fd.as_raw_fd();
-            let cannot = |e| Error::io(crate::ErrorKind::InvalidConfig, format!("listener fd {raw} cannot be used"), e);
+            let cannot = |e| Error::io(ErrorKind::InvalidConfig, format!("listener fd {raw} cannot be used"), e);
             let sock = sys::adopt_listener(fd.try_clone().map_err(cannot)?).map_err(cannot)?;
             inherited.push(Arc::new(sock));
         }

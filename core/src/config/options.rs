@@ -18,12 +18,8 @@
 
 use std::time::Duration;
 
-use crate::accept::listen::ListenerStrategy;
-use crate::accept::proxy::{Cidr, ProxyMode};
-use crate::config::{Backend, ConfigBuilder, Readiness};
-use crate::engine::plan::Model;
+use crate::config::{Backend, Cidr, ConfigBuilder, ListenerStrategy, Model, Protocol, ProxyMode, Readiness};
 use crate::error::{Error, Result};
-use crate::frame::Protocol;
 
 /// What values an option takes.
 #[derive(Clone, Copy, Debug)]
@@ -682,7 +678,7 @@ mod tests {
         b.set(&Front::C, "idle_timeout", Value::Text("1.5s")).unwrap();
         assert_eq!(b.limits.idle_timeout, Duration::from_millis(1500));
         let e = b.set(&Front::PYTHON, "idle_timeout", Value::Float(1e20)).unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig);
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidConfig);
         assert!(e.message().contains("idle_timeout = 1e20 is out of range: use 1 ms to 365 days"));
         assert_eq!(b.limits.idle_timeout, Duration::from_millis(1500), "unchanged on error");
         assert!(b.set(&Front::PYTHON, "idle_timeout", Value::Float(f64::NAN)).is_err());
@@ -747,10 +743,10 @@ mod tests {
             match b.set(&front, &front.spell(opt.name), value) {
                 Ok(()) => {
                     if let Err(e) = b.build() {
-                        proptest::prop_assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig);
+                        proptest::prop_assert_eq!(e.kind(), crate::error::ErrorKind::InvalidConfig);
                     }
                 }
-                Err(e) => proptest::prop_assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig),
+                Err(e) => proptest::prop_assert_eq!(e.kind(), crate::error::ErrorKind::InvalidConfig),
             }
         }
     }

@@ -34,8 +34,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::accept::proxy::{self, Preamble, ProxyHeader, ProxyMode};
-use crate::config::Readiness;
+use crate::accept::proxy::{self, Preamble, ProxyHeader};
+use crate::config::{ProxyMode, Readiness};
 use crate::conn::task::replies::{Completed, Ready, ReplySlots};
 use crate::conn::task::state::TaskState;
 use crate::engine::Shared;

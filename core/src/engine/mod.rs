@@ -142,7 +142,7 @@ impl Engine {
             }
         };
         let preambles = match (&host, config.proxy_protocol) {
-            (Some(_), mode) if mode != crate::accept::proxy::ProxyMode::Off => Some(Arc::new(
+            (Some(_), mode) if mode != crate::config::ProxyMode::Off => Some(Arc::new(
                 crate::accept::preamble::Preambles::new(
                     mode,
                     config.proxy_trusted.clone(),

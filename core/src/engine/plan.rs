@@ -9,23 +9,7 @@
 //! | `ReusePort` | N reuseport shards | the shard's own worker, no stealing (nginx-like) | on the owning worker |
 //! | `Stealing` | N reuseport shards | any worker: ready connections are stolen | CPU pool, stolen |
 
-use crate::accept::listen::ListenerStrategy;
-use crate::config::Config;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Model {
-    Single,
-    ThreadPerConnection,
-    Pool,
-    ReusePort,
-    #[default]
-    Stealing,
-}
-
-impl Model {
-    pub const ALL: [Model; 5] =
-        [Model::Single, Model::ThreadPerConnection, Model::Pool, Model::ReusePort, Model::Stealing];
-}
+use crate::config::{Config, ListenerStrategy, Model};
 
 /// How new connections reach workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

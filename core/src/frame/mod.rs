@@ -16,20 +16,8 @@ mod raw;
 pub use http1::{HttpRequest, Response};
 
 use crate::config::Limits;
-
-/// How a served connection's bytes are framed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Protocol {
-    /// Each read is one request; replies are written as they are.
-    Raw,
-    /// One request per line (LF or CRLF, terminator removed); each reply gets an LF.
-    Lines,
-    /// A big-endian `u32` length, then that many bytes; replies are prefixed the same way.
-    Length,
-    /// HTTP/1.1 (and 1.0): keep-alive, pipelining, `Content-Length` and chunked bodies.
-    #[default]
-    Http1,
-}
+// An option value, so it is defined in `config`; `corral::frame::Protocol` stays.
+pub use crate::config::Protocol;
 
 /// A framed request's content.
 #[derive(Debug)]

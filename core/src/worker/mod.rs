@@ -428,7 +428,7 @@ impl WorkerLoop {
     /// Makes this worker the home of a new connection: registry, epoll, timer. Returns
     /// the connection to run now if `run_now`; otherwise its first event schedules it.
     fn register(&mut self, fd: OwnedFd, peer: SocketAddr, run_now: bool) -> Option<Arc<Conn>> {
-        let proxied = self.engine.config.proxy_protocol != crate::accept::proxy::ProxyMode::Off;
+        let proxied = self.engine.config.proxy_protocol != crate::config::ProxyMode::Off;
         if proxied && !self.engine.config.proxy_trusted.iter().any(|c| c.contains(peer.ip())) {
             // Only a trusted balancer may say who the client is: refused unread.
             drop(fd);
