@@ -13,6 +13,7 @@ use corral_core::metrics::{self, Metric, Scope};
 use corral_core::options::{self, Front, Opt, Value, OPTIONS};
 use corral_core::{Config, ConfigBuilder, CostRule, Mode};
 
+use crate::args::seconds;
 use crate::errors;
 use crate::serve::PyHandler;
 
@@ -30,14 +31,6 @@ fn resolve(py: Python<'_>, host: &str, port: u16) -> PyResult<SocketAddr> {
         Ok(Some(a)) => Ok(a),
         _ => Err(errors::config(py, format!("cannot resolve {host:?} to an IP address"))),
     }
-}
-
-/// Seconds given from Python, checked: negative, NaN, infinite or huge values are a
-/// `ConfigError` naming `what`, never a panic.
-pub(crate) fn seconds(py: Python<'_>, what: &str, s: f64) -> PyResult<Duration> {
-    options::seconds(s).ok_or_else(|| {
-        errors::config(py, format!("{what} = {s} is out of range: use a number of seconds from 0 to 100 years"))
-    })
 }
 
 /// A Python value as the option table takes it.

@@ -4,7 +4,11 @@
 //!
 //! Threads: corral's threads attach to the interpreter only to call the Python
 //! dispatcher of a serving engine, and every wait releases the GIL (`detach`).
+//!
+//! Modules point one way: `engine` (the `Engine` class) uses `serve` (the handler
+//! bridge, `Request`, `Responder`); both use `args` (argument checks) and `errors`.
 
+mod args;
 mod engine;
 mod errors;
 mod pool;

@@ -19,6 +19,7 @@ use pyo3::types::{PyBytes, PyDict};
 
 use corral_core::{Cost, CostRule, Handler, Payload, Reply, Response, Sent, StreamError};
 
+use crate::args::seconds;
 use crate::errors;
 
 /// Light requests waiting for the host, events for streams it parked, and whether the
@@ -730,7 +731,7 @@ impl Responder {
     /// connection closed; False if `timeout` seconds passed first. For threads that may
     /// block (WSGI's `write`).
     fn wait_writable(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        let timeout = crate::engine::seconds(py, "timeout", timeout)?;
+        let timeout = seconds(py, "timeout", timeout)?;
         let pair = Arc::new((Mutex::new(false), Condvar::new()));
         {
             let st = self.lock();
