@@ -226,10 +226,406 @@ fn as_choice(v: &Parsed) -> &'static str {
     }
 }
 
-/// Builds an [`Opt`] whose value lives in a builder field (or a `limits` field).
-macro_rules! opt {
-    ($name:literal, $kind:expr, $default:literal, $applies:ident, $models:expr, $pool:expr, $doc:literal,
-     set: |$b:ident, $v:ident| $set:expr, get: |$g:ident| $get:expr) => {
+/// How a field's value is an option value: what `get` reports (`None`: unset, the
+/// machine-dependent default applies) and what `set` stores once the value was checked
+/// against the option's kind (so the conversions below never see a value of another kind).
+pub(crate) trait Field: Sized {
+    fn to_parsed(&self) -> Option<Parsed>;
+    fn from_parsed(v: &Parsed) -> Self;
+}
+
+impl Field for bool {
+    fn to_parsed(&self) -> Option<Parsed> {
+        Some(Parsed::Bool(*self))
+    }
+    fn from_parsed(v: &Parsed) -> bool {
+        as_bool(v)
+    }
+}
+
+impl Field for u32 {
+    fn to_parsed(&self) -> Option<Parsed> {
+        Some(Parsed::Count((*self).into()))
+    }
+    fn from_parsed(v: &Parsed) -> u32 {
+        as_count(v) as u32
+    }
+}
+
+impl Field for u64 {
+    fn to_parsed(&self) -> Option<Parsed> {
+        Some(Parsed::Count(*self))
+    }
+    fn from_parsed(v: &Parsed) -> u64 {
+        as_count(v)
+    }
+}
+
+impl Field for usize {
+    fn to_parsed(&self) -> Option<Parsed> {
+        Some(Parsed::Count(*self as u64))
+    }
+    fn from_parsed(v: &Parsed) -> usize {
+        as_usize(v)
+    }
+}
+
+/// A count whose default depends on the machine: `None` until set.
+impl Field for Option<usize> {
+    fn to_parsed(&self) -> Option<Parsed> {
+        self.map(|n| Parsed::Count(n as u64))
+    }
+    fn from_parsed(v: &Parsed) -> Option<usize> {
+        Some(as_usize(v))
+    }
+}
+
+impl Field for Duration {
+    fn to_parsed(&self) -> Option<Parsed> {
+        Some(Parsed::Duration(*self))
+    }
+    fn from_parsed(v: &Parsed) -> Duration {
+        as_duration(v)
+    }
+}
+
+/// A duration that may be off: zero means off, in every front.
+impl Field for Option<Duration> {
+    fn to_parsed(&self) -> Option<Parsed> {
+        Some(Parsed::Duration(self.unwrap_or_default()))
+    }
+    fn from_parsed(v: &Parsed) -> Option<Duration> {
+        Some(as_duration(v)).filter(|d| !d.is_zero())
+    }
+}
+
+/// Address blocks, as the comma-separated text the option takes.
+impl Field for Vec<Cidr> {
+    fn to_parsed(&self) -> Option<Parsed> {
+        Some(Parsed::Text(self.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")))
+    }
+    fn from_parsed(v: &Parsed) -> Vec<Cidr> {
+        Cidr::parse_list(as_text(v)).unwrap_or_default()
+    }
+}
+
+macro_rules! choice_field {
+    ($($ty:ident),+) => {$(
+        impl Field for $ty {
+            fn to_parsed(&self) -> Option<Parsed> {
+                Some(Parsed::Choice(self.name()))
+            }
+            fn from_parsed(v: &Parsed) -> $ty {
+                as_choice(v).parse().unwrap_or_default()
+            }
+        }
+    )+};
+}
+
+choice_field!(Model, Protocol, ListenerStrategy, ProxyMode, Readiness, Backend);
+
+/// The option list: one entry per option, in the order the documentation lists them.
+/// Each entry is what the option is everywhere:
+///
+/// ```text
+/// <place> {
+///     /// The setter's documentation (and the field's).
+///     field: Type = default,
+///     row: ("name", kind, "default in words", applies, models, cpu_pool, "one line for the tables")
+/// }
+/// ```
+///
+/// `place` is `engine` (a field of `ConfigBuilder` and `Config`) or `limits` (a field of
+/// the public [`Limits`](crate::Limits)). From one entry, `define_config!` (config/mod.rs)
+/// makes the field, its default, the builder's setter (which records the option as set)
+/// and the copy into `Config`; `define_table!` (below) makes the row of [`OPTIONS`],
+/// whose `set` and `get` convert through [`Field`]. So a new option is its entry here
+/// plus the code that uses it.
+///
+/// Two forms say more:
+/// - `field: Option<T> as T = None`: unset until given, because its default depends on
+///   the machine (cores); the setter takes a `T`, and `ConfigBuilder::checked` settles
+///   the `T` the `Config` holds.
+/// - a row ending in `set: |b, v| .., get: |b| ..`: the option's values are not the
+///   field's (`per_ip_scope` names what the `per_ip_all` flag holds).
+macro_rules! option_table {
+    ($then:ident) => {
+        $then! {
+            engine {
+                /// The concurrency model (default `Stealing`); see [`Model`].
+                model: Model = Model::Stealing,
+                row: ("model", Kind::Choice(Model::NAMES), "stealing", Both, None, false,
+                    "The concurrency model (see Models).")
+            }
+            engine {
+                /// How requests are framed when serving (default `Http1`).
+                protocol: Protocol = Protocol::Http1,
+                row: ("protocol", Kind::Choice(Protocol::NAMES), "http", Serve, None, false,
+                    "How requests are framed.")
+            }
+            engine {
+                /// Allows wildcard addresses (`0.0.0.0`, `::`). Off by default so that nothing
+                /// listens on every interface by accident.
+                allow_public: bool = false,
+                row: ("allow_public", Kind::Bool, "false", Both, None, false,
+                    "Allow wildcard addresses (0.0.0.0, ::): off so nothing listens on every interface by accident.")
+            }
+            engine {
+                /// How listening sockets are laid out (default `ReusePort`).
+                listener: ListenerStrategy = ListenerStrategy::ReusePort,
+                row: ("listener", Kind::Choice(ListenerStrategy::NAMES), "reuseport", Both, Some(STEALING), false,
+                    "Listening sockets: one SO_REUSEPORT socket per acceptor, one shared (EPOLLEXCLUSIVE), or one.")
+            }
+            engine {
+                /// Acceptor threads (default: one per core, at most 4).
+                acceptors: Option<usize> as usize = None,
+                row: ("acceptors", count(1, 256, "threads"), "min(cores, 4)", Both, Some(STEALING), false,
+                    "Acceptor threads (or acceptors inside I/O workers).")
+            }
+            engine {
+                /// I/O worker threads (default: one per core).
+                io_workers: Option<usize> as usize = None,
+                row: ("io_workers", count(1, 1024, "threads"), "cores", Serve, Some(WITH_WORKER_COUNT), false,
+                    "I/O worker threads: read, frame, run light requests, write.")
+            }
+            engine {
+                /// CPU-pool threads for heavy requests (default: one per core).
+                cpu_threads: Option<usize> as usize = None,
+                row: ("cpu_threads", count0(1024, "none: heavy requests run inline", "threads"), "cores", Serve,
+                    Some(STEALING), true, "CPU-pool threads for heavy requests (0: heavy requests run inline).")
+            }
+            engine {
+                /// The scheduler time slice I/O workers ask for (default 100 us; zero: the kernel's
+                /// default). On Linux 6.12 and later (EEVDF custom slices) a waking I/O worker with
+                /// a short slice preempts a thread running heavy work at once instead of waiting out
+                /// its slice (about 3 ms): measured on 2 cores, light requests' p99 beside 50 ms
+                /// heavy ones went from 1-4 ms to under 0.2 ms. Older kernels ignore it.
+                io_slice: Duration = Duration::from_micros(100),
+                row: ("io_slice", dur0(Duration::from_micros(100), Duration::from_millis(100), "the kernel's default"),
+                    "100 us", Serve, None, false,
+                    "Scheduler slice I/O workers ask for (EEVDF, Linux >= 6.12): a waking worker preempts heavy work at once.")
+            }
+            engine {
+                /// `Stealing` model: run each acceptor inside an I/O worker (its listeners in the
+                /// worker's epoll) instead of on a thread of its own (default `true`). Saves a
+                /// thread hop and a wake-up per connection (measured: 52k vs 38k new
+                /// connections/s on 2 cores); a stalled worker's listeners are accepted from by
+                /// its siblings. `false` gives dedicated acceptor threads.
+                accept_in_workers: bool = true,
+                row: ("accept_in_workers", Kind::Bool, "true", Serve, Some(STEALING), false,
+                    "Run acceptors inside the I/O workers (false: dedicated acceptor threads; measured 38k vs 52k conn/s).")
+            }
+            engine {
+                /// `TCP_DEFER_ACCEPT` on the listeners (default off): the kernel hands over a
+                /// connection only once its first bytes arrived, saving a wake-up per
+                /// connection for protocols where the client speaks first (measured: 58k vs
+                /// 50k new connections/s on 2 cores). A client that sends nothing is held by the
+                /// kernel (about 10 s) instead of by corral's header timeout. Leave it off in
+                /// handoff mode for protocols where the server speaks first.
+                defer_accept: bool = false,
+                row: ("defer_accept", Kind::Bool, "false", Both, None, false,
+                    "TCP_DEFER_ACCEPT: hand over a connection once its first bytes arrived (only where the client speaks first).")
+            }
+            engine {
+                /// See the option table: `tcp_nodelay`.
+                tcp_nodelay: bool = true,
+                row: ("tcp_nodelay", Kind::Bool, "true", Both, None, false,
+                    "TCP_NODELAY on the listeners, inherited by every accepted socket (false: Nagle's algorithm batches small writes).")
+            }
+            engine {
+                /// See the option table: `proxy_protocol`.
+                proxy_protocol: ProxyMode = ProxyMode::Off,
+                row: ("proxy_protocol", Kind::Choice(ProxyMode::NAMES), "off", Both, None, false,
+                    "The PROXY protocol header (HAProxy, AWS NLB) each connection starts with: off, v1, v2, or any; the client's address is then the header's (handoff: read off the socket before the host gets it).")
+            }
+            engine {
+                /// See the option table: `proxy_trusted` (here as parsed blocks).
+                proxy_trusted: Vec<Cidr> = Cidr::parse_list("127.0.0.0/8,::1").unwrap_or_default(),
+                row: ("proxy_trusted", Kind::Text { what: "a comma-separated list of addresses or address/prefix blocks (none: no source)", check: |t| Cidr::parse_list(t).map(drop) },
+                    "127.0.0.0/8,::1", Both, None, false,
+                    "With proxy_protocol: the sources (balancers) allowed to send the header; a connection from any other is refused before it is read.")
+            }
+            engine {
+                /// See the option table: `sd_notify`.
+                sd_notify: bool = false,
+                row: ("sd_notify", Kind::Bool, "false", Both, None, false,
+                    "Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting (with MAINPID after a hand-over), RELOADING=1 when a successor takes the listeners, and STOPPING=1 when draining; off for engines embedded among others.")
+            }
+            engine {
+                /// Listen backlog requested from the kernel (default 1024; clamped to somaxconn).
+                backlog: u32 = 1024,
+                row: ("backlog", count(1, 1 << 20, "connections"), "1024", Both, None, false,
+                    "Listen backlog asked of the kernel (clamped to somaxconn; the effective value is in the stats).")
+            }
+            engine {
+                /// Accepts per wake-up before an acceptor yields (default 64).
+                accept_batch: usize = 64,
+                row: ("accept_batch", count(1, 4096, "connections"), "64", Both, None, false,
+                    "Accepts per wake-up before an acceptor yields.")
+            }
+            engine {
+                /// Accepted connections the host queue holds before acceptors pause (handoff).
+                handoff_capacity: usize = 1024,
+                row: ("handoff_capacity", count(1, 1 << 24, "connections"), "1024", Handoff, None, false,
+                    "Accepted connections the host queue holds before acceptors pause (the backlog absorbs).")
+            }
+            limits {
+                /// Open served connections; at the cap acceptors stop and the backlog absorbs.
+                max_connections: usize = default_max_connections(),
+                row: ("max_connections", count(1, 1 << 24, "connections"), "RLIMIT_NOFILE - 64", Serve, None, false,
+                    "Open served connections; at the cap acceptors pause and the backlog absorbs.")
+            }
+            limits {
+                /// Open served connections from one source IP; a connection over it is closed at
+                /// once (0: no cap). Counts public sources only unless `per_ip_all`.
+                max_connections_per_ip: usize = 1024,
+                row: ("max_connections_per_ip", count0(1 << 24, "no cap", "connections"), "1024", Serve, None, false,
+                    "Open served connections from one source address (see per_ip_scope); one over it is closed at once.")
+            }
+            limits {
+                /// Whether the per-IP cap counts every source (`per_ip_scope = "all"`) or only
+                /// public ones (the default): loopback, private (RFC 1918, RFC 4193), link-local
+                /// and shared (RFC 6598) sources are a load balancer, a proxy or a load test on
+                /// the same network far more often than a flood.
+                per_ip_all: bool = false,
+                row: ("per_ip_scope", Kind::Choice(&["public", "all"]), "public", Serve, None, false,
+                    "Which sources the per-IP cap counts: public addresses only (loopback, private and link-local are not capped), or all.",
+                    set: |b, v| b.limits.per_ip_all = as_choice(v) == "all",
+                    get: |b| Some(Parsed::Choice(if b.limits.per_ip_all { "all" } else { "public" })))
+            }
+            limits {
+                /// New connections accepted per second, over all acceptors (0: no limit, the
+                /// default); beyond it acceptors pause and the backlog absorbs.
+                max_accept_rate: u32 = 0,
+                row: ("max_accept_rate", count0(u32::MAX as u64, "no limit", "connections per second"), "0", Both, None, false,
+                    "New connections accepted per second over all acceptors; beyond it acceptors pause.")
+            }
+            limits {
+                /// Requests served on one connection before it is closed, the last reply saying so
+                /// (HTTP `Connection: close`), like nginx `keepalive_requests` (0: no cap).
+                max_requests_per_connection: u64 = 10_000,
+                row: ("max_requests_per_connection", count0(1 << 40, "no cap", "requests"), "10000", Serve, None, false,
+                    "Requests served on one connection before it is closed, the last reply saying so.")
+            }
+            limits {
+                /// Requests dispatched on one connection whose replies are not yet written;
+                /// beyond it the connection is not read.
+                max_in_flight: usize = 64,
+                row: ("max_in_flight", count(1, 1 << 16, "requests"), "64", Serve, None, false,
+                    "Requests on one connection awaiting replies before it is not read.")
+            }
+            limits {
+                /// Largest `Length` frame, `Lines` line, or HTTP body, in bytes.
+                max_frame: usize = 1 << 20,
+                row: ("max_frame", count(1, 1 << 30, "bytes"), "1 MiB", Serve, None, false,
+                    "Largest Length frame, Lines line or HTTP body.")
+            }
+            limits {
+                /// Largest HTTP request head (request line + headers), in bytes.
+                max_header: usize = 16 << 10,
+                row: ("max_header", count(64, 1 << 24, "bytes"), "16 KiB", Serve, None, false,
+                    "Largest HTTP request head (request line and headers).")
+            }
+            limits {
+                /// Time allowed for a request to arrive once its first byte has (and for the
+                /// first request of a connection): slowloris protection.
+                header_timeout: Duration = Duration::from_secs(10),
+                row: ("header_timeout", dur(MS, YEAR), "10 s", Both, None, false,
+                    "Time for a request to arrive once begun, and for the first request (slowloris); in handoff, for the PROXY header (proxy_protocol).")
+            }
+            limits {
+                /// Time a connection may sit with nothing to do (or with replies the peer does not
+                /// read) before it is closed.
+                idle_timeout: Duration = Duration::from_secs(60),
+                row: ("idle_timeout", dur(MS, YEAR), "60 s", Serve, None, false,
+                    "Time a connection may sit idle, or not read its replies, before it is closed.")
+            }
+            limits {
+                /// Time a handler has to answer a request once it is framed. Past it the engine
+                /// answers in the handler's place (HTTP `504`; the other protocols close the
+                /// connection) and a later answer is dropped, so a handler that never answers
+                /// cannot hold a connection forever. Zero: no deadline.
+                reply_timeout: Duration = Duration::from_secs(60),
+                row: ("reply_timeout", dur0(MS, YEAR, "no deadline"), "60 s", Serve, None, false,
+                    "Time a handler has to answer; past it the engine answers 504 in its place and drops the late answer.")
+            }
+            limits {
+                /// Frames dispatched per connection per turn before it yields to others.
+                budget_frames: usize = 32,
+                row: ("budget_frames", count(1, 1 << 16, "requests"), "32", Serve, None, false,
+                    "Requests dispatched per connection per turn before it yields to others.")
+            }
+            limits {
+                /// Bytes read per connection per turn before it yields to others.
+                budget_bytes: usize = 256 << 10,
+                row: ("budget_bytes", count(512, 1 << 30, "bytes"), "256 KiB", Serve, None, false,
+                    "Bytes read per connection per turn before it yields to others.")
+            }
+            limits {
+                /// Unwritten reply bytes at which a connection stops being read (back-pressure).
+                write_high_water: usize = 256 << 10,
+                row: ("write_high_water", count(1, 1 << 30, "bytes"), "256 KiB", Serve, None, false,
+                    "Unwritten reply bytes at which a connection stops being read (back-pressure).")
+            }
+            limits {
+                /// CoDel target for the CPU-pool queue (default None: off; folly uses 5 ms).
+                /// While the minimum queueing delay over an interval exceeds it, heavy requests
+                /// that waited over twice it are refused at dequeue (HTTP 503, `retry-after: 1`).
+                /// Off by default because a refusal is only better than waiting for clients that
+                /// retry or degrade; turn it on for a public-facing server under load.
+                codel_target: Option<Duration> = None,
+                row: ("codel_target", dur0(Duration::from_micros(100), Duration::from_secs(60), "off"), "off", Serve,
+                    Some(STEALING), true,
+                    "CoDel on the CPU-pool queue: over it for an interval, heavy requests that waited 2x are refused (503).")
+            }
+            limits {
+                /// CoDel interval.
+                codel_interval: Duration = Duration::from_millis(100),
+                row: ("codel_interval", dur(MS, Duration::from_secs(600)), "100 ms", Serve, Some(STEALING), true,
+                    "CoDel's interval.")
+            }
+            limits {
+                /// Adaptive LIFO on the CPU-pool queue: once this many heavy jobs wait, new ones are
+                /// served first, newest first, so fresh requests are answered while old ones wait
+                /// (and, with CoDel, are refused). 0: always first in, first out (the default,
+                /// since LIFO reorders requests from different clients).
+                lifo_threshold: usize = 0,
+                row: ("lifo_threshold", count0(1 << 24, "off", "jobs"), "0", Serve, Some(STEALING), true,
+                    "Adaptive LIFO: once this many heavy jobs wait, new ones run first, newest first.")
+            }
+            engine {
+                /// How connections are registered with epoll (default `Edge`).
+                readiness: Readiness = Readiness::Edge,
+                row: ("readiness", Kind::Choice(Readiness::NAMES), "edge", Serve, None, false,
+                    "How connections are registered with epoll: edge-triggered, or EPOLLONESHOT re-armed per turn.")
+            }
+            engine {
+                /// epoll, io_uring, or io_uring where the probe passes (default epoll, or
+                /// `CORRAL_BACKEND`); see [`Backend`].
+                backend: Backend = Backend::from_env(),
+                row: ("backend", Kind::Choice(Backend::NAMES), "epoll", Serve, Some(WITH_WORKERS), false,
+                    "Connection I/O: epoll readiness, io_uring completions, or auto (io_uring if the start-up probe passes, else epoll). CORRAL_BACKEND sets the default.")
+            }
+        }
+    };
+}
+pub(super) use option_table;
+
+/// Makes [`OPTIONS`] from the option list: each row's columns, and `set` / `get` that
+/// convert the field's value through [`Field`] (or the row's own, where it has them).
+macro_rules! define_table {
+    ($($place:ident {
+        $(#[$doc:meta])* $field:ident : $ty:ty $(as $cty:ty)? = $default:expr,
+        row: $row:tt
+    })*) => {
+        /// Every engine option, in the order the documentation lists them.
+        pub static OPTIONS: &[Opt] = &[$(table_row!($place $field $row)),*];
+    };
+}
+
+macro_rules! table_row {
+    ($place:ident $field:ident ($name:literal, $kind:expr, $default:literal, $applies:ident, $models:expr,
+        $pool:expr, $doc:literal, set: |$b:ident, $v:ident| $set:expr, get: |$g:ident| $get:expr)) => {
         Opt {
             name: $name,
             kind: $kind,
@@ -242,140 +638,17 @@ macro_rules! opt {
             get: |$g| $get,
         }
     };
+    (engine $field:ident ($name:literal, $($row:tt)*)) => {
+        table_row!(engine $field ($name, $($row)*, set: |b, v| b.$field = Field::from_parsed(v),
+            get: |b| Field::to_parsed(&b.$field)))
+    };
+    (limits $field:ident ($name:literal, $($row:tt)*)) => {
+        table_row!(limits $field ($name, $($row)*, set: |b, v| b.limits.$field = Field::from_parsed(v),
+            get: |b| Field::to_parsed(&b.limits.$field)))
+    };
 }
 
-/// Every engine option, in the order the documentation lists them.
-pub static OPTIONS: &[Opt] = &[
-    opt!("model", Kind::Choice(Model::NAMES), "stealing",
-        Both, None, false, "The concurrency model (see Models).",
-        set: |b, v| b.model = as_choice(v).parse().unwrap_or_default(), get: |b| Some(Parsed::Choice(b.model.name()))),
-    opt!("protocol", Kind::Choice(Protocol::NAMES), "http", Serve, None, false,
-        "How requests are framed.",
-        set: |b, v| b.protocol = as_choice(v).parse().unwrap_or(Protocol::Http1),
-        get: |b| Some(Parsed::Choice(b.protocol.name()))),
-    opt!("allow_public", Kind::Bool, "false", Both, None, false,
-        "Allow wildcard addresses (0.0.0.0, ::): off so nothing listens on every interface by accident.",
-        set: |b, v| b.allow_public = as_bool(v), get: |b| Some(Parsed::Bool(b.allow_public))),
-    opt!("listener", Kind::Choice(ListenerStrategy::NAMES), "reuseport", Both, Some(STEALING), false,
-        "Listening sockets: one SO_REUSEPORT socket per acceptor, one shared (EPOLLEXCLUSIVE), or one.",
-        set: |b, v| b.listener = as_choice(v).parse().unwrap_or(ListenerStrategy::ReusePort),
-        get: |b| Some(Parsed::Choice(b.listener.name()))),
-    opt!("acceptors", count(1, 256, "threads"), "min(cores, 4)", Both, Some(STEALING), false,
-        "Acceptor threads (or acceptors inside I/O workers).",
-        set: |b, v| b.acceptors = Some(as_usize(v)), get: |b| b.acceptors.map(|n| Parsed::Count(n as u64))),
-    opt!("io_workers", count(1, 1024, "threads"), "cores", Serve, Some(WITH_WORKER_COUNT), false,
-        "I/O worker threads: read, frame, run light requests, write.",
-        set: |b, v| b.io_workers = Some(as_usize(v)), get: |b| b.io_workers.map(|n| Parsed::Count(n as u64))),
-    opt!("cpu_threads", count0(1024, "none: heavy requests run inline", "threads"), "cores", Serve,
-        Some(STEALING), true, "CPU-pool threads for heavy requests (0: heavy requests run inline).",
-        set: |b, v| b.cpu_threads = Some(as_usize(v)), get: |b| b.cpu_threads.map(|n| Parsed::Count(n as u64))),
-    opt!("io_slice", dur0(Duration::from_micros(100), Duration::from_millis(100), "the kernel's default"),
-        "100 us", Serve, None, false,
-        "Scheduler slice I/O workers ask for (EEVDF, Linux >= 6.12): a waking worker preempts heavy work at once.",
-        set: |b, v| b.io_slice = as_duration(v), get: |b| Some(Parsed::Duration(b.io_slice))),
-    opt!("accept_in_workers", Kind::Bool, "true", Serve, Some(STEALING), false,
-        "Run acceptors inside the I/O workers (false: dedicated acceptor threads; measured 38k vs 52k conn/s).",
-        set: |b, v| b.accept_in_workers = as_bool(v), get: |b| Some(Parsed::Bool(b.accept_in_workers))),
-    opt!("defer_accept", Kind::Bool, "false", Both, None, false,
-        "TCP_DEFER_ACCEPT: hand over a connection once its first bytes arrived (only where the client speaks first).",
-        set: |b, v| b.defer_accept = as_bool(v), get: |b| Some(Parsed::Bool(b.defer_accept))),
-    opt!("tcp_nodelay", Kind::Bool, "true", Both, None, false,
-        "TCP_NODELAY on the listeners, inherited by every accepted socket (false: Nagle's algorithm batches small writes).",
-        set: |b, v| b.tcp_nodelay = as_bool(v), get: |b| Some(Parsed::Bool(b.tcp_nodelay))),
-    opt!("proxy_protocol", Kind::Choice(ProxyMode::NAMES), "off", Both, None, false,
-        "The PROXY protocol header (HAProxy, AWS NLB) each connection starts with: off, v1, v2, or any; the client's address is then the header's (handoff: read off the socket before the host gets it).",
-        set: |b, v| b.proxy_protocol = as_choice(v).parse().unwrap_or_default(),
-        get: |b| Some(Parsed::Choice(b.proxy_protocol.name()))),
-    opt!("proxy_trusted", Kind::Text { what: "a comma-separated list of addresses or address/prefix blocks (none: no source)", check: |t| Cidr::parse_list(t).map(drop) },
-        "127.0.0.0/8,::1", Both, None, false,
-        "With proxy_protocol: the sources (balancers) allowed to send the header; a connection from any other is refused before it is read.",
-        set: |b, v| b.proxy_trusted = Cidr::parse_list(as_text(v)).unwrap_or_default(),
-        get: |b| Some(Parsed::Text(b.proxy_trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")))),
-    opt!("sd_notify", Kind::Bool, "false", Both, None, false,
-        "Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting (with MAINPID after a hand-over), RELOADING=1 when a successor takes the listeners, and STOPPING=1 when draining; off for engines embedded among others.",
-        set: |b, v| b.sd_notify = as_bool(v), get: |b| Some(Parsed::Bool(b.sd_notify))),
-    opt!("backlog", count(1, 1 << 20, "connections"), "1024", Both, None, false,
-        "Listen backlog asked of the kernel (clamped to somaxconn; the effective value is in the stats).",
-        set: |b, v| b.backlog = as_count(v) as u32, get: |b| Some(Parsed::Count(b.backlog.into()))),
-    opt!("accept_batch", count(1, 4096, "connections"), "64", Both, None, false,
-        "Accepts per wake-up before an acceptor yields.",
-        set: |b, v| b.accept_batch = as_usize(v), get: |b| Some(Parsed::Count(b.accept_batch as u64))),
-    opt!("handoff_capacity", count(1, 1 << 24, "connections"), "1024", Handoff, None, false,
-        "Accepted connections the host queue holds before acceptors pause (the backlog absorbs).",
-        set: |b, v| b.handoff_capacity = as_usize(v), get: |b| Some(Parsed::Count(b.handoff_capacity as u64))),
-    opt!("max_connections", count(1, 1 << 24, "connections"), "RLIMIT_NOFILE - 64", Serve, None, false,
-        "Open served connections; at the cap acceptors pause and the backlog absorbs.",
-        set: |b, v| b.limits.max_connections = as_usize(v),
-        get: |b| Some(Parsed::Count(b.limits.max_connections as u64))),
-    opt!("max_connections_per_ip", count0(1 << 24, "no cap", "connections"),
-        "1024", Serve, None, false,
-        "Open served connections from one source address (see per_ip_scope); one over it is closed at once.",
-        set: |b, v| b.limits.max_connections_per_ip = as_usize(v),
-        get: |b| Some(Parsed::Count(b.limits.max_connections_per_ip as u64))),
-    opt!("per_ip_scope", Kind::Choice(&["public", "all"]), "public", Serve, None, false,
-        "Which sources the per-IP cap counts: public addresses only (loopback, private and link-local are not capped), or all.",
-        set: |b, v| b.limits.per_ip_all = as_choice(v) == "all",
-        get: |b| Some(Parsed::Choice(if b.limits.per_ip_all { "all" } else { "public" }))),
-    opt!("max_accept_rate", count0(u32::MAX as u64, "no limit", "connections per second"), "0", Both, None, false,
-        "New connections accepted per second over all acceptors; beyond it acceptors pause.",
-        set: |b, v| b.limits.max_accept_rate = as_count(v) as u32,
-        get: |b| Some(Parsed::Count(b.limits.max_accept_rate.into()))),
-    opt!("max_requests_per_connection", count0(1 << 40, "no cap", "requests"), "10000", Serve, None, false,
-        "Requests served on one connection before it is closed, the last reply saying so.",
-        set: |b, v| b.limits.max_requests_per_connection = as_count(v),
-        get: |b| Some(Parsed::Count(b.limits.max_requests_per_connection))),
-    opt!("max_in_flight", count(1, 1 << 16, "requests"), "64", Serve, None, false,
-        "Requests on one connection awaiting replies before it is not read.",
-        set: |b, v| b.limits.max_in_flight = as_usize(v), get: |b| Some(Parsed::Count(b.limits.max_in_flight as u64))),
-    opt!("max_frame", count(1, 1 << 30, "bytes"), "1 MiB", Serve, None, false,
-        "Largest Length frame, Lines line or HTTP body.",
-        set: |b, v| b.limits.max_frame = as_usize(v), get: |b| Some(Parsed::Count(b.limits.max_frame as u64))),
-    opt!("max_header", count(64, 1 << 24, "bytes"), "16 KiB", Serve, None, false,
-        "Largest HTTP request head (request line and headers).",
-        set: |b, v| b.limits.max_header = as_usize(v), get: |b| Some(Parsed::Count(b.limits.max_header as u64))),
-    opt!("header_timeout", dur(MS, YEAR), "10 s", Both, None, false,
-        "Time for a request to arrive once begun, and for the first request (slowloris); in handoff, for the PROXY header (proxy_protocol).",
-        set: |b, v| b.limits.header_timeout = as_duration(v),
-        get: |b| Some(Parsed::Duration(b.limits.header_timeout))),
-    opt!("idle_timeout", dur(MS, YEAR), "60 s", Serve, None, false,
-        "Time a connection may sit idle, or not read its replies, before it is closed.",
-        set: |b, v| b.limits.idle_timeout = as_duration(v), get: |b| Some(Parsed::Duration(b.limits.idle_timeout))),
-    opt!("reply_timeout", dur0(MS, YEAR, "no deadline"), "60 s", Serve, None, false,
-        "Time a handler has to answer; past it the engine answers 504 in its place and drops the late answer.",
-        set: |b, v| b.limits.reply_timeout = as_duration(v),
-        get: |b| Some(Parsed::Duration(b.limits.reply_timeout))),
-    opt!("budget_frames", count(1, 1 << 16, "requests"), "32", Serve, None, false,
-        "Requests dispatched per connection per turn before it yields to others.",
-        set: |b, v| b.limits.budget_frames = as_usize(v), get: |b| Some(Parsed::Count(b.limits.budget_frames as u64))),
-    opt!("budget_bytes", count(512, 1 << 30, "bytes"), "256 KiB", Serve, None, false,
-        "Bytes read per connection per turn before it yields to others.",
-        set: |b, v| b.limits.budget_bytes = as_usize(v), get: |b| Some(Parsed::Count(b.limits.budget_bytes as u64))),
-    opt!("write_high_water", count(1, 1 << 30, "bytes"), "256 KiB", Serve, None, false,
-        "Unwritten reply bytes at which a connection stops being read (back-pressure).",
-        set: |b, v| b.limits.write_high_water = as_usize(v),
-        get: |b| Some(Parsed::Count(b.limits.write_high_water as u64))),
-    opt!("codel_target", dur0(Duration::from_micros(100), Duration::from_secs(60), "off"), "off", Serve,
-        Some(STEALING), true,
-        "CoDel on the CPU-pool queue: over it for an interval, heavy requests that waited 2x are refused (503).",
-        set: |b, v| b.limits.codel_target = Some(as_duration(v)).filter(|d| !d.is_zero()),
-        get: |b| Some(Parsed::Duration(b.limits.codel_target.unwrap_or_default()))),
-    opt!("codel_interval", dur(MS, Duration::from_secs(600)), "100 ms", Serve, Some(STEALING), true,
-        "CoDel's interval.",
-        set: |b, v| b.limits.codel_interval = as_duration(v),
-        get: |b| Some(Parsed::Duration(b.limits.codel_interval))),
-    opt!("lifo_threshold", count0(1 << 24, "off", "jobs"), "0", Serve,
-        Some(STEALING), true, "Adaptive LIFO: once this many heavy jobs wait, new ones run first, newest first.",
-        set: |b, v| b.limits.lifo_threshold = as_usize(v),
-        get: |b| Some(Parsed::Count(b.limits.lifo_threshold as u64))),
-    opt!("readiness", Kind::Choice(Readiness::NAMES), "edge", Serve, None, false,
-        "How connections are registered with epoll: edge-triggered, or EPOLLONESHOT re-armed per turn.",
-        set: |b, v| b.readiness = as_choice(v).parse().unwrap_or(Readiness::Edge),
-        get: |b| Some(Parsed::Choice(b.readiness.name()))),
-    opt!("backend", Kind::Choice(Backend::NAMES), "epoll", Serve, Some(WITH_WORKERS), false,
-        "Connection I/O: epoll readiness, io_uring completions, or auto (io_uring if the start-up probe passes, else epoll). CORRAL_BACKEND sets the default.",
-        set: |b, v| b.backend = as_choice(v).parse().unwrap_or_default(),
-        get: |b| Some(Parsed::Choice(b.backend.name()))),
-];
+option_table!(define_table);
 
 /// The option called `name` (in the table's own spelling).
 pub fn find(name: &str) -> Option<&'static Opt> {
