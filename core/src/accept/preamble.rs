@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::handoff::{Accepted, HostQueue};
 use super::proxy::{self, Preamble, ProxyHeader};
 use crate::config::{Cidr, ProxyMode};
-use crate::engine::Counters;
+use crate::stats::Counters;
 use crate::sync::lock;
 use crate::sys::{self, Epoll, EventFd, Events, Interest};
 

@@ -18,8 +18,9 @@
 
 pub(crate) mod plan;
 mod shared;
+mod snapshot;
 
-pub(crate) use shared::{Counters, Shared};
+pub(crate) use shared::Shared;
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -39,7 +40,7 @@ use crate::engine::plan::Plan;
 use crate::error::{Error, ErrorKind, Result};
 use crate::handler::Handler;
 use crate::sched::idle::Idle;
-use crate::stats::Stats;
+use crate::stats::{Counters, Stats};
 use crate::sync::{lock, ThreadSet};
 use crate::sys::{self, EventFd};
 use crate::worker::{Task, WorkerLoop, WorkerShared, LISTEN_BASE};

@@ -5,6 +5,28 @@
 //! Invariants: `Shared` is built once in `Engine::new` and never replaced; the lifecycle
 //! only moves forward (accepting → draining → stopped); `conn_gate` is released exactly
 //! once per admitted connection (`connection_closed`, or a refusal at registration).
+//!
+//! # The one loop of rooms
+//!
+//! Four rooms use each other and form the engine's one import cycle (tokio's
+//! `runtime/` has the same shape: the scheduler, its workers and its tasks refer to
+//! each other through one handle):
+//!
+//! - `engine` (this file) holds the workers (`worker::WorkerShared`), the handler
+//!   (`handler::Handler`) and schedules a woken `conn::Conn` onto its worker;
+//! - `conn` runs a connection's turn with `Shared` (counters, handler, scheduling) and
+//!   its worker's `WorkerShared` (latency, inbox);
+//! - `worker` drives connections (`conn`) and reads `Shared` (lifecycle, siblings);
+//! - `handler`'s `Responder` completes a request into its `conn::Conn`.
+//!
+//! They are one room in four folders because a connection is scheduled by the engine,
+//! run by a worker and completed by a handler from any thread: each needs the others'
+//! types. Everything else stays out of the loop and below it: `config`, `accept` (the
+//! PROXY reader takes its counters from `stats`), `cpu` (its pool thread hook is passed
+//! in by `Engine::new`), `stats` (the snapshot is made in `engine/snapshot.rs`),
+//! `frame`, `sched`, `sys`. Inside the loop, `Shared`'s fields are `pub(crate)` and
+//! each is documented; what only the engine touches is `pub(super)`. core/tests/layers.rs
+//! fails if a room outside the loop starts using one inside it.
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -21,38 +43,10 @@ use crate::cpu::CpuPool;
 use crate::engine::plan::{Dispatch, Plan};
 use crate::handler::{Handler, Request, Responder};
 use crate::sched::idle::Idle;
+use crate::stats::Counters;
 use crate::sync::{lock, ThreadSet};
 use crate::sys::ListenDrops;
 use crate::worker::{Task, WorkerLoop, WorkerShared};
-
-/// The engine-wide counters (per-worker and per-listener ones live with their owner).
-/// Relaxed atomics: each is exact, a snapshot is not taken at one instant.
-#[derive(Default)]
-pub(crate) struct Counters {
-    /// Served connections closed.
-    pub connections_closed: AtomicU64,
-    /// Of those, closed by force at the shutdown deadline with work unfinished.
-    pub connections_forced: AtomicU64,
-    /// Connections closed by the header or idle timeout.
-    pub timeouts: AtomicU64,
-    /// Replies written (or queued to write).
-    pub replies: AtomicU64,
-    /// Requests whose connection closed before their reply could be written.
-    pub requests_aborted: AtomicU64,
-    /// Inputs a framer refused (bad request, too large).
-    pub rejected: AtomicU64,
-    /// Handler panics caught (each answered with the error reply).
-    pub handler_panics: AtomicU64,
-    /// Requests answered with the error reply (panic, dropped responder).
-    pub handler_failures: AtomicU64,
-    /// Requests the engine answered because the handler missed `reply_timeout`.
-    pub reply_timeouts: AtomicU64,
-    /// Connections closed at once for being over the per-IP cap.
-    pub refused_per_ip: AtomicU64,
-    /// PROXY protocol: refused for an untrusted source / closed for a bad header.
-    pub proxy_untrusted: AtomicU64,
-    pub proxy_bad_headers: AtomicU64,
-}
 
 /// Where the engine is in its life, and how shutdown waits. Private to the engine:
 /// other rooms read it through `Shared::is_draining` / `is_stopped` /
@@ -92,40 +86,40 @@ impl Lifecycle {
 /// engine's life (`life`, private).
 pub(crate) struct Shared {
     /// The validated configuration.
-    pub config: Config,
+    pub(crate) config: Config,
     /// What the model means for it: thread counts, stealing, dispatch.
-    pub plan: Plan,
+    pub(crate) plan: Plan,
     /// The workers run on io_uring (else epoll).
-    pub io_uring: bool,
+    pub(crate) io_uring: bool,
     /// Why the engine runs on epoll although io_uring was asked for (auto's fallback).
-    pub backend_note: Option<String>,
+    pub(crate) backend_note: Option<String>,
     /// The serving engine's handler (`None` in handoff mode).
     pub(super) handler: Option<Arc<dyn Handler>>,
     /// The I/O workers, by index (empty in handoff mode).
-    pub workers: Vec<Arc<WorkerShared>>,
+    pub(crate) workers: Vec<Arc<WorkerShared>>,
     /// Thread-per-connection workers still alive (outside the idle set).
     pub(super) solo: Mutex<Vec<Weak<WorkerShared>>>,
     /// Which workers are searching or parked (`sched::idle`).
-    pub idle: Idle,
+    pub(crate) idle: Idle,
     /// The CPU pool for heavy requests, if the plan has one.
-    pub cpu: Option<CpuPool>,
+    pub(crate) cpu: Option<CpuPool>,
     /// Admission: open served connections (or host-queue slots) and the accept rate.
-    pub conn_gate: Arc<Gate>,
+    pub(crate) conn_gate: Arc<Gate>,
     /// Admission: the per-source-IP cap.
-    pub per_ip: crate::accept::per_ip::PerIp,
+    pub(crate) per_ip: crate::accept::per_ip::PerIp,
     /// Handoff mode's queue of accepted connections for the host.
-    pub host: Option<HostQueue>,
+    pub(crate) host: Option<HostQueue>,
     /// Handoff mode with `proxy_protocol`: where headers are read before the host
     /// gets a connection.
-    pub preambles: Option<Arc<crate::accept::preamble::Preambles>>,
+    pub(crate) preambles: Option<Arc<crate::accept::preamble::Preambles>>,
     /// The listening sockets, for stats and shutdown.
-    pub listeners: Vec<Arc<Listener>>,
+    pub(crate) listeners: Vec<Arc<Listener>>,
     /// When the engine was built: the zero of every timestamp and of uptime.
-    pub epoch: Instant,
+    pub(crate) epoch: Instant,
     /// The kernel's listen drop counters at start (stats report the change).
-    pub kernel_at_start: ListenDrops,
+    pub(crate) kernel_at_start: ListenDrops,
     /// Engine-wide counters.
-    pub counters: Counters,
+    pub(crate) counters: Counters,
     /// The last connection id handed out.
     pub(super) next_id: AtomicU64,
     /// The next worker for round-robin dispatch.
@@ -135,23 +129,23 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
-    pub fn now_us(&self) -> u64 {
+    pub(crate) fn now_us(&self) -> u64 {
         self.epoch.elapsed().as_micros() as u64
     }
-    pub fn next_conn_id(&self) -> u64 {
+    pub(crate) fn next_conn_id(&self) -> u64 {
         self.next_id.fetch_add(1, Relaxed) + 1
     }
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.life.draining.load(Acquire)
     }
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.life.stopped.load(Acquire)
     }
     /// Waits up to `d` for the engine to stop; true if it is still running after.
-    pub fn wait_while_running(&self, d: Duration) -> bool {
+    pub(crate) fn wait_while_running(&self, d: Duration) -> bool {
         let g = lock(&self.life.stop_signal.0);
         let (g, _) =
             self.life.stop_signal.1.wait_timeout_while(g, d, |stopped| !*stopped).unwrap_or_else(|e| e.into_inner());
@@ -159,36 +153,36 @@ impl Shared {
     }
 
     /// The flag acceptors watch: set once the engine stops accepting.
-    pub fn accepting_stopped(&self) -> &AtomicBool {
+    pub(crate) fn accepting_stopped(&self) -> &AtomicBool {
         &self.life.accepting_stopped
     }
 
-    pub fn handler(&self) -> &dyn Handler {
+    pub(crate) fn handler(&self) -> &dyn Handler {
         self.handler.as_deref().expect("connections are only served by a serving engine")
     }
 
     /// The handler of a serving engine (none for handoff).
-    pub fn handler_opt(&self) -> Option<&dyn Handler> {
+    pub(crate) fn handler_opt(&self) -> Option<&dyn Handler> {
         self.handler.as_deref()
     }
 
     /// Runs the handler, catching a panic (its responder, dropped while unwinding,
     /// sends the error reply).
-    pub fn call_handler(&self, req: Request, res: Responder) {
+    pub(crate) fn call_handler(&self, req: Request, res: Responder) {
         let h = self.handler();
         if catch_unwind(AssertUnwindSafe(|| h.handle(req, res))).is_err() {
             self.counters.handler_panics.fetch_add(1, Relaxed);
         }
     }
 
-    pub fn all_workers(&self) -> Vec<Arc<WorkerShared>> {
+    pub(crate) fn all_workers(&self) -> Vec<Arc<WorkerShared>> {
         let mut all = self.workers.clone();
         all.extend(lock(&self.solo).iter().filter_map(Weak::upgrade));
         all
     }
 
     /// Wakes one parked worker, if nobody is searching already.
-    pub fn notify_one_worker(&self) {
+    pub(crate) fn notify_one_worker(&self) {
         if let Some(i) = self.idle.notify_one() {
             self.workers[i].wake.notify();
         }
@@ -204,13 +198,13 @@ impl Shared {
     }
 
     /// Queues a connection woken off its worker (a reply completed on another thread).
-    pub fn schedule_remote(&self, conn: Arc<crate::conn::Conn>) {
+    pub(crate) fn schedule_remote(&self, conn: Arc<crate::conn::Conn>) {
         let home = Arc::clone(&conn.home);
         home.inbox.push(Task::Conn(conn));
         self.wake_worker(&home);
     }
 
-    pub fn connection_closed(&self, graceful: bool, aborted: u64) {
+    pub(crate) fn connection_closed(&self, graceful: bool, aborted: u64) {
         let c = &self.counters;
         c.connections_closed.fetch_add(1, Relaxed);
         c.requests_aborted.fetch_add(aborted, Relaxed);

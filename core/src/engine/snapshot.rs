@@ -1,0 +1,93 @@
+//! A [`Stats`] snapshot of a running engine: reads every room's counters through the
+//! engine's shared state. It lives in the engine (not in `stats/`) because it is the
+//! one reader of all of `Shared`; `stats/` keeps the snapshot types, the counters, the
+//! metric table and the Prometheus text, and imports nothing of the engine.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use crate::engine::Shared;
+use crate::stats::{new_hist, CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};
+use crate::sys;
+
+impl Stats {
+    pub(crate) fn collect(s: &Shared) -> Stats {
+        let uptime = s.epoch.elapsed();
+        let listeners = s
+            .listeners
+            .iter()
+            .map(|l| {
+                let q = l.queue();
+                ListenerStats {
+                    addr: Some(l.addr),
+                    accepts: l.counters.accepts.load(Relaxed),
+                    pauses: l.counters.pauses.load(Relaxed),
+                    fd_exhausted: l.counters.fd_exhausted.load(Relaxed),
+                    errors: l.counters.errors.load(Relaxed),
+                    throttled: l.counters.throttled.load(Relaxed),
+                    queue_len: q.len,
+                    queue_max: q.max,
+                }
+            })
+            .collect();
+        let kernel = sys::listen_drop_counters().unwrap_or_default();
+        let mut hist = [new_hist(), new_hist()];
+        let mut workers = Vec::new();
+        for w in s.all_workers() {
+            let [l, h] = w.latency();
+            let _ = hist[0].add(&l);
+            let _ = hist[1].add(&h);
+            let c = &w.counters;
+            let parked = Duration::from_nanos(c.parked_ns.load(Relaxed));
+            workers.push(WorkerStats {
+                connections: c.connections.load(Relaxed),
+                requests: c.requests.load(Relaxed),
+                tasks: c.tasks.load(Relaxed),
+                stolen: c.stolen.load(Relaxed),
+                steal_ops: c.steal_ops.load(Relaxed),
+                parks: c.parks.load(Relaxed),
+                busy: uptime.saturating_sub(parked),
+                depth: w.depth(),
+            });
+        }
+        let cpu = s.cpu.as_ref().map_or_else(CpuStats::default, |p| CpuStats {
+            shed: p.counters().shed.load(Relaxed),
+            min_delay_us: p.codel().map_or(0, |c| c.0),
+            overloaded: p.codel().is_some_and(|c| c.1),
+            lifo: p.lifo().is_some_and(|l| l.0),
+            lifo_served: p.lifo().map_or(0, |l| l.1),
+            threads: p.threads(),
+            queued: p.queued(),
+            submitted: p.counters().submitted.load(Relaxed),
+            run: p.counters().run.load(Relaxed),
+            stolen: p.counters().stolen.load(Relaxed),
+            panics: p.counters().panics.load(Relaxed),
+        });
+        let c = &s.counters;
+        Stats {
+            uptime,
+            backend: if s.io_uring { "io_uring" } else { "epoll" },
+            backend_note: s.backend_note.clone(),
+            listeners,
+            kernel_listen_overflows: kernel.overflows.saturating_sub(s.kernel_at_start.overflows),
+            kernel_listen_drops: kernel.drops.saturating_sub(s.kernel_at_start.drops),
+            workers,
+            cpu,
+            open_connections: s.conn_gate.used(),
+            connections_closed: c.connections_closed.load(Relaxed),
+            connections_timed_out: c.timeouts.load(Relaxed),
+            replies: c.replies.load(Relaxed),
+            requests_aborted: c.requests_aborted.load(Relaxed),
+            requests_rejected: c.rejected.load(Relaxed),
+            handler_panics: c.handler_panics.load(Relaxed),
+            handler_failures: c.handler_failures.load(Relaxed),
+            replies_timed_out: c.reply_timeouts.load(Relaxed),
+            connections_refused_per_ip: c.refused_per_ip.load(Relaxed),
+            proxy_untrusted: c.proxy_untrusted.load(Relaxed),
+            proxy_bad_headers: c.proxy_bad_headers.load(Relaxed),
+            handoff_queued: s.host.as_ref().map_or(0, |h| h.len()),
+            latency_light: LatencyStats::of(&hist[0]),
+            latency_heavy: LatencyStats::of(&hist[1]),
+        }
+    }
+}

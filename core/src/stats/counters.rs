@@ -1,0 +1,35 @@
+//! The engine-wide counters: plain atomics bumped where things happen (connections,
+//! the PROXY preamble reader, the handler boundary) and read by a stats snapshot. They
+//! live here, with the snapshot, so the rooms that count need only `stats`, not the
+//! engine.
+
+use std::sync::atomic::AtomicU64;
+
+/// The engine-wide counters (per-worker and per-listener ones live with their owner).
+/// Relaxed atomics: each is exact, a snapshot is not taken at one instant.
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// Served connections closed.
+    pub connections_closed: AtomicU64,
+    /// Of those, closed by force at the shutdown deadline with work unfinished.
+    pub connections_forced: AtomicU64,
+    /// Connections closed by the header or idle timeout.
+    pub timeouts: AtomicU64,
+    /// Replies written (or queued to write).
+    pub replies: AtomicU64,
+    /// Requests whose connection closed before their reply could be written.
+    pub requests_aborted: AtomicU64,
+    /// Inputs a framer refused (bad request, too large).
+    pub rejected: AtomicU64,
+    /// Handler panics caught (each answered with the error reply).
+    pub handler_panics: AtomicU64,
+    /// Requests answered with the error reply (panic, dropped responder).
+    pub handler_failures: AtomicU64,
+    /// Requests the engine answered because the handler missed `reply_timeout`.
+    pub reply_timeouts: AtomicU64,
+    /// Connections closed at once for being over the per-IP cap.
+    pub refused_per_ip: AtomicU64,
+    /// PROXY protocol: refused for an untrusted source / closed for a bad header.
+    pub proxy_untrusted: AtomicU64,
+    pub proxy_bad_headers: AtomicU64,
+}
