@@ -1,7 +1,7 @@
 # corral — the two entry points are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo serve-demo soak test sysdeps lint unit loom fuzz build bench wrk clean ffi c-build c-test header generated install py-env py-build py-test node-build node-test
+.PHONY: demo serve-demo soak test sysdeps lint unit loom fuzz build bench wrk clean ffi c-build c-test header generated install py-env py-build py-test node-build node-test docs-test dist dist-env dist-python dist-npm dist-c dist-test
 
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
@@ -38,7 +38,7 @@ soak:
 ## natively and under valgrind; the Python extension's and the Node addon's tests; the
 ## loom models; the Rust doc, unit and integration tests (the lab's smoke runs and the
 ## fuzz corpus replay among them); then the io_uring half of the backend matrix.
-test: sysdeps lint c-test py-test node-test loom unit io-uring-test
+test: sysdeps lint c-test py-test node-test docs-test loom unit io-uring-test
 
 ## System packages tests run against: HAProxy (the PROXY-protocol tests put a real one
 ## in front of corral). Installed with apt-get when missing and permitted (root).
@@ -146,8 +146,9 @@ c-test: c-build
 header:
 	CORRAL_BLESS=1 $(CARGO) test -q -p corral-ffi --test header
 
-## Regenerates what is made from the option table and the metrics list (README's tables,
-## the Node EngineOptions type, the Python Options typed dict) and the C header.
+## Regenerates what is made from the option table, the metrics list and the error table
+## (docs/configuration.md, docs/metrics.md, docs/errors.md, the Node EngineOptions type,
+## the Python Options typed dict) and the C header.
 generated: header
 	CORRAL_BLESS=1 $(CARGO) test -q -p corral --test generated
 
@@ -182,3 +183,36 @@ node-build:
 
 node-test: node-build
 	cd bindings/node && node --test test/*.test.js
+
+## Every code block of README.md and docs/ extracted and run (Rust ones as doctests of
+## the core crate, in `unit`): no example rots.
+docs-test: c-build py-build node-build
+	$(PY) tests/docs/run_blocks.py
+
+## Artifacts that install where no Rust exists, all of one version (the workspace's):
+## dist/python (abi3 manylinux_2_17 wheel, sdist with vendored crates), dist/npm (`corral`
+## and `corral-linux-x64-gnu`, packed), dist/c (tarball and .deb), dist/SHA256SUMS.
+dist: dist-python dist-npm dist-c
+	bash packaging/sums.sh
+
+## The packaging tools (maturin, ziglang, cargo-zigbuild, auditwheel, twine), pinned.
+dist-env: $(VENV)/.dist-ready
+$(VENV)/.dist-ready: packaging/requirements.txt $(VENV)/.ready
+	$(VENV)/bin/pip install -q -r packaging/requirements.txt
+	touch $@
+
+dist-python: dist-env
+	bash packaging/python.sh
+
+dist-npm: dist-env
+	bash packaging/npm.sh
+
+dist-c: dist-env
+	bash packaging/c.sh
+
+## Installs each artifact of dist/ as a user without Rust would (packaging/no_rust.sh:
+## an empty environment, PATH=/usr/bin:/bin, no cargo or rustc) and runs an app on it.
+dist-test: dist
+	packaging/no_rust.sh packaging/test_python.sh
+	packaging/no_rust.sh packaging/test_npm.sh
+	packaging/no_rust.sh packaging/test_c.sh

@@ -18,6 +18,9 @@
 //! ```
 
 mod accept;
+// The Rust code blocks of README.md and docs/, run as doctests (see tests/docs/).
+#[cfg(doctest)]
+mod doc_examples;
 mod config;
 mod conn;
 mod cpu;

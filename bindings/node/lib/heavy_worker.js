@@ -3,7 +3,7 @@
 // free (so a busy worker takes nothing) and is woken through a weak threadsafe function
 // when one arrives while it waits; no thread of Node's shared pool is ever blocked.
 const { workerData } = require('node:worker_threads')
-const binding = require('../binding.js')
+const binding = require('./native.js')
 const { makeRequest, reply, withCode } = require('./common.js')
 const { LazyRequest, respondWith } = require('./fetch.js')
 

@@ -4,7 +4,7 @@
 // http.Server, so Node's own parser (llhttp) and the app run unchanged.
 const { workerData, parentPort } = require('node:worker_threads')
 const net = require('node:net')
-const binding = require('../binding.js')
+const binding = require('./native.js')
 const { load, serverFor } = require('./app.js')
 const { adoptSocket } = require('./common.js')
 

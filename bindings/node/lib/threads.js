@@ -6,7 +6,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { Worker } = require('node:worker_threads')
 
-const binding = require('../binding.js')
+const binding = require('./native.js')
 const { call, optionEntry, withCode } = require('./common.js')
 
 // Engine options each thread's http.Server applies itself (checked against the table):
