@@ -18,12 +18,12 @@
 //! ```
 
 mod accept;
-// The Rust code blocks of README.md and docs/, run as doctests (see tests/docs/).
-#[cfg(doctest)]
-mod doc_examples;
 mod config;
 mod conn;
 mod cpu;
+// The Rust code blocks of README.md and docs/, run as doctests (see tests/docs/).
+#[cfg(doctest)]
+mod doc_examples;
 mod engine;
 mod error;
 pub mod frame;
