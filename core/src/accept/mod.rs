@@ -119,6 +119,14 @@ impl Gate {
         }
     }
 
+    /// Gives back a unit this acceptor reserved and did not use, waking nobody: nothing
+    /// was freed. (A wake-up here, when accept4 failed for want of descriptors, sent the
+    /// other paused acceptors straight into the same failure, and each one's failure
+    /// woke the others: two acceptors spun on EMFILE instead of backing off.)
+    pub fn unreserve(&self) {
+        self.used.fetch_sub(1, SeqCst);
+    }
+
     pub fn wake_all(&self) {
         for w in crate::sync::lock(&self.wakers).iter() {
             w.notify();
@@ -175,13 +183,15 @@ pub(crate) fn accept_batch(
                 deliver(fd, peer);
             }
             Err(e) => {
+                let errno = e.raw_os_error().unwrap_or(0);
+                if let libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM = errno {
+                    gate.unreserve();
+                    l.counters.fd_exhausted.fetch_add(1, Relaxed);
+                    return Outcome::Starved;
+                }
                 gate.release(1);
-                match e.raw_os_error().unwrap_or(0) {
+                match errno {
                     libc::EAGAIN => return Outcome::Done,
-                    libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
-                        l.counters.fd_exhausted.fetch_add(1, Relaxed);
-                        return Outcome::Starved;
-                    }
                     libc::EINVAL | libc::EBADF | libc::ENOTSOCK => {
                         if !stop.load(Acquire) {
                             // The socket stopped listening under us; back off rather than spin.
