@@ -48,7 +48,10 @@ pub use cpu::Pool;
 pub use engine::{Engine, Mode, ShutdownReport};
 pub use error::{Error, ErrorKind, Result};
 pub use frame::{HttpRequest, Payload, Reply, Response};
-pub use handler::{handler_fn, on_io_worker, Cost, CostRule, Handler, Request, Responder, Sent, Stream, StreamError};
+pub use handler::{
+    handler_fn, on_io_worker, Body, BodyError, BodyRead, Cost, CostRule, Handler, Request, Responder, Sent, Stream,
+    StreamError,
+};
 pub use stats::metrics;
 pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};
 

@@ -521,6 +521,44 @@ macro_rules! option_table {
                     "Largest Length frame, Lines line or HTTP body.")
             }
             limits {
+                /// HTTP, for a handler that streams bodies ([`Handler::streams_bodies`]): the
+                /// largest request body, in bytes (default 1 GiB). Checked against
+                /// `Content-Length` before the handler is called (`413`, nothing read) and while
+                /// a chunked body arrives (`413`, then the connection closes). A streamed body
+                /// costs the server only its window, so this guards what the app writes it to.
+                ///
+                /// [`Handler::streams_bodies`]: crate::Handler::streams_bodies
+                max_body: u64 = 1 << 30,
+                row: ("max_body", count(1, 1 << 50, "bytes"), "1 GiB", Serve, None, false,
+                    "Largest streamed HTTP request body: over it, 413 (Content-Length: before the app is called).")
+            }
+            limits {
+                /// HTTP, streamed bodies: the bytes of a request body delivered to the app and not
+                /// yet taken by it, at which the connection stops being read until it takes some
+                /// (flow control, default 64 KiB). A body that fits in it and has arrived whole
+                /// when the head is read is handed over whole.
+                body_window: usize = 64 << 10,
+                row: ("body_window", count(1024, 1 << 30, "bytes"), "64 KiB", Serve, None, false,
+                    "Streamed request body bytes delivered and not yet taken at which reading stops (flow control).")
+            }
+            limits {
+                /// HTTP, streamed bodies: the grace for a slow body (default 30 s). While the app
+                /// keeps up, a client must send at least `min_body_rate` x this (and at least one
+                /// byte) in every such period, else the request is answered `408` and the
+                /// connection closed (slow-body, "RUDY" defence, like nginx
+                /// `client_body_timeout`).
+                body_timeout: Duration = Duration::from_secs(30),
+                row: ("body_timeout", dur(MS, YEAR), "30 s", Serve, None, false,
+                    "Slow-body grace: each such period the client must send min_body_rate x it (at least 1 byte), else 408.")
+            }
+            limits {
+                /// HTTP, streamed bodies: the slowest average rate, in bytes per second, a body may
+                /// arrive at over each `body_timeout` period (default 1024; 0: only the timeout).
+                min_body_rate: u64 = 1024,
+                row: ("min_body_rate", count0(1 << 40, "only body_timeout", "bytes per second"), "1024", Serve, None, false,
+                    "Slowest rate a streamed body may arrive at over each body_timeout period (0: only the timeout).")
+            }
+            limits {
                 /// Largest HTTP request head (request line + headers), in bytes.
                 max_header: usize = 16 << 10,
                 row: ("max_header", count(64, 1 << 24, "bytes"), "16 KiB", Serve, None, false,

@@ -24,6 +24,7 @@
 //! every request framed is answered (by its handler, the error reply, or the deadline
 //! reply) or counted as aborted when its connection closes first.
 
+mod body;
 pub(crate) mod task;
 
 use std::cell::Cell;
@@ -39,8 +40,8 @@ use crate::config::{ProxyMode, Readiness};
 use crate::conn::task::replies::{Completed, Ready, ReplySlots};
 use crate::conn::task::state::TaskState;
 use crate::engine::Shared;
-use crate::frame::{Decoded, Framer, Payload, ReplyCtx, CONTINUE};
-use crate::handler::{Cost, Request, Responder};
+use crate::frame::{BodyError, Decoded, Framer, Payload, ReplyCtx, CONTINUE};
+use crate::handler::{Body, Cost, Request, Responder};
 use crate::sync::lock;
 use crate::sys::{self, Interest, Op, Received, Ring};
 use crate::worker::WorkerShared;
@@ -141,6 +142,8 @@ struct Io {
     drain_idle_since: Option<u64>,
     /// The PROXY header is read (or none is expected): requests come next.
     preamble_done: bool,
+    /// A streamed request's body being read (the body phase, `body.rs`).
+    body: Option<body::BodyIn>,
 }
 
 impl Io {
@@ -167,6 +170,7 @@ impl Io {
             opened_ms,
             drain_idle_since: None,
             preamble_done,
+            body: None,
         }
     }
 
@@ -621,7 +625,8 @@ impl Conn {
                 return Turn::Closed;
             }
         }
-        if bits & TIMEOUT != 0 && engine.now_ms() >= self.deadline_ms() {
+        let body_deadline = bits & TIMEOUT != 0 && self.body_deadline_passed(&mut io, engine.now_ms());
+        if bits & TIMEOUT != 0 && !body_deadline && engine.now_ms() >= self.deadline_ms() {
             // With nothing unwritten, a deadline while requests are in flight is the
             // handlers': answer the late ones and carry on. Otherwise the peer's: close.
             let replies_due = io.next_seq > io.done_seq && self.unwritten(&io) == 0;
@@ -631,7 +636,7 @@ impl Conn {
                 return Turn::Closed;
             }
         }
-        let framer = Framer::new(engine.config.protocol);
+        let framer = Framer::new(engine.config.protocol).streaming(engine.stream_bodies);
         let mut frames = limits.budget_frames;
         let mut bytes = limits.budget_bytes;
         if io.rbuf.capacity() == 0 {
@@ -654,6 +659,17 @@ impl Conn {
             if stopped && in_flight == 0 && flushed {
                 self.close(&mut io, true);
                 return Turn::Closed;
+            }
+            if io.body.is_some() {
+                match self.body_step(&mut io, fd, &mut bytes) {
+                    body::BodyNext::Again => continue,
+                    body::BodyNext::Idle => break Turn::Idle,
+                    body::BodyNext::Yield => break Turn::Yield,
+                    body::BodyNext::Close => {
+                        self.close(&mut io, false);
+                        return Turn::Closed;
+                    }
+                }
             }
             if stopped || in_flight >= limits.max_in_flight as u64 || unwritten >= limits.write_high_water {
                 break Turn::Idle;
@@ -688,6 +704,13 @@ impl Conn {
                     Preamble::NeedMore => Decoded::NeedMore { expect_continue: false },
                 }
             };
+            // A streamed request is dispatched at its head, its body read as a stream.
+            let (decoded, streamed) = match decoded {
+                Decoded::Head { used, payload, ctx, body, expect_continue } => {
+                    (Decoded::Frame { used, payload, ctx }, Some((body, expect_continue)))
+                }
+                other => (other, None),
+            };
             match decoded {
                 Decoded::Frame { used, payload, ctx: mut rctx } => {
                     io.rpos += used;
@@ -702,7 +725,8 @@ impl Conn {
                         io.advance(Phase::LastReplies);
                     }
                     frames -= 1;
-                    self.dispatch(&mut io, ctx.worker, payload, rctx);
+                    let body = streamed.map(|(framing, expect)| self.start_body(&mut io, framing, expect));
+                    self.dispatch(&mut io, ctx.worker, payload, rctx, body);
                 }
                 Decoded::Reject(r) => {
                     engine.counters.rejected.fetch_add(1, Relaxed);
@@ -715,6 +739,7 @@ impl Conn {
                     let pushed = lock(&self.replies).push(Some(out), meta);
                     debug_assert_eq!(pushed, seq);
                 }
+                Decoded::Head { .. } => unreachable!("made a Frame above"),
                 Decoded::NeedMore { expect_continue } => {
                     if expect_continue && !io.continue_sent && in_flight == 0 {
                         io.continue_sent = true;
@@ -944,7 +969,14 @@ impl Conn {
         now + left.as_millis() as u64 + 1
     }
 
-    fn dispatch(self: &Arc<Self>, io: &mut Io, worker: &WorkerShared, payload: Payload, rctx: ReplyCtx) {
+    fn dispatch(
+        self: &Arc<Self>,
+        io: &mut Io,
+        worker: &WorkerShared,
+        payload: Payload,
+        rctx: ReplyCtx,
+        body: Option<Body>,
+    ) {
         let engine = &self.engine;
         let seq = io.next_seq;
         io.next_seq += 1;
@@ -955,6 +987,7 @@ impl Conn {
             worker: worker.index,
             payload,
             proxy: self.proxy.get().cloned(),
+            body,
         };
         let handler = engine.handler();
         let cost = catch_unwind(AssertUnwindSafe(|| handler.cost(&req))).unwrap_or_else(|_| {
@@ -999,7 +1032,9 @@ impl Conn {
         if !drain_idle {
             io.drain_idle_since = None;
         }
-        let deadline = if drain_idle {
+        let deadline = if let Some(d) = self.body_deadline(io) {
+            d
+        } else if drain_idle {
             *io.drain_idle_since.get_or_insert(now) + DRAIN_IDLE_GRACE_MS
         } else if self.unwritten(io) > 0 {
             now + limits.idle_timeout.as_millis() as u64
@@ -1069,6 +1104,7 @@ impl Conn {
     /// Closes the socket and settles the books: replies not yet written are aborted.
     fn close(&self, io: &mut Io, graceful: bool) {
         let Some(fd) = io.fd.take() else { return };
+        self.end_body(io, BodyError::Closed);
         let raw = fd.as_raw_fd();
         let unread = io.rpos < io.rbuf.len() || io.want_read;
         // At shutdown the peer may have sent more after our last read (no event has

@@ -222,6 +222,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             idle: Idle::new(n_workers.max(1)),
             plan,
+            stream_bodies: handler.as_ref().is_some_and(|h| h.streams_bodies()),
             handler,
             workers,
             solo: Mutex::new(Vec::new()),

@@ -95,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) backend_note: Option<String>,
     /// The serving engine's handler (`None` in handoff mode).
     pub(super) handler: Option<Arc<dyn Handler>>,
+    /// The handler reads HTTP bodies as streams (`Handler::streams_bodies`, asked once).
+    pub(crate) stream_bodies: bool,
     /// The I/O workers, by index (empty in handoff mode).
     pub(crate) workers: Vec<Arc<WorkerShared>>,
     /// Thread-per-connection workers still alive (outside the idle set).

@@ -11,6 +11,7 @@
 
 use std::ops::Range;
 
+use super::body::{BodyDecoder, BodyError, BodyFraming, Step};
 use super::{Decoded, Payload, Protocol, Reject, ReplyCtx};
 use crate::config::Limits;
 
@@ -237,7 +238,10 @@ enum Body {
     Chunked,
 }
 
-pub(super) fn decode(buf: &[u8], limits: &Limits) -> Decoded {
+/// Decodes one request from `buf`. `stream`: the handler streams bodies, so a body that
+/// is not in whole, or is over `body_window`, makes a [`Decoded::Head`] and follows as a
+/// stream (limited by `max_body`); otherwise bodies come whole (limited by `max_frame`).
+pub(super) fn decode(buf: &[u8], limits: &Limits, stream: bool) -> Decoded {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut storage);
     let head_len = match req.parse(buf) {
@@ -286,38 +290,80 @@ pub(super) fn decode(buf: &[u8], limits: &Limits) -> Decoded {
         (Some(_), Some(_)) => return reject(400, "both content-length and transfer-encoding"),
         (Some(v), None) if v.trim_ascii().eq_ignore_ascii_case(b"chunked") => Body::Chunked,
         (Some(_), None) => return reject(501, "unsupported transfer-encoding"),
-        (None, Some(n)) if n > limits.max_frame => return reject(413, "request body larger than max_frame"),
+        (None, Some(n)) if stream && n as u64 > limits.max_body => {
+            return reject(413, "request body larger than max_body")
+        }
+        (None, Some(n)) if !stream && n > limits.max_frame => return reject(413, "request body larger than max_frame"),
         (None, Some(n)) => Body::Length(n),
         (None, None) => Body::None,
     };
+    let close = if minor == 0 { !keep_alive || close } else { close };
+    let expect_continue = expect_continue && minor >= 1;
+    let parts = |body: Vec<u8>| {
+        let method = req.method.map(|m| offset(buf, m.as_bytes())).unwrap_or(0..0);
+        let path = req.path.map(|p| offset(buf, p.as_bytes())).unwrap_or(0..0);
+        let headers = req.headers.iter().map(|h| (offset(buf, h.name.as_bytes()), offset(buf, h.value))).collect();
+        let head = req.method == Some("HEAD");
+        let request = HttpRequest { head: buf[..head_len].to_vec(), method, path, headers, minor_version: minor, body };
+        (Payload::Http(request), ReplyCtx { protocol: Protocol::Http1, close, http10: minor == 0, head })
+    };
+    let streamed = |framing: BodyFraming| {
+        let (payload, ctx) = parts(Vec::new());
+        Decoded::Head { used: head_len, payload, ctx, body: framing, expect_continue }
+    };
     let (body, used) = match body {
         Body::None => (Vec::new(), head_len),
+        Body::Length(n) if stream && (n > limits.body_window || buf.len() - head_len < n) => {
+            return streamed(BodyFraming::Length(n as u64))
+        }
         Body::Length(n) => match buf.get(head_len..head_len + n) {
             Some(b) => (b.to_vec(), head_len + n),
-            None => return Decoded::NeedMore { expect_continue: expect_continue && minor >= 1 },
+            None => return Decoded::NeedMore { expect_continue },
+        },
+        Body::Chunked if stream => match whole_chunked(&buf[head_len..], limits) {
+            Ok(Some((b, n))) => (b, head_len + n),
+            Ok(None) => return streamed(BodyFraming::Chunked),
+            Err(d) => return d,
         },
         Body::Chunked => match dechunk(&buf[head_len..], limits) {
             Ok(Some((b, n))) => (b, head_len + n),
-            Ok(None) => return Decoded::NeedMore { expect_continue: expect_continue && minor >= 1 },
+            Ok(None) => return Decoded::NeedMore { expect_continue },
             Err(d) => return d,
         },
     };
-    let close = if minor == 0 { !keep_alive || close } else { close };
-    let method = req.method.map(|m| offset(buf, m.as_bytes())).unwrap_or(0..0);
-    let path = req.path.map(|p| offset(buf, p.as_bytes())).unwrap_or(0..0);
-    let headers = req.headers.iter().map(|h| (offset(buf, h.name.as_bytes()), offset(buf, h.value))).collect();
-    let head = req.method == Some("HEAD");
-    Decoded::Frame {
-        used,
-        payload: Payload::Http(HttpRequest {
-            head: buf[..head_len].to_vec(),
-            method,
-            path,
-            headers,
-            minor_version: minor,
-            body,
-        }),
-        ctx: ReplyCtx { protocol: Protocol::Http1, close, http10: minor == 0, head },
+    let (payload, ctx) = parts(body);
+    Decoded::Frame { used, payload, ctx }
+}
+
+/// A chunked body that is already in whole and within `body_window`: `Ok(Some((body,
+/// bytes used)))`; `Ok(None)` when it is not (it is then streamed).
+fn whole_chunked(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Decoded> {
+    let mut d = BodyDecoder::new(BodyFraming::Chunked, limits.max_body, limits.max_header);
+    let (mut body, mut pos) = (Vec::new(), 0);
+    loop {
+        let room = limits.body_window.saturating_sub(body.len());
+        if room == 0 {
+            return Ok(None);
+        }
+        match d.step(&buf[pos..], room) {
+            Ok(Step::Data { used, data }) => {
+                body.extend_from_slice(&buf[pos..][data]);
+                pos += used;
+            }
+            Ok(Step::NeedMore) => return Ok(None),
+            Ok(Step::Done { used, .. }) => return Ok(Some((body, pos + used))),
+            Err(e) => return Err(body_reject(&e)),
+        }
+    }
+}
+
+/// The reply to a body that cannot be read: its status and the reason.
+pub(crate) fn body_reject(e: &BodyError) -> Decoded {
+    match e {
+        BodyError::TooLarge { .. } => reject(413, "request body larger than max_body"),
+        BodyError::Malformed(why) => reject(400, why),
+        BodyError::TooSlow => reject(408, "request body sent too slowly"),
+        BodyError::Closed => Decoded::Reject(Reject { reply: Vec::new(), reason: "connection closed" }),
     }
 }
 

@@ -5,6 +5,7 @@
 //! rejection (with the bytes to send before closing). Framers keep no buffers of their
 //! own and no state, so splitting the stream at any point yields the same requests.
 
+mod body;
 mod date;
 #[doc(hidden)]
 pub mod fuzz;
@@ -13,6 +14,8 @@ mod length;
 mod lines;
 mod raw;
 
+pub use body::BodyError;
+pub(crate) use body::{BodyDecoder, BodyFraming, Step as BodyStep};
 pub use http1::{HttpRequest, Response};
 
 use crate::config::Limits;
@@ -88,6 +91,16 @@ pub(crate) enum Decoded {
     NeedMore {
         expect_continue: bool,
     },
+    /// HTTP, streaming bodies: a request whose head is in and whose body follows
+    /// (`used` covers the head only); the connection reads the body as a stream.
+    Head {
+        used: usize,
+        payload: Payload,
+        ctx: ReplyCtx,
+        body: BodyFraming,
+        /// The client waits for `100 Continue` before it sends the body.
+        expect_continue: bool,
+    },
     Reject(Reject),
 }
 
@@ -98,24 +111,34 @@ pub(crate) struct Reject {
     pub reason: &'static str,
 }
 
-pub(crate) use http1::{encode_chunk, encode_head, Framing, CONTINUE, END_CHUNKED};
+pub(crate) use http1::{body_reject, encode_chunk, encode_head, Framing, CONTINUE, END_CHUNKED};
 
 /// Decodes with the framer of one protocol. Framers are stateless: everything they
 /// need is in the bytes not yet consumed.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Framer(Protocol);
+pub(crate) struct Framer {
+    protocol: Protocol,
+    /// HTTP: a body that is not in whole (or is over `body_window`) makes a `Head`, and
+    /// follows as a stream (the handler streams bodies); else bodies come whole.
+    stream_bodies: bool,
+}
 
 impl Framer {
     pub fn new(p: Protocol) -> Framer {
-        Framer(p)
+        Framer { protocol: p, stream_bodies: false }
+    }
+
+    /// The framer for a handler that streams request bodies (`Handler::streams_bodies`).
+    pub fn streaming(self, on: bool) -> Framer {
+        Framer { stream_bodies: on, ..self }
     }
 
     pub fn decode(&self, buf: &[u8], limits: &Limits) -> Decoded {
-        match self.0 {
+        match self.protocol {
             Protocol::Raw => raw::decode(buf),
             Protocol::Lines => lines::decode(buf, limits.max_frame),
             Protocol::Length => length::decode(buf, limits.max_frame),
-            Protocol::Http1 => http1::decode(buf, limits),
+            Protocol::Http1 => http1::decode(buf, limits, self.stream_bodies),
         }
     }
 }
@@ -193,6 +216,7 @@ pub(crate) mod testutil {
                         });
                     }
                     Decoded::NeedMore { .. } => break,
+                    Decoded::Head { .. } => panic!("decode_split decodes whole bodies"),
                     Decoded::Reject(r) => return (out, Some(r)),
                 }
             }

@@ -9,11 +9,14 @@
 //! (HTTP `500`; the other protocols close the connection). A panic in `cost` or `handle`
 //! is caught, counted, and treated the same way; the worker lives on.
 
+mod body;
 mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub(crate) use body::BodyShared;
+pub use body::{Body, BodyError, BodyRead};
 pub use stream::{Sent, Stream, StreamError};
 
 use crate::conn::Conn;
@@ -38,6 +41,8 @@ pub struct Request {
     pub(crate) worker: usize,
     pub(crate) payload: Payload,
     pub(crate) proxy: Option<Arc<crate::accept::proxy::ProxyHeader>>,
+    /// The body still arriving, for a handler that streams bodies.
+    pub(crate) body: Option<Body>,
 }
 
 impl Request {
@@ -75,7 +80,26 @@ impl Request {
             Payload::Bytes(_) => None,
         }
     }
-    /// The frame's bytes (for HTTP, the body).
+    /// True when the body is still arriving: take it with [`Request::take_body`]
+    /// ([`Request::bytes`] is then empty). Only for a handler that streams bodies.
+    pub fn body_streams(&self) -> bool {
+        self.body.is_some()
+    }
+    /// The body as a stream, when it is still arriving (see [`Handler::streams_bodies`]);
+    /// `None` when it came whole (in [`Request::bytes`]) or was taken already. Dropping
+    /// it unread discards the rest of the body.
+    pub fn take_body(&mut self) -> Option<Body> {
+        self.body.take()
+    }
+    /// The body's length: whole, its size; streamed, its `Content-Length` if it has
+    /// one (`None` for a chunked body still arriving).
+    pub fn body_length(&self) -> Option<u64> {
+        match &self.body {
+            Some(b) => b.length(),
+            None => Some(self.bytes().len() as u64),
+        }
+    }
+    /// The frame's bytes (for HTTP, the body; empty while it streams).
     pub fn bytes(&self) -> &[u8] {
         match &self.payload {
             Payload::Http(h) => h.body(),
@@ -99,6 +123,16 @@ pub trait Handler: Send + Sync + 'static {
     /// thread once here rather than once per request: [`on_io_worker`] says whether a
     /// `handle` call may count on this call following it.
     fn end_of_round(&self) {}
+
+    /// Whether this handler reads HTTP request bodies as streams. `false` (the default):
+    /// every body comes whole in [`Request::bytes`], at most `max_frame` bytes (`413`
+    /// above). `true`: a request whose body is not in whole when its head is (or is over
+    /// `body_window`) is dispatched at once, its body to be read from
+    /// [`Request::take_body`] as it arrives, with flow control, up to `max_body`. Asked
+    /// once, when the engine starts.
+    fn streams_bodies(&self) -> bool {
+        false
+    }
 }
 
 thread_local! {
@@ -127,6 +161,9 @@ impl<T: Handler> Handler for Arc<T> {
     fn end_of_round(&self) {
         (**self).end_of_round()
     }
+    fn streams_bodies(&self) -> bool {
+        (**self).streams_bodies()
+    }
 }
 
 /// A declarative cost rule, decided natively on the I/O worker with no call into the
@@ -144,7 +181,7 @@ impl CostRule {
             let p = h.path_only();
             self.heavy_path_prefixes.iter().any(|pre| p.starts_with(pre.as_str()))
         });
-        let by_size = self.heavy_min_bytes.is_some_and(|n| req.bytes().len() >= n);
+        let by_size = self.heavy_min_bytes.is_some_and(|n| req.body_length().unwrap_or(u64::MAX) >= n as u64);
         if by_path || by_size {
             Cost::Heavy
         } else {

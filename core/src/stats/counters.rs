@@ -32,4 +32,12 @@ pub(crate) struct Counters {
     /// PROXY protocol: refused for an untrusted source / closed for a bad header.
     pub proxy_untrusted: AtomicU64,
     pub proxy_bad_headers: AtomicU64,
+    /// Request body bytes read for requests whose bodies stream.
+    pub body_bytes_in: AtomicU64,
+    /// Requests dispatched before their bodies were in (streamed).
+    pub bodies_streamed: AtomicU64,
+    /// Requests refused with 413 for a body over `max_body` (streamed) or `max_frame`.
+    pub bodies_too_large: AtomicU64,
+    /// Streamed bodies cut with 408 for arriving too slowly.
+    pub bodies_too_slow: AtomicU64,
 }

@@ -202,7 +202,7 @@ macro_rules! latency {
 static LIGHT: [Metric; 6] = latency!("light", latency_light);
 static HEAVY: [Metric; 6] = latency!("heavy", latency_heavy);
 
-static MAIN: [Metric; 43] = [
+static MAIN: [Metric; 47] = [
     engine("uptime_seconds", Gauge, "seconds", "Seconds since the engine started.", |s| s.uptime.as_secs_f64()),
     listener("accepts", Counter, "Connections accepted.", |l| l.accepts as f64),
     listener("accept_pauses", Counter, "Times accepting paused (descriptors exhausted, or a cap reached).", |l| {
@@ -307,6 +307,22 @@ static MAIN: [Metric; 43] = [
         "",
         "Requests the engine answered because the handler missed reply_timeout.",
         |s| s.replies_timed_out as f64,
+    ),
+    engine("body_bytes_in", Counter, "bytes", "Request body bytes read for streamed bodies.", |s| {
+        s.body_bytes_in as f64
+    }),
+    engine("bodies_streamed", Counter, "", "Requests dispatched before their bodies were in (streamed).", |s| {
+        s.bodies_streamed as f64
+    }),
+    engine("bodies_too_large", Counter, "", "Requests refused with 413 for a body over max_body or max_frame.", |s| {
+        s.bodies_too_large as f64
+    }),
+    engine(
+        "bodies_too_slow",
+        Counter,
+        "",
+        "Streamed bodies cut with 408 for arriving slower than min_body_rate.",
+        |s| s.bodies_too_slow as f64,
     ),
 ];
 

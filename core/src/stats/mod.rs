@@ -128,6 +128,14 @@ pub struct Stats {
     pub proxy_untrusted: u64,
     /// PROXY protocol: connections closed for a malformed, oversized or mismatched header.
     pub proxy_bad_headers: u64,
+    /// Request body bytes read for requests whose bodies stream.
+    pub body_bytes_in: u64,
+    /// Requests dispatched before their bodies were in (streamed to the handler).
+    pub bodies_streamed: u64,
+    /// Requests refused with `413` for a body over `max_body` (or `max_frame`).
+    pub bodies_too_large: u64,
+    /// Streamed bodies cut with `408` for arriving slower than `min_body_rate`.
+    pub bodies_too_slow: u64,
     /// Accepted connections waiting in the host queue (handoff).
     pub handoff_queued: usize,
     pub latency_light: LatencyStats,

@@ -98,6 +98,18 @@ impl<R, M> ReplySlots<R, M> {
         self.position(seq)
     }
 
+    /// Completes slot `seq` in the handler's place if its handler has not begun to
+    /// answer (neither complete nor streaming): true if it did.
+    pub fn answer_if_pending(&mut self, seq: u64, out: R) -> bool {
+        match self.open(seq) {
+            Some(slot) if !slot.streaming => {
+                slot.fill(out);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Takes the oldest slot's next output, if there is one.
     pub fn pop_ready(&mut self) -> Option<Ready<R, M>> {
         let head = self.slots.front_mut()?;
