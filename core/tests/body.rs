@@ -89,6 +89,14 @@ impl Handler for App {
                 std::thread::spawn(move || read_all(body, res));
             }
             ("/callback", Some(body)) => pump(Arc::new(Mutex::new((Some(body), Some(res), 0, 0)))),
+            ("/think", Some(mut body)) => {
+                // A handler that takes a while once it has the body.
+                std::thread::spawn(move || {
+                    let n = body.read_to_end(1 << 30).map(|b| b.len()).unwrap_or(0);
+                    std::thread::sleep(Duration::from_millis(300));
+                    res.respond(Response::new(200).body(format!("n={n}")));
+                });
+            }
             ("/early", _) => res.respond(Response::new(401).body("no\n")),
             ("/hold", Some(body)) => {
                 let release = self.held.lock().unwrap().take().expect("one /hold per test");
@@ -302,6 +310,22 @@ fn a_body_that_trickles_is_cut_with_408() {
     assert_eq!(resp.status, 408);
     assert!(read_response(&mut r).is_none());
     assert_eq!(e.stats().bodies_too_slow, 1);
+}
+
+#[test]
+fn the_reply_deadline_counts_from_the_end_of_the_body() {
+    // The upload itself takes longer than reply_timeout (a slow client: the pause is the
+    // scenario); the handler then has its whole reply_timeout.
+    let b = Config::builder().reply_timeout(Duration::from_millis(500)).min_body_rate(0);
+    let (e, _) = engine_with(b);
+    let mut s = connect(e.local_addr());
+    s.write_all(b"POST /think HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n").unwrap();
+    s.write_all(&[7u8; 50_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    s.write_all(&[7u8; 50_000]).unwrap();
+    let r = read_response(&mut BufReader::new(s)).unwrap();
+    assert_eq!((r.status, r.text()), (200, "n=100000".to_string()));
+    assert_eq!(e.stats().replies_timed_out, 0);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use corral::frame::fuzz::feed;
+use corral::frame::fuzz::{feed, feed_streaming};
 use corral::Protocol;
 use proptest::prelude::*;
 
@@ -22,6 +22,11 @@ fn the_kept_corpus_replays_clean() {
             let data = std::fs::read(&path).unwrap();
             if let Err(e) = feed(p, &data) {
                 panic!("{}: {e}", path.display());
+            }
+            if p == Protocol::Http1 {
+                if let Err(e) = feed_streaming(&data) {
+                    panic!("{} (streaming bodies): {e}", path.display());
+                }
             }
             replayed += 1;
         }
@@ -48,6 +53,7 @@ proptest! {
         for (_, p) in TARGETS {
             prop_assert!(feed(p, &data).is_ok(), "{:?}: {:?}", p, feed(p, &data));
         }
+        prop_assert!(feed_streaming(&data).is_ok(), "{:?}", feed_streaming(&data));
     }
 
     #[test]
@@ -67,6 +73,7 @@ proptest! {
         for (_, p) in TARGETS {
             prop_assert!(feed(p, &data).is_ok(), "{:?}: {:?}", p, feed(p, &data));
         }
+        prop_assert!(feed_streaming(&data).is_ok(), "{:?}", feed_streaming(&data));
     }
 
     /// Chunked bodies of tiny chunks with long extensions: what a client may make the
@@ -78,6 +85,7 @@ proptest! {
             data.extend_from_slice(format!("1;{}\r\nX\r\n", "e".repeat(ext)).as_bytes());
         }
         prop_assert!(feed(Protocol::Http1, &data).is_ok(), "{:?}", feed(Protocol::Http1, &data));
+        prop_assert!(feed_streaming(&data).is_ok(), "{:?}", feed_streaming(&data));
     }
 }
 

@@ -18,7 +18,9 @@
 //! Slow bodies: while the window is open, each `body_timeout` period must bring at
 //! least `min_body_rate` x `body_timeout` bytes (and at least one), else the request is
 //! answered `408` (unless its handler already began to answer) and the connection
-//! closes. A period in which the reader held the window full does not count.
+//! closes. A period in which the reader held the window full does not count; then the
+//! handler's `reply_timeout` applies, counted from when the window filled (and, once
+//! the body is in, from its end).
 
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
@@ -133,7 +135,12 @@ impl Conn {
                 io.advance(Phase::LastReplies);
                 return BodyNext::Again;
             }
-            b.paused = true;
+            if !b.paused {
+                // The reader holds the window: from now it has `reply_timeout` to take
+                // some (the handler's deadline, checked while paused).
+                b.paused = true;
+                self.restart_reply_clock(b.seq);
+            }
             return BodyNext::Idle;
         }
         if b.paused {
@@ -157,6 +164,8 @@ impl Conn {
                 }
                 Ok(BodyStep::Done { used, trailers }) => {
                     io.rpos += used;
+                    // The handler's reply deadline counts from the body's end.
+                    self.restart_reply_clock(b.seq);
                     if let Some(shared) = &b.shared {
                         shared.finish(Ok(()), trailers);
                     }
@@ -216,6 +225,14 @@ impl Conn {
         }
         self.end_body(io, e);
         io.advance(Phase::LastReplies);
+    }
+
+    /// Request `seq`'s `reply_timeout` (and its latency) counts from now: a streamed
+    /// request's handler cannot be expected to answer before it has the body.
+    fn restart_reply_clock(&self, seq: u64) {
+        if let Some(meta) = lock(&self.replies).meta_mut(seq) {
+            meta.since = std::time::Instant::now();
+        }
     }
 
     /// Leaves the body phase, telling the reader why the body ends here.

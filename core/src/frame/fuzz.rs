@@ -68,3 +68,79 @@ pub fn feed(p: Protocol, data: &[u8]) -> Result<usize, String> {
     }
     Ok(frames)
 }
+
+/// Feeds `data` to the HTTP framer of a handler that streams bodies, as its connection
+/// would: heads are decoded by the framer, bodies by the body decoder with a small
+/// window (taken at once, as a reader keeping up would). Invariants: no panic; a head or
+/// a step uses no more than is buffered; the buffer waiting for more never holds more
+/// than a head, a chunk-size line and the trailers allow. Returns the requests decoded.
+pub fn feed_streaming(data: &[u8]) -> Result<usize, String> {
+    use super::{BodyDecoder, BodyStep};
+    let limits = Limits { body_window: 64, max_body: 4096, ..limits() };
+    let framer = Framer::new(Protocol::Http1).streaming(true);
+    let cap = limits.max_header + 1024 + limits.max_header;
+    let mut x = data.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) | 1;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut body: Option<BodyDecoder> = None;
+    let (mut pos, mut requests) = (0, 0);
+    while pos < data.len() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let end = (pos + (x % 64) as usize + 1).min(data.len());
+        buf.extend_from_slice(&data[pos..end]);
+        pos = end;
+        loop {
+            if let Some(d) = body.as_mut() {
+                match d.step(&buf, limits.body_window) {
+                    Ok(BodyStep::Data { used, data: range }) => {
+                        if used > buf.len() || range.end > used {
+                            return Err(format!("a body step used {used} ({range:?}) of {} bytes", buf.len()));
+                        }
+                        buf.drain(..used);
+                        if used == 0 {
+                            break;
+                        }
+                    }
+                    Ok(BodyStep::Done { used, .. }) => {
+                        buf.drain(..used);
+                        body = None;
+                    }
+                    Ok(BodyStep::NeedMore) => {
+                        if buf.len() > cap {
+                            return Err(format!("the body waits with {} bytes buffered (bound {cap})", buf.len()));
+                        }
+                        break;
+                    }
+                    Err(_) => return Ok(requests),
+                }
+                continue;
+            }
+            match framer.decode(&buf, &limits) {
+                Decoded::Frame { used, .. } => {
+                    if used == 0 || used > buf.len() {
+                        return Err(format!("a frame used {used} of {} buffered bytes", buf.len()));
+                    }
+                    buf.drain(..used);
+                    requests += 1;
+                }
+                Decoded::Head { used, body: framing, .. } => {
+                    if used == 0 || used > buf.len() {
+                        return Err(format!("a head used {used} of {} buffered bytes", buf.len()));
+                    }
+                    buf.drain(..used);
+                    body = Some(BodyDecoder::new(framing, limits.max_body, limits.max_header));
+                    requests += 1;
+                }
+                Decoded::Reject(_) => return Ok(requests),
+                Decoded::NeedMore { .. } => {
+                    if buf.len() > bound(Protocol::Http1, &limits) {
+                        return Err(format!("waits for a head with {} bytes buffered", buf.len()));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    Ok(requests)
+}

@@ -98,6 +98,11 @@ impl<R, M> ReplySlots<R, M> {
         self.position(seq)
     }
 
+    /// What the runner keeps about request `seq`, while its slot is open.
+    pub fn meta_mut(&mut self, seq: u64) -> Option<&mut M> {
+        self.open(seq).map(|s| &mut s.meta)
+    }
+
     /// Completes slot `seq` in the handler's place if its handler has not begun to
     /// answer (neither complete nor streaming): true if it did.
     pub fn answer_if_pending(&mut self, seq: u64, out: R) -> bool {
