@@ -73,6 +73,7 @@ fuzz:
 	for t in http1 lines length raw proxy; do \
 		$(CARGO) +nightly fuzz run -O $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; \
 	done
+	$(CARGO) +nightly fuzz run -O http1_stream fuzz/corpus/http1 -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
 ## The Rust tests of the workspace: with cargo-nextest when present, else cargo test.
 RUST_TESTS = if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -122,6 +123,7 @@ c-build: ffi
 	$(CC) $(CFLAGS_C) tests/c/conformance.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/conformance
 	$(CC) $(CFLAGS_C) examples/c/echo_handoff.c $(LDLIBS) -o $(CDIR)/echo_handoff
 	$(CC) $(CFLAGS_C) examples/c/http_serve.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/http_serve
+	$(CC) $(CFLAGS_C) examples/c/upload_to_file.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/upload_to_file
 	$(CXX) $(CFLAGS_CXX) examples/cpp/handoff.cpp $(LDLIBS) -o $(CDIR)/handoff_cpp
 	$(CC) $(CFLAGS_C) tests/c/test_api.c tests/c/testlib.c $(LIBDIR)/libcorral.a \
 		-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o $(CDIR)/test_api_static
@@ -135,11 +137,13 @@ c-test: c-build
 	$(CDIR)/conformance tests/conformance/cases.txt
 	$(CDIR)/echo_handoff --self-test
 	$(CDIR)/http_serve --self-test
+	$(CDIR)/upload_to_file --self-test
 	$(CDIR)/handoff_cpp
 	$(VALGRIND) $(CDIR)/test_api
 	$(VALGRIND) $(CDIR)/conformance tests/conformance/cases.txt
 	$(VALGRIND) $(CDIR)/echo_handoff --self-test
 	$(VALGRIND) $(CDIR)/http_serve --self-test
+	$(VALGRIND) $(CDIR)/upload_to_file --self-test
 	$(VALGRIND) $(CDIR)/handoff_cpp
 
 ## Regenerates include/corral.h from ffi/src (commit the result).

@@ -38,6 +38,11 @@
 #define CORRAL_VERSION_PATCH 0
 
 /**
+ * corral_body_read_blocking()'s `timeout_ms` for "wait until something comes".
+ */
+#define CORRAL_WAIT_FOREVER UINT64_MAX
+
+/**
  * The result of every call. The numbers never change; new ones are only added.
  */
 enum corral_status
@@ -90,9 +95,38 @@ enum corral_status
    */
   CORRAL_STATUS_PANIC = 10,
   /**
-   * The requested item does not exist (no such header, address index past the end).
+   * The requested item does not exist (no such header, address index past the end,
+   * trailer index past the end; corral_request_take_body(): the body came whole).
    */
   CORRAL_STATUS_NOT_FOUND = 11,
+  /**
+   * A streamed request body has nothing to read yet: wait (corral_body_when_ready())
+   * and read again.
+   */
+  CORRAL_STATUS_PENDING = 12,
+  /**
+   * A streamed request body has ended: everything was read.
+   */
+  CORRAL_STATUS_END = 13,
+  /**
+   * The request body is over `max_body`: corral answered 413 and closes the connection.
+   */
+  CORRAL_STATUS_BODY_TOO_LARGE = 14,
+  /**
+   * The request body's chunked encoding is malformed: corral answered 400 and closes
+   * the connection.
+   */
+  CORRAL_STATUS_BODY_MALFORMED = 15,
+  /**
+   * The client sent the request body too slowly (`min_body_rate` over
+   * `body_timeout`): corral answered 408 and closes the connection.
+   */
+  CORRAL_STATUS_BODY_TOO_SLOW = 16,
+  /**
+   * The request body will not end: the client left, the connection closed, or the
+   * request was answered before its body was read.
+   */
+  CORRAL_STATUS_BODY_CLOSED = 17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -253,6 +287,14 @@ typedef uint32_t corral_readiness;
 #endif // __cplusplus
 
 /**
+ * A request body still arriving. Take it in the handler with corral_request_take_body();
+ * it is then yours, independent of the request and the handler call: read it from any
+ * thread, one thread at a time (calls on one body must not overlap), and free it with
+ * corral_body_free(). Freeing it before its end discards the rest of the upload.
+ */
+typedef struct corral_body corral_body;
+
+/**
  * Options for an engine. Create with corral_config_new(), free with corral_config_free().
  * Not thread-safe: use one config from one thread at a time.
  */
@@ -286,6 +328,12 @@ typedef struct corral_responder corral_responder;
  * Immutable: any thread may read it.
  */
 typedef struct corral_stats corral_stats;
+
+/**
+ * Called once a corral_body_read() would not return CORRAL_STATUS_PENDING. See
+ * corral_body_when_ready().
+ */
+typedef void (*corral_body_ready_fn)(void*);
 
 /**
  * Handles one request. Runs on a corral I/O worker (light requests) or CPU-pool
@@ -323,9 +371,19 @@ typedef struct {
   size_t heavy_path_prefix_count;
   /**
    * Rule: requests whose frame (HTTP: body) has at least this many bytes are heavy;
-   * 0 turns this part off.
+   * 0 turns this part off. A streamed body counts by its Content-Length; a chunked
+   * one, whose length is unknown, counts as heavy.
    */
   size_t heavy_min_bytes;
+  /**
+   * HTTP request bodies stream (default false: every body comes whole, at most
+   * `max_frame` bytes, 413 above). When true, a request whose body has not arrived
+   * whole with its head (or is over `body_window`) reaches the handler at its head:
+   * take the body with corral_request_take_body() and read it as it arrives, up to
+   * `max_body`. Small bodies that came whole with the head still come whole, so the
+   * handler must handle both (corral_request_take_body() says which).
+   */
+  bool stream_bodies;
 } corral_serve;
 
 /**
@@ -411,6 +469,103 @@ extern "C" {
  * Any thread.
  */
 const char *corral_version(void);
+
+/**
+ * Reads what has arrived of the body into `buf` (`cap` bytes, at least 1), without
+ * waiting. `*n` gets the number of bytes copied; it is written for each of these
+ * outcomes (0 unless CORRAL_STATUS_OK):
+ * - CORRAL_STATUS_OK: `*n` (1 to `cap`) bytes; read again for more;
+ * - CORRAL_STATUS_PENDING: nothing yet; wait with corral_body_when_ready() (or read
+ *   blocking on a thread of your own) and read again;
+ * - CORRAL_STATUS_END: the whole body was read; its trailers are now available;
+ * - CORRAL_STATUS_BODY_TOO_LARGE, _BODY_MALFORMED, _BODY_TOO_SLOW, _BODY_CLOSED: the body
+ *   will not complete (corral_status_message() says why); for the first three corral
+ *   has answered the client itself (413, 400, 408), so your reply is not sent.
+ *
+ * Taking data reopens the connection's window: while the body's unread data fills
+ * `body_window`, corral stops reading the socket (TCP then holds the client back).
+ * The first read sends `100 Continue` if the client asked for it.
+ * Any thread, one at a time per body (it never blocks: fine on an I/O worker).
+ */
+corral_status corral_body_read(corral_body *body, uint8_t *buf, size_t cap, size_t *n);
+
+/**
+ * Like corral_body_read(), but waits up to `timeout_ms` milliseconds for something to
+ * read (CORRAL_WAIT_FOREVER: no limit); CORRAL_STATUS_PENDING only if the time ran
+ * out. Blocks the calling thread: call it from a thread of your own, or from a handler
+ * that runs on the CPU pool (CORRAL_COST_HEAVY, which holds a pool thread while the
+ * client sends). From a handler on an I/O worker (light) it never waits, and returns
+ * CORRAL_STATUS_PENDING at once when nothing is there: blocking there would hold up
+ * the very connection it waits for.
+ */
+corral_status corral_body_read_blocking(corral_body *body,
+                                        uint8_t *buf,
+                                        size_t cap,
+                                        uint64_t timeout_ms,
+                                        size_t *n);
+
+/**
+ * Calls `callback(userdata)` once, when a corral_body_read() would not return
+ * CORRAL_STATUS_PENDING (data, the end, or a failure): at once, on the calling thread,
+ * before this returns, if that is so now; else later, on the corral thread that sees
+ * the data come (usually an I/O worker). One callback at a time: a second call
+ * replaces a callback that has not run yet. The callback must be quick and must not
+ * block: it should only wake your reader (signal a condition variable, write an
+ * eventfd, post to your event loop). It may itself read the body with
+ * corral_body_read(), register again, or free the body, when no other thread is
+ * using the body then (a reader driven only by callbacks).
+ *
+ * Once corral_body_free() has returned, no callback is running or will run, so
+ * `userdata` may be freed then. Any thread, one at a time per body.
+ */
+corral_status corral_body_when_ready(corral_body *body,
+                                     corral_body_ready_fn callback,
+                                     void *userdata);
+
+/**
+ * The body's declared length (its `Content-Length`) into `*len`, or
+ * CORRAL_STATUS_NOT_FOUND for a chunked body, whose length is known only at its end.
+ * Any thread, one at a time per body.
+ */
+corral_status corral_body_length(const corral_body *body, uint64_t *len);
+
+/**
+ * Sends `100 Continue` now if the client asked for it (`Expect: 100-continue`); it is
+ * otherwise sent when you first read or register a callback. A handler that answers
+ * without reading (a 401, a 413) never invites the upload. Any thread, one at a time
+ * per body.
+ */
+corral_status corral_body_send_continue(corral_body *body);
+
+/**
+ * The number of trailer fields of a chunked body into `*count`: known once a read
+ * returned CORRAL_STATUS_END (0 before, and for bodies without trailers). Any thread,
+ * one at a time per body.
+ */
+corral_status corral_body_trailer_count(const corral_body *body, size_t *count);
+
+/**
+ * Trailer field `index` (from 0, below corral_body_trailer_count()): its name (as the
+ * client wrote it: compare case-insensitively) into `*name` / `*name_len`, its value
+ * into `*value` / `*value_len`, neither NUL-terminated; CORRAL_STATUS_NOT_FOUND past the end. The bytes belong to
+ * the body: valid until corral_body_free(). Any thread, one at a time per body.
+ */
+corral_status corral_body_trailer(const corral_body *body,
+                                  size_t index,
+                                  const uint8_t **name,
+                                  size_t *name_len,
+                                  const uint8_t **value,
+                                  size_t *value_len);
+
+/**
+ * Frees the body. If it has not ended, the rest of the upload is discarded: corral
+ * reads and drops up to 1 MiB of it so the connection can serve its next request, or
+ * closes the connection after the reply when more is left. Once this returns, no
+ * ready callback is running or will run: it waits for one running on another thread,
+ * so do not hold a lock that your callback takes while you call it. NULL is a no-op.
+ * Any thread, including from the body's own ready callback.
+ */
+void corral_body_free(corral_body *body);
 
 /**
  * A config with every option at its default (loopback 127.0.0.1, port 0, the
@@ -771,15 +926,35 @@ corral_status corral_engine_prometheus(const corral_engine *e,
                                        size_t *needed);
 
 /**
- * An all-default corral_serve: no callbacks, no rule (every request light).
+ * An all-default corral_serve: no callbacks, no rule (every request light), bodies
+ * whole (`stream_bodies` false).
  */
 corral_serve corral_serve_default(void);
 
 /**
  * The request's bytes: the frame for Raw, Lines and Length, the body for HTTP. The
  * pointer is valid until the callback returns. Any thread running the callback.
+ * With `stream_bodies`, a body still arriving is not here (0 bytes): take it with
+ * corral_request_take_body().
  */
 corral_status corral_request_body(const corral_request *req, const uint8_t **data, size_t *len);
+
+/**
+ * With `stream_bodies` on: takes the request's body, which is still arriving, into
+ * `*body` (CORRAL_STATUS_OK). It is then yours, beyond the handler call: read it from
+ * any thread (corral_body_read(), corral_body_read_blocking(),
+ * corral_body_when_ready()) and free it with corral_body_free(); reply with the
+ * responder whenever you choose (a reply before the body's end discards its rest).
+ * CORRAL_STATUS_NOT_FOUND: there is no body to take: it came whole with the request
+ * (read it with corral_request_body(), which may be 0 bytes), or it was taken already,
+ * or `stream_bodies` is off. CORRAL_STATUS_WRONG_MODE from the cost callback: the body
+ * can be taken only in the handler callback, on the thread that runs it.
+ *
+ * A handler on an I/O worker (light) must not wait for the body there: hand it to a
+ * thread of your own, or read it with corral_body_when_ready(). A heavy handler (CPU
+ * pool) may read it blocking, holding a pool thread while the client sends.
+ */
+corral_status corral_request_take_body(const corral_request *req, corral_body **body);
 
 /**
  * HTTP only: the method (not NUL-terminated; `len` bytes). CORRAL_STATUS_WRONG_MODE for

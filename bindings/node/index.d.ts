@@ -49,8 +49,16 @@ export interface EngineOptions {
   maxRequestsPerConnection?: number
   /** Requests on one connection awaiting replies before it is not read. 1 to 65536 requests. Default 64; applies to serve engines. */
   maxInFlight?: number
-  /** Largest Length frame, Lines line or HTTP body. 1 to 1073741824 bytes. Default 1 MiB; applies to serve engines. */
+  /** Largest Length frame, Lines line, or HTTP body taken whole (streamed bodies: max_body). 1 to 1073741824 bytes. Default 1 MiB; applies to serve engines. */
   maxFrame?: number
+  /** Largest streamed HTTP request body: over it, 413 (Content-Length: before the app is called). 1 to 1125899906842624 bytes. Default 1 GiB; applies to serve engines. */
+  maxBody?: number
+  /** Streamed request body bytes delivered and not yet taken at which reading stops (flow control). 1024 to 1073741824 bytes. Default 64 KiB; applies to serve engines. */
+  bodyWindow?: number
+  /** Slow-body grace: each such period the client must send min_body_rate x it (at least 1 byte), else 408. 1 ms to 365 days (milliseconds as a number, or text with a unit such as "250ms"). Default 30 s; applies to serve engines. */
+  bodyTimeout?: number | string
+  /** Slowest rate a streamed body may arrive at over each body_timeout period (0: only the timeout). 1 to 1099511627776 bytes per second, or 0 for only body_timeout. Default 1024; applies to serve engines. */
+  minBodyRate?: number
   /** Largest HTTP request head (request line and headers). 64 to 16777216 bytes. Default 16 KiB; applies to serve engines. */
   maxHeader?: number
   /** Time for a request to arrive once begun, and for the first request (slowloris); in handoff, for the PROXY header (proxy_protocol). 1 ms to 365 days (milliseconds as a number, or text with a unit such as "250ms"). Default 10 s; applies to serve and handoff engines. */
@@ -151,6 +159,18 @@ export interface CorralError extends Error {
   code: string
 }
 
+/**
+ * The error a streamed request body fails with (its ReadableStream errors, or
+ * `req.buffer()`/`arrayBuffer()` rejects), `message` saying why:
+ * - CORRAL_BODY_CLOSED: the client left (or the request was already answered);
+ * - CORRAL_BODY_TOO_LARGE: over `maxBody` (the client got 413);
+ * - CORRAL_BODY_TOO_SLOW: slower than `minBodyRate` over `bodyTimeout` (408);
+ * - CORRAL_BODY_MALFORMED: a broken chunked encoding (400).
+ */
+export interface BodyError extends CorralError {
+  code: 'CORRAL_BODY_CLOSED' | 'CORRAL_BODY_TOO_LARGE' | 'CORRAL_BODY_TOO_SLOW' | 'CORRAL_BODY_MALFORMED'
+}
+
 declare class Engine extends EventEmitter {
   address(): Address
   stats(): Stats
@@ -186,8 +206,30 @@ export interface Request {
   headers: Record<string, string>
   /** name, value, name, value, … as received. */
   rawHeaders: string[]
-  /** The frame (raw, lines, length) or the HTTP body. */
-  body: Buffer
+  /**
+   * The frame (raw, lines, length) or the HTTP body, when it came whole. A streamed
+   * body (`streamed`) is not here: reading `body` then throws (code CORRAL_STATE);
+   * use stream() or buffer().
+   */
+  readonly body: Buffer
+  /**
+   * True when the HTTP body is still arriving as the handler runs (it was larger than
+   * `bodyWindow`, or not yet in with the head): read it with stream() or buffer(),
+   * each pulled from the engine as the handler reads (flow control), up to `maxBody`.
+   */
+  readonly streamed: boolean
+  /** The body's size when known: its length when whole, the Content-Length when streamed (undefined: chunked). */
+  readonly bodyLength: number | undefined
+  /**
+   * The body as a web ReadableStream of Uint8Array pieces (async-iterable:
+   * `for await (const chunk of req.stream())`), whole or streamed; once. A failing
+   * body errors it with a BodyError. Cancelling it discards the rest.
+   */
+  stream(): ReadableStream<Uint8Array>
+  /** The whole body as one Buffer (reads a streamed one to its end; rejects with a BodyError). */
+  buffer(): Promise<Buffer>
+  text(): Promise<string>
+  json(): Promise<unknown>
   connId: number
   seq: number
   worker: number
@@ -209,6 +251,10 @@ export type Handler = (req: Request) => Reply | Promise<Reply>
  * A WHATWG Request (`instanceof Request` holds), built lazily: `method`, `url`,
  * `headers`, the body readers and `signal` (aborted when the client leaves) cost
  * nothing until read; any other member is served by a real Request made on demand.
+ * Its `body` is a ReadableStream pulled from the engine as the app reads (a body of
+ * any size costs about `bodyWindow`); `arrayBuffer()`, `text()`, `json()` and
+ * `formData()` read it whole. A failing body errors them with a BodyError. An app may
+ * answer without reading: the engine discards the rest (or closes the connection).
  */
 export type FetchHandler = (request: globalThis.Request) => globalThis.Response | Promise<globalThis.Response>
 

@@ -9,7 +9,7 @@ const path = require('node:path')
 const { Worker } = require('node:worker_threads')
 
 const binding = require('./lib/native.js')
-const { adoptSocket, call, makeRequest, optionEntry, reply, withCode } = require('./lib/common.js')
+const { adoptSocket, call, makeRequest, NativeBody, optionEntry, reply, withCode } = require('./lib/common.js')
 const { LazyRequest, respondWith, engineSink } = require('./lib/fetch.js')
 const { Response: LightResponse, plainParts } = require('./lib/response.js')
 
@@ -197,9 +197,10 @@ function listen(options = {}, onSocket) {
 /** A serving engine: requests reach the handler on this thread in batches. */
 class Server extends Engine {
   _drain() {
-    // Events come through the same wake-up as requests; taken every time, so the
-    // native list is always emptied and its next event wakes this thread again.
-    if (this._fetch) {
+    // Events come through the same wake-up as requests; taken every time (once any
+    // can come: fetch apps, or a streamed body seen), so the native list is always
+    // emptied and its next event wakes this thread again.
+    if (this._fetch || this._bodyEvents) {
       for (const ev of this._native.takeEvents()) {
         const key = `${ev.kind} ${ev.id}`
         const w = this._waiting.get(key)
@@ -220,9 +221,19 @@ class Server extends Engine {
     }
   }
 
-  /** Resolves on the engine's `kind` event for request `id` (asked with notify). */
+  /** Resolves on the engine's `kind` event for request `id` (asked with notify, or readBody). */
   _waitFor(id, kind) {
     return new Promise((resolve) => this._waiting.set(`${kind} ${id}`, resolve))
+  }
+
+  /** A request body still arriving, read through this engine. */
+  _bodyOf(r) {
+    this._bodyEvents = true
+    return new NativeBody(this._native, r.id, this._waitBody(r.id), r.bodyLength)
+  }
+
+  _waitBody(id) {
+    return () => this._waitFor(id, 'body')
   }
 
   _handleFetch(r) {
@@ -234,6 +245,7 @@ class Server extends Engine {
       headerText: r.headers,
       host: this._host,
       bytes: r.body,
+      source: r.streamed ? this._bodyOf(r) : undefined,
       makeSignal: this._makeSignal,
       signalled: false,
     }
@@ -284,6 +296,7 @@ class Server extends Engine {
   _fetchFailed(r, e, init) {
     if (init === undefined || init.signalled) this._waiting.delete(`gone ${r.id}`)
     this._waiting.delete(`writable ${r.id}`)
+    this._waiting.delete(`body ${r.id}`)
     try {
       this._native.abort(r.id)
     } catch {}
@@ -293,8 +306,9 @@ class Server extends Engine {
 
   _handle(r) {
     let out
+    if (r.streamed) this._bodyEvents = true
     try {
-      out = this._handler(makeRequest(r))
+      out = this._handler(makeRequest(r, this._native, this._waitBodyFor))
     } catch (e) {
       return this._failed(r, e)
     }
@@ -366,6 +380,8 @@ function serve(options) {
   s._handler = handler || (() => ({ status: 404, body: 'not found\n' }))
   s._fetch = fetch || null
   s._makeSignal = (init) => s._signalFor(init)
+  s._bodyEvents = false
+  s._waitBodyFor = (id) => s._waitFor(id, 'body')
   // Node's Response builds a stream per body; the light one (see lib/response.js) lets
   // corral write a string or bytes body at once. Process-wide, as @hono/node-server does.
   if (fetch && opts.lightResponse !== false) globalThis.Response = LightResponse

@@ -1,7 +1,9 @@
 //! An HTTP server on corral: `GET /` answers a short body inline; `GET /work?us=N`
 //! spins the CPU for N microseconds as a heavy request (on the CPU pool); `GET /stats`
 //! returns the live stats as Prometheus text; `GET /peer` answers the client's address
-//! as the engine sees it.
+//! as the engine sees it; `POST /upload` (or `PUT`) reads a body of any size up to
+//! `max_body` as it streams in, in bounded memory, and answers its size and FNV-1a
+//! checksum (`curl -T big.iso http://127.0.0.1:8080/upload`).
 //!
 //! ```text
 //! cargo run --release --example http_server -- [--addr 127.0.0.1:8080] [--model stealing]
@@ -20,7 +22,8 @@
 //!
 //! `--demo` (what `make demo` runs): serve on a free loopback port, drive a short load
 //! against itself from client threads (keep-alive, a new connection per request, and
-//! 1 ms heavy requests), print what it measured and the engine's own counters, stop.
+//! 1 ms heavy requests, then a 64 MiB streamed upload checked byte for byte by its
+//! checksum), print what it measured and the engine's own counters, stop.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -29,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use corral::options::{Front, Value};
-use corral::{Config, Cost, Engine, Handler, Mode, Model, Readiness, Request, Responder, Response};
+use corral::{Body, Config, Cost, Engine, Handler, Mode, Model, Readiness, Request, Responder, Response};
 
 #[derive(Default)]
 struct App {
@@ -51,8 +54,22 @@ impl Handler for App {
         }
     }
 
+    /// Bodies stream: `/upload` reads them as they arrive; the other routes ignore
+    /// theirs (dropped unread, the rest is discarded).
+    fn streams_bodies(&self) -> bool {
+        true
+    }
+
     fn handle(&self, req: Request, res: Responder) {
         let Some(h) = req.http() else { return };
+        if h.path_only() == "/upload" {
+            if matches!(h.method(), "POST" | "PUT") {
+                upload(req, res);
+            } else {
+                res.respond(Response::new(405).header("allow", "POST, PUT").body("POST or PUT a body to /upload\n"));
+            }
+            return;
+        }
         let reply = match h.path_only() {
             "/" => Response::new(200).header("content-type", "text/plain").body("hello\n"),
             "/work" => match h.query("us").unwrap_or("1000").parse::<u64>() {
@@ -75,6 +92,53 @@ impl Handler for App {
     }
 }
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a (64-bit) over `data`, continued from `hash`: a checksum a client can compute
+/// in a few lines to check an upload arrived intact.
+fn fnv1a(hash: u64, data: &[u8]) -> u64 {
+    data.iter().fold(hash, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+fn upload_reply(bytes: u64, hash: u64) -> Response {
+    Response::new(200).header("content-type", "text/plain").body(format!("{bytes} bytes, fnv1a64 {hash:016x}\n"))
+}
+
+/// `POST /upload`. The handler runs on an I/O worker, which must not wait for the body:
+/// a body still arriving goes to a thread of its own that reads it blocking (one
+/// thread per upload in progress, so at most `max_connections`); one that came whole
+/// with its head is answered at once.
+fn upload(mut req: Request, res: Responder) {
+    let Some(body) = req.take_body() else {
+        let whole = req.bytes();
+        return res.respond(upload_reply(whole.len() as u64, fnv1a(FNV_OFFSET, whole)));
+    };
+    let reader = std::thread::Builder::new().name("upload".into()).spawn(move || read_upload(body, res));
+    if let Err(e) = reader {
+        // The responder went with the closure: dropped unanswered, the client gets a 500.
+        eprintln!("http_server: cannot start a thread for an upload ({e}); answered 500");
+    }
+}
+
+/// Reads the body as it arrives (`Body` is a blocking `std::io::Read`), hashing each piece.
+fn read_upload(mut body: Body, res: Responder) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut bytes, mut hash) = (0u64, FNV_OFFSET);
+    loop {
+        match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                bytes += n as u64;
+                hash = fnv1a(hash, &buf[..n]);
+            }
+            // Too large (the engine answered 413), malformed (400), too slow (408), or
+            // the client left: this reply is sent only in the last case's stead, if at all.
+            Err(e) => return res.respond(Response::new(400).body(format!("upload failed: {e}\n"))),
+        }
+    }
+    res.respond(upload_reply(bytes, hash));
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("http_server: {e}");
@@ -83,8 +147,9 @@ fn main() {
 }
 
 /// An HTTP server on corral: `GET /` inline, `GET /work?us=N` heavy, `GET /stats`
-/// Prometheus text, `GET /peer` the client's address. Serves until SIGTERM/SIGINT (or
-/// for --seconds), then drains and exits 0.
+/// Prometheus text, `GET /peer` the client's address, `POST /upload` a streamed body's
+/// size and checksum. Serves until SIGTERM/SIGINT (or for --seconds), then drains and
+/// exits 0.
 #[derive(Parser, Debug)]
 #[command(name = "http_server", version)]
 struct Args {
@@ -355,6 +420,42 @@ fn drive(addr: SocketAddr, name: &'static str, path: &str, clients: usize, dur: 
     phase
 }
 
+/// Uploads `size` bytes to `/upload` (written from a second thread while the reply is
+/// awaited), and checks the size and checksum the server answers.
+fn demo_upload(addr: SocketAddr, size: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let want = format!("{size} bytes, fnv1a64 {:016x}\n", fnv1a(FNV_OFFSET, &data));
+    let start = Instant::now();
+    let mut conn = TcpStream::connect(addr)?;
+    conn.write_all(format!("POST /upload HTTP/1.1\r\nHost: demo\r\nContent-Length: {size}\r\n\r\n").as_bytes())?;
+    let mut writer = conn.try_clone()?;
+    let sent = std::thread::spawn(move || writer.write_all(&data));
+    let mut r = BufReader::new(conn);
+    let mut head = String::new();
+    let mut len = 0usize;
+    while r.read_line(&mut head)? > 2 {
+        if let Some(v) = head.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse()?;
+        }
+        head.clear();
+    }
+    let mut got = vec![0; len];
+    r.read_exact(&mut got)?;
+    sent.join().map_err(|_| "the upload's writer thread panicked")??;
+    let got = String::from_utf8_lossy(&got);
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "\nupload: {} MiB streamed in {secs:.2} s ({:.0} MiB/s): {}",
+        size >> 20,
+        (size >> 20) as f64 / secs,
+        got.trim()
+    );
+    if got != want {
+        return Err(format!("the upload came back as {got:?}, expected {want:?}").into());
+    }
+    Ok(())
+}
+
 fn run_demo(engine: &Engine) -> Result<(), Box<dyn std::error::Error>> {
     let addr = engine.local_addr();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -384,6 +485,7 @@ fn run_demo(engine: &Engine) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("heavy ideal: {} req/s (cores x 1000)", cores * 1000);
+    demo_upload(addr, 64 << 20)?;
     let st = engine.stats();
     println!("\nengine: {} accepted, {} replies, {} open", st.accepts(), st.replies, st.open_connections);
     for (i, w) in st.workers.iter().enumerate() {

@@ -46,32 +46,51 @@ fn read_all(mut body: Body, res: Responder) {
     res.respond(Response::new(200).body(summary(n, sum, &body.trailers())));
 }
 
-/// Reads with callbacks only: each `when_ready` takes what is there and asks again.
-fn pump(state: Arc<Mutex<(Option<Body>, Option<Responder>, u64, u64)>>) {
+/// A body read with callbacks only: each `when_ready` takes what is there and asks
+/// again. `when_ready` may call back at once (data already there), so the body is out
+/// of the state while it registers: a callback that finds it out sets `kicked`, and
+/// the registering side runs the pump again once it has put the body back.
+struct Pumped {
+    body: Option<Body>,
+    res: Option<Responder>,
+    n: u64,
+    sum: u64,
+    kicked: bool,
+}
+
+fn pump(state: Arc<Mutex<Pumped>>) {
     let mut s = state.lock().unwrap();
+    if s.body.is_none() {
+        s.kicked = true;
+        return;
+    }
     loop {
-        let read = s.0.as_mut().unwrap().try_read();
+        let read = s.body.as_mut().unwrap().try_read();
         match read {
             BodyRead::Data(d) => {
-                s.2 += d.len() as u64;
-                s.3 = d.iter().fold(s.3, |a, &b| a.wrapping_add(b as u64));
+                s.n += d.len() as u64;
+                s.sum = d.iter().fold(s.sum, |a, &b| a.wrapping_add(b as u64));
             }
             BodyRead::Pending => {
-                let again = Arc::clone(&state);
-                let body = s.0.take().unwrap();
+                let body = s.body.take().unwrap();
                 drop(s);
+                let again = Arc::clone(&state);
                 body.when_ready(move || pump(again));
-                state.lock().unwrap().0 = Some(body);
+                let mut s = state.lock().unwrap();
+                s.body = Some(body);
+                if std::mem::take(&mut s.kicked) {
+                    drop(s);
+                    pump(state);
+                }
                 return;
             }
             BodyRead::End => {
-                let body = s.0.take().unwrap();
-                let text = summary(s.2, s.3, &body.trailers());
-                s.1.take().unwrap().respond(Response::new(200).body(text));
+                let text = summary(s.n, s.sum, &s.body.as_ref().unwrap().trailers());
+                s.res.take().unwrap().respond(Response::new(200).body(text));
                 return;
             }
             BodyRead::Failed(e) => {
-                s.1.take().unwrap().respond(Response::new(500).body(format!("failed: {e}")));
+                s.res.take().unwrap().respond(Response::new(500).body(format!("failed: {e}")));
                 return;
             }
         }
@@ -88,7 +107,9 @@ impl Handler for App {
             ("/count", Some(body)) => {
                 std::thread::spawn(move || read_all(body, res));
             }
-            ("/callback", Some(body)) => pump(Arc::new(Mutex::new((Some(body), Some(res), 0, 0)))),
+            ("/callback", Some(body)) => {
+                pump(Arc::new(Mutex::new(Pumped { body: Some(body), res: Some(res), n: 0, sum: 0, kicked: false })))
+            }
             ("/think", Some(mut body)) => {
                 // A handler that takes a while once it has the body.
                 std::thread::spawn(move || {
@@ -287,6 +308,7 @@ fn max_body_refuses_before_the_handler_and_while_chunks_arrive() {
     let r = read_response(&mut BufReader::new(s)).unwrap();
     assert_eq!(r.status, 413);
     assert_eq!(e.stats().bodies_streamed, 0, "refused on Content-Length, nothing dispatched");
+    assert_eq!(e.stats().bodies_too_large, 1);
 
     let (data, _) = payload(300_000);
     let mut s = connect(e.local_addr());
@@ -296,7 +318,7 @@ fn max_body_refuses_before_the_handler_and_while_chunks_arrive() {
     assert_eq!(read_response(&mut r).unwrap().status, 413);
     assert!(read_response(&mut r).is_none());
     let _ = writer.join().unwrap();
-    assert_eq!(e.stats().bodies_too_large, 1);
+    assert_eq!(e.stats().bodies_too_large, 2);
 }
 
 #[test]

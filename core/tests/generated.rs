@@ -214,7 +214,7 @@ fn errors_page() -> Result<String, String> {
         };
         o += &format!("| `{k:?}` | {} `{c}` | `{}` | {class} | {} |\n", k.c_status(), k.code(), meaning(&c)?);
     }
-    o += "\nThe C ABI has statuses of its own, for what only a C caller can get wrong (from\n`include/corral.h`):\n\n";
+    o += "\nThe C ABI has statuses of its own (from `include/corral.h`): for what only a C caller\ncan get wrong, and for the outcomes of reading a streamed request body (`corral_body_read`;\nPython raises `corral.BodyError`, Node errors the body's stream):\n\n";
     o += "| C status | meaning |\n| --- | --- |\n";
     for (name, value, doc) in &statuses {
         if !ErrorKind::ALL.iter().any(|k| k.c_status() == *value) {

@@ -6,11 +6,13 @@
 //! `_free(NULL)` is a no-op, outputs are written only on success.
 #![allow(clippy::missing_safety_doc)] // every function's safety contract is in its doc comment
 
+mod body;
 mod config;
 mod engine;
 mod serve;
 mod status;
 
+pub use body::*;
 pub use config::*;
 pub use engine::*;
 pub use serve::*;

@@ -6,13 +6,16 @@ use std::net::SocketAddr;
 
 use corral_core::{Cost, CostRule, Handler, Payload, Reply, Request, Responder, Response};
 
-use crate::{boundary, boundary_void, CorralStatus};
+use crate::{boundary, boundary_void, CorralBody, CorralStatus};
 
 /// A request, valid only during the callback it is passed to. Read it with the
 /// corral_request_* functions; copy what you need to keep.
 pub struct CorralRequest {
     /// The request, owned by the handler call that made this view.
     inner: *const Request,
+    /// The same request, mutable: only in the handler callback (which owns the
+    /// request), for corral_request_take_body(); NULL in the cost callback.
+    owned: *mut Request,
 }
 
 /// Completes one request. Owned by the caller from the handler callback on; complete
@@ -56,11 +59,20 @@ pub struct CorralServe {
     pub heavy_path_prefixes: *const *const c_char,
     pub heavy_path_prefix_count: usize,
     /// Rule: requests whose frame (HTTP: body) has at least this many bytes are heavy;
-    /// 0 turns this part off.
+    /// 0 turns this part off. A streamed body counts by its Content-Length; a chunked
+    /// one, whose length is unknown, counts as heavy.
     pub heavy_min_bytes: usize,
+    /// HTTP request bodies stream (default false: every body comes whole, at most
+    /// `max_frame` bytes, 413 above). When true, a request whose body has not arrived
+    /// whole with its head (or is over `body_window`) reaches the handler at its head:
+    /// take the body with corral_request_take_body() and read it as it arrives, up to
+    /// `max_body`. Small bodies that came whole with the head still come whole, so the
+    /// handler must handle both (corral_request_take_body() says which).
+    pub stream_bodies: bool,
 }
 
-/// An all-default corral_serve: no callbacks, no rule (every request light).
+/// An all-default corral_serve: no callbacks, no rule (every request light), bodies
+/// whole (`stream_bodies` false).
 #[no_mangle]
 pub extern "C" fn corral_serve_default() -> CorralServe {
     CorralServe {
@@ -70,6 +82,7 @@ pub extern "C" fn corral_serve_default() -> CorralServe {
         heavy_path_prefixes: std::ptr::null(),
         heavy_path_prefix_count: 0,
         heavy_min_bytes: 0,
+        stream_bodies: false,
     }
 }
 
@@ -79,6 +92,7 @@ pub(crate) struct CHandler {
     cost: CorralCostFn,
     userdata: *mut c_void,
     rule: CostRule,
+    streams: bool,
 }
 
 // SAFETY: the header documents that callbacks run on corral's threads concurrently and
@@ -107,14 +121,14 @@ impl CHandler {
             }
         }
         rule.heavy_min_bytes = (serve.heavy_min_bytes > 0).then_some(serve.heavy_min_bytes);
-        Ok(CHandler { handler, cost: serve.cost, userdata: serve.userdata, rule })
+        Ok(CHandler { handler, cost: serve.cost, userdata: serve.userdata, rule, streams: serve.stream_bodies })
     }
 }
 
 impl Handler for CHandler {
     fn cost(&self, req: &Request) -> Cost {
         let Some(cost) = self.cost else { return self.rule.classify(req) };
-        let view = CorralRequest { inner: req };
+        let view = CorralRequest { inner: req, owned: std::ptr::null_mut() };
         // SAFETY: the view points at a request that outlives the call.
         match unsafe { cost(self.userdata, &view) } {
             CorralCost::Heavy => Cost::Heavy,
@@ -122,11 +136,17 @@ impl Handler for CHandler {
         }
     }
 
-    fn handle(&self, req: Request, res: Responder) {
-        let view = CorralRequest { inner: &req };
+    fn handle(&self, mut req: Request, res: Responder) {
+        let owned: *mut Request = &mut req;
+        let view = CorralRequest { inner: owned, owned };
         let res = Box::into_raw(Box::new(CorralResponder { inner: res }));
         // SAFETY: the callback gets a request valid for the call and a responder it owns.
         unsafe { (self.handler)(self.userdata, &view, res) };
+        // A body not taken is dropped with the request: its rest is discarded.
+    }
+
+    fn streams_bodies(&self) -> bool {
+        self.streams
     }
 }
 
@@ -149,6 +169,8 @@ unsafe fn out_bytes(data: &[u8], ptr: *mut *const u8, len: *mut usize) -> Corral
 
 /// The request's bytes: the frame for Raw, Lines and Length, the body for HTTP. The
 /// pointer is valid until the callback returns. Any thread running the callback.
+/// With `stream_bodies`, a body still arriving is not here (0 bytes): take it with
+/// corral_request_take_body().
 #[no_mangle]
 pub unsafe extern "C" fn corral_request_body(
     req: *const CorralRequest,
@@ -158,6 +180,43 @@ pub unsafe extern "C" fn corral_request_body(
     boundary(|| match request(req) {
         Some(r) => unsafe { out_bytes(r.bytes(), data, len) },
         None => CorralStatus::NullArgument,
+    })
+}
+
+/// With `stream_bodies` on: takes the request's body, which is still arriving, into
+/// `*body` (CORRAL_STATUS_OK). It is then yours, beyond the handler call: read it from
+/// any thread (corral_body_read(), corral_body_read_blocking(),
+/// corral_body_when_ready()) and free it with corral_body_free(); reply with the
+/// responder whenever you choose (a reply before the body's end discards its rest).
+/// CORRAL_STATUS_NOT_FOUND: there is no body to take: it came whole with the request
+/// (read it with corral_request_body(), which may be 0 bytes), or it was taken already,
+/// or `stream_bodies` is off. CORRAL_STATUS_WRONG_MODE from the cost callback: the body
+/// can be taken only in the handler callback, on the thread that runs it.
+///
+/// A handler on an I/O worker (light) must not wait for the body there: hand it to a
+/// thread of your own, or read it with corral_body_when_ready(). A heavy handler (CPU
+/// pool) may read it blocking, holding a pool thread while the client sends.
+#[no_mangle]
+pub unsafe extern "C" fn corral_request_take_body(
+    req: *const CorralRequest,
+    body: *mut *mut CorralBody,
+) -> CorralStatus {
+    boundary(|| {
+        // SAFETY: the caller passes the request it was handed, during the callback.
+        let Some(view) = (unsafe { req.as_ref() }) else { return CorralStatus::NullArgument };
+        if body.is_null() {
+            return CorralStatus::NullArgument;
+        }
+        // SAFETY: `owned` is the handler call's own request, alive during the callback;
+        // no other reference to it is held while this one lives.
+        let Some(r) = (unsafe { view.owned.as_mut() }) else { return CorralStatus::WrongMode };
+        match r.take_body() {
+            Some(b) => {
+                unsafe { *body = Box::into_raw(Box::new(CorralBody::new(b))) };
+                CorralStatus::Ok
+            }
+            None => CorralStatus::NotFound,
+        }
     })
 }
 

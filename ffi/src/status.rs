@@ -30,13 +30,30 @@ pub enum CorralStatus {
     BufferTooSmall = 9,
     /// A Rust panic was caught at the boundary (a bug in corral: please report it).
     Panic = 10,
-    /// The requested item does not exist (no such header, address index past the end).
+    /// The requested item does not exist (no such header, address index past the end,
+    /// trailer index past the end; corral_request_take_body(): the body came whole).
     NotFound = 11,
+    /// A streamed request body has nothing to read yet: wait (corral_body_when_ready())
+    /// and read again.
+    Pending = 12,
+    /// A streamed request body has ended: everything was read.
+    End = 13,
+    /// The request body is over `max_body`: corral answered 413 and closes the connection.
+    BodyTooLarge = 14,
+    /// The request body's chunked encoding is malformed: corral answered 400 and closes
+    /// the connection.
+    BodyMalformed = 15,
+    /// The client sent the request body too slowly (`min_body_rate` over
+    /// `body_timeout`): corral answered 408 and closes the connection.
+    BodyTooSlow = 16,
+    /// The request body will not end: the client left, the connection closed, or the
+    /// request was answered before its body was read.
+    BodyClosed = 17,
 }
 
 impl CorralStatus {
     /// Every status, in number order (the numbers are checked by a test).
-    const ALL: [CorralStatus; 12] = [
+    const ALL: [CorralStatus; 18] = [
         CorralStatus::Ok,
         CorralStatus::NullArgument,
         CorralStatus::InvalidArgument,
@@ -49,6 +66,12 @@ impl CorralStatus {
         CorralStatus::BufferTooSmall,
         CorralStatus::Panic,
         CorralStatus::NotFound,
+        CorralStatus::Pending,
+        CorralStatus::End,
+        CorralStatus::BodyTooLarge,
+        CorralStatus::BodyMalformed,
+        CorralStatus::BodyTooSlow,
+        CorralStatus::BodyClosed,
     ];
 
     /// The status with this number, if there is one.
@@ -80,7 +103,30 @@ impl CorralStatus {
             CorralStatus::State => "the engine is not in a state that allows this call (already started or shut down)",
             CorralStatus::BufferTooSmall => "the output buffer is too small; retry with the size reported",
             CorralStatus::Panic => "corral panicked internally; this is a bug, please report it",
-            CorralStatus::NotFound => "no such item",
+            CorralStatus::NotFound => {
+                "no such item (header, address or trailer index); from corral_request_take_body(): the \
+                 body came whole, read it with corral_request_body()"
+            }
+            CorralStatus::Pending => {
+                "nothing to read yet: the request body goes on; wait with corral_body_when_ready() or \
+                 corral_body_read_blocking(), then read again"
+            }
+            CorralStatus::End => "the request body has ended: everything was read",
+            CorralStatus::BodyTooLarge => {
+                "the request body is larger than max_body; corral answered 413 and closes the connection; \
+                 raise max_body to accept such uploads"
+            }
+            CorralStatus::BodyMalformed => {
+                "the request body's chunked encoding is malformed; corral answered 400 and closes the connection"
+            }
+            CorralStatus::BodyTooSlow => {
+                "the client sent the request body slower than min_body_rate for longer than body_timeout; \
+                 corral answered 408 and closes the connection"
+            }
+            CorralStatus::BodyClosed => {
+                "the request body will not end: the client left, the connection closed, or the request was \
+                 answered before its body was read"
+            }
         }
     }
 }
@@ -140,6 +186,6 @@ mod tests {
             let s = CorralStatus::from_number(k.c_status()).expect("a status for every kind");
             assert!(!matches!(s, CorralStatus::Ok | CorralStatus::Panic | CorralStatus::NullArgument), "{k:?}");
         }
-        assert_eq!(CorralStatus::from_number(12), None);
+        assert_eq!(CorralStatus::from_number(18), None);
     }
 }

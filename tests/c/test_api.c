@@ -500,6 +500,408 @@ static void test_serve(void) {
     corral_engine_free(NULL);
 }
 
+/* ---- streamed request bodies ------------------------------------------------------ */
+
+/* One upload being read: every byte is checked against tl_pattern() where it lands. */
+struct upload {
+    corral_body *body;
+    corral_responder *res;
+    uint64_t n;
+    int bad;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int ready;
+};
+
+/* What the handlers saw, checked on the main thread (CHECK is not thread-safe). */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static corral_status seen_failure = CORRAL_STATUS_OK; /* the last failed read's status */
+static int seen_failures = 0;
+static int seen_take_null = -1;    /* corral_request_take_body's NULL checks held */
+static int seen_cost_take = -1;    /* take_body from the cost callback: WRONG_MODE */
+static int seen_read_args = -1;    /* corral_body_* argument checks on a real body */
+
+static void note_failure(corral_status s) {
+    pthread_mutex_lock(&seen_lock);
+    seen_failure = s;
+    seen_failures++;
+    pthread_mutex_unlock(&seen_lock);
+}
+
+static struct upload *upload_new(corral_body *body, corral_responder *res) {
+    struct upload *u = calloc(1, sizeof *u);
+    u->body = body;
+    u->res = res;
+    pthread_mutex_init(&u->lock, NULL);
+    pthread_cond_init(&u->cond, NULL);
+    return u;
+}
+
+static void upload_take(struct upload *u, const uint8_t *b, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (b[i] != tl_pattern(u->n + i)) u->bad = 1;
+    }
+    u->n += n;
+}
+
+/* Answers "n=N ok=1 trailers=K first=NAME:VALUE" (or the failure), frees everything. */
+static void upload_finish(struct upload *u, corral_status end) {
+    char text[256];
+    size_t count = 0;
+    const uint8_t *name = NULL, *value = NULL;
+    size_t nlen = 0, vlen = 0;
+    if (end != CORRAL_STATUS_END) {
+        note_failure(end);
+        snprintf(text, sizeof text, "failed %u", (unsigned)end);
+    } else {
+        corral_body_trailer_count(u->body, &count);
+        if (corral_body_trailer(u->body, 0, &name, &nlen, &value, &vlen) != CORRAL_STATUS_OK) nlen = vlen = 0;
+        snprintf(text, sizeof text, "n=%llu ok=%d trailers=%zu first=%.*s:%.*s", (unsigned long long)u->n,
+                 !u->bad, count, (int)nlen, name ? (const char *)name : "", (int)vlen,
+                 value ? (const char *)value : "");
+    }
+    corral_body_free(u->body);
+    corral_responder_send(u->res, (const uint8_t *)text, strlen(text));
+    pthread_mutex_destroy(&u->lock);
+    pthread_cond_destroy(&u->cond);
+    free(u);
+}
+
+/* The ready callback of the non-blocking reader: only wakes it. */
+static void wake(void *userdata) {
+    struct upload *u = userdata;
+    pthread_mutex_lock(&u->lock);
+    u->ready = 1;
+    pthread_cond_signal(&u->cond);
+    pthread_mutex_unlock(&u->lock);
+}
+
+/* /nb: non-blocking reads on a thread of its own, waiting with corral_body_when_ready. */
+static void *read_nonblocking(void *arg) {
+    struct upload *u = arg;
+    uint8_t buf[777]; /* smaller than corral's pieces: the rest is kept for the next read */
+    size_t n = 0;
+    for (;;) {
+        corral_status s = corral_body_read(u->body, buf, sizeof buf, &n);
+        if (s == CORRAL_STATUS_OK) {
+            upload_take(u, buf, n);
+        } else if (s == CORRAL_STATUS_PENDING) {
+            pthread_mutex_lock(&u->lock);
+            u->ready = 0;
+            pthread_mutex_unlock(&u->lock);
+            corral_body_when_ready(u->body, wake, u);
+            pthread_mutex_lock(&u->lock);
+            while (!u->ready) pthread_cond_wait(&u->cond, &u->lock);
+            pthread_mutex_unlock(&u->lock);
+        } else {
+            upload_finish(u, s);
+            return NULL;
+        }
+    }
+}
+
+/* /cb: read only from ready callbacks, on corral's threads; the last one frees. */
+static void pump(void *userdata) {
+    struct upload *u = userdata;
+    uint8_t buf[4096];
+    size_t n = 0;
+    for (;;) {
+        corral_status s = corral_body_read(u->body, buf, sizeof buf, &n);
+        if (s == CORRAL_STATUS_OK) {
+            upload_take(u, buf, n);
+        } else if (s == CORRAL_STATUS_PENDING) {
+            corral_body_when_ready(u->body, pump, u); /* u may be gone once this returns */
+            return;
+        } else {
+            upload_finish(u, s);
+            return;
+        }
+    }
+}
+
+/* /blocking and /heavy: blocking reads (a thread of its own, or the CPU pool). */
+static void *read_blocking(void *arg) {
+    struct upload *u = arg;
+    uint8_t buf[1000];
+    size_t n = 0;
+    for (;;) {
+        corral_status s = corral_body_read_blocking(u->body, buf, sizeof buf, CORRAL_WAIT_FOREVER, &n);
+        if (s == CORRAL_STATUS_OK) {
+            upload_take(u, buf, n);
+        } else {
+            upload_finish(u, s);
+            return NULL;
+        }
+    }
+}
+
+static void spawn(void *(*f)(void *), void *arg) {
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_create(&t, &a, f, arg);
+    pthread_attr_destroy(&a);
+}
+
+static int path_is(const uint8_t *path, size_t len, const char *want) {
+    return len == strlen(want) && memcmp(path, want, len) == 0;
+}
+
+static void stream_handler(void *userdata, const corral_request *req, corral_responder *res) {
+    const uint8_t *path = NULL, *whole = NULL;
+    size_t plen = 0, wlen = 0;
+    corral_body *body = NULL;
+    corral_status took;
+    char text[128];
+    (void)userdata;
+    corral_request_path(req, &path, &plen);
+    if (path_is(path, plen, "/ignore")) {
+        /* Not taken: dropped with the request, its rest discarded. */
+        corral_responder_send(res, (const uint8_t *)"ignored", 7);
+        return;
+    }
+    if (path_is(path, plen, "/args")) {
+        int ok = corral_request_take_body(NULL, &body) == CORRAL_STATUS_NULL_ARGUMENT &&
+                 corral_request_take_body(req, NULL) == CORRAL_STATUS_NULL_ARGUMENT && body == NULL;
+        pthread_mutex_lock(&seen_lock);
+        seen_take_null = ok;
+        pthread_mutex_unlock(&seen_lock);
+    }
+    took = corral_request_take_body(req, &body);
+    if (took == CORRAL_STATUS_NOT_FOUND) {
+        corral_request_body(req, &whole, &wlen);
+        snprintf(text, sizeof text, "whole=%zu", wlen);
+        corral_responder_send(res, (const uint8_t *)text, strlen(text));
+        return;
+    }
+    if (took != CORRAL_STATUS_OK) {
+        corral_responder_free(res);
+        return;
+    }
+    /* A second take finds nothing: the body is ours now. */
+    if (corral_request_take_body(req, &body) != CORRAL_STATUS_NOT_FOUND) {
+        corral_body_free(body);
+        corral_responder_free(res);
+        return;
+    }
+    if (path_is(path, plen, "/args")) {
+        uint8_t b[4];
+        size_t n = 99, count = 99;
+        uint64_t len = 0;
+        const uint8_t *p = NULL;
+        int ok = corral_body_read(body, NULL, 4, &n) == CORRAL_STATUS_NULL_ARGUMENT &&
+                 corral_body_read(body, b, 4, NULL) == CORRAL_STATUS_NULL_ARGUMENT &&
+                 corral_body_read(body, b, 0, &n) == CORRAL_STATUS_INVALID_ARGUMENT &&
+                 corral_body_read_blocking(body, NULL, 4, 0, &n) == CORRAL_STATUS_NULL_ARGUMENT &&
+                 corral_body_when_ready(body, NULL, NULL) == CORRAL_STATUS_NULL_ARGUMENT &&
+                 corral_body_length(body, NULL) == CORRAL_STATUS_NULL_ARGUMENT &&
+                 corral_body_trailer_count(body, NULL) == CORRAL_STATUS_NULL_ARGUMENT &&
+                 corral_body_trailer(body, 0, &p, &n, &p, NULL) == CORRAL_STATUS_NULL_ARGUMENT && n == 99 &&
+                 corral_body_trailer_count(body, &count) == CORRAL_STATUS_OK && count == 0 &&
+                 corral_body_trailer(body, 0, &p, &n, &p, &n) == CORRAL_STATUS_NOT_FOUND &&
+                 corral_body_length(body, &len) == CORRAL_STATUS_OK && len == 100000 &&
+                 corral_body_send_continue(body) == CORRAL_STATUS_OK;
+        pthread_mutex_lock(&seen_lock);
+        seen_read_args = ok;
+        pthread_mutex_unlock(&seen_lock);
+        spawn(read_nonblocking, upload_new(body, res));
+    } else if (path_is(path, plen, "/length")) {
+        uint64_t len = 0;
+        if (corral_body_length(body, &len) == CORRAL_STATUS_OK) {
+            snprintf(text, sizeof text, "length=%llu", (unsigned long long)len);
+        } else {
+            snprintf(text, sizeof text, "length=unknown");
+        }
+        corral_body_free(body);
+        corral_responder_send(res, (const uint8_t *)text, strlen(text));
+    } else if (path_is(path, plen, "/discard")) {
+        /* Freed unread, answered at once: corral discards the rest (or closes). */
+        corral_body_free(body);
+        corral_responder_send(res, (const uint8_t *)"discarded", 9);
+    } else if (path_is(path, plen, "/cb")) {
+        corral_body_when_ready(body, pump, upload_new(body, res));
+    } else if (path_is(path, plen, "/blocking")) {
+        spawn(read_blocking, upload_new(body, res));
+    } else if (path_is(path, plen, "/heavy")) {
+        read_blocking(upload_new(body, res)); /* on the CPU pool: it may wait here */
+    } else {
+        spawn(read_nonblocking, upload_new(body, res));
+    }
+}
+
+static corral_cost stream_cost(void *userdata, const corral_request *req) {
+    const uint8_t *path = NULL;
+    size_t plen = 0;
+    corral_body *body = NULL;
+    (void)userdata;
+    corral_request_path(req, &path, &plen);
+    if (path_is(path, plen, "/args")) {
+        int ok = corral_request_take_body(req, &body) == CORRAL_STATUS_WRONG_MODE && body == NULL;
+        pthread_mutex_lock(&seen_lock);
+        seen_cost_take = ok;
+        pthread_mutex_unlock(&seen_lock);
+    }
+    return path_is(path, plen, "/heavy") ? CORRAL_COST_HEAVY : CORRAL_COST_LIGHT;
+}
+
+struct upload_job {
+    uint16_t port;
+    const char *path;
+    int status;
+    char body[256];
+};
+
+static void *upload_job_run(void *arg) {
+    struct upload_job *j = arg;
+    j->status = tl_upload(j->port, j->path, 1u << 20, 0, "", j->body, sizeof j->body);
+    return NULL;
+}
+
+/* Polls the engine's counter `name` until it reaches `want` (at most 30 s). */
+static double wait_metric(corral_engine *e, const char *name, double want) {
+    double v = 0;
+    int i;
+    for (i = 0; i < 3000; i++) {
+        corral_stats *st = NULL;
+        if (corral_engine_stats(e, &st) == CORRAL_STATUS_OK) {
+            corral_stats_get(st, name, &v);
+            corral_stats_free(st);
+        }
+        if (v >= want) break;
+        poll(NULL, 0, 10); /* a poll with a deadline, not a wait for an event */
+    }
+    return v;
+}
+
+static void test_stream_bodies(void) {
+    corral_config *cfg = corral_config_new();
+    corral_serve serve = corral_serve_default();
+    corral_engine *e = NULL;
+    char body[512], want[128];
+    const uint64_t big = 3u << 20; /* over max_frame (1 MiB): only a stream takes it */
+    const char *trailers = "X-Check: yes\r\n";
+    uint16_t port;
+    int fd, i;
+    tl_writer *w;
+
+    CHECK(serve.stream_bodies == false); /* off by default: existing apps are unchanged */
+    serve.handler = stream_handler;
+    serve.cost = stream_cost;
+    serve.stream_bodies = true;
+    OK(corral_config_set(cfg, "max_body", "4000000"));
+    OK(corral_config_set(cfg, "io_workers", "2"));
+    OK(corral_engine_new_serve(cfg, &serve, &e));
+    corral_config_free(cfg);
+    OK(corral_engine_start(e));
+    port = tl_port(e);
+
+    /* No body: nothing to take; it "came whole" (0 bytes). */
+    CHECK(tl_get(port, "/nb", body, sizeof body) == 200 && strcmp(body, "whole=0") == 0);
+
+    /* Each reader takes a 3 MiB upload, byte for byte, and chunked ones with trailers. */
+    snprintf(want, sizeof want, "n=%llu ok=1 trailers=0 first=:", (unsigned long long)big);
+    CHECK(tl_upload(port, "/nb", big, 0, "", body, sizeof body) == 200 && strcmp(body, want) == 0);
+    CHECK(tl_upload(port, "/cb", big, 0, "", body, sizeof body) == 200 && strcmp(body, want) == 0);
+    CHECK(tl_upload(port, "/blocking", big, 0, "", body, sizeof body) == 200 && strcmp(body, want) == 0);
+    CHECK(tl_upload(port, "/heavy", big, 0, "", body, sizeof body) == 200 && strcmp(body, want) == 0);
+    snprintf(want, sizeof want, "n=%llu ok=1 trailers=1 first=X-Check:yes", (unsigned long long)big);
+    CHECK(tl_upload(port, "/nb", big, 1, trailers, body, sizeof body) == 200 && strcmp(body, want) == 0);
+    CHECK(tl_upload(port, "/cb", big, 1, trailers, body, sizeof body) == 200 && strcmp(body, want) == 0);
+    CHECK(tl_upload(port, "/blocking", big, 1, trailers, body, sizeof body) == 200 && strcmp(body, want) == 0);
+
+    /* Several at once, on one engine (1 MiB each). */
+    {
+        pthread_t t[4];
+        struct upload_job jobs[4] = {{0, "/nb", 0, ""}, {0, "/cb", 0, ""}, {0, "/blocking", 0, ""}, {0, "/heavy", 0, ""}};
+        for (i = 0; i < 4; i++) {
+            jobs[i].port = port;
+            pthread_create(&t[i], NULL, upload_job_run, &jobs[i]);
+        }
+        for (i = 0; i < 4; i++) {
+            pthread_join(t[i], NULL);
+            CHECK(jobs[i].status == 200 && strcmp(jobs[i].body, "n=1048576 ok=1 trailers=0 first=:") == 0);
+        }
+    }
+
+    /* Argument checks on a real body and request (recorded by the handlers). */
+    snprintf(want, sizeof want, "n=100000 ok=1 trailers=0 first=:");
+    CHECK(tl_upload(port, "/args", 100000, 0, "", body, sizeof body) == 200 && strcmp(body, want) == 0);
+    pthread_mutex_lock(&seen_lock);
+    CHECK(seen_take_null == 1);
+    CHECK(seen_cost_take == 1);
+    CHECK(seen_read_args == 1);
+    pthread_mutex_unlock(&seen_lock);
+
+    /* The length: Content-Length, or unknown for chunked. The head is sent alone, so
+     * the body cannot have come whole with it. */
+    fd = tl_connect(port);
+    tl_write_all(fd, "POST /length HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n", 57);
+    CHECK(tl_read_response(fd, body, sizeof body) == 200 && strcmp(body, "length=5000") == 0);
+    close(fd);
+    fd = tl_connect(port);
+    tl_write_all(fd, "POST /length HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", 62);
+    CHECK(tl_read_response(fd, body, sizeof body) == 200 && strcmp(body, "length=unknown") == 0);
+    close(fd);
+
+    /* Freed early, or never taken: a short rest is discarded and the connection serves
+     * its next request; a long rest closes it after the reply. */
+    for (i = 0; i < 2; i++) {
+        const char *path = i == 0 ? "/discard" : "/ignore";
+        char head[128];
+        snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n", path);
+        fd = tl_connect(port);
+        tl_write_all(fd, head, strlen(head));
+        w = tl_writer_start(fd, 300000, 0, 0, "");
+        CHECK(tl_read_response(fd, body, sizeof body) == 200 &&
+              strcmp(body, i == 0 ? "discarded" : "ignored") == 0);
+        CHECK(tl_writer_join(w) == 0);
+        tl_write_all(fd, "GET /next HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+        CHECK(tl_read_response(fd, body, sizeof body) == 200 && strcmp(body, "whole=0") == 0);
+        close(fd);
+    }
+    fd = tl_connect(port);
+    tl_write_all(fd, "POST /discard HTTP/1.1\r\nHost: t\r\nContent-Length: 3000000\r\n\r\n", 61);
+    w = tl_writer_start(fd, 3000000, 0, 0, "");
+    CHECK(tl_read_response(fd, body, sizeof body) == 200 && strcmp(body, "discarded") == 0);
+    CHECK(tl_read_response(fd, body, sizeof body) == -1); /* closed after the reply */
+    shutdown(fd, SHUT_RDWR);
+    tl_writer_join(w);
+    close(fd);
+
+    /* Over max_body: by Content-Length, 413 before any handler; chunked, 413 when the
+     * limit is crossed, and the reader hears CORRAL_STATUS_BODY_TOO_LARGE. */
+    fd = tl_connect(port);
+    tl_write_all(fd, "POST /nb HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n\r\n", 56);
+    CHECK(tl_read_response(fd, body, sizeof body) == 413);
+    close(fd);
+    CHECK(tl_upload(port, "/nb", 5000000, 1, "", body, sizeof body) == 413);
+    for (i = 0; i < 3000; i++) {
+        int n;
+        pthread_mutex_lock(&seen_lock);
+        n = seen_failures;
+        pthread_mutex_unlock(&seen_lock);
+        if (n > 0) break;
+        poll(NULL, 0, 10); /* a poll with a deadline, not a wait for an event */
+    }
+    pthread_mutex_lock(&seen_lock);
+    CHECK(seen_failures == 1 && seen_failure == CORRAL_STATUS_BODY_TOO_LARGE);
+    pthread_mutex_unlock(&seen_lock);
+    CHECK(wait_metric(e, "bodies_too_large", 1) >= 1);
+    CHECK(wait_metric(e, "bodies_streamed", 14) >= 14);
+    {
+        char msg[256];
+        OK(corral_status_message(CORRAL_STATUS_BODY_TOO_LARGE, msg, sizeof msg, NULL));
+        CHECK(strstr(msg, "max_body") != NULL);
+        OK(corral_status_message(CORRAL_STATUS_PENDING, msg, sizeof msg, NULL));
+        CHECK(strstr(msg, "corral_body_when_ready") != NULL);
+    }
+
+    OK(corral_engine_shutdown(e, 5000, NULL));
+    corral_engine_free(e);
+}
+
 /* ---- NULL engine ------------------------------------------------------------------- */
 
 static void test_null_engine(void) {
@@ -523,6 +925,22 @@ static void test_null_engine(void) {
     CHECK_STATUS(corral_responder_send_http(NULL, 200, NULL, 0, NULL, 0), CORRAL_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(corral_responder_close(NULL), CORRAL_STATUS_NULL_ARGUMENT);
     corral_responder_free(NULL);
+    {
+        uint8_t b[4];
+        uint64_t len;
+        const uint8_t *p;
+        corral_body *body = NULL;
+        CHECK_STATUS(corral_request_take_body(NULL, &body), CORRAL_STATUS_NULL_ARGUMENT);
+        CHECK(body == NULL);
+        CHECK_STATUS(corral_body_read(NULL, b, sizeof b, &n), CORRAL_STATUS_NULL_ARGUMENT);
+        CHECK_STATUS(corral_body_read_blocking(NULL, b, sizeof b, 0, &n), CORRAL_STATUS_NULL_ARGUMENT);
+        CHECK_STATUS(corral_body_when_ready(NULL, NULL, NULL), CORRAL_STATUS_NULL_ARGUMENT);
+        CHECK_STATUS(corral_body_length(NULL, &len), CORRAL_STATUS_NULL_ARGUMENT);
+        CHECK_STATUS(corral_body_send_continue(NULL), CORRAL_STATUS_NULL_ARGUMENT);
+        CHECK_STATUS(corral_body_trailer_count(NULL, &n), CORRAL_STATUS_NULL_ARGUMENT);
+        CHECK_STATUS(corral_body_trailer(NULL, 0, &p, &n, &p, &n), CORRAL_STATUS_NULL_ARGUMENT);
+        corral_body_free(NULL);
+    }
 }
 
 int main(void) {
@@ -533,6 +951,7 @@ int main(void) {
     test_handoff_proxy();
     test_hand_over();
     test_serve();
+    test_stream_bodies();
     test_null_engine();
     return tl_finish("test_api");
 }

@@ -59,4 +59,22 @@ int tl_get(uint16_t port, const char *path, char *body, size_t cap);
 /* The port of the engine's first listening address. */
 uint16_t tl_port(const corral_engine *e);
 
+/* Uploads. Byte i of every test upload is tl_pattern(i), so a server can check each
+ * byte where it lands. */
+uint8_t tl_pattern(uint64_t i);
+/* Writes the pattern's bytes [0, size) to `fd`: as they are, or (chunked) as chunks of
+ * at most `chunk` bytes, then the last chunk with `trailers` (lines ending in CRLF, or
+ * ""). Never raises SIGPIPE; returns 0, or -1 when a write failed (the server closed). */
+int tl_send_pattern(int fd, uint64_t size, size_t chunk, int chunked, const char *trailers);
+/* A writer thread for tl_send_pattern, so the caller can read replies meanwhile. */
+typedef struct tl_writer tl_writer;
+tl_writer *tl_writer_start(int fd, uint64_t size, size_t chunk, int chunked, const char *trailers);
+/* Waits for the writer; returns what tl_send_pattern returned. */
+int tl_writer_join(tl_writer *w);
+/* POST `size` pattern bytes to `path` on a new connection (Content-Length, or chunked
+ * with `trailers`), written from a second thread while the reply is read; returns the
+ * status and fills `body`. */
+int tl_upload(uint16_t port, const char *path, uint64_t size, int chunked, const char *trailers, char *body,
+              size_t cap);
+
 #endif

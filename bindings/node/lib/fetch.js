@@ -23,7 +23,8 @@ class LazyRequest {
   /**
    * @param {object} init `method`, `path` (the request target), `rawHeaders` (name,
    *   value, ...), `host` (for the URL when the request has none), and the body as
-   *   `bytes` (a Buffer) or `stream` (a Node Readable); `signal` (an AbortSignal) or
+   *   `bytes` (a Buffer), `stream` (a Node Readable) or `source` (a NativeBody: a body
+   *   still arriving in corral's engine); `signal` (an AbortSignal) or
    *   `makeSignal()` for one on demand.
    */
   constructor(init) {
@@ -101,8 +102,9 @@ class LazyRequest {
     // Once a real Request holds the body, it is the one to read.
     if (this._realRequest !== null) return this._realRequest.body
     if (this._body === undefined) {
-      const { bytes, stream } = this._init
-      if (stream) this._body = NO_BODY.has(this.method) && stream.readableEnded ? null : Readable.toWeb(stream)
+      const { bytes, stream, source } = this._init
+      if (source) this._body = source.stream()
+      else if (stream) this._body = NO_BODY.has(this.method) && stream.readableEnded ? null : Readable.toWeb(stream)
       else if (!bytes || bytes.length === 0) this._body = NO_BODY.has(this.method) ? null : new ReadableStream({ start: (c) => c.close() })
       else
         this._body = new ReadableStream({
@@ -120,7 +122,9 @@ class LazyRequest {
     if (this._realRequest !== null) return Buffer.from(await this._realRequest.arrayBuffer())
     if (this._used) throw unusable()
     this._used = true
-    const { bytes, stream } = this._init
+    const { bytes, stream, source } = this._init
+    // A body still arriving is read whole without a stream in between.
+    if (this._body === undefined && source) return source.all()
     if (this._body === undefined && !stream) return bytes || EMPTY
     if (this._body === undefined) {
       const parts = []

@@ -4,7 +4,7 @@
 // when one arrives while it waits; no thread of Node's shared pool is ever blocked.
 const { workerData } = require('node:worker_threads')
 const binding = require('./native.js')
-const { makeRequest, reply, withCode } = require('./common.js')
+const { makeRequest, NativeBody, reply, withCode } = require('./common.js')
 const { LazyRequest, respondWith } = require('./fetch.js')
 
 const mod = require(workerData.module)
@@ -17,7 +17,14 @@ if (typeof handler !== 'function') {
 /** A fetch app as a heavy handler: its Response, streamed or not, is answered whole. */
 function fetchHandler(app) {
   return async (r) => {
-    const request = new LazyRequest({ method: r.method, path: r.url, rawHeaders: r.rawHeaders, host: 'localhost', bytes: r.body })
+    const request = new LazyRequest({
+      method: r.method,
+      path: r.url,
+      rawHeaders: r.rawHeaders,
+      host: 'localhost',
+      bytes: r.body,
+      source: r.streamed ? new NativeBody(port, r.id, () => bodyReady(), r.bodyLength) : undefined,
+    })
     const response = await app.fetch(request)
     let out = null
     const parts = []
@@ -36,6 +43,21 @@ function fetchHandler(app) {
 const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
 let busy = false
 
+// A streamed request body that had nothing to read waits for the port's next wake-up
+// (readBody asks the engine to call onWork once there is); one request at a time here.
+let bodyWaiter = null
+function bodyReady() {
+  return new Promise((resolve) => (bodyWaiter = resolve))
+}
+function onWork() {
+  if (bodyWaiter !== null) {
+    const w = bodyWaiter
+    bodyWaiter = null
+    w()
+  }
+  pump()
+}
+
 async function pump() {
   if (busy) return
   busy = true
@@ -49,7 +71,7 @@ async function pump() {
       if (!next.request) return // woken again by onWork
       const r = next.request
       try {
-        reply(port, r.id, await handler(makeRequest(r)))
+        reply(port, r.id, await handler(makeRequest(r, port, () => bodyReady())))
       } catch (e) {
         try {
           port.fail(r.id)
@@ -62,5 +84,5 @@ async function pump() {
   }
 }
 
-const port = binding.HeavyPort.attach(workerData.engineId, () => pump())
+const port = binding.HeavyPort.attach(workerData.engineId, onWork)
 pump()

@@ -456,6 +456,23 @@ impl Engine {
         self.queues()?.notify(id, &kind)
     }
 
+    /// Takes what has come of request `id`'s streamed body (about `max` bytes at most),
+    /// never waiting: `{ data, done, errorCode, error }`. No data and neither done nor
+    /// an error: a "body" event (takeEvents) says when to ask again. The first call
+    /// sends `100 Continue` when the client waits for it.
+    #[napi]
+    pub fn read_body(&self, id: i64, max: u32) -> Result<serve::JsBodyRead> {
+        Ok(self.queues()?.read_body_main(id, max))
+    }
+
+    /// Stops reading request `id`'s streamed body: the engine discards the rest (or
+    /// closes the connection after the reply when the rest is long).
+    #[napi]
+    pub fn discard_body(&self, id: i64) -> Result<()> {
+        self.queues()?.discard_body(id);
+        Ok(())
+    }
+
     #[napi]
     pub fn take_events(&self) -> Result<Vec<JsEvent>> {
         Ok(self.queues()?.take_events())

@@ -1,6 +1,13 @@
 //! Serving into JS: requests wait in a main-thread queue (or, when heavy and JS worker
 //! threads are attached, in a heavy queue those workers pull from); responders wait in
 //! a table by request id until JS answers.
+//!
+//! Request bodies stream (`Handler::streams_bodies`): a body not in whole when its head
+//! is read waits in a table by request id, and JS takes what has come with `readBody`
+//! (never blocking); when nothing has, the body's `when_ready` wakes JS through the same
+//! weak threadsafe function as requests (a "body" event). JS asks only when its stream
+//! is pulled, so the engine's window is the flow control. Answering drops the body: the
+//! engine discards its rest (or closes the connection).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
@@ -10,7 +17,9 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
-use corral_core::{Cost, CostRule, Handler, Reply, Request, Responder, Response, Sent, Stream, StreamError};
+use corral_core::{
+    Body, BodyError, BodyRead, Cost, CostRule, Handler, Reply, Request, Responder, Response, Sent, Stream, StreamError,
+};
 
 use crate::{fail, Wake};
 
@@ -24,6 +33,10 @@ pub struct JsRequest {
     pub url: Option<String>,
     pub raw_headers: Vec<String>,
     pub body: Option<Buffer>,
+    /// Set (true) when the body is still arriving: read it with `readBody`.
+    pub streamed: Option<bool>,
+    /// A streamed body's Content-Length (none: chunked).
+    pub body_length: Option<f64>,
     pub conn_id: i64,
     pub seq: i64,
     pub worker: u32,
@@ -34,6 +47,8 @@ pub struct JsRequest {
 pub struct Pending {
     id: u64,
     req: Request,
+    /// The body streams (it waits in the body table under `id`); its Content-Length.
+    streamed: Option<Option<u64>>,
 }
 
 /// The body as a Buffer; none when empty (the JS layer uses a shared empty one).
@@ -58,6 +73,8 @@ fn to_js(p: Pending) -> JsRequest {
         url,
         raw_headers,
         body: body_of(r),
+        streamed: p.streamed.map(|_| true),
+        body_length: p.streamed.flatten().map(|n| n as f64),
         conn_id: r.conn_id() as i64,
         seq: r.seq() as i64,
         worker: r.worker() as u32,
@@ -77,6 +94,8 @@ pub struct JsFetchRequest {
     pub authority: String,
     pub headers: String,
     pub body: Option<Buffer>,
+    /// Set (true) when the body is still arriving: read it with `readBody`.
+    pub streamed: Option<bool>,
 }
 
 fn to_fetch(p: Pending) -> JsFetchRequest {
@@ -97,7 +116,15 @@ fn to_fetch(p: Pending) -> JsFetchRequest {
         }
         None => (String::new(), String::new(), String::new(), String::new()),
     };
-    JsFetchRequest { id: p.id as i64, method, url, authority, headers, body: body_of(r) }
+    JsFetchRequest {
+        id: p.id as i64,
+        method,
+        url,
+        authority,
+        headers,
+        body: body_of(r),
+        streamed: p.streamed.map(|_| true),
+    }
 }
 
 static NEXT_ENGINE: AtomicU32 = AtomicU32::new(1);
@@ -122,7 +149,8 @@ enum Answer {
 pub struct JsEvent {
     pub id: i64,
     /// "writable": a streamed body has room again; "gone": the client finished sending
-    /// or the connection closed.
+    /// or the connection closed; "body": the request's body has data, its end or its
+    /// failure to take (`readBody`).
     pub kind: String,
 }
 
@@ -130,6 +158,26 @@ pub struct JsEvent {
 enum EventKind {
     Writable,
     Gone,
+    Body,
+}
+
+/// What `readBody` took: the data queued now (if any), then whether the body ended or
+/// failed. Neither, with no data: a "body" event (or the port's wake) says when to ask
+/// again.
+#[napi(object)]
+pub struct JsBodyRead {
+    pub data: Option<Buffer>,
+    pub done: bool,
+    /// The failure's `err.code` (`CORRAL_BODY_…`) and sentence.
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The `err.code` of a body that will not complete.
+/// A streamed body waiting for JS, and whether JS waits for its readiness.
+struct BodyEntry {
+    body: Body,
+    armed: bool,
 }
 
 pub struct ServeQueues {
@@ -141,6 +189,7 @@ pub struct ServeQueues {
     events: Mutex<Vec<(u64, EventKind)>>,
     heavy: Mutex<Heavy>,
     responders: Mutex<HashMap<u64, Answer>>,
+    bodies: Mutex<HashMap<u64, BodyEntry>>,
     next_id: AtomicU64,
     closed: AtomicBool,
 }
@@ -157,6 +206,7 @@ impl ServeQueues {
             events: Mutex::new(Vec::new()),
             heavy: Mutex::new(Heavy { queue: VecDeque::new(), idle: Vec::new() }),
             responders: Mutex::new(HashMap::new()),
+            bodies: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
         });
@@ -171,17 +221,23 @@ impl ServeQueues {
         reg.iter().find(|(i, _)| *i == id).and_then(|(_, w)| w.upgrade())
     }
 
-    fn push(&self, req: Request, res: Responder) {
+    fn push(&self, mut req: Request, res: Responder) {
         if self.closed.load(Acquire) {
             return; // the responder drops: error reply
         }
         let id = self.next_id.fetch_add(1, Relaxed);
         self.responders.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Answer::Pending(res));
+        // Classified before the body is taken (the rule reads its length).
         let heavy = self.heavy_to_workers && self.rule.classify(&req) == Cost::Heavy;
+        let streamed = req.take_body().map(|body| {
+            let length = body.length();
+            self.bodies_lock().insert(id, BodyEntry { body, armed: false });
+            length
+        });
         if heavy {
             let idle = {
                 let mut h = self.heavy.lock().unwrap_or_else(|e| e.into_inner());
-                h.queue.push_back(Pending { id, req });
+                h.queue.push_back(Pending { id, req, streamed });
                 h.idle.pop()
             };
             if let Some(w) = idle {
@@ -192,7 +248,7 @@ impl ServeQueues {
         let was_empty = {
             let mut q = self.main.lock().unwrap_or_else(|e| e.into_inner());
             let was_empty = q.is_empty();
-            q.push_back(Pending { id, req });
+            q.push_back(Pending { id, req, streamed });
             was_empty
         };
         if was_empty {
@@ -230,11 +286,110 @@ impl ServeQueues {
         (None, false)
     }
 
+    fn bodies_lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, BodyEntry>> {
+        self.bodies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes what has come of request `id`'s streamed body, up to about `max` bytes
+    /// (at least one piece), without waiting. When nothing has, `wake` runs once
+    /// something can be taken. The body leaves the table at its end or failure.
+    fn read_body(&self, id: i64, max: u32, wake: impl FnOnce() + Send + 'static) -> JsBodyRead {
+        let key = id as u64;
+        let mut bodies = self.bodies_lock();
+        let Some(entry) = bodies.get_mut(&key) else {
+            return JsBodyRead {
+                data: None,
+                done: false,
+                error_code: Some(BodyError::Closed.code().into()),
+                error: Some(format!(
+                    "the body of request {id} can no longer be read: the request was answered (its rest was \
+                     discarded), or its body was already read to the end"
+                )),
+            };
+        };
+        entry.armed = false;
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut taken = 0usize;
+        let mut out = JsBodyRead { data: None, done: false, error_code: None, error: None };
+        let mut finished = false;
+        loop {
+            match entry.body.try_read() {
+                BodyRead::Data(d) => {
+                    taken += d.len();
+                    parts.push(d);
+                    if taken >= max as usize {
+                        break;
+                    }
+                }
+                BodyRead::Pending => {
+                    if parts.is_empty() {
+                        entry.armed = true;
+                        entry.body.when_ready(wake);
+                    }
+                    break;
+                }
+                BodyRead::End => {
+                    out.done = true;
+                    finished = true;
+                    break;
+                }
+                BodyRead::Failed(e) => {
+                    out.error_code = Some(e.code().into());
+                    out.error = Some(e.to_string());
+                    finished = true;
+                    break;
+                }
+            }
+        }
+        if finished {
+            bodies.remove(&key);
+        }
+        drop(bodies);
+        out.data = match parts.len() {
+            0 => None,
+            1 => parts.pop().map(Buffer::from),
+            _ => Some(parts.concat().into()),
+        };
+        out
+    }
+
+    /// JS will not read request `id`'s body (it cancelled its stream, or answered):
+    /// the engine discards the rest. A reader waiting for it is woken (to find it gone).
+    fn drop_body(&self, id: u64) {
+        let gone = self.bodies_lock().remove(&id);
+        if let Some(entry) = gone {
+            let armed = entry.armed;
+            drop(entry);
+            if armed {
+                self.push_event(id, EventKind::Body);
+            }
+        }
+    }
+
+    /// Main thread: as `read_body`, woken by a "body" event.
+    pub fn read_body_main(self: &Arc<Self>, id: i64, max: u32) -> JsBodyRead {
+        let q = Arc::clone(self);
+        self.read_body(id, max, move || q.push_event(id as u64, EventKind::Body))
+    }
+
+    pub fn discard_body(&self, id: i64) {
+        self.drop_body(id as u64);
+    }
+
     fn answers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Answer>> {
         self.responders.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The responder of a request about to be answered whole: its body, if JS left
+    /// any unread, is dropped (the engine discards the rest).
     fn responder(&self, id: i64) -> Result<Responder> {
+        let r = self.responder_keep_body(id)?;
+        self.drop_body(id as u64);
+        Ok(r)
+    }
+
+    /// The responder, leaving the body readable (a streamed reply may echo it).
+    fn responder_keep_body(&self, id: i64) -> Result<Responder> {
         let mut answers = self.answers();
         match answers.remove(&(id as u64)) {
             Some(Answer::Pending(r)) => Ok(r),
@@ -250,7 +405,7 @@ impl ServeQueues {
     /// body with content-length, else it is chunked.
     pub fn start_stream(&self, id: i64, status: u32, headers: Vec<String>, length: Option<u64>) -> Result<()> {
         let head = head(status, headers)?;
-        let r = self.responder(id)?;
+        let r = self.responder_keep_body(id)?;
         match r.stream(&head, length) {
             Ok(stream) => {
                 self.answers().insert(id as u64, Answer::Streaming(stream));
@@ -259,6 +414,7 @@ impl ServeQueues {
             // Not HTTP: a stream has no meaning; answer with the error reply.
             Err(r) => {
                 drop(r);
+                self.drop_body(id as u64);
                 Err(fail("CORRAL_WRONG_MODE", "only HTTP replies can be streamed"))
             }
         }
@@ -283,6 +439,7 @@ impl ServeQueues {
             Some(Answer::Streaming(s)) => s,
             _ => return Err(fail("CORRAL_STATE", format!("request {id} is not streaming"))),
         };
+        self.drop_body(id as u64);
         match s.finish() {
             Ok(()) => Ok(true),
             Err(StreamError::Gone) => Ok(false),
@@ -292,7 +449,9 @@ impl ServeQueues {
 
     /// Gives up on a request: a stream is cut off, one not started gets the error reply.
     pub fn abort(&self, id: i64) {
-        match self.answers().remove(&(id as u64)) {
+        let answer = self.answers().remove(&(id as u64));
+        self.drop_body(id as u64);
+        match answer {
             Some(Answer::Streaming(s)) => s.abort(),
             Some(Answer::Pending(r)) => drop(r),
             None => {}
@@ -340,6 +499,7 @@ impl ServeQueues {
                 kind: match k {
                     EventKind::Writable => "writable",
                     EventKind::Gone => "gone",
+                    EventKind::Body => "body",
                 }
                 .into(),
             })
@@ -377,6 +537,7 @@ impl ServeQueues {
         self.main.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.events.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.responders.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.bodies_lock().clear();
     }
 }
 
@@ -400,6 +561,11 @@ pub struct JsHandler(pub Arc<ServeQueues>);
 impl Handler for JsHandler {
     fn handle(&self, req: Request, res: Responder) {
         self.0.push(req, res);
+    }
+
+    /// Bodies reach JS as they arrive (a ReadableStream), within `max_body`.
+    fn streams_bodies(&self) -> bool {
+        true
     }
 }
 
@@ -457,5 +623,21 @@ impl HeavyPort {
     #[napi]
     pub fn fail(&self, id: i64) -> Result<()> {
         self.queues.fail(id)
+    }
+
+    /// Takes what has come of a streamed request body (see `Engine.readBody`); when
+    /// nothing has, `onWork` is called once something can be taken.
+    #[napi]
+    pub fn read_body(&self, id: i64, max: u32) -> JsBodyRead {
+        let wake = Arc::clone(&self.wake);
+        self.queues.read_body(id, max, move || {
+            let _ = wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        })
+    }
+
+    /// Stops reading a streamed request body: the engine discards the rest.
+    #[napi]
+    pub fn discard_body(&self, id: i64) {
+        self.queues.discard_body(id)
     }
 }

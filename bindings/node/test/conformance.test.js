@@ -57,12 +57,15 @@ const fetchApp = async (req) => {
 }
 
 for (const c of load()) {
-  test(c.name, async () => {
+  // serve and fetch stream request bodies: max_body limits them, not max_frame (their
+  // 413 is in uploads.test.js).
+  const skip = (c.protocol === undefined || c.protocol === 'http') && c.opts.maxFrame !== undefined && 'max_frame does not limit the bodies of a front that streams them'
+  test(c.name, { skip }, async () => {
     const s = corral.serve({ protocol: c.protocol, ioWorkers: 1, handler, ...c.opts })
     await check(s, c)
   })
   if (c.protocol === undefined || c.protocol === 'http') {
-    test(`${c.name} (through fetch)`, async () => {
+    test(`${c.name} (through fetch)`, { skip }, async () => {
       await check(corral.serve({ ioWorkers: 1, fetch: fetchApp, ...c.opts }), c)
     })
   }

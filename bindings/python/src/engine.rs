@@ -164,7 +164,9 @@ impl Engine {
     /// of binding `addrs` (a duplicate is taken; the caller keeps its socket).
     /// `listeners_from`, a Unix socket path where a running engine offers its listening
     /// sockets (`hand_over`): they are served instead of binding `addrs`.
-    #[pyo3(signature = (mode, addrs, options, dispatch=None, heavy_prefixes=Vec::new(), heavy_min_bytes=None, listener=None, listeners_from=None))]
+    /// `streams_bodies`: HTTP bodies not in whole at their head (or over `body_window`)
+    /// reach `dispatch` at once, to be read from `Request.take_body()` as they arrive.
+    #[pyo3(signature = (mode, addrs, options, dispatch=None, heavy_prefixes=Vec::new(), heavy_min_bytes=None, listener=None, listeners_from=None, streams_bodies=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -176,6 +178,7 @@ impl Engine {
         heavy_min_bytes: Option<usize>,
         listener: Option<Bound<'_, PyAny>>,
         listeners_from: Option<std::path::PathBuf>,
+        streams_bodies: bool,
     ) -> PyResult<Engine> {
         let mut b = Config::builder();
         if let Some(path) = listeners_from {
@@ -211,7 +214,7 @@ impl Engine {
             ("handoff", _) => Mode::Handoff,
             ("serve", Some(d)) => {
                 let rule = CostRule { heavy_path_prefixes: heavy_prefixes, heavy_min_bytes };
-                let h = Arc::new(PyHandler { dispatch: d, rule, batches: Arc::default() });
+                let h = Arc::new(PyHandler { dispatch: d, rule, batches: Arc::default(), streams: streams_bodies });
                 handler = Some(Arc::clone(&h));
                 Mode::Serve(h)
             }

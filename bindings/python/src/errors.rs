@@ -13,6 +13,7 @@ struct Classes {
     bind: Py<PyType>,
     mode: Py<PyType>,
     state: Py<PyType>,
+    body: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -51,7 +52,15 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "Cannot listen on the address (in use, not local, no permission); errno says which.",
     )?;
     let mode = make(py, "WrongModeError", &PyTuple::new(py, [e.clone()])?, "The call needs the other kind of engine.")?;
-    let state = make(py, "StateError", &PyTuple::new(py, [e])?, "The engine is closed, or already started.")?;
+    let state = make(py, "StateError", &PyTuple::new(py, [e.clone()])?, "The engine is closed, or already started.")?;
+    let body = make(
+        py,
+        "BodyError",
+        &PyTuple::new(py, [e, py.get_type::<PyOSError>()])?,
+        "A streamed request body will not complete (too large, malformed, too slow, or the \
+         client left); the engine has answered the client already. errno: EMSGSIZE, EPROTO, \
+         ETIMEDOUT or ECONNRESET.",
+    )?;
     for (name, ty) in [
         ("Error", &error),
         ("ConfigError", &config),
@@ -59,10 +68,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("BindError", &bind),
         ("WrongModeError", &mode),
         ("StateError", &state),
+        ("BodyError", &body),
     ] {
         m.add(name, ty.clone_ref(py))?;
     }
-    let _ = CLASSES.set(py, Classes { error, config, public, bind, mode, state });
+    let _ = CLASSES.set(py, Classes { error, config, public, bind, mode, state, body });
     Ok(())
 }
 
@@ -110,4 +120,29 @@ pub(crate) fn config(py: Python<'_>, msg: String) -> PyErr {
 #[pyfunction]
 pub(crate) fn error_classes() -> Vec<(&'static str, &'static str)> {
     corral_core::ErrorKind::ALL.iter().map(|k| (k.code(), k.python_class())).collect()
+}
+
+/// A `BodyError` (an `OSError`) for a streamed body that will not complete: errno says
+/// why (EMSGSIZE over max_body, EPROTO malformed, ETIMEDOUT too slow, ECONNRESET the
+/// connection closed), the message is core's sentence.
+pub(crate) fn body(py: Python<'_>, e: &corral_core::BodyError) -> PyErr {
+    let name = match e {
+        corral_core::BodyError::TooLarge { .. } => "EMSGSIZE",
+        corral_core::BodyError::Malformed(_) => "EPROTO",
+        corral_core::BodyError::TooSlow => "ETIMEDOUT",
+        _ => "ECONNRESET",
+    };
+    let errno: i32 = py.import("errno").and_then(|m| m.getattr(name)).and_then(|v| v.extract()).unwrap_or(0);
+    match CLASSES.get(py) {
+        Some(c) => PyErr::from_type(c.body.bind(py).clone(), (errno, e.to_string())),
+        None => PyOSError::new_err((errno, e.to_string())),
+    }
+}
+
+/// A `BodyError` with this message (no errno): a read that cannot be done here.
+pub(crate) fn body_msg(py: Python<'_>, msg: &str) -> PyErr {
+    match CLASSES.get(py) {
+        Some(c) => PyErr::from_type(c.body.bind(py).clone(), msg.to_string()),
+        None => PyOSError::new_err(msg.to_string()),
+    }
 }

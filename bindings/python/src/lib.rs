@@ -9,6 +9,7 @@
 //! bridge, `Request`, `Responder`); both use `args` (argument checks) and `errors`.
 
 mod args;
+mod body;
 mod engine;
 mod errors;
 mod pool;
@@ -30,5 +31,6 @@ fn _corral(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pool::Pool>()?;
     m.add_class::<serve::Request>()?;
     m.add_class::<serve::Responder>()?;
+    m.add_class::<body::BodyReader>()?;
     Ok(())
 }

@@ -20,6 +20,7 @@ use pyo3::types::{PyBytes, PyDict};
 use corral_core::{Cost, CostRule, Handler, Payload, Reply, Response, Sent, StreamError};
 
 use crate::args::seconds;
+use crate::body::BodyReader;
 use crate::errors;
 
 /// Light requests waiting for the host, events for streams it parked, and whether the
@@ -60,6 +61,9 @@ pub(crate) enum Event {
     Writable,
     /// The client finished sending, or the connection closed.
     Gone,
+    /// A streamed request body has data, its end, or a failure to take
+    /// (`BodyReader.notify`).
+    Body,
 }
 
 impl Event {
@@ -67,6 +71,7 @@ impl Event {
         match self {
             Event::Writable => "writable",
             Event::Gone => "gone",
+            Event::Body => "body",
         }
     }
 }
@@ -122,7 +127,7 @@ impl Batches {
     }
 
     /// Queues an event for the host (called on corral's threads: no GIL).
-    fn push_event(&self, key: u64, event: Event) {
+    pub(crate) fn push_event(&self, key: u64, event: Event) {
         self.add(|q| q.events.push((key, event)));
     }
 
@@ -177,9 +182,14 @@ impl Batches {
     }
 }
 
-/// The Python objects for one request.
-fn wrap((req, res): Pair, batches: &Arc<Batches>) -> (Request, Responder) {
-    (Request { inner: req }, Responder { state: Mutex::new(State::Pending(res)), batches: Arc::clone(batches) })
+/// The Python objects for one request. A streamed body is taken out of the request
+/// here, to be handed out once (`Request.take_body`, or as `wsgi.input`).
+fn wrap((mut req, res): Pair, batches: &Arc<Batches>) -> (Request, Responder) {
+    let length = req.body_length();
+    let body = req.take_body();
+    let request =
+        Request { streams: body.is_some(), length, body: Mutex::new(body), batches: Arc::clone(batches), inner: req };
+    (request, Responder { state: Mutex::new(State::Pending(res)), batches: Arc::clone(batches) })
 }
 
 /// The bridge from corral's threads to the Python dispatcher. Classification is the
@@ -188,6 +198,8 @@ pub(crate) struct PyHandler {
     pub dispatch: Py<PyAny>,
     pub rule: CostRule,
     pub batches: Arc<Batches>,
+    /// Whether requests' bodies are streamed (`Handler::streams_bodies`).
+    pub streams: bool,
 }
 
 /// Most requests the host thread runs per attachment to the interpreter.
@@ -245,6 +257,10 @@ impl Handler for PyHandler {
 
     fn end_of_round(&self) {
         self.batches.end_of_round();
+    }
+
+    fn streams_bodies(&self) -> bool {
+        self.streams
     }
 
     fn handle(&self, req: corral_core::Request, res: corral_core::Responder) {
@@ -305,10 +321,22 @@ fn keep_thread_state() {
     });
 }
 
-/// One framed request (read-only).
+/// One framed request (read-only, but for its streamed body, which is handed out once).
 #[pyclass(frozen, module = "corral._corral")]
 pub struct Request {
     inner: corral_core::Request,
+    /// The body is still arriving (taken out of `inner` into `body`).
+    streams: bool,
+    length: Option<u64>,
+    body: Mutex<Option<corral_core::Body>>,
+    batches: Arc<Batches>,
+}
+
+impl Request {
+    fn take_reader(&self) -> Option<BodyReader> {
+        let body = self.body.lock().unwrap_or_else(|e| e.into_inner()).take();
+        body.map(|b| BodyReader::new(b, Arc::clone(&self.batches)))
+    }
 }
 
 #[pymethods]
@@ -335,10 +363,27 @@ impl Request {
     fn header<'py>(&self, py: Python<'py>, name: &str) -> Option<Bound<'py, PyBytes>> {
         self.inner.http().and_then(|h| h.header(name)).map(|v| PyBytes::new(py, v))
     }
-    /// The frame (raw, lines, length) or the HTTP body.
+    /// The frame (raw, lines, length) or the HTTP body when it came whole; b"" when
+    /// the body streams (`body_streams`: read it from `take_body()`).
     #[getter]
     fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.bytes())
+    }
+    /// True when the HTTP body is still arriving: read it from `take_body()`.
+    #[getter]
+    fn body_streams(&self) -> bool {
+        self.streams
+    }
+    /// The body's length: whole, its size; streamed, its Content-Length (None when
+    /// chunked).
+    #[getter]
+    fn body_length(&self) -> Option<u64> {
+        self.length
+    }
+    /// The streamed body as a `BodyReader` (a binary file), once; None when the body
+    /// came whole (in `body`) or was taken already. Not taken, it is discarded.
+    fn take_body(&self) -> Option<BodyReader> {
+        self.take_reader()
     }
     #[getter]
     fn conn_id(&self) -> u64 {
@@ -412,6 +457,11 @@ impl Request {
                 }
                 _ => env.set_item(&key, v)?,
             }
+        }
+        if let Some(reader) = self.take_reader() {
+            // Still arriving: a stream, CONTENT_LENGTH as sent (none for chunked).
+            env.set_item(pyo3::intern!(py, "wsgi.input"), Bound::new(py, reader)?)?;
+            return Ok(env);
         }
         let body = self.inner.bytes();
         if env.get_item("CONTENT_LENGTH")?.is_none() && !body.is_empty() {

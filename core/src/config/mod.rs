@@ -192,7 +192,7 @@ impl Limits {
     /// The shortest of the connection timeouts: how often a connection's deadline is
     /// looked at, at the latest.
     pub(crate) fn recheck(&self) -> std::time::Duration {
-        let t = self.header_timeout.min(self.idle_timeout);
+        let t = self.header_timeout.min(self.idle_timeout).min(self.body_timeout);
         if self.reply_timeout.is_zero() {
             t
         } else {

@@ -515,10 +515,11 @@ macro_rules! option_table {
                     "Requests on one connection awaiting replies before it is not read.")
             }
             limits {
-                /// Largest `Length` frame, `Lines` line, or HTTP body, in bytes.
+                /// Largest `Length` frame, `Lines` line, or HTTP body for a handler that takes
+                /// bodies whole, in bytes (bodies that stream are limited by `max_body`).
                 max_frame: usize = 1 << 20,
                 row: ("max_frame", count(1, 1 << 30, "bytes"), "1 MiB", Serve, None, false,
-                    "Largest Length frame, Lines line or HTTP body.")
+                    "Largest Length frame, Lines line, or HTTP body taken whole (streamed bodies: max_body).")
             }
             limits {
                 /// HTTP, for a handler that streams bodies ([`Handler::streams_bodies`]): the

@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
 use super::{Conn, Io, Out, Phase, READ, RUNNING_CONN};
-use crate::frame::{body_reject, BodyDecoder, BodyError, BodyFraming, BodyStep, Decoded, CONTINUE};
+use crate::frame::{body_reject, BodyDecoder, BodyError, BodyFraming, BodyStep, CONTINUE};
 use crate::handler::{Body, BodyShared};
 use crate::sync::lock;
 
@@ -216,12 +216,11 @@ impl Conn {
         };
         let Some(b) = io.body.as_ref() else { return };
         // Answered before the reader hears of it, so its own answer comes second (dropped).
-        if let Decoded::Reject(r) = body_reject(&e) {
-            let len = r.reply.len();
-            let out = if r.reply.is_empty() { Out::Close } else { Out::Write { bytes: r.reply, close: true } };
-            if lock(&self.replies).answer_if_pending(b.seq, out) {
-                self.backlog.fetch_add(len, SeqCst);
-            }
+        let r = body_reject(&e);
+        let len = r.reply.len();
+        let out = if r.reply.is_empty() { Out::Close } else { Out::Write { bytes: r.reply, close: true } };
+        if lock(&self.replies).answer_if_pending(b.seq, out) {
+            self.backlog.fetch_add(len, SeqCst);
         }
         self.end_body(io, e);
         io.advance(Phase::LastReplies);

@@ -730,6 +730,9 @@ impl Conn {
                 }
                 Decoded::Reject(r) => {
                     engine.counters.rejected.fetch_add(1, Relaxed);
+                    if r.status == 413 {
+                        engine.counters.bodies_too_large.fetch_add(1, Relaxed);
+                    }
                     io.advance(Phase::LastReplies);
                     let seq = io.next_seq;
                     io.next_seq += 1;

@@ -32,6 +32,19 @@ pub enum BodyError {
     Closed,
 }
 
+impl BodyError {
+    /// The error's code, the same in every front: Node's `err.code`, and the C status
+    /// `CORRAL_STATUS_` + the part after `CORRAL_` (`CORRAL_STATUS_BODY_TOO_LARGE`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            BodyError::TooLarge { .. } => "CORRAL_BODY_TOO_LARGE",
+            BodyError::Malformed(_) => "CORRAL_BODY_MALFORMED",
+            BodyError::TooSlow => "CORRAL_BODY_TOO_SLOW",
+            BodyError::Closed => "CORRAL_BODY_CLOSED",
+        }
+    }
+}
+
 impl std::fmt::Display for BodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -201,14 +214,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A decoded body: its bytes, its trailers, and the wire bytes used.
+    type Decoded = (Vec<u8>, Vec<(String, Vec<u8>)>, usize);
+
     /// Feeds `wire` split at `cuts`, with at most `room` bytes of data per step, as a
     /// connection would; returns the body and trailers, or the error.
-    fn run(
-        framing: BodyFraming,
-        wire: &[u8],
-        cuts: &[usize],
-        room: usize,
-    ) -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>, usize), BodyError> {
+    fn run(framing: BodyFraming, wire: &[u8], cuts: &[usize], room: usize) -> Result<Decoded, BodyError> {
         let mut d = BodyDecoder::new(framing, 1 << 20, 8192);
         let mut bounds: Vec<usize> = cuts.iter().copied().filter(|&c| c < wire.len()).collect();
         bounds.sort();

@@ -217,10 +217,15 @@ pub(crate) fn encode(r: Response, ctx: &ReplyCtx) -> Vec<u8> {
 }
 
 fn reject(status: u16, reason: &'static str) -> Decoded {
+    Decoded::Reject(rejection(status, reason))
+}
+
+/// The answer to bad input: a plain-text reply with `status`, then the connection closes.
+fn rejection(status: u16, reason: &'static str) -> Reject {
     let ctx = ReplyCtx { protocol: Protocol::Http1, close: true, ..Default::default() };
     let body = format!("{reason}\n");
     let reply = encode(Response::new(status).header("content-type", "text/plain").body(body), &ctx);
-    Decoded::Reject(Reject { reply, reason })
+    Reject { reply, reason, status }
 }
 
 fn offset(buf: &[u8], part: &[u8]) -> Range<usize> {
@@ -323,12 +328,12 @@ pub(super) fn decode(buf: &[u8], limits: &Limits, stream: bool) -> Decoded {
         Body::Chunked if stream => match whole_chunked(&buf[head_len..], limits) {
             Ok(Some((b, n))) => (b, head_len + n),
             Ok(None) => return streamed(BodyFraming::Chunked),
-            Err(d) => return d,
+            Err(r) => return Decoded::Reject(r),
         },
         Body::Chunked => match dechunk(&buf[head_len..], limits) {
             Ok(Some((b, n))) => (b, head_len + n),
             Ok(None) => return Decoded::NeedMore { expect_continue },
-            Err(d) => return d,
+            Err(r) => return Decoded::Reject(r),
         },
     };
     let (payload, ctx) = parts(body);
@@ -337,7 +342,7 @@ pub(super) fn decode(buf: &[u8], limits: &Limits, stream: bool) -> Decoded {
 
 /// A chunked body that is already in whole and within `body_window`: `Ok(Some((body,
 /// bytes used)))`; `Ok(None)` when it is not (it is then streamed).
-fn whole_chunked(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Decoded> {
+fn whole_chunked(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Reject> {
     let mut d = BodyDecoder::new(BodyFraming::Chunked, limits.max_body, limits.max_header);
     let (mut body, mut pos) = (Vec::new(), 0);
     loop {
@@ -358,12 +363,12 @@ fn whole_chunked(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>
 }
 
 /// The reply to a body that cannot be read: its status and the reason.
-pub(crate) fn body_reject(e: &BodyError) -> Decoded {
+pub(crate) fn body_reject(e: &BodyError) -> Reject {
     match e {
-        BodyError::TooLarge { .. } => reject(413, "request body larger than max_body"),
-        BodyError::Malformed(why) => reject(400, why),
-        BodyError::TooSlow => reject(408, "request body sent too slowly"),
-        BodyError::Closed => Decoded::Reject(Reject { reply: Vec::new(), reason: "connection closed" }),
+        BodyError::TooLarge { .. } => rejection(413, "request body larger than max_body"),
+        BodyError::Malformed(why) => rejection(400, why),
+        BodyError::TooSlow => rejection(408, "request body sent too slowly"),
+        BodyError::Closed => Reject { reply: Vec::new(), reason: "connection closed", status: 0 },
     }
 }
 
@@ -377,10 +382,10 @@ pub(super) fn max_chunked_encoding(l: &Limits) -> usize {
 
 /// Decodes a chunked body from `buf`: `Ok(Some((body, bytes used)))` once the last
 /// chunk and trailers are in, `Ok(None)` if more is needed.
-fn dechunk(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Decoded> {
+fn dechunk(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Reject> {
     let incomplete = || {
         if buf.len() > max_chunked_encoding(limits) {
-            Err(reject(413, "chunked body encoding larger than 2 x max_frame + max_header"))
+            Err(rejection(413, "chunked body encoding larger than 2 x max_frame + max_header"))
         } else {
             Ok(None)
         }
@@ -392,11 +397,11 @@ fn dechunk(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Deco
             Ok(httparse::Status::Complete((n, size))) => (pos + n, size),
             Ok(httparse::Status::Partial) => {
                 if buf.len() - pos > 1024 {
-                    return Err(reject(400, "chunk size line too long"));
+                    return Err(rejection(400, "chunk size line too long"));
                 }
                 return incomplete();
             }
-            Err(_) => return Err(reject(400, "invalid chunk size")),
+            Err(_) => return Err(rejection(400, "invalid chunk size")),
         };
         if size == 0 {
             // Trailer fields, then an empty line; trailers are read and dropped.
@@ -405,7 +410,7 @@ fn dechunk(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Deco
                 let rest = &buf[p..];
                 let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
                     if rest.len() > limits.max_header {
-                        return Err(reject(431, "trailers larger than max_header"));
+                        return Err(rejection(431, "trailers larger than max_header"));
                     }
                     return incomplete();
                 };
@@ -415,19 +420,19 @@ fn dechunk(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Deco
                     return Ok(Some((body, p)));
                 }
                 if p - start > limits.max_header {
-                    return Err(reject(431, "trailers larger than max_header"));
+                    return Err(rejection(431, "trailers larger than max_header"));
                 }
             }
         }
         let size = usize::try_from(size).unwrap_or(usize::MAX);
         if body.len().saturating_add(size) > limits.max_frame {
-            return Err(reject(413, "request body larger than max_frame"));
+            return Err(rejection(413, "request body larger than max_frame"));
         }
         let Some(data) = buf.get(start..start.saturating_add(size)) else { return incomplete() };
         let after = start + size;
         match buf.get(after..after + 2) {
             Some(b"\r\n") => {}
-            Some(_) => return Err(reject(400, "chunk not followed by CRLF")),
+            Some(_) => return Err(rejection(400, "chunk not followed by CRLF")),
             None => return incomplete(),
         }
         body.extend_from_slice(data);

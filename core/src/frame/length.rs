@@ -9,7 +9,7 @@ pub(super) fn decode(buf: &[u8], max: usize) -> Decoded {
     };
     let len = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
     if len > max {
-        return Decoded::Reject(Reject { reply: Vec::new(), reason: "frame larger than max_frame" });
+        return Decoded::Reject(Reject { reply: Vec::new(), reason: "frame larger than max_frame", status: 0 });
     }
     match buf.get(4..4 + len) {
         Some(body) => Decoded::Frame {

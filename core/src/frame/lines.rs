@@ -28,7 +28,7 @@ pub(super) fn decode(buf: &[u8], max: usize) -> Decoded {
 }
 
 fn too_long() -> Decoded {
-    Decoded::Reject(Reject { reply: Vec::new(), reason: "line longer than max_frame" })
+    Decoded::Reject(Reject { reply: Vec::new(), reason: "line longer than max_frame", status: 0 })
 }
 
 pub(super) fn encode(mut body: Vec<u8>) -> Vec<u8> {

@@ -109,6 +109,8 @@ pub(crate) enum Decoded {
 pub(crate) struct Reject {
     pub reply: Vec<u8>,
     pub reason: &'static str,
+    /// HTTP: the status of the reply (0 for a close without one).
+    pub status: u16,
 }
 
 pub(crate) use http1::{body_reject, encode_chunk, encode_head, Framing, CONTINUE, END_CHUNKED};

@@ -26,6 +26,8 @@ from . import _corral
 from ._options import Options
 from ._corral import (
     BindError,
+    BodyError,
+    BodyReader,
     ConfigError,
     Error,
     PublicAddressError,
@@ -43,6 +45,8 @@ __all__ = [
     "options",
     "Options",
     "BindError",
+    "BodyError",
+    "BodyReader",
     "ConfigError",
     "Error",
     "Executor",
@@ -304,8 +308,11 @@ class Server(_EngineOwner):
         host: bool = True,
         threads: int = 1,
         on_event: Optional[Callable[[int, str], None]] = None,
+        pools: Sequence[concurrent.futures.Executor] = (),
     ) -> None:
         self._own(engine)
+        # Threads of the front's own (WSGI uploads): stopped once the engine is closed.
+        self._pools = list(pools)
         # One host thread takes batches of up to 256; several (for apps that block) take
         # one request at a time, so none waits behind a blocked neighbour. `on_event`
         # hears the events responders asked for (a parked stream has room again).
@@ -323,6 +330,9 @@ class Server(_EngineOwner):
         for t in self._hosts:
             if t is not threading.current_thread():
                 t.join(timeout)
+        # The engine closed every connection, so a body read waiting there has failed.
+        for p in self._pools:
+            p.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> "Server":
         return self
@@ -410,10 +420,20 @@ def serve(
     heavy: Union[Sequence[str], Dict[str, Any], None] = None,
     loop: Optional[asyncio.AbstractEventLoop] = None,
     allow_public: bool = False,
+    streams_bodies: bool = False,
     **options: Any,
 ) -> Server:
     """Starts a serving engine. ``handler(request)`` returns bytes, str, a Response, or
     None (close the connection); an ``async def`` handler runs on ``loop``.
+
+    ``streams_bodies`` (HTTP): False (the default), every body comes whole in
+    ``request.body``, at most ``max_frame`` bytes (413 above). True: a body that has not
+    arrived whole with its head, or is over ``body_window``, reaches the handler at once
+    with ``request.body_streams`` True and ``request.body`` empty; read it from
+    ``request.take_body()``, a ``BodyReader`` (a binary file: ``read``, ``readline``,
+    iteration) whose reads wait for the network with the GIL released, up to
+    ``max_body``. A light handler runs on the host thread, which then waits with it:
+    route uploads to the CPU pool (``heavy=["/upload"]``) or read them on a thread.
 
     ``options`` are engine options by name (``io_workers``, ``cpu_threads``,
     ``idle_timeout`` in seconds, ...; ``corral.options()`` lists them with their ranges
@@ -426,7 +446,9 @@ def serve(
     """
     prefixes, min_bytes = _heavy_rule(heavy)
     opts = _options(protocol=protocol, allow_public=allow_public, **options)
-    engine = _corral.Engine("serve", _addr(host, port), opts, _dispatcher(handler, loop), prefixes, min_bytes)
+    engine = _corral.Engine(
+        "serve", _addr(host, port), opts, _dispatcher(handler, loop), prefixes, min_bytes, streams_bodies=bool(streams_bodies)
+    )
     if inspect.iscoroutinefunction(handler) and loop is not None:
         server: Server = _LoopServer(engine, handler, loop)
     else:

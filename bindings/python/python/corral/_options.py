@@ -55,8 +55,16 @@ class Options(TypedDict, total=False):
     max_requests_per_connection: int
     # Requests on one connection awaiting replies before it is not read. 1 to 65536 requests. Default 64; applies to serve engines.
     max_in_flight: int
-    # Largest Length frame, Lines line or HTTP body. 1 to 1073741824 bytes. Default 1 MiB; applies to serve engines.
+    # Largest Length frame, Lines line, or HTTP body taken whole (streamed bodies: max_body). 1 to 1073741824 bytes. Default 1 MiB; applies to serve engines.
     max_frame: int
+    # Largest streamed HTTP request body: over it, 413 (Content-Length: before the app is called). 1 to 1125899906842624 bytes. Default 1 GiB; applies to serve engines.
+    max_body: int
+    # Streamed request body bytes delivered and not yet taken at which reading stops (flow control). 1024 to 1073741824 bytes. Default 64 KiB; applies to serve engines.
+    body_window: int
+    # Slow-body grace: each such period the client must send min_body_rate x it (at least 1 byte), else 408. 1 ms to 365 days (seconds as a number, or text with a unit such as "250ms"). Default 30 s; applies to serve engines.
+    body_timeout: Union[float, str]
+    # Slowest rate a streamed body may arrive at over each body_timeout period (0: only the timeout). 1 to 1099511627776 bytes per second, or 0 for only body_timeout. Default 1024; applies to serve engines.
+    min_body_rate: int
     # Largest HTTP request head (request line and headers). 64 to 16777216 bytes. Default 16 KiB; applies to serve engines.
     max_header: int
     # Time for a request to arrive once begun, and for the first request (slowloris); in handoff, for the PROXY header (proxy_protocol). 1 ms to 365 days (seconds as a number, or text with a unit such as "250ms"). Default 10 s; applies to serve and handoff engines.

@@ -4,9 +4,17 @@ corral's I/O workers read and frame each request and build its scope natively; t
 runs on an asyncio event loop: one corral owns, on a thread of its own (uvloop's when
 installed), or the caller's (``loop=``, or ``await start(...)`` on it). Requests reach
 the loop in batches: the loop watches one fd, and a wake-up drains every request
-waiting. A request body arrives whole (up to ``max_frame``), so the first ``receive()``
-returns it with ``more_body`` False; a later ``receive()`` waits until the client
-leaves or the response is complete, then says ``http.disconnect``. A response whose
+waiting. A request body that has arrived whole with its head and fits in
+``body_window`` (64 KiB) comes in the first ``receive()`` with ``more_body`` False. A
+larger or slower one streams: each ``receive()`` returns what has arrived (up to 64 KiB
+a message) with ``more_body`` True, the last one False, and waits on the loop (never
+blocking it) while nothing has; the engine reads the socket only while the app keeps
+up (``body_window``), so an upload of any size costs about the window, up to
+``max_body``. ``http.disconnect`` comes when the client leaves mid-body, when the body
+will not complete (over ``max_body``, too slow, malformed: the engine has answered
+413, 408 or 400 already), and after the body, once the client leaves or the response
+is complete. An app may answer before reading the body: the unread rest is
+discarded (a short one) or the connection closes after the response. A response whose
 first body message ends it is sent whole (with a Content-Length); one with ``more_body``
 is streamed, and ``send`` waits while the client is not keeping up; ``send`` after the
 client left raises ``BrokenPipeError``. Lifespan: ``startup.failed`` stops ``serve``
@@ -55,10 +63,15 @@ class _Cycle:
     one with ``more_body`` is streamed, and ``send`` waits while the client is not
     keeping up."""
 
-    __slots__ = ("waits", "key", "responder", "body", "body_sent", "start", "started", "finished", "waiter")
+    __slots__ = ("waits", "key", "responder", "body", "body_sent", "start", "started", "finished", "waiter", "reader")
 
-    def __init__(self, waits: Dict[Tuple[int, str], "asyncio.Future[None]"], key: int, responder: Any, body: bytes) -> None:
+    def __init__(
+        self, waits: Dict[Tuple[int, str], "asyncio.Future[None]"], key: int, responder: Any, body: bytes, reader: Any = None
+    ) -> None:
         self.waits = waits
+        # The streamed body (a BodyReader) until it is read to its end, fails, or the
+        # response completes.
+        self.reader = reader
         self.key = key
         self.responder = responder
         self.body = body
@@ -73,6 +86,7 @@ class _Cycle:
 
     def finish(self) -> None:
         self.finished = True
+        self._drop_reader()
         if self.waiter is not None:
             self.waits.pop((self.key, "gone"), None)
             if not self.waiter.done():
@@ -84,7 +98,43 @@ class _Cycle:
         self.responder.notify(self.key, kind)
         return fut
 
+    def _drop_reader(self) -> None:
+        """Done with the streamed body: the engine discards what is left unread; a
+        ``receive`` waiting for it wakes (and says ``http.disconnect``)."""
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            self.body_sent = True
+            reader.close()
+            fut = self.waits.pop((self.key, "body"), None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    async def _receive_body(self) -> Dict[str, Any]:
+        reader = self.reader
+        while True:
+            try:
+                data = reader.try_read(65536)
+            except OSError:
+                # BodyError: the client left, or the engine refused the body (and
+                # answered it); ValueError cannot come: the reader is open here.
+                self._drop_reader()
+                return {"type": "http.disconnect"}
+            if data is not None:
+                break
+            fut = asyncio.get_running_loop().create_future()
+            self.waits[(self.key, "body")] = fut
+            reader.notify(self.key)
+            await fut
+            if self.reader is None:  # the response completed meanwhile
+                return {"type": "http.disconnect"}
+        more = bool(data) and not reader.at_end
+        if not more:
+            self._drop_reader()
+        return {"type": "http.request", "body": data, "more_body": more}
+
     async def receive(self) -> Dict[str, Any]:
+        if self.reader is not None:
+            return await self._receive_body()
         if not self.body_sent:
             self.body_sent = True
             return {"type": "http.request", "body": self.body, "more_body": False}
@@ -221,7 +271,7 @@ class ASGIServer(Server):
         scope = request.asgi_scope(self._base)
         if self._state:
             scope["state"] = dict(self._state)
-        cycle = _Cycle(self._waits, next(self._keys), responder, request.body)
+        cycle = _Cycle(self._waits, next(self._keys), responder, request.body, request.take_body())
         try:
             await self._app(scope, cycle.receive, cycle.send)
         except BaseException:  # noqa: BLE001 - every failure becomes an error reply
@@ -232,6 +282,7 @@ class ASGIServer(Server):
                 responder.abort()
                 if not cycle.started:
                     cycle.start = {"status": 500}
+        cycle._drop_reader()
         if not cycle.finished:
             log.error("ASGI app %r returned without completing the response to %s %s (answered 500)", self._app, scope["method"], scope["path"])
             cycle.finish()
@@ -355,7 +406,7 @@ def _server(
         # Every request is light (no heavy rule): all of them are served on the loop.
         responder.fail()
 
-    engine = _corral.Engine("serve", _addr(host, port), opts, unused, [], None, listener, listeners_from)
+    engine = _corral.Engine("serve", _addr(host, port), opts, unused, [], None, listener, listeners_from, streams_bodies=True)
     name, bound = engine.addresses()[0]
     base: Dict[str, Any] = {
         "type": "http",

@@ -73,6 +73,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--port", type=int, default=8000, help="default 8000 (0: a free port)")
     ap.add_argument("--workers", type=int, default=1, help="worker processes (default 1); above 1 a supervisor binds once")
     ap.add_argument("--threads", type=int, default=1, help="WSGI: threads running the app (default 1; more for apps that block)")
+    ap.add_argument("--upload-threads", type=int, default=None, metavar="N",
+                    help="WSGI: threads running requests whose body streams in (default 8; 0: the --threads run them)")
     ap.add_argument("--fd", type=int, help="serve this inherited listening socket instead of binding --host/--port")
     ap.add_argument("--backlog", type=int, help="listen backlog (default 1024)")
     ap.add_argument("--allow-public", action="store_true", help="allow a wildcard host (0.0.0.0, ::)")
@@ -133,12 +135,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         opts.setdefault("sd_notify", True)  # READY=1 / STOPPING=1 (a supervisor's workers leave it to it)
     try:
         if iface == "asgi":
-            if a.threads != 1:
-                raise ConfigError("--threads is for WSGI apps: an ASGI app runs on its event loop")
+            if a.threads != 1 or a.upload_threads is not None:
+                raise ConfigError("--threads and --upload-threads are for WSGI apps: an ASGI app runs on its event loop")
             server = asgi.serve(app, a.host, a.port, allow_public=a.allow_public, listener=listener, access_log=a.access_log, **opts)
         else:
             server = wsgi.serve(
-                app, a.host, a.port, allow_public=a.allow_public, listener=listener, threads=a.threads, access_log=a.access_log, **opts
+                app, a.host, a.port, allow_public=a.allow_public, listener=listener, threads=a.threads, access_log=a.access_log,
+                **({} if a.upload_threads is None else {"upload_threads": a.upload_threads}), **opts
             )
     except (Error, OSError) as e:
         kind = "configuration" if isinstance(e, ConfigError) else "cannot serve"

@@ -2,18 +2,35 @@
 
 corral's I/O workers read and frame each request and build its environ natively; the
 app runs on the host thread, which takes requests in batches with one acquisition of
-the GIL per batch (``wsgi.multithread`` is False: one thread runs the app; with
-``threads=N`` N threads take one request each, for apps that block). Request
-bodies arrive whole (up to ``max_frame``, chunked ones included), so ``wsgi.input`` is a
-``BytesIO`` that ends at the body's end and ``wsgi.input_terminated`` is True. A body
-of one chunk is sent with a Content-Length; a longer one is streamed as the app yields
-it (with the app's Content-Length if it gave one, chunked otherwise), and a stream
-whose client falls behind is parked until there is room, so the host thread goes on
-with other requests meanwhile.
+the GIL per batch (with ``threads=N`` N threads take one request each, for apps that
+block).
+
+Request bodies: one that has arrived whole when its head is read and fits in
+``body_window`` (64 KiB) is a ``BytesIO`` over the bytes. A larger or slower one
+streams: ``wsgi.input`` is a ``corral.BodyReader`` (``read(n)``, ``read()``,
+``readline``, ``readlines``, iteration, ``readinto``) whose reads wait for the network
+with the GIL released, up to ``max_body`` (1 GiB) with memory bounded by the window.
+Such a request runs on one of ``upload_threads`` threads of its own (8 by default), so
+a slow upload never holds the host thread and the requests behind it; more uploads
+than threads wait their turn (their clients are held back by flow control). With
+``upload_threads=0`` they run on the host thread(s) like the rest, which then wait
+while the body trickles in. ``wsgi.multithread`` is True unless both ``threads`` is 1
+and ``upload_threads`` is 0. ``wsgi.input_terminated`` is True: reads end at the body's
+end, chunked bodies included; ``CONTENT_LENGTH`` is as the client sent it. A body that
+will not complete (over ``max_body``: 413; too slow: 408; malformed: 400; the client
+left) raises ``corral.BodyError`` (an ``OSError``) from the read; the engine has
+answered the client already.
+
+Responses: a body of one chunk is sent with a Content-Length; a longer one is streamed
+as the app yields it (with the app's Content-Length if it gave one, chunked
+otherwise), and a stream whose client falls behind is parked until there is room, so
+the host thread goes on with other requests meanwhile (on an upload thread, the thread
+waits instead).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import itertools
 import logging
@@ -74,7 +91,7 @@ class _Exchange:
     client is not keeping up is parked (``parked[key]``) and resumed by its
     ``writable`` event, so one slow client never holds the host thread."""
 
-    __slots__ = ("app", "environ", "responder", "parked", "key", "status", "headers", "started", "result", "chunks", "access", "sent")
+    __slots__ = ("app", "environ", "responder", "parked", "key", "status", "headers", "started", "result", "chunks", "access", "sent", "blocking")
 
     def __init__(
         self,
@@ -97,6 +114,8 @@ class _Exchange:
         self.started = False  # the head went out: exc_info can no longer replace it
         self.result: Any = None
         self.chunks: Any = None  # the iterator over the app's body
+        # On a thread of its own (an upload): wait for room instead of parking.
+        self.blocking = False
 
     def start_response(self, status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None:
@@ -149,7 +168,9 @@ class _Exchange:
                 self.sent += len(first) + len(second)
                 self.responder.send(first)
                 if not self.responder.send(second):
-                    return self._park()
+                    if not self.blocking:
+                        return self._park()
+                    self.responder.wait_writable(_WRITE_WAIT)
         except BaseException as e:  # noqa: BLE001 - every failure becomes an error reply
             return self._failed(e)
         self.pump()
@@ -183,7 +204,9 @@ class _Exchange:
                     break
                 self.sent += len(chunk)
                 if not send(chunk):
-                    return self._park()
+                    if not self.blocking:
+                        return self._park()
+                    self.responder.wait_writable(_WRITE_WAIT)
             self._close()
             self.responder.finish()
             if self.access is not None:
@@ -193,6 +216,14 @@ class _Exchange:
             self._close()
         except BaseException as e:  # noqa: BLE001
             self._failed(e)
+
+    def run_blocking(self) -> None:
+        """``run`` on a thread of its own (an upload thread): waits where ``run`` parks."""
+        self.blocking = True
+        self.run()
+        body = self.environ.get("wsgi.input")
+        if isinstance(body, _corral.BodyReader):
+            body.close()  # what the app left unread is discarded (or the connection closes)
 
     def _park(self) -> None:
         self.parked[self.key] = self
@@ -243,17 +274,32 @@ def _access(environ: Dict[str, Any], status: int, sent: int) -> None:
 
 
 def _dispatcher(
-    app: WSGIApp, base: Dict[str, Any], access_log: bool = False
+    app: WSGIApp,
+    base: Dict[str, Any],
+    access_log: bool = False,
+    uploads: Optional[concurrent.futures.Executor] = None,
 ) -> Tuple[Callable[[Any, Any], None], Callable[[int, str], None]]:
-    """The host's two entry points: a new request, and the event of a parked stream."""
+    """The host's two entry points: a new request, and the event of a parked stream.
+    A request whose body streams goes to ``uploads`` when there is such a pool."""
     access = _access if access_log else None
     bytes_io = io.BytesIO
     parked: Dict[int, _Exchange] = {}
     keys = itertools.count(1)
 
     def dispatch(request: Any, responder: Any) -> None:
+        streams = request.body_streams
         environ = request.wsgi_environ(base, bytes_io)
-        _Exchange(app, environ, responder, parked, next(keys), access).run()
+        x = _Exchange(app, environ, responder, parked, next(keys), access)
+        if not streams:
+            x.run()
+        elif uploads is None:
+            x.run_blocking()
+        else:
+            try:
+                uploads.submit(x.run_blocking)
+            except RuntimeError:  # shut down: the engine is closing
+                environ["wsgi.input"].close()
+                responder.fail()
 
     def on_event(key: int, _kind: str) -> None:
         x = parked.pop(key, None)
@@ -272,6 +318,7 @@ def serve(
     allow_public: bool = False,
     listener: Optional[socket.socket] = None,
     threads: int = 1,
+    upload_threads: int = 8,
     access_log: bool = False,
     listeners_from: Optional[str] = None,
     **options: Any,
@@ -280,12 +327,16 @@ def serve(
     callable). ``options`` are corral's engine options by name (``corral.options()``);
     ``listener``, a listening socket to serve instead of binding ``host``/``port``;
     ``threads``, how many threads run the app (1, the default: the host thread alone;
-    more for apps that block, ``wsgi.multithread`` then True); ``access_log``, one
+    more for apps that block); ``upload_threads``, how many threads run requests whose
+    body streams (8; 0: they run with the rest, holding a host thread while the body
+    arrives); ``access_log``, one
     line per request on the ``corral.access`` logger (at INFO); ``listeners_from``, the
     Unix socket path where a running server offers its listening sockets
     (``server.hand_over(path)``): a restart that loses no connection. Returns a Server: ``close(timeout)``, ``stats()``, a context manager."""
     if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024:
         raise ConfigError(f"threads = {threads!r} is out of range: use 1 to 1024")
+    if not isinstance(upload_threads, int) or isinstance(upload_threads, bool) or not 0 <= upload_threads <= 1024:
+        raise ConfigError(f"upload_threads = {upload_threads!r} is out of range: use 0 to 1024")
     prefixes, min_bytes = _heavy_rule(heavy)
     opts = _options(allow_public=allow_public, **options)
     base: Dict[str, Any] = {
@@ -293,14 +344,24 @@ def serve(
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
         "wsgi.errors": sys.stderr,
-        "wsgi.multithread": threads > 1,
+        "wsgi.multithread": threads > 1 or upload_threads > 0,
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
     }
-    dispatch, on_event = _dispatcher(app, base, access_log)
-    engine = _corral.Engine("serve", _addr(host, port), opts, dispatch, prefixes, min_bytes, listener, listeners_from)
+    uploads = (
+        concurrent.futures.ThreadPoolExecutor(upload_threads, thread_name_prefix="corral-upload") if upload_threads else None
+    )
+    dispatch, on_event = _dispatcher(app, base, access_log, uploads)
+    try:
+        engine = _corral.Engine(
+            "serve", _addr(host, port), opts, dispatch, prefixes, min_bytes, listener, listeners_from, streams_bodies=True
+        )
+    except BaseException:
+        if uploads is not None:
+            uploads.shutdown(wait=False)
+        raise
     name, bound = engine.addresses()[0]
     base["SERVER_NAME"], base["SERVER_PORT"] = name, str(bound)
     engine.start()
-    return Server(engine, threads=threads, on_event=on_event)
+    return Server(engine, threads=threads, on_event=on_event, pools=[uploads] if uploads is not None else [])
