@@ -155,11 +155,15 @@ impl Conn {
                 Ok(BodyStep::Data { used, data }) => {
                     let n = data.len();
                     match &b.shared {
+                        // All that was read is body: the buffer itself goes, uncopied.
+                        Some(shared) if io.rpos == 0 && data.start == 0 && used == io.rbuf.len() && n > 0 => {
+                            shared.push_vec(std::mem::take(&mut io.rbuf))
+                        }
                         Some(shared) => shared.push(&io.rbuf[io.rpos..][data]),
                         None => b.discard_left = b.discard_left.saturating_sub(n as u64),
                     }
                     self.engine.counters.body_bytes_in.fetch_add(n as u64, Relaxed);
-                    io.rpos += used;
+                    io.rpos = if io.rbuf.is_empty() { 0 } else { io.rpos + used };
                     return BodyNext::Again;
                 }
                 Ok(BodyStep::Done { used, trailers }) => {
@@ -185,7 +189,7 @@ impl Conn {
         if *budget == 0 {
             return BodyNext::Yield;
         }
-        match self.read(io, fd) {
+        match self.read(io, fd, room) {
             Ok(0) => {
                 io.peer_closed = true;
                 io.want_read = false;

@@ -753,7 +753,7 @@ impl Conn {
                     if !io.want_read {
                         break Turn::Idle;
                     }
-                    match self.read(&mut io, fd) {
+                    match self.read(&mut io, fd, READ_CHUNK) {
                         Ok(0) => {
                             io.peer_closed = true;
                             io.want_read = false;
@@ -801,7 +801,9 @@ impl Conn {
     /// Reads once into the read buffer. A short read means the socket is drained
     /// (edge-triggered: the next arrival raises a new event). On io_uring, takes what
     /// the ring's receive delivered (`WouldBlock` when that is nothing yet).
-    fn read(&self, io: &mut Io, fd: std::os::fd::RawFd) -> std::io::Result<usize> {
+    /// `want`: how much the caller can use now (a body's window); at least a read chunk
+    /// is offered.
+    fn read(&self, io: &mut Io, fd: std::os::fd::RawFd, want: usize) -> std::io::Result<usize> {
         if io.rpos > 0 {
             let rpos = io.rpos;
             io.rbuf.drain(..rpos);
@@ -810,9 +812,10 @@ impl Conn {
         if let Some(ring) = self.ring() {
             return self.take_received(ring, io);
         }
+        let need = want.max(READ_CHUNK);
         let room = io.rbuf.capacity() - io.rbuf.len();
-        let n = sys::recv_append(fd, &mut io.rbuf, if room >= READ_CHUNK { 0 } else { READ_CHUNK })?;
-        let offered = room.max(READ_CHUNK);
+        let n = sys::recv_append(fd, &mut io.rbuf, if room >= need { 0 } else { need })?;
+        let offered = room.max(need);
         if n > 0 && n < offered && !io.hup_seen {
             io.want_read = false;
         }

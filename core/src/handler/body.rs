@@ -87,6 +87,13 @@ impl BodyShared {
 
     /// Connection: a piece of the body.
     pub(crate) fn push(&self, data: &[u8]) {
+        if !data.is_empty() {
+            self.push_vec(data.to_vec());
+        }
+    }
+
+    /// Connection: a piece of the body, handed over whole.
+    pub(crate) fn push_vec(&self, data: Vec<u8>) {
         if data.is_empty() {
             return;
         }
@@ -96,7 +103,7 @@ impl BodyShared {
                 return;
             }
             s.queued += data.len();
-            s.chunks.push_back(data.to_vec());
+            s.chunks.push_back(data);
             s.waiter.take()
         };
         self.ready.notify_all();
