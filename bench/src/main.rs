@@ -8,6 +8,8 @@
 //! corral-bench soak  [--requests 1000000] [--connections 1000] [--out DIR]
 //! corral-bench overload [--factor 2] [--work-us 1000] [--duration 5s] [--out DIR]
 //! corral-bench slowloris [--connections 5000] [--duration 3s] [--out DIR]
+//! corral-bench upload --url URL [--scenario single|concurrent|echo] [--size 100MB] [--pid PID]
+//! corral-bench upload judge [--rounds 3] [--seconds 2s] [--only a,b]
 //! ```
 //! `corral-bench help` and `corral-bench <command> --help` list every flag (clap);
 //! durations are seconds (`3`) or carry a unit (`500ms`, `2s`).
@@ -25,6 +27,7 @@ mod server;
 mod slowloris;
 mod soak;
 mod svg;
+mod upload;
 mod wire;
 
 use std::io::{IsTerminal, Write};
@@ -61,6 +64,9 @@ enum Command {
     Overload(overload::Args),
     /// A normal client's latency alone, then beside connections trickling their headers.
     Slowloris(slowloris::Args),
+    /// Request bodies into a server (one 100 MB upload, 64 x 1 MB, a 100 KB chunked echo):
+    /// MB/s, requests/s, the server's memory; `upload judge` runs corral beside the peers.
+    Upload(upload::Args),
 }
 
 /// `corral-bench run`.
@@ -120,6 +126,7 @@ fn main() {
         Command::Soak(a) => soak::main(a),
         Command::Overload(a) => overload::main(a),
         Command::Slowloris(a) => slowloris::main(a),
+        Command::Upload(a) => upload::main(a),
     };
     if let Err(e) = result {
         eprintln!("corral-bench: {e}");
