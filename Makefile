@@ -186,7 +186,7 @@ node-build:
 	cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
 
 node-test: node-build
-	cd bindings/node && node --test test/*.test.js
+	cd bindings/node && node --test --test-timeout=300000 test/*.test.js
 
 ## Every code block of README.md and docs/ extracted and run (Rust ones as doctests of
 ## the core crate, in `unit`): no example rots.

@@ -22,6 +22,8 @@ function request(port, { path: p = '/', method = 'GET', body, headers = {}, agen
       res.on('error', reject)
     })
     req.on('error', reject)
+    // A request a thread never answers fails the test instead of holding it forever.
+    req.setTimeout(60_000, () => req.destroy(new Error(`no answer to ${method} ${p} within 60 s`)))
     if (Array.isArray(body)) {
       // chunked: written in parts
       for (const part of body) req.write(part)
@@ -152,7 +154,21 @@ function fifo() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-threads-'))
   const f = path.join(dir, 'fifo')
   execFileSync('mkfifo', [f])
-  return { path: f, release: (text) => fs.promises.writeFile(f, text), remove: () => fs.rmSync(dir, { recursive: true }) }
+  return {
+    path: f,
+    release: (text) => fs.promises.writeFile(f, text),
+    // For cleanup after a failure: a thread still blocked reading the FIFO is let go
+    // (a thread blocked in a read cannot be terminated, so close() would wait forever);
+    // with no reader, opening for writing without blocking fails at once (ENXIO).
+    unblock: () => {
+      try {
+        const fd = fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
+        fs.writeSync(fd, 'cleanup')
+        fs.closeSync(fd)
+      } catch {}
+    },
+    remove: () => fs.rmSync(dir, { recursive: true }),
+  }
 }
 
 test('a thread busy in JS takes no connection; a thread that dies is replaced, and only its connections fail', async () => {
@@ -160,6 +176,7 @@ test('a thread busy in JS takes no connection; a thread that dies is replaced, a
   const errors = []
   t.on('error', (e) => errors.push(e))
   const block = fifo()
+  let block2 = null
   try {
     const { port } = t.address()
     // Block one thread: it is inside the route (its request counted) and its loop stopped.
@@ -186,7 +203,7 @@ test('a thread busy in JS takes no connection; a thread that dies is replaced, a
     assert.match(String(errors[0].message), /the thread dies/)
     assert.strictEqual(errors[0].thread, busySlot)
     // The new thread serves: block the old survivor, and a new connection lands on the new one.
-    const block2 = fifo()
+    block2 = fifo()
     const held = raw(port)
     held.socket.on('error', () => {})
     const answer = request(port, { path: `/block?fifo=${encodeURIComponent(block2.path)}`, agent })
@@ -197,10 +214,14 @@ test('a thread busy in JS takes no connection; a thread that dies is replaced, a
     await block2.release('again')
     assert.strictEqual((await answer).body, 'unblocked again')
     held.close()
-    block2.remove()
     agent.destroy()
   } finally {
+    block.unblock()
     block.remove()
+    if (block2) {
+      block2.unblock()
+      block2.remove()
+    }
     await t.close({ timeout: 2000 })
   }
 })
