@@ -21,7 +21,8 @@ VENV       := .venv
 PY         := $(abspath $(VENV))/bin/python
 
 ## The main job: the lab. The five concurrency models against seven workloads on this
-## machine (about a minute on 2 cores); prints the table and which model fits, writes
+## machine (5 interleaved rounds, about 2.5 minutes on 2 cores); prints the table, the
+## intervals and which models fit (alike when the intervals overlap), writes
 ## target/corral-report/ (report.md, report.json, SVG charts).
 demo:
 	$(CARGO) run --release -q -p corral-bench -- run

@@ -30,6 +30,9 @@ pub struct IdleFigures {
     pub rss_after: u64,
     pub bytes_per_connection: f64,
     pub cpu_percent: f64,
+    /// The server's CPU time over the window, and the window (seconds).
+    pub cpu_seconds: f64,
+    pub window_seconds: f64,
 }
 
 /// The source address for connection `i`: 127.0.0.1 for the first `PER_SOURCE`, then
@@ -90,5 +93,7 @@ pub fn measure(server: &dyn Observed, n: usize, window: Duration) -> io::Result<
         rss_after,
         bytes_per_connection: rss_after.saturating_sub(rss_before) as f64 / n.max(1) as f64,
         cpu_percent: cpu.as_secs_f64() / elapsed.as_secs_f64() * 100.0,
+        cpu_seconds: cpu.as_secs_f64(),
+        window_seconds: elapsed.as_secs_f64(),
     })
 }

@@ -1,7 +1,7 @@
 //! `corral-bench`: the five concurrency models measured side by side on this machine.
 //!
 //! ```text
-//! corral-bench run   [--scenario a,b] [--model x,y] [--duration 1s] [--warmup 250ms]
+//! corral-bench run   [--scenario a,b] [--model x,y] [--rounds 5] [--duration 250ms] [--warmup 100ms]
 //!                    [--connections 64] [--idle-connections 10000] [--workers N]
 //!                    [--threads N] [--out DIR]
 //! corral-bench serve --model M [--addr 127.0.0.1:8080] [--workers N] [--cpu N]
@@ -22,6 +22,7 @@ mod load;
 mod metrics;
 mod overload;
 mod report;
+mod rounds;
 mod scenario;
 mod server;
 mod slowloris;
@@ -52,8 +53,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Runs each model against each scenario and writes DIR/report.md, report.json and
-    /// SVG charts. With no options: the whole lab, about a minute and a half on 2 cores.
+    /// Runs each model against each scenario, in interleaved rounds, and writes
+    /// DIR/report.md, report.json and SVG charts. With no options: the whole lab, about
+    /// two and a half minutes on 2 cores.
     Run(RunArgs),
     /// Serves the lab's HTTP app with one model until stdin closes (for wrk or your own client).
     Serve(server::ServeCli),
@@ -80,11 +82,15 @@ struct RunArgs {
     /// (nftables; each skipped, saying why, where it cannot run). Default: all.
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| Target::parse(s))]
     model: Vec<Target>,
-    /// Measured time per run (seconds, or with a unit: 500ms, 2s).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    duration: Duration,
-    /// Warm-up before each run (seconds, or with a unit).
+    /// Rounds per scenario: each model runs once per round, every model before the next
+    /// round; a row is the median of its rounds, with their min-max as its interval.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    rounds: u64,
+    /// Measured time per model per round (seconds, or with a unit: 500ms, 2s).
     #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    duration: Duration,
+    /// Warm-up before each measured run (seconds, or with a unit).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     warmup: Duration,
     /// Client connections in `keepalive` (`connect` uses half).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
@@ -92,7 +98,7 @@ struct RunArgs {
     /// Idle connections in `idle`.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     idle_connections: u64,
-    /// How long `idle` watches the server's CPU (seconds, or with a unit).
+    /// How long `idle` watches the server's CPU, shared among the rounds (seconds, or with a unit).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     idle_window: Duration,
     /// Server I/O workers (and CPU threads for `stealing`; default: one per core).
@@ -160,6 +166,7 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     let scenarios = if a.scenario.is_empty() { Scenario::ALL.to_vec() } else { a.scenario };
     let models = if a.model.is_empty() { Target::all() } else { a.model };
     let out = a.out;
+    st.rounds = a.rounds as usize;
     st.duration_ms = a.duration.as_millis() as u64;
     st.warmup_ms = a.warmup.as_millis() as u64;
     st.idle_window_ms = a.idle_window.as_millis() as u64;
@@ -186,32 +193,59 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     }
     server::raise_nofile();
     let command = std::iter::once("corral-bench".to_string()).chain(argv.iter().skip(1).cloned()).collect::<Vec<_>>();
-    let total = scenarios.len() * models.len();
+    let total = scenarios.len() * models.len() * st.rounds;
     eprintln!(
-        "corral lab: {} scenarios x {} models on {} cores, {} ms each (+{} ms warm-up), backend {}; report in {}",
+        "corral lab: {} scenarios x {} models x {} rounds on {} cores, {} ms each (+{} ms warm-up), backend {}; \
+         report in {}",
         scenarios.len(),
         models.len(),
+        st.rounds,
         cores(),
         st.duration_ms,
         st.warmup_ms,
         st.backend,
         out.display()
     );
+    let started = Instant::now();
     let mut rows = Vec::new();
     let mut k = 0;
     for &s in &scenarios {
-        for &m in &models {
-            k += 1;
-            let label = format!("[{k:>2}/{total}] {:<9} {:<21}", s.name(), m.name());
-            let progress = Progress::start(label.clone());
-            let row = scenario::run(s, m, &st);
+        // Round r runs every model before round r + 1 starts, so drift (the machine's
+        // other load, its clock, its caches) falls on every model alike; each round starts
+        // one model later, so no model always follows the same one.
+        let mut samples: Vec<Vec<scenario::Row>> = vec![Vec::new(); models.len()];
+        for r in 0..st.rounds {
+            for i in 0..models.len() {
+                let j = (i + r) % models.len();
+                let m = models[j];
+                k += 1;
+                if samples[j].last().is_some_and(|x| x.error.is_some()) {
+                    continue; // failed in an earlier round: the row says why
+                }
+                let label = format!("[{k:>3}/{total}] {:<9} round {}/{} {:<21}", s.name(), r + 1, st.rounds, m.name());
+                let progress = Progress::start(label.clone());
+                let row = scenario::run(s, m, &st);
+                progress.finish(row.error.as_ref().map(|e| format!("{label} failed: {e}")).as_deref());
+                samples[j].push(row);
+            }
+        }
+        for (m, done) in models.iter().zip(samples) {
+            let row = rounds::combine(done);
             match &row.error {
-                Some(e) => progress.finish(&format!("{label} failed: {e}")),
-                None => progress.finish(&format!("{label} {}", report::format_value(s, row.value))),
+                Some(e) => eprintln!("{:<9} {:<21} failed: {e}", s.name(), m.name()),
+                None => eprintln!(
+                    "{:<9} {:<21} {} ({}, {} rounds)",
+                    s.name(),
+                    m.name(),
+                    report::format_value(s, row.value),
+                    report::format_range(s, row.low, row.high),
+                    row.rounds
+                ),
             }
             rows.push(row);
         }
     }
+    eprintln!("corral lab: {:.0} s", started.elapsed().as_secs_f64());
     let report = Report::new(command.join(" "), st, rows);
     println!("\n{}", report.table());
     println!("Which model fits:");
@@ -227,8 +261,8 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// A progress line: on a terminal it ticks with the elapsed time; otherwise one line
-/// per run.
+/// A progress line: on a terminal it ticks with the elapsed time and is then erased;
+/// a line is printed for a run only when there is something to say (a failure).
 struct Progress {
     stop: Arc<AtomicBool>,
     ticker: Option<std::thread::JoinHandle<()>>,
@@ -254,13 +288,15 @@ impl Progress {
         Progress { stop, ticker }
     }
 
-    fn finish(self, line: &str) {
+    fn finish(self, line: Option<&str>) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.ticker {
             t.thread().unpark();
             let _ = t.join();
             eprint!("\r\x1b[K");
         }
-        eprintln!("{line}");
+        if let Some(line) = line {
+            eprintln!("{line}");
+        }
     }
 }

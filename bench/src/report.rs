@@ -1,5 +1,7 @@
 //! The lab's report: the terminal table, `report.md`, `report.json` and the charts, with
-//! the machine and every parameter, the "which model fits" summary, and the goals.
+//! the machine and every parameter, the "which model fits" summary, and the goals. Every
+//! row is the median of its rounds with a min-max interval, and every verdict (best,
+//! alike, a goal of being the best) follows [`crate::rounds::ahead`].
 
 use std::fmt::Write as _;
 use std::io;
@@ -10,8 +12,9 @@ use corral::Model;
 use crate::scenario::Target;
 use serde::Serialize;
 
+use crate::rounds;
 use crate::scenario::{Row, Scenario, Settings};
-use crate::svg;
+use crate::svg::{self, Bar};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {
@@ -53,10 +56,13 @@ pub struct Fit {
     pub workload: String,
     pub winner: String,
     pub runner_up: Option<String>,
-    /// How far ahead of the runner-up the winner is, in percent.
+    /// How far the winner's median is ahead of the runner-up's, in percent.
     pub margin_percent: f64,
-    /// Stealing's score against the best (1: it is the best).
+    /// Stealing's median against the best median (1: it is the best).
     pub stealing_of_best: Option<f64>,
+    /// The models the lab cannot tell apart from the best (the winner first, then by
+    /// median): those whose interval overlaps the winner's.
+    pub best: Vec<String>,
     pub summary: String,
 }
 
@@ -70,6 +76,8 @@ pub struct Goal {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub command: String,
+    /// How rows, intervals and verdicts are computed (rounds, median, interval, rule).
+    pub statistics: String,
     pub machine: Machine,
     pub settings: Settings,
     pub server_limits: String,
@@ -98,11 +106,41 @@ pub fn format_value(s: Scenario, v: f64) -> String {
     if v.is_nan() {
         return "n/a".into();
     }
+    let unit = shown_unit(s);
+    let n = number(s, v);
+    if unit.is_empty() {
+        n
+    } else {
+        format!("{n} {unit}")
+    }
+}
+
+/// An interval, its unit once: `221,002-233,410 req/s`.
+pub fn format_range(s: Scenario, low: f64, high: f64) -> String {
+    if low.is_nan() || high.is_nan() {
+        return "n/a".into();
+    }
+    let unit = shown_unit(s);
+    let r = format!("{}-{}", number(s, low), number(s, high));
+    if unit.is_empty() {
+        r
+    } else {
+        format!("{r} {unit}")
+    }
+}
+
+fn shown_unit(s: Scenario) -> &'static str {
     match s.metric().unit {
-        "req/s" | "conn/s" => format!("{} {}", thousands(v), s.metric().unit),
-        "us" => format!("{} us", thousands(v)),
-        "bytes" => format!("{:.1} KiB", v / 1024.0),
-        "cores" => format!("{v:.2} cores"),
+        "bytes" => "KiB",
+        u => u,
+    }
+}
+
+fn number(s: Scenario, v: f64) -> String {
+    match s.metric().unit {
+        "req/s" | "conn/s" | "us" => thousands(v),
+        "bytes" => format!("{:.1}", v / 1024.0),
+        "cores" => format!("{v:.2}"),
         _ => format!("{v:.3}"),
     }
 }
@@ -132,10 +170,24 @@ impl Report {
                             process (`corral-bench serve`), the load generator runs in the parent on the \
                             same cores"
                 .into(),
+            statistics: String::new(),
             rows,
             fits: Vec::new(),
             goals: Vec::new(),
         };
+        let rounds = r.settings.rounds;
+        r.statistics = format!(
+            "each model ran {rounds} round(s) per scenario of {} ms (+{} ms warm-up) on a fresh server, \
+             interleaved (every model once per round, each round starting one model later); a figure is the \
+             median over rounds and its interval the smallest to the largest round (with {rounds} rounds it \
+             holds the true median with probability {:.0}%); a model is ranked ahead of another only when \
+             their intervals do not overlap (idle memory, which rounds reproduce to the byte, also by more \
+             than 2%), otherwise they are alike; `best` lists the models alike with the model of the best \
+             median; goals of being the best mean being in `best`, threshold goals read the median",
+            r.settings.duration_ms,
+            r.settings.warmup_ms,
+            100.0 * (1.0 - 2f64.powi(1 - rounds as i32)).max(0.0)
+        );
         for kind in crate::fleet::Kind::ALL {
             if let Some(n) = r.rows.iter().find(|x| x.model == kind.name()).and_then(|x| x.extra.get("processes")) {
                 r.server_limits.push_str(&format!("; {}: {}", kind.name(), kind.describe(*n as usize)));
@@ -177,17 +229,35 @@ impl Report {
         Some(score(s, v, self.best(s)?))
     }
 
-    fn fit(&self, s: Scenario) -> Option<Fit> {
+    /// The model with the best median, if any has a figure.
+    fn winner(&self, s: Scenario) -> Option<&Row> {
+        let best = self.best(s)?;
+        self.models().into_iter().filter_map(|m| self.row(s, m)).find(|r| r.value == best)
+    }
+
+    /// The models alike with the best (the winner first, then by median).
+    pub fn best_set(&self, s: Scenario) -> Vec<&'static str> {
+        let Some(w) = self.winner(s) else { return Vec::new() };
+        let alike = |m: &str| self.row(s, m).is_some_and(|r| rounds::alike(s, w, r));
+        self.ranked(s).into_iter().map(|(m, _)| m).filter(|m| alike(m)).collect()
+    }
+
+    /// The models with a figure, best median first.
+    fn ranked(&self, s: Scenario) -> Vec<(&'static str, f64)> {
         let mut ranked: Vec<(&'static str, f64)> =
             self.models().into_iter().filter_map(|m| Some((m, self.score(s, m)?))).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked
+    }
+
+    fn fit(&self, s: Scenario) -> Option<Fit> {
+        let ranked = self.ranked(s);
         let (winner, _) = *ranked.first()?;
         let runner = ranked.get(1).copied();
         let margin = runner.map_or(0.0, |(_, sc)| if sc > 0.0 { (1.0 / sc - 1.0) * 100.0 } else { f64::INFINITY });
-        let wv = self.row(s, winner)?.value;
-        // Models within 5% of the best are alike at this run-to-run noise.
-        let alike: Vec<&str> = ranked.iter().filter(|(_, sc)| *sc >= 0.95).map(|(m, _)| *m).collect();
-        let next = ranked.iter().find(|(_, sc)| *sc < 0.95);
+        let w = self.row(s, winner)?;
+        let alike = self.best_set(s);
+        let next = ranked.iter().find(|(m, _)| !alike.contains(m));
         let behind = next
             .map(|(m, sc)| match *sc {
                 sc if sc >= 0.1 => format!("; next {m} at {:.0}% of the best", sc * 100.0),
@@ -195,18 +265,20 @@ impl Report {
                 _ => format!("; next {m}"),
             })
             .unwrap_or_default();
+        let figure =
+            format!("{}, {} over {} rounds", format_value(s, w.value), format_range(s, w.low, w.high), w.rounds);
         let summary = match runner {
             Some(_) if alike.len() > 1 => format!(
-                "{}: {} alike, within 5% (best {}, {}){behind}",
+                "{}: {} alike, their intervals overlap (best median {winner}, {figure}){behind}",
                 s.workload(),
                 join_names(&alike),
-                winner,
-                format_value(s, wv)
             ),
-            Some((r, _)) => {
-                format!("{}: {} ({}), {:.0}% ahead of {}", s.workload(), winner, format_value(s, wv), margin, r)
-            }
-            None => format!("{}: {} ({})", s.workload(), winner, format_value(s, wv)),
+            Some((r, _)) => format!(
+                "{}: {winner} ({figure}), ahead of every other; its median {:.0}% ahead of {r}",
+                s.workload(),
+                margin
+            ),
+            None => format!("{}: {winner} ({figure})", s.workload()),
         };
         Some(Fit {
             scenario: s.name().into(),
@@ -215,6 +287,7 @@ impl Report {
             runner_up: runner.map(|(m, _)| m.to_string()),
             margin_percent: margin,
             stealing_of_best: self.score(s, Model::Stealing.name()),
+            best: alike.iter().map(|m| m.to_string()).collect(),
             summary,
         })
     }
@@ -223,12 +296,26 @@ impl Report {
         let mut g = Vec::new();
         let st = Model::Stealing.name();
         for s in self.scenarios() {
-            if let Some(sc) = self.score(s, st) {
+            if let (Some(sc), Some(r)) = (self.score(s, st), self.row(s, st)) {
                 if self.models().len() > 1 {
+                    let best = self.best_set(s);
+                    let winner = best.first().copied().unwrap_or("?");
+                    let verdict = if winner == st {
+                        "the best median".to_string()
+                    } else if best.contains(&st) {
+                        format!("alike with {winner}, the best median")
+                    } else {
+                        format!("behind {winner}: the intervals do not overlap")
+                    };
                     g.push(Goal {
-                        goal: format!("{}: stealing best or within 5% of the best", s.name()),
-                        figure: format!("{:.0}% of the best", sc * 100.0),
-                        met: sc >= 0.95,
+                        goal: format!("{}: stealing best or alike with the best", s.name()),
+                        figure: format!(
+                            "median {:.0}% of the best, {} ({}); {verdict}",
+                            sc * 100.0,
+                            format_value(s, r.value),
+                            format_range(s, r.low, r.high)
+                        ),
+                        met: best.contains(&st),
                     });
                 }
             }
@@ -237,14 +324,25 @@ impl Report {
             let ratio = r.extra.get("p99_vs_without_heavy").copied().unwrap_or(f64::NAN);
             g.push(Goal {
                 goal: "hol: light p99 under stealing at most 3x its p99 without the heavy client".into(),
-                figure: format!("{ratio:.2}x ({} us vs {} us)", r.value, r.extra["p99_without_heavy_us"]),
+                figure: format!(
+                    "{ratio:.2}x (the median of the rounds' ratios; light p99 {} with the heavy client and {} \
+                     without, each the median of its rounds)",
+                    format_value(Scenario::Hol, r.value),
+                    format_value(Scenario::Hol, r.extra.get("p99_without_heavy_us").copied().unwrap_or(f64::NAN))
+                ),
                 met: ratio <= 3.0,
             });
             if let Some(single) = self.row(Scenario::Hol, Model::Single.name()) {
                 let better = single.value / r.value.max(1.0);
                 g.push(Goal {
                     goal: "hol: light p99 under stealing at least 10x better than single".into(),
-                    figure: format!("{better:.1}x ({} us vs {} us)", r.value, single.value),
+                    figure: format!(
+                        "{better:.1}x (medians {} vs {}; worst stealing round {}, best single round {})",
+                        format_value(Scenario::Hol, r.value),
+                        format_value(Scenario::Hol, single.value),
+                        format_value(Scenario::Hol, r.high),
+                        format_value(Scenario::Hol, single.low)
+                    ),
                     met: better >= 10.0,
                 });
             }
@@ -252,20 +350,20 @@ impl Report {
         if let Some(r) = self.row(Scenario::Greedy, st) {
             g.push(Goal {
                 goal: "greedy: Jain's index >= 0.9 under stealing".into(),
-                figure: format!("{:.3}", r.value),
+                figure: format!("{:.3} (median; rounds {})", r.value, format_range(Scenario::Greedy, r.low, r.high)),
                 met: r.value >= 0.9,
             });
         }
         if let Some(r) = self.row(Scenario::Idle, st) {
             g.push(Goal {
                 goal: "idle: <= 4 KiB resident per idle connection (stealing)".into(),
-                figure: format!("{:.0} bytes", r.value),
+                figure: format!("{:.0} bytes (median; rounds {:.0}-{:.0})", r.value, r.low, r.high),
                 met: r.value <= 4096.0,
             });
             let cpu = r.extra.get("idle_cpu_percent").copied().unwrap_or(f64::NAN);
             g.push(Goal {
                 goal: "idle: CPU while idle under 1% of a core (stealing)".into(),
-                figure: format!("{cpu:.2}%"),
+                figure: format!("{cpu:.2}% (over all rounds' idle windows)"),
                 met: cpu < 1.0,
             });
         }
@@ -274,7 +372,7 @@ impl Report {
             g.push(Goal {
                 goal: "load generator can drive >= 1.5x the fastest model on keepalive".into(),
                 figure: format!(
-                    "{:.1}x ({} req/s from its {:.2} us of CPU per request on {} cores, vs {} req/s)",
+                    "{:.1}x ({} req/s from its {:.2} us of CPU per request on {} cores, vs the best median {} req/s)",
                     cap / best.max(1.0),
                     thousands(cap),
                     r.extra.get("generator_cpu_us_per_request").copied().unwrap_or(f64::NAN),
@@ -287,7 +385,8 @@ impl Report {
         g
     }
 
-    /// The headline table: one row per scenario, one column per model.
+    /// The headline table: two lines per scenario (the medians, then the intervals),
+    /// one column per model; `*` marks the best and the models alike with it.
     pub fn table(&self) -> String {
         let models = self.models();
         let mut o = String::new();
@@ -298,20 +397,34 @@ impl Report {
         o.push('\n');
         for s in self.scenarios() {
             let mt = s.metric();
+            let best = self.best_set(s);
             let label = format!("{} ({})", mt.label, if mt.higher_is_better { "higher" } else { "lower" });
             let _ = write!(o, "{:<10} {:<22}", s.name(), label);
             for &m in &models {
-                let cell = match (self.row(s, m), self.score(s, m)) {
-                    (Some(r), _) if r.error.is_some() => "failed".into(),
-                    (Some(r), Some(sc)) if sc >= 0.9999 => format!("*{}", format_value(s, r.value)),
-                    (Some(r), _) => format_value(s, r.value),
-                    _ => "-".into(),
+                let cell = match self.row(s, m) {
+                    Some(r) if r.error.is_some() => "failed".into(),
+                    Some(r) if best.contains(&m) => format!("*{}", format_value(s, r.value)),
+                    Some(r) => format_value(s, r.value),
+                    None => "-".into(),
+                };
+                let _ = write!(o, " {cell:>22}");
+            }
+            o.push('\n');
+            let _ = write!(o, "{:<10} {:<22}", "", "  min-max of rounds");
+            for &m in &models {
+                let cell = match self.row(s, m) {
+                    Some(r) if r.error.is_none() => format_range(s, r.low, r.high),
+                    _ => String::new(),
                 };
                 let _ = write!(o, " {cell:>22}");
             }
             o.push('\n');
         }
-        o.push_str("(* best)\n");
+        let _ = writeln!(
+            o,
+            "(median of {} rounds; * the best median and the models whose interval overlaps it)",
+            self.settings.rounds
+        );
         o
     }
 
@@ -326,7 +439,14 @@ impl Report {
             m.cores, m.cpu, m.memory_gib, m.kernel, m.corral_version
         );
         let _ = writeln!(o, "Server: {}.\n", self.server_limits);
+        let _ = writeln!(o, "Statistics: {}.\n", self.statistics);
         let _ = writeln!(o, "## Results\n");
+        let _ = writeln!(
+            o,
+            "Each cell: the median of {} rounds, then the smallest to the largest round. **Bold**: the best \
+             median and the models alike with it (intervals overlapping).\n",
+            self.settings.rounds
+        );
         let models = self.models();
         let _ = write!(o, "| scenario | figure |");
         for mm in &models {
@@ -346,12 +466,16 @@ impl Report {
                 mt.label,
                 if mt.higher_is_better { "higher" } else { "lower" }
             );
+            let best = self.best_set(s);
             for &mm in &models {
-                let cell = match (self.row(s, mm), self.score(s, mm)) {
-                    (Some(r), _) if r.error.is_some() => "failed (see details)".into(),
-                    (Some(r), Some(sc)) if sc >= 0.9999 => format!("**{}**", format_value(s, r.value)),
-                    (Some(r), _) => format_value(s, r.value),
-                    _ => "-".into(),
+                let cell = match self.row(s, mm) {
+                    Some(r) if r.error.is_some() => "failed (see details)".into(),
+                    Some(r) => {
+                        let v = format_value(s, r.value);
+                        let v = if best.contains(&mm) { format!("**{v}**") } else { v };
+                        format!("{v} ({})", format_range(s, r.low, r.high))
+                    }
+                    None => "-".into(),
                 };
                 let _ = write!(o, " {cell} |");
             }
@@ -366,24 +490,33 @@ impl Report {
             let _ = writeln!(o, "| {} | {} | {} |", g.goal, g.figure, if g.met { "yes" } else { "no" });
         }
         let _ = writeln!(o, "\n## Details\n");
-        let _ = writeln!(o, "| scenario | model | rate/s | p50 us | p99 us | p99.9 us | ok | errors | more |");
-        let _ = writeln!(o, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+        let _ = writeln!(
+            o,
+            "Medians over rounds (p99 with its smallest and largest round); ok and errors are totals; \
+             `rounds` lists each round's headline figure in round order.\n"
+        );
+        let _ = writeln!(o, "| scenario | model | rate/s | p50 us | p99 us | p99.9 us | ok | errors | rounds | more |");
+        let _ = writeln!(o, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |");
         for r in &self.rows {
             let mut more: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k}={}", short(*v))).collect();
             if let Some(e) = &r.error {
                 more.push(format!("failed: {}", e.replace('|', "/")));
             }
+            let rounds: Vec<String> = r.values.iter().map(|v| short(*v)).collect();
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} ({}-{}) | {} | {} | {} | {} | {} |",
                 r.scenario,
                 r.model,
                 thousands(r.rate),
                 r.p50_us,
                 r.p99_us,
+                r.p99_range_us[0],
+                r.p99_range_us[1],
                 r.p999_us,
                 r.ok,
                 r.errors,
+                rounds.join(", "),
                 more.join(", ")
             );
         }
@@ -392,8 +525,20 @@ impl Report {
             "\n## Parameters\n\n```json\n{}\n```",
             serde_json::to_string_pretty(&self.settings).unwrap_or_default()
         );
-        let _ = writeln!(o, "\nCharts: `throughput.svg` (each model's score against the best, per scenario) and `latency-<scenario>.svg` (p50/p99/p99.9 per model).");
+        let _ = writeln!(o, "\nCharts: `throughput.svg` (each model's median against the best median, per scenario) and `latency-<scenario>.svg` (p50/p99/p99.9 per model); error bars span the smallest to the largest round.");
         o
+    }
+
+    /// The model's score bar: its median against the best median, the error bar its
+    /// interval on the same scale.
+    fn score_bar(&self, s: Scenario, m: &str) -> Bar {
+        match (self.row(s, m), self.best(s)) {
+            (Some(r), Some(best)) if !r.value.is_nan() => {
+                let (a, b) = (score(s, r.low, best), score(s, r.high, best));
+                Bar::new(score(s, r.value, best), a.min(b), a.max(b))
+            }
+            _ => Bar::new(0.0, 0.0, 0.0),
+        }
     }
 
     /// Writes report.md, report.json and the charts into `dir`.
@@ -404,9 +549,9 @@ impl Report {
         std::fs::write(dir.join("report.json"), json)?;
         let models = self.models();
         let scenarios = self.scenarios();
-        let series: Vec<(String, Vec<f64>)> = models
+        let series: Vec<(String, Vec<Bar>)> = models
             .iter()
-            .map(|&m| (m.to_string(), scenarios.iter().map(|&s| self.score(s, m).unwrap_or(0.0)).collect()))
+            .map(|&m| (m.to_string(), scenarios.iter().map(|&s| self.score_bar(s, m)).collect()))
             .collect();
         let cats: Vec<String> = scenarios.iter().map(|s| s.name().to_string()).collect();
         std::fs::write(
@@ -414,11 +559,19 @@ impl Report {
             svg::grouped_bars("Each model against the best, per scenario (1 = best)", "score", &cats, &series, false),
         )?;
         for s in scenarios.iter().filter(|s| **s != Scenario::Idle) {
-            let series: Vec<(String, Vec<f64>)> = models
+            let series: Vec<(String, Vec<Bar>)> = models
                 .iter()
                 .filter_map(|&m| {
                     let r = self.row(*s, m)?;
-                    Some((m.to_string(), vec![r.p50_us as f64, r.p99_us as f64, r.p999_us as f64]))
+                    let bar = |v: u64, [lo, hi]: [u64; 2]| Bar::new(v as f64, lo as f64, hi as f64);
+                    Some((
+                        m.to_string(),
+                        vec![
+                            bar(r.p50_us, r.p50_range_us),
+                            bar(r.p99_us, r.p99_range_us),
+                            bar(r.p999_us, r.p999_range_us),
+                        ],
+                    ))
                 })
                 .collect();
             let cats = vec!["p50".to_string(), "p99".to_string(), "p99.9".to_string()];

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use corral::Model;
@@ -81,6 +82,9 @@ pub struct Metric {
     pub label: &'static str,
     pub unit: &'static str,
     pub higher_is_better: bool,
+    /// The smallest relative difference the measurement can tell apart, whatever the
+    /// rounds say: two intervals closer than this are alike (see [`crate::rounds::ahead`]).
+    pub resolution: f64,
 }
 
 impl Scenario {
@@ -136,19 +140,28 @@ impl Scenario {
             Scenario::Skew => ("work done", "cores", true),
             Scenario::Idle => ("memory per connection", "bytes", false),
         };
-        Metric { label, unit, higher_is_better }
+        // Resident memory moves in pages and allocator arenas: rounds of one model agree
+        // to the byte, so intervals are points, and two models 2 bytes a connection apart
+        // (a few pages over 10,000 connections) would rank. Every other figure varies by
+        // more than its reading between rounds.
+        let resolution = if self == Scenario::Idle { 0.02 } else { 0.0 };
+        Metric { label, unit, higher_is_better, resolution }
     }
 }
 
 /// Everything one run can be repeated from (stated in the report).
 #[derive(Clone, Debug, Serialize)]
 pub struct Settings {
+    /// Rounds per scenario: each model runs once per round, every model before the next
+    /// round starts ([`crate::rounds`]).
+    pub rounds: usize,
+    /// Measured time of one round of one model.
     pub duration_ms: u64,
     pub warmup_ms: u64,
     /// Clients in `keepalive`; `connect` uses half, `hol`/`greedy` 32 light ones.
     pub connections: usize,
     pub idle_connections: usize,
-    /// How long `idle` watches the server's CPU.
+    /// How long `idle` watches the server's CPU, over all rounds (shared among them).
     pub idle_window_ms: u64,
     /// Server I/O workers (and CPU threads for `stealing`).
     pub workers: usize,
@@ -169,8 +182,9 @@ impl Settings {
     pub fn defaults() -> Settings {
         let cores = crate::cores();
         Settings {
-            duration_ms: 1000,
-            warmup_ms: 250,
+            rounds: 5,
+            duration_ms: 250,
+            warmup_ms: 100,
             connections: 64,
             idle_connections: 10_000,
             idle_window_ms: 2000,
@@ -197,18 +211,31 @@ impl Settings {
     }
 }
 
-/// One model's figures in one scenario.
+/// One model's figures in one scenario: one round's, or (in the report) the median of
+/// its rounds ([`crate::rounds::combine`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
     pub scenario: String,
     pub model: String,
-    /// The scenario's headline figure ([`Scenario::metric`]).
+    /// The scenario's headline figure ([`Scenario::metric`]): the median over rounds.
     pub value: f64,
+    /// Rounds the figure comes from.
+    pub rounds: usize,
+    /// The interval: the smallest and the largest round's figure.
+    pub low: f64,
+    pub high: f64,
+    /// Each round's figure, in round order.
+    pub values: Vec<f64>,
     /// Completed requests (or connections) per second of the measured clients.
     pub rate: f64,
     pub p50_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
+    /// The smallest and largest round's p50, p99 and p99.9.
+    pub p50_range_us: [u64; 2],
+    pub p99_range_us: [u64; 2],
+    pub p999_range_us: [u64; 2],
+    /// Over all rounds.
     pub ok: u64,
     pub errors: u64,
     /// Scenario-specific figures, named.
@@ -218,15 +245,22 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(s: Scenario, target: &str, value: f64) -> Row {
+    pub fn new(s: Scenario, target: &str, value: f64) -> Row {
         Row {
             scenario: s.name().into(),
             model: target.into(),
             value,
+            rounds: 1,
+            low: value,
+            high: value,
+            values: vec![value],
             rate: 0.0,
             p50_us: 0,
             p99_us: 0,
             p999_us: 0,
+            p50_range_us: [0; 2],
+            p99_range_us: [0; 2],
+            p999_range_us: [0; 2],
             ok: 0,
             errors: 0,
             extra: BTreeMap::new(),
@@ -241,6 +275,9 @@ impl Row {
         self.p50_us = g.quantile_us(0.5);
         self.p99_us = g.quantile_us(0.99);
         self.p999_us = g.quantile_us(0.999);
+        self.p50_range_us = [self.p50_us; 2];
+        self.p99_range_us = [self.p99_us; 2];
+        self.p999_range_us = [self.p999_us; 2];
         self.ok = g.ok;
         self.errors = g.errors;
         self
@@ -256,7 +293,7 @@ fn clients(n: usize, group: usize, path: &str, pace: Pace) -> Vec<Client> {
     (0..n).map(|_| Client { group, request: get(path, false), pace, reconnect_each: false }).collect()
 }
 
-/// Runs `scenario` against a fresh server of `target`. A target that cannot run it (a
+/// Runs one round of `scenario` against a fresh server of `target`. A target that cannot run it (a
 /// failure, not a figure) gets a row with no value and the error.
 pub fn run(scenario: Scenario, target: Target, st: &Settings) -> Row {
     run_one(scenario, target, st).unwrap_or_else(|e| {
@@ -272,11 +309,18 @@ fn fleet_connections() -> usize {
     hard.saturating_sub(256) / 2
 }
 
+/// Whether a fleet can run here, asked once per kind (every round would ask again).
+fn available(kind: fleet::Kind) -> Result<(), String> {
+    static ASKED: [OnceLock<Result<(), String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let i = fleet::Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    ASKED[i].get_or_init(|| kind.available()).clone()
+}
+
 fn run_one(scenario: Scenario, target: Target, st: &Settings) -> io::Result<Row> {
     let running = match target {
         Target::Model(m) => Running::One(Server::start(&ServerArgs::new(m, st.workers))?),
         Target::Fleet(kind) => {
-            kind.available().map_err(io::Error::other)?;
+            available(kind).map_err(io::Error::other)?;
             Running::Fleet(Fleet::start(kind, st.workers, fleet_connections())?)
         }
     };
@@ -329,13 +373,20 @@ fn measure(scenario: Scenario, target: Target, st: &Settings, server: &dyn Obser
             let mut cs = clients(32, 0, "/", light);
             cs.extend(clients(1, 1, &format!("/work?us={}", st.hol_heavy_us), closed));
             let out = load::run(&st.plan(addr, cs))?;
-            let base = alone.groups[0].quantile_us(0.99);
-            let p99 = out.groups[0].quantile_us(0.99);
+            // A window in which no light request was answered has no p99; its latency is at
+            // least the window (an empty histogram must not read as 0 us, the best figure).
+            let p99_of = |o: &Outcome| match o.groups[0].ok {
+                0 => o.window.as_micros() as u64,
+                _ => o.groups[0].quantile_us(0.99),
+            };
+            let base = p99_of(&alone);
+            let p99 = p99_of(&out);
             Row::new(scenario, model, p99 as f64)
                 .with_group(&out, 0)
                 .extra("p99_without_heavy_us", base as f64)
                 .extra("p99_vs_without_heavy", p99 as f64 / base.max(1) as f64)
                 .extra("heavy_done", out.groups[1].ok as f64)
+                .extra("light_done", out.groups[0].ok as f64)
         }
         Scenario::Greedy => {
             let mut cs = clients(32, 0, "/", closed);
@@ -376,10 +427,13 @@ fn measure(scenario: Scenario, target: Target, st: &Settings, server: &dyn Obser
                 Target::Fleet(_) => idle::fits(Model::Single).min(fleet_connections().saturating_sub(64)),
             };
             let n = st.idle_connections.min(fits);
-            let m = idle::measure(server, n, Duration::from_millis(st.idle_window_ms))?;
+            let window = crate::rounds::idle_window_ms(st.idle_window_ms, st.rounds);
+            let m = idle::measure(server, n, Duration::from_millis(window))?;
             Row::new(scenario, model, m.bytes_per_connection)
                 .extra("connections", m.connections as f64)
                 .extra("idle_cpu_percent", m.cpu_percent)
+                .extra("idle_cpu_seconds", m.cpu_seconds)
+                .extra("idle_window_seconds", m.window_seconds)
                 .extra("rss_before_bytes", m.rss_before as f64)
                 .extra("rss_after_bytes", m.rss_after as f64)
         }

@@ -34,7 +34,7 @@ fn well_formed_svg(path: &Path) {
 fn every_scenario_and_model_runs_and_the_report_is_written() {
     let out = scratch("run");
     let status = Command::new(BIN)
-        .args(["run", "--duration", "100ms", "--warmup", "20ms", "--connections", "8"])
+        .args(["run", "--rounds", "2", "--duration", "100ms", "--warmup", "20ms", "--connections", "8"])
         .args(["--idle-connections", "40", "--idle-window", "100ms", "--hol-rate", "400", "--out"])
         .arg(&out)
         .stdout(Stdio::null())
@@ -54,6 +54,19 @@ fn every_scenario_and_model_runs_and_the_report_is_written() {
             let row = row.unwrap_or_else(|| panic!("no row for {s} with {m}"));
             assert!(row["error"].is_null(), "{s} with {m} failed: {}", row["error"]);
             assert!(row["value"].is_number(), "{s} with {m} has no figure");
+            // The median of two interleaved rounds, and their interval.
+            assert_eq!(row["rounds"], 2, "{s} with {m}");
+            let values: Vec<f64> = row["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            assert_eq!(values.len(), 2, "{s} with {m}: one figure per round");
+            let (v, low, high) =
+                (row["value"].as_f64().unwrap(), row["low"].as_f64().unwrap(), row["high"].as_f64().unwrap());
+            assert!(low <= v && v <= high, "{s} with {m}: {low} <= {v} <= {high}");
+            assert_eq!(
+                low,
+                values.iter().copied().fold(f64::INFINITY, f64::min),
+                "{s} with {m}: low is the least round"
+            );
+            assert_eq!(high, values.iter().copied().fold(f64::NEG_INFINITY, f64::max));
         }
     }
     for fleet in ["fleet-haproxy", "fleet-dnat"] {
@@ -65,10 +78,34 @@ fn every_scenario_and_model_runs_and_the_report_is_written() {
     assert!(limits.contains("HAProxy") && limits.contains("DNAT"), "the report says how the fleets are set up");
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
     assert_eq!(report["settings"]["duration_ms"], 100);
-    assert_eq!(report["fits"].as_array().unwrap().len(), scenarios.len());
+    assert_eq!(report["settings"]["rounds"], 2, "the report says how many rounds");
+    assert!(report["statistics"].as_str().unwrap().contains("2 round"));
+    let fits = report["fits"].as_array().unwrap();
+    assert_eq!(fits.len(), scenarios.len());
+    for f in fits {
+        let best: Vec<&str> = f["best"].as_array().expect("best").iter().map(|m| m.as_str().unwrap()).collect();
+        assert_eq!(best.first(), f["winner"].as_str().as_ref(), "best starts with the winner: {f}");
+        assert!(best.iter().all(|m| models.contains(m)), "{f}");
+    }
+    for g in
+        report["goals"].as_array().unwrap().iter().filter(|g| g["goal"].as_str().unwrap().contains("stealing best"))
+    {
+        assert!(g["goal"].as_str().unwrap().ends_with("best or alike with the best"), "{g}");
+        let scenario = g["goal"].as_str().unwrap().split(':').next().unwrap();
+        let fit = fits.iter().find(|f| f["scenario"] == scenario).unwrap();
+        let in_best = fit["best"].as_array().unwrap().iter().any(|m| m == "stealing");
+        assert_eq!(g["met"], in_best, "the goal follows the same rule as `best`: {g}");
+    }
     assert!(!report["goals"].as_array().unwrap().is_empty());
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for needle in ["# corral lab report", "| scenario | figure |", "## Which model fits", "## Goals", "## Parameters"] {
+    for needle in [
+        "# corral lab report",
+        "| scenario | figure |",
+        "median of 2 rounds",
+        "## Which model fits",
+        "## Goals",
+        "## Parameters",
+    ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}");
     }
     well_formed_svg(&out.join("throughput.svg"));

@@ -59,7 +59,7 @@ pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};
 pub mod os {
     pub use crate::sys::{
         cpu_time_of, is_cloexec, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit, set_thread_slice,
-        somaxconn, thread_cpu_time, TimerFd,
+        somaxconn, sysctl, thread_cpu_time, TcpExt, TimerFd,
     };
     /// Living under a service manager: socket activation, readiness, termination.
     pub use crate::sys::{listen_fds, notify, take_inherited_fd, ActivatedFd, Termination};

@@ -154,12 +154,21 @@ const METRICS: &str = r#"# Metrics
 
 `stats()` is a snapshot of one engine: per listener accepts, pauses, descriptor
 exhaustion, throttling, errors and the kernel accept queue's length and size
-(`TCP_INFO`); changes in the kernel's `ListenOverflows`/`ListenDrops`; per worker
-connections, requests, tasks, tasks stolen and steal operations, parks, busy time and
-queue depth; the CPU pool; open connections, timeouts, per-IP refusals, replies, aborted
-and rejected requests, handler panics; latency percentiles per cost class (HDR); which
-backend runs (`backend`, and `backend_note` saying why when `auto` fell back to epoll;
-the metrics `io_uring` and `io_uring_fallback` carry it to every front).
+(`TCP_INFO`); changes since start in the kernel's `ListenOverflows`/`ListenDrops` and
+its SYN-flood counters (`SyncookiesSent`, `SyncookiesRecv`, `SyncookiesFailed`,
+`TCPReqQFullDoCookies`, `TCPReqQFullDrop`), all from `/proc/net/netstat` and per network
+namespace, so other servers' listeners count too; per worker connections, requests,
+tasks, tasks stolen and steal operations, parks, busy time and queue depth; the CPU
+pool; open connections, timeouts, per-IP refusals, replies, aborted and rejected
+requests, handler panics; latency percentiles per cost class (HDR); which backend runs
+(`backend`, and `backend_note` saying why when `auto` fell back to epoll; the metrics
+`io_uring` and `io_uring_fallback` carry it to every front).
+
+The engine also logs (on stderr, which every front shows) one line at start when the
+host is open to a SYN flood (`net.ipv4.tcp_syncookies` 0, a backlog above
+`net.core.somaxconn`, or, with cookies off, above what `net.ipv4.tcp_max_syn_backlog`
+keeps), and, while the SYN counters rise, at most one line per 10 s naming its ports and
+the counts.
 
 One metrics list (`core/src/stats/metrics.rs`) makes every front's view of it:
 

@@ -11,8 +11,9 @@
 //! early by a release); it is counted and never spins.
 //!
 //! This folder is acceptance: `listen` (how sockets are laid out and bound),
-//! this file (acceptors and the admission gate), `per_ip` (the per-source cap) and
-//! `handoff` (the host queue and its notify fd).
+//! this file (acceptors and the admission gate), `per_ip` (the per-source cap),
+//! `handoff` (the host queue and its notify fd) and `synflood` (the start-up warning
+//! about the host's SYN-flood settings and the log line while a flood is under way).
 //!
 //! Invariants: a gate slot is reserved before every `accept4` and released exactly once
 //! (when the connection closes, or at once when it is refused); an acceptor never spins
@@ -25,6 +26,7 @@ pub(crate) mod listen;
 pub(crate) mod per_ip;
 pub(crate) mod preamble;
 pub mod proxy;
+pub(crate) mod synflood;
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -233,7 +233,7 @@ impl Engine {
             preambles,
             listeners: bound.listeners,
             epoch: Instant::now(),
-            kernel_at_start: sys::listen_drop_counters().unwrap_or_default(),
+            kernel_at_start: sys::TcpExt::read(),
             counters: Counters::default(),
             next_id: AtomicU64::new(0),
             round_robin: AtomicUsize::new(0),
@@ -278,6 +278,11 @@ impl Engine {
         let Phase::Ready { acceptors, locals } = std::mem::replace(&mut c.phase, Phase::Running) else {
             unreachable!("checked above")
         };
+        // A host open to SYN floods is said once, at start (and once per process).
+        let backlog = (!self.shared.config.addrs.is_empty()).then(|| self.shared.config.backlog());
+        for line in crate::accept::synflood::warnings(backlog, &crate::accept::synflood::Settings::read()) {
+            crate::accept::synflood::warn_once(&line);
+        }
         let spawn_err = |e| Error::io(ErrorKind::Io, "cannot start an engine thread", e);
         let in_workers = self.shared.host.is_none() && self.shared.plan.accept_in_workers;
         let mut acceptors: Vec<Option<Acceptor>> = acceptors.into_iter().map(Some).collect();
@@ -294,7 +299,7 @@ impl Engine {
                 .map_err(spawn_err)?;
             c.worker_threads.push(h);
         }
-        if self.shared.plan.steal && self.shared.workers.len() > 1 {
+        if crate::worker::monitor::wanted(&self.shared) {
             let shared = Arc::clone(&self.shared);
             let guard = self.shared.life.threads.enter();
             let h = std::thread::Builder::new()

@@ -45,7 +45,7 @@ use crate::handler::{Handler, Request, Responder};
 use crate::sched::idle::Idle;
 use crate::stats::Counters;
 use crate::sync::{lock, ThreadSet};
-use crate::sys::ListenDrops;
+use crate::sys::TcpExt;
 use crate::worker::{Task, WorkerLoop, WorkerShared};
 
 /// Where the engine is in its life, and how shutdown waits. Private to the engine:
@@ -118,8 +118,9 @@ pub(crate) struct Shared {
     pub(crate) listeners: Vec<Arc<Listener>>,
     /// When the engine was built: the zero of every timestamp and of uptime.
     pub(crate) epoch: Instant,
-    /// The kernel's listen drop counters at start (stats report the change).
-    pub(crate) kernel_at_start: ListenDrops,
+    /// The kernel's `TcpExt` listen and SYN counters at start (stats report the
+    /// change; `None`: `/proc/net/netstat` could not be read, and no change is reported).
+    pub(crate) kernel_at_start: Option<TcpExt>,
     /// Engine-wide counters.
     pub(crate) counters: Counters,
     /// The last connection id handed out.

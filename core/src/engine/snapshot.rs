@@ -30,7 +30,11 @@ impl Stats {
                 }
             })
             .collect();
-        let kernel = sys::listen_drop_counters().unwrap_or_default();
+        // One read of /proc/net/netstat; no change reported when either end is unreadable.
+        let kernel = match (sys::TcpExt::read(), s.kernel_at_start) {
+            (Some(now), Some(start)) => now.since(&start),
+            _ => sys::TcpExt::default(),
+        };
         let mut hist = [new_hist(), new_hist()];
         let mut workers = Vec::new();
         for w in s.all_workers() {
@@ -69,8 +73,13 @@ impl Stats {
             backend: if s.io_uring { "io_uring" } else { "epoll" },
             backend_note: s.backend_note.clone(),
             listeners,
-            kernel_listen_overflows: kernel.overflows.saturating_sub(s.kernel_at_start.overflows),
-            kernel_listen_drops: kernel.drops.saturating_sub(s.kernel_at_start.drops),
+            kernel_listen_overflows: kernel.listen_overflows,
+            kernel_listen_drops: kernel.listen_drops,
+            kernel_syncookies_sent: kernel.syncookies_sent,
+            kernel_syncookies_received: kernel.syncookies_recv,
+            kernel_syncookies_failed: kernel.syncookies_failed,
+            kernel_syn_queue_full_cookies: kernel.req_q_full_do_cookies,
+            kernel_syn_queue_full_drops: kernel.req_q_full_drop,
             workers,
             cpu,
             open_connections: s.conn_gate.used(),

@@ -202,7 +202,7 @@ macro_rules! latency {
 static LIGHT: [Metric; 6] = latency!("light", latency_light);
 static HEAVY: [Metric; 6] = latency!("heavy", latency_heavy);
 
-static MAIN: [Metric; 47] = [
+static MAIN: [Metric; 52] = [
     engine("uptime_seconds", Gauge, "seconds", "Seconds since the engine started.", |s| s.uptime.as_secs_f64()),
     listener("accepts", Counter, "Connections accepted.", |l| l.accepts as f64),
     listener("accept_pauses", Counter, "Times accepting paused (descriptors exhausted, or a cap reached).", |l| {
@@ -223,6 +223,41 @@ static MAIN: [Metric; 47] = [
     engine("kernel_listen_drops", Counter, "", "ListenDrops since start (system-wide).", |s| {
         s.kernel_listen_drops as f64
     }),
+    engine(
+        "kernel_syncookies_sent",
+        Counter,
+        "",
+        "SyncookiesSent since start (system-wide): SYN-ACKs that carried a SYN cookie.",
+        |s| s.kernel_syncookies_sent as f64,
+    ),
+    engine(
+        "kernel_syncookies_received",
+        Counter,
+        "",
+        "SyncookiesRecv since start (system-wide): valid SYN cookies that came back.",
+        |s| s.kernel_syncookies_received as f64,
+    ),
+    engine(
+        "kernel_syncookies_failed",
+        Counter,
+        "",
+        "SyncookiesFailed since start (system-wide): returning SYN cookies that did not check out.",
+        |s| s.kernel_syncookies_failed as f64,
+    ),
+    engine(
+        "kernel_syn_queue_full_cookies",
+        Counter,
+        "",
+        "TCPReqQFullDoCookies since start (system-wide): SYNs that met a full SYN queue, answered with a cookie.",
+        |s| s.kernel_syn_queue_full_cookies as f64,
+    ),
+    engine(
+        "kernel_syn_queue_full_drops",
+        Counter,
+        "",
+        "TCPReqQFullDrop since start (system-wide): SYNs that met a full SYN queue, dropped (cookies off).",
+        |s| s.kernel_syn_queue_full_drops as f64,
+    ),
     worker("worker_connections", Counter, "", "Connections registered with the worker.", |w| w.connections as f64),
     worker("worker_requests", Counter, "", "Requests framed by the worker.", |w| w.requests as f64),
     worker("worker_tasks", Counter, "", "Connection turns run.", |w| w.tasks as f64),

@@ -105,6 +105,16 @@ pub struct Stats {
     /// (system-wide counters: other servers' drops show here too).
     pub kernel_listen_overflows: u64,
     pub kernel_listen_drops: u64,
+    /// Change in the kernel's SYN-flood counters since the engine started (system-wide
+    /// too): SYN-ACKs sent with a cookie (`SyncookiesSent`), cookies that came back valid
+    /// (`SyncookiesRecv`) or not (`SyncookiesFailed`), and SYNs that met a full SYN
+    /// queue and got a cookie (`TCPReqQFullDoCookies`) or were dropped, cookies being
+    /// off (`TCPReqQFullDrop`).
+    pub kernel_syncookies_sent: u64,
+    pub kernel_syncookies_received: u64,
+    pub kernel_syncookies_failed: u64,
+    pub kernel_syn_queue_full_cookies: u64,
+    pub kernel_syn_queue_full_drops: u64,
     pub workers: Vec<WorkerStats>,
     pub cpu: CpuStats,
     pub open_connections: usize,

@@ -1,5 +1,5 @@
-//! Process-level facts: descriptor limits, CPU clocks, `somaxconn`, and the kernel's
-//! listen-drop counters.
+//! Process-level facts: descriptor limits, CPU clocks, sysctls (`somaxconn`,
+//! `tcp_syncookies`), and the kernel's listen-queue and SYN-cookie counters.
 
 use std::io;
 use std::time::Duration;
@@ -41,37 +41,84 @@ pub fn process_cpu_time() -> Duration {
 
 /// `net.core.somaxconn`, the kernel's clamp on every listen backlog.
 pub fn somaxconn() -> Option<u32> {
-    std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?.trim().parse().ok()
+    sysctl("net.core.somaxconn")
 }
 
-/// The kernel's system-wide (per network namespace) listen-queue drop counters.
+/// A numeric sysctl by its dotted name (`net.ipv4.tcp_syncookies`), read from
+/// `/proc/sys` (the calling thread's network namespace for `net.*`).
+pub fn sysctl(name: &str) -> Option<u32> {
+    let path = format!("/proc/sys/{}", name.replace('.', "/"));
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The kernel's `TcpExt` counters about listen queues and SYN floods, from
+/// `/proc/net/netstat`. They are per network namespace, not per socket: every listener
+/// in the namespace (other servers' too) adds to them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ListenDrops {
-    /// Handshakes dropped because an accept queue was full.
-    pub overflows: u64,
-    /// All drops at listen sockets (includes overflows).
-    pub drops: u64,
+pub struct TcpExt {
+    /// `ListenOverflows`: handshakes dropped because an accept queue was full.
+    pub listen_overflows: u64,
+    /// `ListenDrops`: all drops at listen sockets (includes overflows).
+    pub listen_drops: u64,
+    /// `SyncookiesSent`: SYN-ACKs that carried a cookie instead of a queued request.
+    pub syncookies_sent: u64,
+    /// `SyncookiesRecv`: valid cookies that came back (connections made from them).
+    pub syncookies_recv: u64,
+    /// `SyncookiesFailed`: returning ACKs whose cookie did not check out.
+    pub syncookies_failed: u64,
+    /// `TCPReqQFullDoCookies`: SYNs met by a full SYN queue and answered with a cookie.
+    pub req_q_full_do_cookies: u64,
+    /// `TCPReqQFullDrop`: SYNs met by a full SYN queue and dropped (cookies off).
+    pub req_q_full_drop: u64,
 }
 
-/// Reads `ListenOverflows` and `ListenDrops` from `/proc/net/netstat`.
-pub fn listen_drop_counters() -> Option<ListenDrops> {
-    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
-    let mut lines = text.lines();
-    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
-        if !names.starts_with("TcpExt:") {
-            continue;
+impl TcpExt {
+    /// Each counter's change since `start` (zero where it went backwards).
+    pub fn since(&self, start: &TcpExt) -> TcpExt {
+        TcpExt {
+            listen_overflows: self.listen_overflows.saturating_sub(start.listen_overflows),
+            listen_drops: self.listen_drops.saturating_sub(start.listen_drops),
+            syncookies_sent: self.syncookies_sent.saturating_sub(start.syncookies_sent),
+            syncookies_recv: self.syncookies_recv.saturating_sub(start.syncookies_recv),
+            syncookies_failed: self.syncookies_failed.saturating_sub(start.syncookies_failed),
+            req_q_full_do_cookies: self.req_q_full_do_cookies.saturating_sub(start.req_q_full_do_cookies),
+            req_q_full_drop: self.req_q_full_drop.saturating_sub(start.req_q_full_drop),
         }
-        let mut out = ListenDrops::default();
-        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
-            match n {
-                "ListenOverflows" => out.overflows = v.parse().ok()?,
-                "ListenDrops" => out.drops = v.parse().ok()?,
-                _ => {}
-            }
-        }
-        return Some(out);
     }
-    None
+
+    /// Parses the text of `/proc/net/netstat`: pairs of lines, a header of names then a
+    /// line of values, each starting with its group (`TcpExt:`). Counters this kernel
+    /// does not have stay 0; `None` when there is no `TcpExt` pair or a value is not a
+    /// number.
+    pub fn parse(text: &str) -> Option<TcpExt> {
+        let mut lines = text.lines();
+        while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+            let (Some(names), Some(values)) = (names.strip_prefix("TcpExt:"), values.strip_prefix("TcpExt:")) else {
+                continue;
+            };
+            let mut out = TcpExt::default();
+            for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+                let field = match n {
+                    "ListenOverflows" => &mut out.listen_overflows,
+                    "ListenDrops" => &mut out.listen_drops,
+                    "SyncookiesSent" => &mut out.syncookies_sent,
+                    "SyncookiesRecv" => &mut out.syncookies_recv,
+                    "SyncookiesFailed" => &mut out.syncookies_failed,
+                    "TCPReqQFullDoCookies" => &mut out.req_q_full_do_cookies,
+                    "TCPReqQFullDrop" => &mut out.req_q_full_drop,
+                    _ => continue,
+                };
+                *field = v.parse().ok()?;
+            }
+            return Some(out);
+        }
+        None
+    }
+
+    /// Reads `/proc/net/netstat` once (the calling thread's network namespace).
+    pub fn read() -> Option<TcpExt> {
+        TcpExt::parse(&std::fs::read_to_string("/proc/net/netstat").ok()?)
+    }
 }
 
 /// Resident memory of process `pid` in bytes (`VmRSS` in `/proc/<pid>/status`).
@@ -130,4 +177,61 @@ pub fn set_thread_slice(slice: Duration) -> io::Result<()> {
     // SAFETY: attr is a live sched_attr of the size it declares; pid 0 is this thread.
     let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
     cvt(r as libc::c_int).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TcpExt;
+
+    /// Trimmed from a Linux 6.x `/proc/net/netstat` (the real lines hold ~120 names).
+    const SAMPLE: &str = "\
+TcpExt: SyncookiesSent SyncookiesRecv SyncookiesFailed EmbryonicRsts ListenOverflows ListenDrops TCPReqQFullDoCookies TCPReqQFullDrop TCPRcvQDrop
+TcpExt: 521589 10409 3 0 11 672073 521594 672062 0
+IpExt: InNoRoutes InTruncatedPkts InMcastPkts ListenDrops
+IpExt: 0 0 7 99
+";
+
+    #[test]
+    fn parses_the_tcp_ext_pair_of_proc_net_netstat() {
+        let c = TcpExt::parse(SAMPLE).unwrap();
+        assert_eq!(
+            c,
+            TcpExt {
+                listen_overflows: 11,
+                listen_drops: 672_073,
+                syncookies_sent: 521_589,
+                syncookies_recv: 10_409,
+                syncookies_failed: 3,
+                req_q_full_do_cookies: 521_594,
+                req_q_full_drop: 672_062,
+            }
+        );
+    }
+
+    #[test]
+    fn finds_tcp_ext_after_other_groups_and_leaves_missing_counters_at_zero() {
+        let text = "IpExt: InNoRoutes ListenDrops\nIpExt: 5 99\nTcpExt: ListenDrops SyncookiesSent\nTcpExt: 4 2\n";
+        assert_eq!(TcpExt::parse(text), Some(TcpExt { listen_drops: 4, syncookies_sent: 2, ..TcpExt::default() }));
+    }
+
+    #[test]
+    fn refuses_text_without_tcp_ext_or_with_a_bad_value() {
+        assert_eq!(TcpExt::parse(""), None);
+        assert_eq!(TcpExt::parse("IpExt: InNoRoutes\nIpExt: 0\n"), None);
+        assert_eq!(TcpExt::parse("TcpExt: SyncookiesSent\nTcpExt: lots\n"), None);
+    }
+
+    #[test]
+    fn since_is_the_change_and_never_negative() {
+        let start = TcpExt { syncookies_sent: 10, listen_drops: 5, ..TcpExt::default() };
+        let now = TcpExt { syncookies_sent: 25, listen_drops: 3, ..TcpExt::default() };
+        assert_eq!(now.since(&start), TcpExt { syncookies_sent: 15, ..TcpExt::default() });
+    }
+
+    #[test]
+    fn this_hosts_netstat_parses() {
+        if std::path::Path::new("/proc/net/netstat").exists() {
+            assert!(TcpExt::read().is_some(), "/proc/net/netstat has a TcpExt pair");
+        }
+    }
 }

@@ -18,7 +18,8 @@
 //! queues, then block in `epoll_wait` with the nearest timer (or stall watch) as timeout.
 //!
 //! This folder is the workers: this file (the loop, parking, stall takeover),
-//! `registry` (a worker's connections by token) and `monitor` (the stall monitor).
+//! `registry` (a worker's connections by token) and `monitor` (the stall monitor, which
+//! also watches the kernel's SYN counters for a flood).
 //!
 //! Invariants: a connection has one home worker whose epoll it is registered with, and
 //! only the thread that holds its task state runs it; a worker parks only after
