@@ -1096,7 +1096,15 @@ impl Conn {
             || self.engine.is_draining()
             || self.unwritten(io) >= limits.write_high_water
             || io.next_seq - io.done_seq >= limits.max_in_flight as u64;
-        if !waits || self.sending.load(SeqCst) == 0 {
+        if !waits {
+            return;
+        }
+        if self.sending.load(SeqCst) == 0 {
+            // The send in flight finished since this turn flushed: bytes it left in the
+            // write buffer (queued behind that send) have nobody else to send them.
+            if !io.wbuf.is_empty() {
+                self.mark(WRITE);
+            }
             return;
         }
         self.wake_on_send.store(true, SeqCst);
