@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "corral.h"
@@ -141,9 +142,18 @@ int main(void) {
             right++;
         }
     }
-    if (corral_engine_stats(engine, &st) == CORRAL_STATUS_OK) {
-        corral_stats_get(st, "cpu_jobs", &on_pool);
-        corral_stats_free(st);
+    /* The pool counts its job once the job has returned, and the reply is written from
+     * inside the job: the client can hold the reply before the count moves. Look again
+     * for a while (a deadline, not a fixed wait). */
+    for (i = 0; i < 10000 && on_pool < 1; i++) {
+        if (corral_engine_stats(engine, &st) == CORRAL_STATUS_OK) {
+            corral_stats_get(st, "cpu_jobs", &on_pool);
+            corral_stats_free(st);
+        }
+        if (on_pool < 1) {
+            struct timespec ms = {0, 1000000};
+            nanosleep(&ms, NULL);
+        }
     }
     if (on_pool < 1) {
         fprintf(stderr, "hello_serve: the heavy request did not run on the CPU pool (cpu_jobs %.0f)\n", on_pool);
