@@ -158,18 +158,22 @@ impl BodyReader {
     }
 }
 
-/// Fills until `enough` says so or the body ends; a failure or a wait refused is an
-/// error only when nothing was buffered to return.
-fn fill_until(r: &mut Reader, enough: impl Fn(&Reader) -> bool) -> Result<(), Stop> {
-    while !enough(r) {
-        match r.fill(true) {
-            Fill::Got => {}
-            Fill::End => break,
-            Fill::Failed(e) if r.buffered() == 0 => return Err(Stop::Failed(e)),
-            Fill::Pending if r.buffered() == 0 => return Err(Stop::Worker),
-            Fill::Failed(_) | Fill::Pending => break,
-        }
+/// One waiting fill: `Ok(true)` when more came, `Ok(false)` when no more will for now
+/// (the end, or a failure or a refused wait with bytes buffered to return first); a
+/// failure or a wait refused is an error only when nothing was buffered to return.
+fn fill_step(r: &mut Reader) -> Result<bool, Stop> {
+    match r.fill(true) {
+        Fill::Got => Ok(true),
+        Fill::End => Ok(false),
+        Fill::Failed(e) if r.buffered() == 0 => Err(Stop::Failed(e)),
+        Fill::Pending if r.buffered() == 0 => Err(Stop::Worker),
+        Fill::Failed(_) | Fill::Pending => Ok(false),
     }
+}
+
+/// Fills until `enough` says so or no more will come (see [`fill_step`]).
+fn fill_until(r: &mut Reader, enough: impl Fn(&Reader) -> bool) -> Result<(), Stop> {
+    while !enough(r) && fill_step(r)? {}
     Ok(())
 }
 
@@ -244,12 +248,8 @@ impl BodyReader {
                     cut = Some(max);
                     break;
                 }
-                match r.fill(true) {
-                    Fill::Got => {}
-                    Fill::End => break,
-                    Fill::Failed(e) if r.buffered() == 0 => return Err(Stop::Failed(e)),
-                    Fill::Pending if r.buffered() == 0 => return Err(Stop::Worker),
-                    Fill::Failed(_) | Fill::Pending => break,
+                if !fill_step(r)? {
+                    break;
                 }
             }
             let n = cut.unwrap_or(r.buffered());
