@@ -13,6 +13,7 @@ mod http1;
 mod length;
 mod lines;
 mod raw;
+pub mod ws;
 
 pub use body::BodyError;
 pub(crate) use body::{BodyDecoder, BodyFraming, Step as BodyStep};
