@@ -3,7 +3,10 @@
 //! returns the live stats as Prometheus text; `GET /peer` answers the client's address
 //! as the engine sees it; `POST /upload` (or `PUT`) reads a body of any size up to
 //! `max_body` as it streams in, in bounded memory, and answers its size and FNV-1a
-//! checksum (`curl -T big.iso http://127.0.0.1:8080/upload`).
+//! checksum (`curl -T big.iso http://127.0.0.1:8080/upload`); `GET /ws` is an echo
+//! websocket (each message sent back as it came) and `GET /broadcast` a websocket whose
+//! every message goes to all sockets connected there (a topic, fanned out in the
+//! engine).
 //!
 //! ```text
 //! cargo run --release --example http_server -- [--addr 127.0.0.1:8080] [--model stealing]
@@ -32,7 +35,32 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use corral::options::{Front, Value};
+use corral::ws::{Accept, Message, WebSocket, WsHandler};
 use corral::{Body, Config, Cost, Engine, Handler, Mode, Model, Readiness, Request, Responder, Response};
+
+/// `/ws`: every message comes back as it came.
+struct Echo;
+
+impl WsHandler for Echo {
+    fn message(&self, ws: &WebSocket, msg: Message) {
+        ws.send(&msg);
+    }
+}
+
+/// `/broadcast`: every message goes to every socket there, the sender too.
+struct Broadcast;
+
+const ROOM: &str = "broadcast";
+
+impl WsHandler for Broadcast {
+    fn open(&self, ws: &WebSocket) {
+        ws.subscribe(ROOM);
+    }
+    fn message(&self, ws: &WebSocket, msg: Message) {
+        ws.publish(ROOM, &msg);
+        ws.send(&msg);
+    }
+}
 
 #[derive(Default)]
 struct App {
@@ -68,6 +96,15 @@ impl Handler for App {
             } else {
                 res.respond(Response::new(405).header("allow", "POST, PUT").body("POST or PUT a body to /upload\n"));
             }
+            return;
+        }
+        if req.websocket().is_some() {
+            let events: Arc<dyn WsHandler> = match h.path_only() {
+                "/ws" => Arc::new(Echo),
+                "/broadcast" => Arc::new(Broadcast),
+                _ => return res.respond(Response::new(404).body("no websocket here: try /ws or /broadcast\n")),
+            };
+            let _ = res.upgrade(Accept::new(), events);
             return;
         }
         let reply = match h.path_only() {

@@ -52,8 +52,13 @@ pub use handler::{
     handler_fn, on_io_worker, Body, BodyError, BodyRead, Cost, CostRule, Handler, Request, Responder, Sent, Stream,
     StreamError,
 };
+/// Websockets: accept an upgrade with [`Responder::upgrade`], then send, close,
+/// subscribe and publish through the [`WebSocket`](ws::WebSocket) handle.
+pub mod ws {
+    pub use crate::handler::{Accept, Kind, Message, Offer, SendStatus, WebSocket, WsHandler};
+}
 pub use stats::metrics;
-pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats};
+pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats, WsStats};
 
 /// Process-level helpers the tests, examples and benchmarks need.
 pub mod os {

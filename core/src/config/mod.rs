@@ -192,7 +192,12 @@ impl Limits {
     /// The shortest of the connection timeouts: how often a connection's deadline is
     /// looked at, at the latest.
     pub(crate) fn recheck(&self) -> std::time::Duration {
-        let t = self.header_timeout.min(self.idle_timeout).min(self.body_timeout);
+        let mut t = self.header_timeout.min(self.idle_timeout).min(self.body_timeout).min(self.ws_ping_timeout);
+        for ws in [self.ws_ping_interval, self.ws_idle_timeout] {
+            if !ws.is_zero() {
+                t = t.min(ws);
+            }
+        }
         if self.reply_timeout.is_zero() {
             t
         } else {

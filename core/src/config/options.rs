@@ -560,6 +560,57 @@ macro_rules! option_table {
                     "Slowest rate a streamed body may arrive at over each body_timeout period (0: only the timeout).")
             }
             limits {
+                /// HTTP: answer websocket upgrade requests (RFC 6455; default on). Off: a request
+                /// asking for a websocket reaches the handler as an ordinary request.
+                ws: bool = true,
+                row: ("ws", Kind::Bool, "true", Serve, None, false,
+                    "Websockets: upgrade requests are checked and offered to the handler (off: ordinary requests).")
+            }
+            limits {
+                /// Websockets: the largest message, after decompression (default 16 MiB, as
+                /// uvicorn); a larger one closes the connection with 1009.
+                ws_max_message: usize = 16 << 20,
+                row: ("ws_max_message", count(1, 1 << 30, "bytes"), "16 MiB", Serve, None, false,
+                    "Largest websocket message after decompression; over it the socket closes with 1009.")
+            }
+            limits {
+                /// Websockets: a ping is sent after this long without a frame from the client
+                /// (default 20 s, as uvicorn; zero: no pings).
+                ws_ping_interval: Duration = Duration::from_secs(20),
+                row: ("ws_ping_interval", dur0(MS, YEAR, "no pings"), "20 s", Serve, None, false,
+                    "Websocket keep-alive: a ping after this long without a frame from the client.")
+            }
+            limits {
+                /// Websockets: time for any frame to answer a keep-alive ping (default 20 s);
+                /// past it the socket closes with 1011. Also the time a close frame waits for
+                /// the client's.
+                ws_ping_timeout: Duration = Duration::from_secs(20),
+                row: ("ws_ping_timeout", dur(MS, YEAR), "20 s", Serve, None, false,
+                    "Time for the client to answer a ping (else close 1011), and to answer a close frame.")
+            }
+            limits {
+                /// Websockets: a socket with nothing received and nothing sent for this long is
+                /// closed with 1001 (default zero: never; pings find dead peers).
+                ws_idle_timeout: Duration = Duration::ZERO,
+                row: ("ws_idle_timeout", dur0(MS, YEAR, "never"), "0", Serve, None, false,
+                    "Websocket with no message either way for this long is closed with 1001 (0: never).")
+            }
+            limits {
+                /// Websockets: offer permessage-deflate (RFC 7692) to clients that ask (default on,
+                /// as uvicorn). The server compresses each message on its own.
+                ws_deflate: bool = true,
+                row: ("ws_deflate", Kind::Bool, "true", Serve, None, false,
+                    "Websocket permessage-deflate for clients that ask (each message compressed on its own).")
+            }
+            limits {
+                /// Websockets: bytes queued to a socket and not yet written at which `send`
+                /// answers back-pressure; a send while over it is dropped (default 1 MiB, as
+                /// uWebSockets and Bun).
+                ws_max_backpressure: usize = 1 << 20,
+                row: ("ws_max_backpressure", count(1024, 1 << 30, "bytes"), "1 MiB", Serve, None, false,
+                    "Websocket bytes queued unwritten at which send reports back-pressure; a send while over it is dropped.")
+            }
+            limits {
                 /// Largest HTTP request head (request line + headers), in bytes.
                 max_header: usize = 16 << 10,
                 row: ("max_header", count(64, 1 << 24, "bytes"), "16 KiB", Serve, None, false,

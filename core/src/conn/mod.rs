@@ -26,6 +26,7 @@
 
 mod body;
 pub(crate) mod task;
+mod ws;
 
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
@@ -144,6 +145,11 @@ struct Io {
     preamble_done: bool,
     /// A streamed request's body being read (the body phase, `body.rs`).
     body: Option<body::BodyIn>,
+    /// A websocket upgrade request awaits its handler's decision (`ws.rs`): nothing
+    /// more is framed until then.
+    upgrade_wait: Option<u64>,
+    /// The websocket phase (`ws.rs`).
+    ws: Option<Box<ws::WsIn>>,
 }
 
 impl Io {
@@ -171,6 +177,8 @@ impl Io {
             drain_idle_since: None,
             preamble_done,
             body: None,
+            upgrade_wait: None,
+            ws: None,
         }
     }
 
@@ -219,7 +227,12 @@ pub(crate) struct Conn {
     /// The last turn stopped at its budget with input left (a pipelining client), so
     /// the next one will be long too.
     yielded: AtomicBool,
+    /// A websocket the handler accepted, until the runner enters its phase (with the
+    /// permessage-deflate parameters agreed).
+    upgraded: Mutex<Option<Upgraded>>,
 }
+
+type Upgraded = (Arc<crate::handler::ws::WsShared>, Option<crate::frame::ws::Deflate>);
 
 /// The ring's side of a connection (io_uring backend): the bytes its multishot receive
 /// delivered, and whether that receive is armed. The worker reaping the ring and the
@@ -316,6 +329,7 @@ impl Conn {
             wake_on_send: AtomicBool::new(false),
             send_failed: AtomicBool::new(false),
             yielded: AtomicBool::new(false),
+            upgraded: Mutex::new(None),
         }
     }
 
@@ -626,7 +640,12 @@ impl Conn {
             }
         }
         let body_deadline = bits & TIMEOUT != 0 && self.body_deadline_passed(&mut io, engine.now_ms());
-        if bits & TIMEOUT != 0 && !body_deadline && engine.now_ms() >= self.deadline_ms() {
+        let in_ws = io.ws.is_some();
+        if in_ws && bits & TIMEOUT != 0 && !self.ws_timer(&mut io) {
+            self.close(&mut io, false);
+            return Turn::Closed;
+        }
+        if bits & TIMEOUT != 0 && !in_ws && !body_deadline && engine.now_ms() >= self.deadline_ms() {
             // With nothing unwritten, a deadline while requests are in flight is the
             // handlers': answer the late ones and carry on. Otherwise the peer's: close.
             let replies_due = io.next_seq > io.done_seq && self.unwritten(&io) == 0;
@@ -659,6 +678,20 @@ impl Conn {
             if stopped && in_flight == 0 && flushed {
                 self.close(&mut io, true);
                 return Turn::Closed;
+            }
+            if io.upgrade_wait.is_some() && !self.upgrade_decided(&mut io) {
+                break Turn::Idle;
+            }
+            if io.ws.is_some() {
+                match self.ws_step(&mut io, fd, &mut frames, &mut bytes) {
+                    ws::WsNext::Again => continue,
+                    ws::WsNext::Idle => break Turn::Idle,
+                    ws::WsNext::Yield => break Turn::Yield,
+                    ws::WsNext::Close => {
+                        self.close(&mut io, false);
+                        return Turn::Closed;
+                    }
+                }
             }
             if io.body.is_some() {
                 match self.body_step(&mut io, fd, &mut bytes) {
@@ -984,8 +1017,24 @@ impl Conn {
         body: Option<Body>,
     ) {
         let engine = &self.engine;
+        let ws = if body.is_none() { self.ws_offer(&payload, &rctx) } else { Ok(None) };
+        let ws = match ws {
+            Ok(offer) => offer,
+            Err(refusal) => {
+                // A malformed websocket handshake: answered here, and the connection closes.
+                io.advance(Phase::LastReplies);
+                io.next_seq += 1;
+                self.backlog.fetch_add(refusal.len(), SeqCst);
+                let out = Out::Write { bytes: refusal, close: true };
+                lock(&self.replies).push(Some(out), Pending { since: Instant::now(), heavy: false, ctx: rctx });
+                return;
+            }
+        };
         let seq = io.next_seq;
         io.next_seq += 1;
+        if ws.is_some() {
+            io.upgrade_wait = Some(seq);
+        }
         let req = Request {
             conn: self.id,
             seq,
@@ -994,6 +1043,7 @@ impl Conn {
             payload,
             proxy: self.proxy.get().cloned(),
             body,
+            ws: ws.clone(),
         };
         let handler = engine.handler();
         let cost = catch_unwind(AssertUnwindSafe(|| handler.cost(&req))).unwrap_or_else(|_| {
@@ -1003,7 +1053,7 @@ impl Conn {
         let heavy = cost == Cost::Heavy && engine.cpu.is_some();
         lock(&self.replies).push(None, Pending { since: Instant::now(), heavy, ctx: rctx });
         worker.counters.requests.fetch_add(1, Relaxed);
-        let res = Responder::new(Arc::clone(self), seq, rctx);
+        let res = Responder::new(Arc::clone(self), seq, rctx, ws);
         match &engine.cpu {
             Some(cpu) if heavy => {
                 let engine = Arc::clone(engine);
@@ -1038,7 +1088,13 @@ impl Conn {
         if !drain_idle {
             io.drain_idle_since = None;
         }
-        let deadline = if let Some(d) = self.body_deadline(io) {
+        let deadline = if let Some(d) = self.ws_deadline(io) {
+            if self.unwritten(io) > 0 {
+                d.min(now + limits.idle_timeout.as_millis() as u64)
+            } else {
+                d
+            }
+        } else if let Some(d) = self.body_deadline(io) {
             d
         } else if drain_idle {
             *io.drain_idle_since.get_or_insert(now) + DRAIN_IDLE_GRACE_MS
@@ -1119,6 +1175,7 @@ impl Conn {
     fn close(&self, io: &mut Io, graceful: bool) {
         let Some(fd) = io.fd.take() else { return };
         self.end_body(io, BodyError::Closed);
+        self.ws_gone(io);
         let raw = fd.as_raw_fd();
         let unread = io.rpos < io.rbuf.len() || io.want_read;
         // At shutdown the peer may have sent more after our last read (no event has

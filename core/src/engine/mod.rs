@@ -235,6 +235,7 @@ impl Engine {
             epoch: Instant::now(),
             kernel_at_start: sys::TcpExt::read(),
             counters: Counters::default(),
+            topics: Default::default(),
             next_id: AtomicU64::new(0),
             round_robin: AtomicUsize::new(0),
             life: shared::Lifecycle::new(Arc::clone(&stop_accepting), threads),
@@ -400,6 +401,18 @@ impl Engine {
 
     pub fn stats(&self) -> Stats {
         Stats::collect(&self.shared)
+    }
+
+    /// Sends `msg` to every websocket subscribed to `topic` (see
+    /// [`WebSocket::subscribe`](crate::ws::WebSocket::subscribe)); returns how many it was
+    /// queued for. Encoded once, from the calling thread.
+    pub fn publish(&self, topic: &str, msg: &crate::ws::Message) -> usize {
+        self.shared.topics.publish(topic, msg.kind(), msg.as_bytes(), None)
+    }
+
+    /// Websockets subscribed to `topic` now.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.shared.topics.count(topic)
     }
 
     fn host(&self) -> Result<&HostQueue> {

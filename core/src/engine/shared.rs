@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     pub(crate) kernel_at_start: Option<TcpExt>,
     /// Engine-wide counters.
     pub(crate) counters: Counters,
+    /// Websocket topics (`subscribe` / `publish`).
+    pub(crate) topics: crate::handler::topics::Topics,
     /// The last connection id handed out.
     pub(super) next_id: AtomicU64,
     /// The next worker for round-robin dispatch.

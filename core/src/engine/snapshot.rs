@@ -99,8 +99,26 @@ impl Stats {
             bodies_too_large: c.bodies_too_large.load(Relaxed),
             bodies_too_slow: c.bodies_too_slow.load(Relaxed),
             handoff_queued: s.host.as_ref().map_or(0, |h| h.len()),
+            ws: ws_stats(&c.ws),
             latency_light: LatencyStats::of(&hist[0]),
             latency_heavy: LatencyStats::of(&hist[1]),
         }
+    }
+}
+
+fn ws_stats(w: &crate::stats::WsCounters) -> crate::stats::WsStats {
+    crate::stats::WsStats {
+        opened: w.opened.load(Relaxed),
+        closed: w.closed.load(Relaxed),
+        messages_in: w.messages_in.load(Relaxed),
+        messages_out: w.messages_out.load(Relaxed),
+        bytes_in: w.bytes_in.load(Relaxed),
+        bytes_out: w.bytes_out.load(Relaxed),
+        dropped: w.dropped.load(Relaxed),
+        failed: w.failed.load(Relaxed),
+        abnormal: w.abnormal.load(Relaxed),
+        refused: w.refused.load(Relaxed),
+        deflate_raw: w.deflate_raw.load(Relaxed),
+        deflate_sent: w.deflate_sent.load(Relaxed),
     }
 }

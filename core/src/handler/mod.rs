@@ -11,6 +11,8 @@
 
 mod body;
 mod stream;
+pub(crate) mod topics;
+pub(crate) mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 pub(crate) use body::BodyShared;
 pub use body::{Body, BodyError, BodyRead};
 pub use stream::{Sent, Stream, StreamError};
+pub use ws::{Accept, Kind, Message, Offer, SendStatus, WebSocket, WsHandler};
 
 use crate::conn::Conn;
 use crate::frame::{HttpRequest, Payload, Reply, ReplyCtx, Response};
@@ -43,6 +46,8 @@ pub struct Request {
     pub(crate) proxy: Option<Arc<crate::accept::proxy::ProxyHeader>>,
     /// The body still arriving, for a handler that streams bodies.
     pub(crate) body: Option<Body>,
+    /// The websocket the request asks for (a valid handshake), if it does.
+    pub(crate) ws: Option<Arc<Offer>>,
 }
 
 impl Request {
@@ -98,6 +103,11 @@ impl Request {
             Some(b) => b.length(),
             None => Some(self.bytes().len() as u64),
         }
+    }
+    /// The websocket this request asks for, when it is a valid upgrade request (and
+    /// `ws` is on): accept it with [`Responder::upgrade`], or answer it as any request.
+    pub fn websocket(&self) -> Option<&Offer> {
+        self.ws.as_deref()
     }
     /// The frame's bytes (for HTTP, the body; empty while it streams).
     pub fn bytes(&self) -> &[u8] {
@@ -222,11 +232,32 @@ pub struct Responder {
     conn: Option<Arc<Conn>>,
     seq: u64,
     ctx: ReplyCtx,
+    /// The request asks for a websocket.
+    ws: Option<Arc<Offer>>,
 }
 
 impl Responder {
-    pub(crate) fn new(conn: Arc<Conn>, seq: u64, ctx: ReplyCtx) -> Responder {
-        Responder { conn: Some(conn), seq, ctx }
+    pub(crate) fn new(conn: Arc<Conn>, seq: u64, ctx: ReplyCtx, ws: Option<Arc<Offer>>) -> Responder {
+        Responder { conn: Some(conn), seq, ctx, ws }
+    }
+
+    /// Accepts the websocket the request asks for: the `101` is sent (with `accept`'s
+    /// subprotocol and headers, and permessage-deflate where agreed), and `handler` gets
+    /// the socket's events from `open` on. The responder is given back when the request
+    /// is not a websocket offer ([`Request::websocket`] is `None`) or its connection
+    /// is gone.
+    pub fn upgrade(mut self, accept: Accept, handler: Arc<dyn WsHandler>) -> Result<WebSocket, Responder> {
+        let (Some(offer), Some(conn)) = (self.ws.clone(), self.conn.as_ref()) else { return Err(self) };
+        if conn.is_closed() {
+            return Err(self);
+        }
+        let conn = self.conn.take().expect("checked");
+        Ok(conn.upgrade(self.seq, &offer, accept, handler))
+    }
+
+    /// Whether the request this responder answers asks for a websocket.
+    pub fn can_upgrade(&self) -> bool {
+        self.ws.is_some()
     }
 
     /// Sends the reply. Replies are written in request order, so this one waits for

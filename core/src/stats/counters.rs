@@ -40,4 +40,23 @@ pub(crate) struct Counters {
     pub bodies_too_large: AtomicU64,
     /// Streamed bodies cut with 408 for arriving too slowly.
     pub bodies_too_slow: AtomicU64,
+    /// Websockets.
+    pub ws: WsCounters,
+}
+
+/// The websocket counters (see [`WsStats`](super::WsStats) for what each means).
+#[derive(Default)]
+pub(crate) struct WsCounters {
+    pub opened: AtomicU64,
+    pub closed: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub dropped: AtomicU64,
+    pub failed: AtomicU64,
+    pub abnormal: AtomicU64,
+    pub refused: AtomicU64,
+    pub deflate_raw: AtomicU64,
+    pub deflate_sent: AtomicU64,
 }

@@ -202,7 +202,7 @@ macro_rules! latency {
 static LIGHT: [Metric; 6] = latency!("light", latency_light);
 static HEAVY: [Metric; 6] = latency!("heavy", latency_heavy);
 
-static MAIN: [Metric; 52] = [
+static MAIN: [Metric; 65] = [
     engine("uptime_seconds", Gauge, "seconds", "Seconds since the engine started.", |s| s.uptime.as_secs_f64()),
     listener("accepts", Counter, "Connections accepted.", |l| l.accepts as f64),
     listener("accept_pauses", Counter, "Times accepting paused (descriptors exhausted, or a cap reached).", |l| {
@@ -359,6 +359,39 @@ static MAIN: [Metric; 52] = [
         "Streamed bodies cut with 408 for arriving slower than min_body_rate.",
         |s| s.bodies_too_slow as f64,
     ),
+    engine("ws_open", Gauge, "", "Websockets open now.", |s| s.ws.open() as f64),
+    engine("ws_opened", Counter, "", "Websockets opened (upgrades accepted).", |s| s.ws.opened as f64),
+    engine("ws_closed", Counter, "", "Websockets closed, however they ended.", |s| s.ws.closed as f64),
+    engine("ws_messages_in", Counter, "", "Websocket data messages received.", |s| s.ws.messages_in as f64),
+    engine("ws_messages_out", Counter, "", "Websocket data messages sent (per recipient).", |s| {
+        s.ws.messages_out as f64
+    }),
+    engine("ws_bytes_in", Counter, "bytes", "Websocket message payload bytes received (decompressed).", |s| {
+        s.ws.bytes_in as f64
+    }),
+    engine("ws_bytes_out", Counter, "bytes", "Websocket message payload bytes sent (before compression).", |s| {
+        s.ws.bytes_out as f64
+    }),
+    engine("ws_dropped", Counter, "", "Websocket sends dropped: over ws_max_backpressure, or closing.", |s| {
+        s.ws.dropped as f64
+    }),
+    engine(
+        "ws_failed",
+        Counter,
+        "",
+        "Websockets failed for a client's error (1002, 1007, 1009) or a missed ping (1011).",
+        |s| s.ws.failed as f64,
+    ),
+    engine("ws_abnormal", Counter, "", "Websockets ended without a close handshake (1006).", |s| s.ws.abnormal as f64),
+    engine("ws_refused", Counter, "", "Websocket upgrade requests refused by the engine (400, 426).", |s| {
+        s.ws.refused as f64
+    }),
+    engine("ws_deflate_raw", Counter, "bytes", "permessage-deflate: payload bytes compressed.", |s| {
+        s.ws.deflate_raw as f64
+    }),
+    engine("ws_deflate_sent", Counter, "bytes", "permessage-deflate: what those bytes became on the wire.", |s| {
+        s.ws.deflate_sent as f64
+    }),
 ];
 
 static LAST: [Metric; 1] =

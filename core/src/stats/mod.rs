@@ -11,7 +11,7 @@ mod counters;
 pub mod metrics;
 mod prometheus;
 
-pub(crate) use counters::Counters;
+pub(crate) use counters::{Counters, WsCounters};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -148,6 +148,7 @@ pub struct Stats {
     pub bodies_too_slow: u64,
     /// Accepted connections waiting in the host queue (handoff).
     pub handoff_queued: usize,
+    pub ws: WsStats,
     pub latency_light: LatencyStats,
     pub latency_heavy: LatencyStats,
 }
@@ -168,4 +169,40 @@ impl Stats {
 
 pub(crate) fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds")
+}
+
+/// Websocket counters, since the engine started.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WsStats {
+    /// Websockets opened (upgrades accepted).
+    pub opened: u64,
+    /// Websockets closed, however they ended.
+    pub closed: u64,
+    /// Data messages received from clients, and sent to them (publishes count once per
+    /// recipient).
+    pub messages_in: u64,
+    pub messages_out: u64,
+    /// Payload bytes of those messages (as the app sees them: before compression).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Sends dropped because the socket's unwritten bytes were over
+    /// `ws_max_backpressure`, or the socket was closing.
+    pub dropped: u64,
+    /// Websockets the server failed for a client's error (1002 protocol, 1007 bad
+    /// UTF-8, 1009 too big) or a missed ping (1011).
+    pub failed: u64,
+    /// Websockets that ended without a close handshake (1006: reset, EOF, shutdown).
+    pub abnormal: u64,
+    /// Upgrade requests refused by the engine (400 malformed, 426 version).
+    pub refused: u64,
+    /// permessage-deflate: payload bytes compressed, and what they became on the wire.
+    pub deflate_raw: u64,
+    pub deflate_sent: u64,
+}
+
+impl WsStats {
+    /// Websockets open now.
+    pub fn open(&self) -> u64 {
+        self.opened.saturating_sub(self.closed)
+    }
 }

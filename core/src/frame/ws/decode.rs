@@ -9,12 +9,18 @@ use super::{Deflate, Kind};
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Event {
     /// A whole data message (fragments joined, inflated, text checked).
-    Message { kind: Kind, data: Vec<u8> },
+    Message {
+        kind: Kind,
+        data: Vec<u8>,
+    },
     Ping(Vec<u8>),
     Pong(Vec<u8>),
     /// The client's close frame: its code (`None`: no payload, which the app sees as
     /// 1005) and reason (checked UTF-8).
-    Close { code: Option<u16>, reason: String },
+    Close {
+        code: Option<u16>,
+        reason: String,
+    },
 }
 
 /// A protocol failure: the close code to send (1002 protocol error, 1007 bad UTF-8,
