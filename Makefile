@@ -71,7 +71,7 @@ loom:
 ## FUZZ_SECONDS on the kept corpus in fuzz/corpus/, which keeps what it finds.
 FUZZ_SECONDS ?= 60
 fuzz:
-	for t in http1 lines length raw proxy; do \
+	for t in http1 lines length raw proxy ws; do \
 		$(CARGO) +nightly fuzz run -O $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; \
 	done
 	$(CARGO) +nightly fuzz run -O http1_stream fuzz/corpus/http1 -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096

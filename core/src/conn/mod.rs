@@ -253,7 +253,8 @@ type Waiter = Box<dyn FnOnce() + Send>;
 #[derive(Default)]
 struct Watch {
     /// Called once the backlog is down to the low-water mark, or the connection closed.
-    writable: Vec<Waiter>,
+    /// Each with the backlog it waits for (at or below).
+    writable: Vec<(usize, Waiter)>,
     /// Called once the peer has finished sending (it closed or half-closed its side) or
     /// the connection closed, unless the request (by its seq) was answered first.
     gone: Vec<(u64, Waiter)>,
@@ -532,17 +533,31 @@ impl Conn {
     /// connection closed (at once if either is already so). From any thread; `f` runs on
     /// whichever thread sees the condition, so it must be quick.
     pub fn when_writable(&self, f: Waiter) {
+        self.when_backlog_below(self.low_water(), f)
+    }
+
+    /// Calls `f` once the write backlog is at or below `mark` bytes, or the connection
+    /// closed (at once if either is already so); as [`Conn::when_writable`].
+    pub fn when_backlog_below(&self, mark: usize, f: Waiter) {
         let mut w = lock(&self.watch);
-        w.writable.push(f);
+        w.writable.push((mark, f));
         self.writable_waiting.store(true, SeqCst);
         // Checked after registering: a runner that drained the backlog before it could
         // see the flag is caught here (SeqCst on both sides).
-        if self.is_closed() || self.backlog.load(SeqCst) <= self.low_water() {
-            let ready = std::mem::take(&mut w.writable);
-            self.writable_waiting.store(false, SeqCst);
-            drop(w);
-            fire(ready);
-        }
+        let ready = self.take_writable(&mut w);
+        drop(w);
+        fire(ready);
+    }
+
+    /// The waiters whose mark the backlog is down to (all of them once closed).
+    fn take_writable(&self, w: &mut Watch) -> Vec<Waiter> {
+        let closed = self.is_closed();
+        let backlog = self.backlog.load(SeqCst);
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut w.writable).into_iter().partition(|(mark, _)| closed || backlog <= *mark);
+        w.writable = waiting;
+        self.writable_waiting.store(!w.writable.is_empty(), SeqCst);
+        ready.into_iter().map(|(_, f)| f).collect()
     }
 
     /// Calls `f` once the peer has finished sending (closed or half-closed) or the
@@ -576,12 +591,8 @@ impl Conn {
 
     /// The runner wrote some of the backlog: wake producers waiting for room.
     fn wake_writers(&self) {
-        if self.writable_waiting.load(SeqCst) && self.backlog.load(SeqCst) <= self.low_water() {
-            let ready = {
-                let mut w = lock(&self.watch);
-                self.writable_waiting.store(false, SeqCst);
-                std::mem::take(&mut w.writable)
-            };
+        if self.writable_waiting.load(SeqCst) {
+            let ready = self.take_writable(&mut lock(&self.watch));
             fire(ready);
         }
     }
@@ -592,7 +603,8 @@ impl Conn {
             let mut w = lock(&self.watch);
             let gone: Vec<Waiter> = std::mem::take(&mut w.gone).into_iter().map(|(_, f)| f).collect();
             w.gone_fired = true;
-            let writable = if closed { std::mem::take(&mut w.writable) } else { Vec::new() };
+            let writable =
+                if closed { std::mem::take(&mut w.writable).into_iter().map(|(_, f)| f).collect() } else { Vec::new() };
             (gone, writable)
         };
         fire(gone);
@@ -679,8 +691,12 @@ impl Conn {
                 self.close(&mut io, true);
                 return Turn::Closed;
             }
-            if io.upgrade_wait.is_some() && !self.upgrade_decided(&mut io) {
-                break Turn::Idle;
+            if io.upgrade_wait.is_some() {
+                match self.upgrade_decided(&mut io) {
+                    None => break Turn::Idle,
+                    Some(true) => continue,
+                    Some(false) => {}
+                }
             }
             if io.ws.is_some() {
                 match self.ws_step(&mut io, fd, &mut frames, &mut bytes) {

@@ -134,10 +134,12 @@ impl Conn {
         self.backlog.load(SeqCst)
     }
 
-    /// Waiting for the handler's decision on an upgrade: enters the websocket phase if
-    /// it accepted, goes back to HTTP if it answered. False while it has not decided.
-    pub(super) fn upgrade_decided(&self, io: &mut Io) -> bool {
-        let Some(seq) = io.upgrade_wait else { return true };
+    /// Waiting for the handler's decision on an upgrade: `None` while it has not
+    /// decided; `Some(true)` when it accepted (the websocket phase has begun and `open`
+    /// was called: go round to write what it sent); `Some(false)` when it answered as
+    /// HTTP (framing goes on).
+    pub(super) fn upgrade_decided(&self, io: &mut Io) -> Option<bool> {
+        let seq = io.upgrade_wait?;
         if let Some((shared, deflate)) = lock(&self.upgraded).take() {
             io.upgrade_wait = None;
             let now = self.engine.now_ms();
@@ -154,13 +156,13 @@ impl Conn {
             RUNNING_CONN.with(|c| c.set(self.id));
             shared.call(|h| h.open(&ws));
             RUNNING_CONN.with(|c| c.set(0));
-            return true;
+            return Some(true);
         }
         if io.done_seq > seq {
             io.upgrade_wait = None;
-            return true;
+            return Some(false);
         }
-        false
+        None
     }
 
     /// One step of the websocket phase (see the module doc).

@@ -31,7 +31,7 @@ pub trait WsHandler: Send + Sync + 'static {
     /// A whole message from the client.
     fn message(&self, ws: &WebSocket, msg: Message);
     /// The backlog that made a send answer [`SendStatus::Backpressure`] is written
-    /// down: send more.
+    /// down to half of `ws_max_backpressure`: send more.
     fn drain(&self, _ws: &WebSocket) {}
     /// The socket is closed: `code` as the client sent it (1005 for none), the code the
     /// server failed it with, or 1006 when it ended without a close handshake. Called
@@ -188,7 +188,7 @@ impl WsShared {
         }
         if !self.drain_due.swap(true, AcqRel) {
             let me = Arc::clone(self);
-            conn.when_writable(Box::new(move || me.drained()));
+            conn.when_backlog_below(limit / 2, Box::new(move || me.drained()));
         }
         SendStatus::Backpressure
     }

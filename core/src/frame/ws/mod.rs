@@ -13,8 +13,8 @@ mod deflate;
 mod encode;
 mod handshake;
 
-pub(crate) use decode::{Decoder, Event, Fail};
-pub(crate) use encode::{encode_close, encode_control, encode_message, valid_close_code, Compression};
+pub(crate) use decode::{Decoder, Event, Fail, MOST_WAITING};
+pub(crate) use encode::{encode_close, encode_control, encode_message, to_client_frame, valid_close_code, Compression};
 pub use handshake::Offer;
 pub(crate) use handshake::{accept_response, check, negotiate_deflate, HandshakeError};
 
@@ -48,4 +48,49 @@ pub struct Deflate {
     /// The window the server may compress with (8..=15). Below 9 (zlib's least) the
     /// server sends every message uncompressed, which is always allowed.
     pub server_max_window_bits: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::frame::fuzz;
+    use proptest::prelude::*;
+
+    fn corpus() -> Vec<Vec<u8>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/ws");
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        entries.map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect()
+    }
+
+    /// The fuzz target's seeds (and whatever `cargo fuzz` kept) on stable.
+    #[test]
+    fn the_kept_corpus_replays_clean() {
+        let inputs = corpus();
+        assert!(inputs.len() >= 5, "fuzz/corpus/ws has its seeds");
+        for data in inputs {
+            fuzz::ws(&data);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_keep_the_fuzz_invariants(data in prop::collection::vec(any::<u8>(), 0..1024)) {
+            fuzz::ws(&data);
+        }
+
+        #[test]
+        fn mutated_seeds_keep_the_fuzz_invariants(
+            seed in any::<prop::sample::Index>(),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        ) {
+            let inputs = corpus();
+            let mut data = inputs[seed.index(inputs.len())].clone();
+            for (at, b) in flips {
+                let i = at.index(data.len());
+                data[i] = b;
+            }
+            fuzz::ws(&data);
+        }
+    }
 }
