@@ -10,6 +10,8 @@
 //! corral-bench slowloris [--connections 5000] [--duration 3s] [--out DIR]
 //! corral-bench upload --url URL [--scenario single|concurrent|echo] [--size 100MB] [--pid PID]
 //! corral-bench upload judge [--rounds 3] [--seconds 2s] [--only a,b]
+//! corral-bench ws load --url ws://HOST:PORT/PATH [--mode echo|broadcast] [--connections N] [--size 64]
+//! corral-bench ws judge [--seconds 5] [--warmup 1] [--only a,b]
 //! ```
 //! `corral-bench help` and `corral-bench <command> --help` list every flag (clap);
 //! durations are seconds (`3`) or carry a unit (`500ms`, `2s`).
@@ -30,6 +32,7 @@ mod soak;
 mod svg;
 mod upload;
 mod wire;
+mod ws;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -69,6 +72,9 @@ enum Command {
     /// Request bodies into a server (one 100 MB upload, 64 x 1 MB, a 100 KB chunked echo):
     /// MB/s, requests/s, the server's memory; `upload judge` runs corral beside the peers.
     Upload(upload::Args),
+    /// Websocket load (echo, broadcast; closed or open loop): msg/s, latency;
+    /// `ws judge` runs corral beside Granian, uvicorn, ws and tokio-tungstenite.
+    Ws(ws::Args),
 }
 
 /// `corral-bench run`.
@@ -133,6 +139,7 @@ fn main() {
         Command::Overload(a) => overload::main(a),
         Command::Slowloris(a) => slowloris::main(a),
         Command::Upload(a) => upload::main(a),
+        Command::Ws(a) => ws::main(a),
     };
     if let Err(e) = result {
         eprintln!("corral-bench: {e}");
