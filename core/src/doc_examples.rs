@@ -8,3 +8,6 @@ pub struct Readme;
 
 #[doc = include_str!("../../docs/rust.md")]
 pub struct RustPage;
+
+#[doc = include_str!("../../docs/websockets.md")]
+pub struct WebsocketsPage;
