@@ -1,7 +1,7 @@
 # corral — the two entry points are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo serve-demo soak test sysdeps lint unit loom fuzz build bench wrk clean ffi c-build c-test header generated install py-env py-build py-test node-build node-test docs-test dist dist-env dist-python dist-npm dist-c dist-test
+.PHONY: demo serve-demo soak test sysdeps lint unit ws-runner-test loom fuzz build bench wrk clean ffi c-build c-test header generated install py-env py-build py-test node-build node-test docs-test dist dist-env dist-python dist-npm dist-c dist-test
 
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
@@ -39,7 +39,7 @@ soak:
 ## natively and under valgrind; the Python extension's and the Node addon's tests; the
 ## loom models; the Rust doc, unit and integration tests (the lab's smoke runs and the
 ## fuzz corpus replay among them); then the io_uring half of the backend matrix.
-test: sysdeps lint c-test py-test node-test docs-test loom unit io-uring-test
+test: sysdeps lint c-test py-test node-test docs-test ws-runner-test loom unit io-uring-test
 
 ## System packages tests run against: HAProxy (the PROXY-protocol tests put a real one
 ## in front of corral). Installed with apt-get when missing and permitted (root).
@@ -86,6 +86,12 @@ RUST_TESTS = if $(CARGO) nextest --version >/dev/null 2>&1; then \
 unit:
 	$(CARGO) test --workspace --doc -q
 	@$(RUST_TESTS)
+
+## The websocket conformance runner checked against servers broken on purpose (each
+## breakage must show as exactly its cases failing); the fronts' tests run it against
+## corral.
+ws-runner-test:
+	python3 tests/ws/selftest.py
 
 ## The backend matrix's io_uring half: the whole Rust suite and the conformance cases
 ## (C, Python, Node) again, every engine on io_uring (CORRAL_BACKEND sets the default
