@@ -320,6 +320,7 @@ impl WorkerLoop {
             }
             self.tick += 1;
             if self.tick % EVENT_INTERVAL == 0 {
+                self.end_round();
                 self.poll(&Arc::clone(&self.ws), Some(Duration::ZERO));
                 self.run_timers();
             }
@@ -334,18 +335,25 @@ impl WorkerLoop {
         self.engine.plan.steal && !self.ws.solo
     }
 
-    fn next_task(&mut self) -> Option<Task> {
-        if let Some(t) = self.local.pop() {
-            return Some(t);
-        }
+    /// A round of tasks is over (the local queue ran dry, or a busy worker looks at its
+    /// events between tasks): a handler that queued work may wake its thread now. A
+    /// connection that keeps requeueing itself (a pipelining client, a busy websocket)
+    /// never empties the queue, so this also runs at every periodic poll.
+    fn end_round(&mut self) {
         if std::mem::take(&mut self.ran) {
-            // A round of tasks is over: a handler that queued work may wake its thread now.
             if let Some(h) = self.engine.handler_opt() {
                 if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.end_of_round())).is_err() {
                     self.engine.counters.handler_panics.fetch_add(1, Relaxed);
                 }
             }
         }
+    }
+
+    fn next_task(&mut self) -> Option<Task> {
+        if let Some(t) = self.local.pop() {
+            return Some(t);
+        }
+        self.end_round();
         if let Some(t) = steal::from_injector(&self.ws.inbox, &self.local) {
             return Some(t);
         }
