@@ -331,6 +331,19 @@ impl Engine {
         stats_dict(py, &s)
     }
 
+    /// Sends `data` (str: text, bytes: binary) to every websocket subscribed to `topic`
+    /// (fanned out natively, encoded once); returns how many it was queued for.
+    fn publish(&self, py: Python<'_>, topic: &str, data: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let e = self.get(py)?;
+        let msg = crate::ws::message(data)?;
+        Ok(py.detach(|| e.publish(topic, &msg)))
+    }
+
+    /// Websockets subscribed to `topic` now.
+    fn subscribers(&self, py: Python<'_>, topic: &str) -> PyResult<usize> {
+        Ok(self.get(py)?.subscribers(topic))
+    }
+
     fn prometheus(&self, py: Python<'_>) -> PyResult<String> {
         let e = self.get(py)?;
         Ok(py.detach(|| e.stats().to_prometheus()))

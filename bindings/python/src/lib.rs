@@ -6,7 +6,8 @@
 //! dispatcher of a serving engine, and every wait releases the GIL (`detach`).
 //!
 //! Modules point one way: `engine` (the `Engine` class) uses `serve` (the handler
-//! bridge, `Request`, `Responder`); both use `args` (argument checks) and `errors`.
+//! bridge, `Request`, `Responder`), which uses `ws` (websocket events to Python, the
+//! `WebSocket` class); all use `args` (argument checks) and `errors`.
 
 mod args;
 mod body;
@@ -15,6 +16,7 @@ mod errors;
 mod pool;
 mod serve;
 mod service;
+mod ws;
 
 use pyo3::prelude::*;
 
@@ -32,5 +34,6 @@ fn _corral(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<serve::Request>()?;
     m.add_class::<serve::Responder>()?;
     m.add_class::<body::BodyReader>()?;
+    m.add_class::<ws::WebSocket>()?;
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! ([`Batches`]) and the host thread (`Engine.run_host`, started by `corral.serve`)
 //! takes them in batches, attaching to the interpreter once per batch. Heavy requests
 //! run on corral's CPU pool, each attaching for its own call, so work that releases the
-//! GIL (hashlib, zlib, numpy) runs in parallel there.
+//! GIL (hashlib, zlib, numpy) runs in parallel there. Websocket events (`ws`) take the
+//! same queue and reach the host in the same batches.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -22,11 +23,12 @@ use corral_core::{Cost, CostRule, Handler, Payload, Reply, Response, Sent, Strea
 use crate::args::seconds;
 use crate::body::BodyReader;
 use crate::errors;
+use crate::ws::{WebSocket, WsItem};
 
-/// Light requests waiting for the host, events for streams it parked, and whether the
-/// engine is closed. The host is a thread waiting on the condvar (sync handlers, WSGI),
-/// or an event loop watching `wake`'s other end (ASGI): one byte is written on each
-/// empty → non-empty transition.
+/// Light requests waiting for the host, events for streams it parked, websocket events,
+/// and whether the engine is closed. The host is a thread waiting on the condvar (sync
+/// handlers, WSGI), or an event loop watching `wake`'s other end (ASGI): one byte is
+/// written on each empty → non-empty transition.
 #[derive(Default)]
 pub(crate) struct Batches {
     queue: Mutex<Queue>,
@@ -42,6 +44,11 @@ struct Queue {
     /// `end_of_round` wakes it (once for the round).
     unwoken: bool,
     events: Vec<(u64, Event)>,
+    /// Websocket events, in the order the core made them.
+    ws: Vec<WsItem>,
+    /// The weight of the websocket events queued quietly (`unwoken`) since the host
+    /// was last woken (see `push_ws`).
+    quiet_ws: usize,
     closed: bool,
     /// Host threads waiting on the condvar (an event loop host never does: then a
     /// push makes no futex call for nobody).
@@ -50,7 +57,7 @@ struct Queue {
 
 impl Queue {
     fn is_empty(&self) -> bool {
-        self.requests.is_empty() && self.events.is_empty()
+        self.requests.is_empty() && self.events.is_empty() && self.ws.is_empty()
     }
 }
 
@@ -85,6 +92,7 @@ impl Batches {
         let was_empty = q.is_empty() || q.unwoken;
         f(&mut q);
         q.unwoken = false;
+        q.quiet_ws = 0;
         let waiting = q.waiting > 0;
         drop(q);
         if was_empty {
@@ -110,6 +118,7 @@ impl Batches {
         if !std::mem::take(&mut q.unwoken) {
             return;
         }
+        q.quiet_ws = 0;
         let waiting = q.waiting > 0;
         drop(q);
         self.wake(waiting);
@@ -123,6 +132,29 @@ impl Batches {
         if let Some((w, _)) = self.wake.get() {
             // Full means a wake-up is already pending: nothing is lost.
             let _ = (&*w).write(&[1]);
+        }
+    }
+
+    /// Queues a websocket event: like a request, one queued on an I/O worker wakes the
+    /// host at the end of the worker's round (one wake-up for every message decoded in
+    /// that round) — or as soon as what it queued quietly weighs `WS_WAKE_AT`: a client
+    /// that keeps sending keeps its worker's round going, and the host must see the
+    /// messages (to pause the socket when its app is behind) before the round ends.
+    pub(crate) fn push_ws(&self, item: WsItem) {
+        if corral_core::on_io_worker() {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.quiet_ws += item.weight();
+            q.ws.push(item);
+            q.unwoken = true;
+            if q.quiet_ws >= WS_WAKE_AT {
+                q.unwoken = false;
+                q.quiet_ws = 0;
+                let waiting = q.waiting > 0;
+                drop(q);
+                self.wake(waiting);
+            }
+        } else {
+            self.add(|q| q.ws.push(item));
         }
     }
 
@@ -146,19 +178,23 @@ impl Batches {
 
     /// Takes every queued event and up to `max` queued requests without waiting, after
     /// clearing pending wake-ups (the host drains until this returns none).
-    fn take_now(&self, max: usize) -> (Vec<(u64, Event)>, Vec<Pair>) {
+    fn take_now(&self, max: usize) -> Taken {
         if let Some((_, rx)) = self.wake.get() {
             let mut sink = [0u8; 64];
             while matches!((&*rx).read(&mut sink), Ok(n) if n > 0) {}
         }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let n = q.requests.len().min(max);
-        (std::mem::take(&mut q.events), q.requests.drain(..n).collect())
+        Taken {
+            events: std::mem::take(&mut q.events),
+            ws: std::mem::take(&mut q.ws),
+            requests: q.requests.drain(..n).collect(),
+        }
     }
 
     /// Waits (without the GIL) for requests or events and takes every event and up to
     /// `max` requests; false once closed and empty.
-    fn take(&self, max: usize, events: &mut Vec<(u64, Event)>, out: &mut Vec<Pair>) -> bool {
+    fn take(&self, max: usize, taken: &mut Taken) -> bool {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         while q.is_empty() && !q.closed {
             q.waiting += 1;
@@ -166,19 +202,34 @@ impl Batches {
             q.waiting -= 1;
         }
         let n = q.requests.len().min(max);
-        out.extend(q.requests.drain(..n));
-        events.append(&mut q.events);
+        taken.requests.extend(q.requests.drain(..n));
+        taken.events.append(&mut q.events);
+        taken.ws.append(&mut q.ws);
         if !q.requests.is_empty() && q.waiting > 0 {
             // Several host threads: pass the wake-up on to the next one.
             self.ready.notify_one();
         }
-        !out.is_empty() || !events.is_empty() || !q.closed
+        !taken.is_empty() || !q.closed
     }
 
     /// No more requests will come: the host thread finishes what is queued and returns.
     pub(crate) fn close(&self) {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
         self.ready.notify_all();
+    }
+}
+
+/// What the host takes from the queue in one go.
+#[derive(Default)]
+struct Taken {
+    events: Vec<(u64, Event)>,
+    ws: Vec<WsItem>,
+    requests: Vec<Pair>,
+}
+
+impl Taken {
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.ws.is_empty() && self.requests.is_empty()
     }
 }
 
@@ -202,6 +253,11 @@ pub(crate) struct PyHandler {
     pub streams: bool,
 }
 
+/// The weight of websocket events an I/O worker queues before it wakes the host
+/// without waiting for the end of its round (`WsItem::weight`: 64 small messages, or
+/// a read budget's worth of payload).
+const WS_WAKE_AT: usize = 256 << 10;
+
 /// Most requests the host thread runs per attachment to the interpreter.
 const BATCH: usize = 256;
 
@@ -214,27 +270,29 @@ impl PyHandler {
     }
 
     /// An event loop's take: every queued event as (key, "writable" | "gone"), and up to
-    /// `max` requests as (Request, Responder) objects, without waiting.
+    /// `max` requests as (Request, Responder) objects, without waiting. Websocket events
+    /// are dispatched to their handlers here, before it returns.
     #[allow(clippy::type_complexity)]
     pub(crate) fn take_now(
         &self,
         py: Python<'_>,
         max: usize,
     ) -> PyResult<(Vec<(u64, &'static str)>, Vec<(Request, Responder)>)> {
-        let (events, got) = py.detach(|| self.batches.take_now(max));
-        let events = events.into_iter().map(|(k, e)| (k, e.name())).collect();
-        Ok((events, got.into_iter().map(|p| wrap(p, &self.batches)).collect()))
+        let taken = py.detach(|| self.batches.take_now(max));
+        crate::ws::dispatch(py, taken.ws);
+        let events = taken.events.into_iter().map(|(k, e)| (k, e.name())).collect();
+        Ok((events, taken.requests.into_iter().map(|p| wrap(p, &self.batches)).collect()))
     }
 
     /// A host thread's loop: wait for up to `max` requests with the GIL released, run
     /// them with the GIL held once, until the engine is closed and the queue is empty.
-    /// Events for parked requests go to `on_event(key, kind)`, before the requests.
+    /// Events for parked requests go to `on_event(key, kind)`, then websocket events to
+    /// their handlers, before the requests.
     pub(crate) fn run_host(&self, py: Python<'_>, max: usize, on_event: Option<&Bound<'_, PyAny>>) {
         let max = max.clamp(1, BATCH);
-        let mut batch = Vec::with_capacity(max);
-        let mut events = Vec::new();
-        while py.detach(|| self.batches.take(max, &mut events, &mut batch)) {
-            for (key, event) in events.drain(..) {
+        let mut taken = Taken { requests: Vec::with_capacity(max), ..Taken::default() };
+        while py.detach(|| self.batches.take(max, &mut taken)) {
+            for (key, event) in taken.events.drain(..) {
                 let called = match on_event {
                     Some(f) => f.call1((key, event.name())).map(drop),
                     None => Ok(()),
@@ -243,7 +301,8 @@ impl PyHandler {
                     e.write_unraisable(py, None);
                 }
             }
-            for pair in batch.drain(..) {
+            crate::ws::dispatch(py, std::mem::take(&mut taken.ws));
+            for pair in taken.requests.drain(..) {
                 self.call(py, pair);
             }
         }
@@ -408,6 +467,12 @@ impl Request {
     #[getter]
     fn proxy<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         self.inner.proxy().map(|p| proxy_dict(py, p)).transpose()
+    }
+    /// The subprotocols offered when the request asks for a websocket (a valid
+    /// handshake; possibly none), else None. Accept it with `Responder.upgrade`.
+    #[getter]
+    fn websocket(&self) -> Option<Vec<String>> {
+        self.inner.websocket().map(|o| o.protocols().to_vec())
     }
     #[getter]
     fn is_http(&self) -> bool {
@@ -638,6 +703,19 @@ fn header_text(b: &[u8]) -> String {
     }
 }
 
+/// A header name or value given as str or bytes (bytes as `header_text` reads them).
+struct HeaderText(String);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for HeaderText {
+    type Error = PyErr;
+    fn extract(ob: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<HeaderText> {
+        if let Ok(b) = ob.cast::<PyBytes>() {
+            return Ok(HeaderText(header_text(b.as_bytes())));
+        }
+        Ok(HeaderText(ob.extract::<String>()?))
+    }
+}
+
 /// The parts of an ASGI `http.response.start` message: the status (an int, 100 to 999)
 /// and headers (pairs of byte strings), as a response head and the body length the app
 /// declared (its `content-length`, which corral writes itself).
@@ -793,6 +871,29 @@ impl Responder {
             });
         }
         Ok(py.detach(|| wait_flag(&pair, timeout)))
+    }
+    /// Accepts the websocket the request asks for: the 101 goes out with `protocol`
+    /// (one the client offered) and `headers` ((name, value) pairs of str or bytes), and
+    /// `handler`'s `on_open(ws)`, `on_message(ws, data)`, `on_drain(ws)` and
+    /// `on_close(ws, code, reason)` (each optional) run on the host as the socket's
+    /// events come. Raises StateError if the request asks for no websocket (or was
+    /// answered), BrokenPipeError if the client has gone.
+    #[pyo3(signature = (handler, protocol=None, headers=Vec::new()))]
+    fn upgrade(
+        &self,
+        py: Python<'_>,
+        handler: &Bound<'_, PyAny>,
+        protocol: Option<String>,
+        headers: Vec<(HeaderText, HeaderText)>,
+    ) -> PyResult<Py<WebSocket>> {
+        let r = self.take(py)?;
+        let headers = headers.into_iter().map(|(n, v)| (n.0, v.0)).collect();
+        crate::ws::upgrade(py, r, &self.batches, handler, protocol, headers).map_err(|(r, e)| {
+            if let Some(r) = r {
+                *self.lock() = State::Pending(r);
+            }
+            e
+        })
     }
     /// Answers with the protocol's error reply (HTTP 500) now.
     fn fail(&self, py: Python<'_>) -> PyResult<()> {

@@ -6,7 +6,12 @@ Two ways to use it from a Python app whose own loop is single-threaded:
   ``socket.socket`` objects (``accept()``, ``accept_many()``, or ``fileno()`` in your own
   loop; ``corral.aio.start_server`` does it for asyncio).
 - serve: ``corral.serve(handler, ...)`` reads, frames and classifies requests on
-  corral's threads and calls ``handler`` only to compute the reply.
+  corral's threads and calls ``handler`` only to compute the reply. A request that asks
+  for a websocket (``request.websocket`` is the list of subprotocols offered) is accepted
+  by returning ``Upgrade(handler)``: ``handler``'s ``on_open``, ``on_message``,
+  ``on_drain`` and ``on_close`` then run on the host as the socket's events come, with a
+  ``WebSocket`` (send, close, subscribe, publish); ``Server.publish(topic, data)``
+  reaches every subscriber, fanned out natively.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ._corral import (
     Request,
     Responder,
     StateError,
+    WebSocket,
     WrongModeError,
 )
 
@@ -56,6 +62,8 @@ __all__ = [
     "Response",
     "Server",
     "StateError",
+    "Upgrade",
+    "WebSocket",
     "WrongModeError",
     "listen",
     "serve",
@@ -64,7 +72,7 @@ __all__ = [
 log = logging.getLogger("corral")
 
 Address = Tuple[str, int]
-Reply = Union[bytes, bytearray, memoryview, str, "Response"]
+Reply = Union[bytes, bytearray, memoryview, str, "Response", "Upgrade"]
 
 # Every open engine, so that interpreter exit and fork() can settle them.
 _live: "weakref.WeakSet[_EngineOwner]" = weakref.WeakSet()
@@ -107,6 +115,26 @@ class Response:
 
     def __repr__(self) -> str:
         return f"Response({self.status}, {len(self.body)} bytes)"
+
+
+class Upgrade:
+    """A handler's answer to a request that asks for a websocket (``request.websocket``
+    is not None): accept it with ``protocol`` (one of those offered, or None) and extra
+    ``headers`` on the 101. ``handler`` has any of ``on_open(ws)``, ``on_message(ws,
+    data)`` (data: str for text, bytes for binary), ``on_drain(ws)`` (a ``send`` that
+    returned -1 may be followed by more now) and ``on_close(ws, code, reason)``. They
+    run on the host thread (or loop) in each socket's order and must not block; one that
+    raises is logged and its socket closed with 1011."""
+
+    __slots__ = ("handler", "protocol", "headers")
+
+    def __init__(self, handler: Any, protocol: Optional[str] = None, headers: Iterable[Tuple[str, str]] = ()) -> None:
+        self.handler = handler
+        self.protocol = protocol
+        self.headers = [(str(k), str(v)) for k, v in headers]
+
+    def __repr__(self) -> str:
+        return f"Upgrade({self.handler!r}, protocol={self.protocol!r})"
 
 
 def _options(**options: Any) -> Dict[str, Any]:
@@ -283,10 +311,12 @@ def _send(responder: Responder, reply: Any) -> None:
         responder.respond_bytes(reply.encode())
     elif isinstance(reply, (bytes, bytearray, memoryview)):
         responder.respond_bytes(bytes(reply))
+    elif isinstance(reply, Upgrade):
+        responder.upgrade(reply.handler, reply.protocol, reply.headers)
     elif reply is None:
         responder.close()
     else:
-        raise TypeError(f"a handler must return bytes, str, Response or None, not {type(reply).__name__}")
+        raise TypeError(f"a handler must return bytes, str, Response, Upgrade or None, not {type(reply).__name__}")
 
 
 def _failed(request: Request, responder: Responder, exc: BaseException) -> None:
@@ -333,6 +363,16 @@ class Server(_EngineOwner):
         # The engine closed every connection, so a body read waiting there has failed.
         for p in self._pools:
             p.shutdown(wait=False, cancel_futures=True)
+
+    def publish(self, topic: str, data: Union[str, bytes]) -> int:
+        """Sends ``data`` (str: text, bytes: binary) to every websocket subscribed to
+        ``topic`` (``ws.subscribe``), encoded once and fanned out natively; returns how
+        many sockets it was queued for."""
+        return int(self._engine.publish(topic, data))
+
+    def subscribers(self, topic: str) -> int:
+        """Websockets subscribed to ``topic`` now."""
+        return int(self._engine.subscribers(topic))
 
     def __enter__(self) -> "Server":
         return self
@@ -443,6 +483,11 @@ def serve(
     ``heavy`` classifies requests natively, without calling Python: a list of HTTP path
     prefixes, or ``{"path_prefixes": [...], "min_bytes": n}``. Heavy requests run on
     corral's CPU pool, light ones on its I/O workers.
+
+    Websockets: a request that asks for one has ``request.websocket`` (the subprotocols
+    offered); the handler accepts it by returning ``Upgrade(ws_handler, protocol)``, or
+    answers it as any request. The socket's callbacks run on the host thread (with
+    ``loop=``, on that loop).
     """
     prefixes, min_bytes = _heavy_rule(heavy)
     opts = _options(protocol=protocol, allow_public=allow_public, **options)

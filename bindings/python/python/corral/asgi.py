@@ -21,6 +21,12 @@ client left raises ``BrokenPipeError``. Lifespan: ``startup.failed`` stops ``ser
 with the app's message; an app that raises before ``startup.complete`` is taken as not
 supporting lifespan (logged at info, served without it); ``state`` is copied into each
 request's scope.
+
+Websockets (websocket spec 2.4, with the ``websocket.http.response`` denial
+extension): a request that asks for one (engine option ``ws``, on by default) gets a
+``websocket`` scope; the cycle is ``corral.asgi_ws.WebSocketCycle`` (receive queue and
+back-pressure both ways, ``ClientDisconnected`` on a send once closed). With ``ws``
+off such a request reaches the app as ordinary HTTP.
 """
 
 from __future__ import annotations
@@ -30,11 +36,12 @@ import itertools
 import logging
 import socket
 import threading
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple
 
 from . import ConfigError, Error, Server, _addr, _corral, _live, _options
+from .asgi_ws import ClientDisconnected, WebSocketCycle
 
-__all__ = ["serve", "start", "LifespanFailed"]
+__all__ = ["serve", "start", "LifespanFailed", "ClientDisconnected"]
 
 log = logging.getLogger("corral.asgi")
 _access_logger = logging.getLogger("corral.access")
@@ -42,6 +49,8 @@ _access_logger = logging.getLogger("corral.access")
 ASGIApp = Callable[[Dict[str, Any], Callable[[], Awaitable[Dict[str, Any]]], Callable[[Dict[str, Any]], Awaitable[None]]], Awaitable[None]]
 
 BATCH = 256
+
+_WS_ASGI = {"version": "3.0", "spec_version": "2.4"}
 
 
 class LifespanFailed(Error):
@@ -213,6 +222,8 @@ class ASGIServer(Server):
         # Futures a cycle waits on, by (its key, "writable" | "gone").
         self._waits: Dict[Tuple[int, str], "asyncio.Future[None]"] = {}
         self._keys = itertools.count(1)
+        # The tasks serving websockets, waited for at shutdown (`_settle`).
+        self._ws_tasks: "Set[asyncio.Task[Any]]" = set()
         self._thread: Optional[threading.Thread] = None
         if loop is not None:
             self.loop = loop
@@ -271,6 +282,9 @@ class ASGIServer(Server):
         scope = request.asgi_scope(self._base)
         if self._state:
             scope["state"] = dict(self._state)
+        offered = request.websocket
+        if offered is not None:
+            return await self._serve_ws(scope, offered, responder)
         cycle = _Cycle(self._waits, next(self._keys), responder, request.body, request.take_body())
         try:
             await self._app(scope, cycle.receive, cycle.send)
@@ -298,6 +312,29 @@ class ASGIServer(Server):
                 cycle.status,
             )
 
+    async def _serve_ws(self, scope: Dict[str, Any], offered: List[str], responder: Any) -> None:
+        del scope["method"]
+        scope.update(type="websocket", asgi=_WS_ASGI, scheme="ws", http_version="1.1", subprotocols=offered)
+        scope["extensions"] = {"websocket.http.response": {}}
+        cycle = WebSocketCycle(self._waits, next(self._keys), responder)
+        task = asyncio.current_task()
+        if task is not None:
+            self._ws_tasks.add(task)
+        try:
+            await self._app(scope, cycle.receive, cycle.send)
+        except BaseException:  # noqa: BLE001 - a 500 before accepting, close 1011 after
+            log.exception("ASGI app %r failed on the websocket %s", self._app, scope["path"])
+            cycle.failed()
+        else:
+            if not cycle.returned():
+                log.info("ASGI app %r returned without accepting the websocket %s (answered 403)", self._app, scope["path"])
+        finally:
+            self._ws_tasks.discard(task)  # type: ignore[arg-type]
+        if self._access:
+            query = scope["query_string"].decode("latin-1")
+            path = scope["raw_path"].decode("latin-1") + ("?" + query if query else "")
+            _access_logger.info('%s - "WebSocket %s" %s', scope["client"][0], path, cycle.status)
+
     def close(self, timeout: float = 5.0) -> Dict[str, Any]:
         """Stops accepting, lets in-flight requests finish for up to ``timeout``
         seconds, runs the lifespan shutdown, and returns the shutdown report. On the
@@ -313,7 +350,7 @@ class ASGIServer(Server):
         loop = asyncio.get_running_loop()
         _live.discard(self)
         report = dict(await loop.run_in_executor(None, self._engine.close, timeout))
-        loop.remove_reader(self._engine_fd)
+        await self._settle(timeout)
         if self._lifespan is not None:
             try:
                 await self._lifespan.shutdown()
@@ -321,9 +358,21 @@ class ASGIServer(Server):
                 log.exception("ASGI lifespan shutdown failed")
         return report
 
+    async def _settle(self, timeout: float) -> None:
+        """On the loop, once the engine is closed: the last events (the websockets'
+        closes) reach their cycles, and the websocket apps get up to ``timeout`` seconds
+        to end on their ``websocket.disconnect``."""
+        self._drain()
+        self.loop.remove_reader(self._engine_fd)
+        if self._ws_tasks:
+            await asyncio.wait(set(self._ws_tasks), timeout=timeout)
+
     def _closed(self, timeout: float) -> None:
         if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.remove_reader, self._engine_fd)
+            try:
+                self._call(self._settle(timeout), timeout + 1.0)
+            except Exception:  # noqa: BLE001 - the loop stops next, cancelling what is left
+                log.exception("settling the websockets at shutdown failed")
         if self._lifespan is not None and self.loop.is_running():
             try:
                 self._call(self._lifespan.shutdown(), timeout)

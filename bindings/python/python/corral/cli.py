@@ -9,7 +9,10 @@ seconds and exits 0. With ``--workers N`` a supervisor binds once and runs N wor
 processes; ``--max-requests`` replaces a worker after about that many requests (checked
 four times a second): its replacement starts first, on the same socket, and the old one
 drains once the new one serves, so no connection waits on an empty socket or is reset. Any engine option of ``corral.options()`` is taken as
-``--set name=value`` (durations with a unit: ``--set idle_timeout=5s``).
+``--set name=value`` (durations with a unit: ``--set idle_timeout=5s``). Websockets
+take uvicorn's flags: ``--ws auto|none`` (none: upgrade requests are ordinary HTTP
+requests), ``--ws-max-size``, ``--ws-ping-interval``, ``--ws-ping-timeout`` and
+``--ws-per-message-deflate``, each an engine option (``ws``, ``ws_max_message``, ...).
 """
 
 from __future__ import annotations
@@ -65,6 +68,20 @@ def options(pairs: List[str]) -> Dict[str, str]:
     return out
 
 
+def ws_options(a: argparse.Namespace) -> Dict[str, Any]:
+    """The engine options the websocket flags stand for (only those given)."""
+    out: Dict[str, Any] = {}
+    if a.ws == "none":
+        out["ws"] = False
+    for flag, name in [("ws_max_size", "ws_max_message"), ("ws_ping_interval", "ws_ping_interval"),
+                       ("ws_ping_timeout", "ws_ping_timeout")]:
+        if getattr(a, flag) is not None:
+            out[name] = getattr(a, flag)
+    if a.ws_per_message_deflate is not None:
+        out["ws_deflate"] = a.ws_per_message_deflate == "true"
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="corral", description="Serve a WSGI or ASGI app on corral.")
     ap.add_argument("app", help="module:app or module:factory()")
@@ -91,6 +108,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="with --workers: replace a worker after about N requests (0: never)")
     ap.add_argument("--max-requests-jitter", type=int, default=0, metavar="N",
                     help="add 0..N at random to each worker's --max-requests, so they are not replaced together")
+    ap.add_argument("--ws", choices=["auto", "none"], default="auto",
+                    help="websockets: auto (an ASGI app gets websocket scopes) or none (upgrade requests are plain HTTP)")
+    ap.add_argument("--ws-max-size", type=int, metavar="BYTES",
+                    help="largest websocket message (default 16 MiB); a larger one closes the socket with 1009")
+    ap.add_argument("--ws-ping-interval", type=float, metavar="SECONDS",
+                    help="ping a websocket after this long without a frame from the client (default 20; 0: never)")
+    ap.add_argument("--ws-ping-timeout", type=float, metavar="SECONDS",
+                    help="time for the client to answer a ping or a close (default 20); past it the socket closes")
+    ap.add_argument("--ws-per-message-deflate", choices=["true", "false"],
+                    help="offer permessage-deflate to websocket clients that ask (default true)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="any engine option")
     a = ap.parse_args(argv)
     if not 1 <= a.workers <= 256:
@@ -130,6 +157,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         opts["proxy_protocol"] = a.proxy_protocol
     if a.proxy_trusted is not None:
         opts["proxy_trusted"] = a.proxy_trusted
+    opts.update(ws_options(a))
     listener = socket.socket(fileno=a.fd) if a.fd is not None else None
     if not _Supervisor.from_env().present:
         opts.setdefault("sd_notify", True)  # READY=1 / STOPPING=1 (a supervisor's workers leave it to it)
