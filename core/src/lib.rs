@@ -45,7 +45,7 @@ pub use config::{
     Backend, Cidr, Config, ConfigBuilder, Limits, ListenerStrategy, Model, Protocol, ProxyMode, Readiness,
 };
 pub use cpu::Pool;
-pub use engine::{Engine, Mode, ShutdownReport};
+pub use engine::{hold_wakes, release_wakes, Engine, Mode, ShutdownReport};
 pub use error::{Error, ErrorKind, Result};
 pub use frame::{HttpRequest, Payload, Reply, Response};
 pub use handler::{

@@ -402,3 +402,17 @@ impl Drop for Engine {
         }
     }
 }
+
+/// Holds this thread's wake-ups of corral's I/O workers until `release_wakes()`: an
+/// event loop answering many connections in one pass wakes each worker once, after it
+/// (see `corral::hold_wakes`).
+#[pyfunction]
+pub(crate) fn hold_wakes() {
+    corral_core::hold_wakes();
+}
+
+/// Wakes the I/O workers owed a wake-up since `hold_wakes()`.
+#[pyfunction]
+pub(crate) fn release_wakes() {
+    corral_core::release_wakes();
+}

@@ -26,6 +26,8 @@ fn _corral(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<engine::Engine>()?;
     m.add_function(wrap_pyfunction!(engine::options_table, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::hold_wakes, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::release_wakes, m)?)?;
     m.add_function(wrap_pyfunction!(engine::metrics_table, m)?)?;
     m.add_function(wrap_pyfunction!(errors::error_classes, m)?)?;
     m.add_function(wrap_pyfunction!(service::listen_fds, m)?)?;

@@ -292,6 +292,8 @@ impl PyHandler {
         let max = max.clamp(1, BATCH);
         let mut taken = Taken { requests: Vec::with_capacity(max), ..Taken::default() };
         while py.detach(|| self.batches.take(max, &mut taken)) {
+            // Replies and sends made for this batch wake each I/O worker once, after it.
+            corral_core::hold_wakes();
             for (key, event) in taken.events.drain(..) {
                 let called = match on_event {
                     Some(f) => f.call1((key, event.name())).map(drop),
@@ -305,6 +307,7 @@ impl PyHandler {
             for pair in taken.requests.drain(..) {
                 self.call(py, pair);
             }
+            corral_core::release_wakes();
         }
     }
 }

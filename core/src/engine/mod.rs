@@ -21,6 +21,7 @@ mod shared;
 mod snapshot;
 
 pub(crate) use shared::Shared;
+pub use shared::{hold_wakes, release_wakes};
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;

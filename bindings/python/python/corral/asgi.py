@@ -265,18 +265,25 @@ class ASGIServer(Server):
         take = self._engine.take_requests
         loop = self.loop
         waits = self._waits
-        while True:
-            events, batch = take(BATCH)
-            for key in events:
-                fut = waits.pop(key, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
-            if not batch:
-                if not events:
-                    return
-                continue
-            for request, responder in batch:
-                loop.create_task(self._serve(request, responder))
+        # The tasks this wakes reply and send in the loop's next pass: corral's I/O
+        # workers are woken once after it (the release is queued behind them), not
+        # once per connection.
+        _corral.hold_wakes()
+        try:
+            while True:
+                events, batch = take(BATCH)
+                for key in events:
+                    fut = waits.pop(key, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(None)
+                if not batch:
+                    if not events:
+                        break
+                    continue
+                for request, responder in batch:
+                    loop.create_task(self._serve(request, responder))
+        finally:
+            loop.call_soon(_corral.release_wakes)
 
     async def _serve(self, request: Any, responder: Any) -> None:
         scope = request.asgi_scope(self._base)
