@@ -127,6 +127,16 @@ enum corral_status
    * request was answered before its body was read.
    */
   CORRAL_STATUS_BODY_CLOSED = 17,
+  /**
+   * corral_ws_send(): the message was queued, but the websocket's unwritten bytes are
+   * now over `ws_max_backpressure`: wait for its on_drain callback before sending more.
+   */
+  CORRAL_STATUS_BACKPRESSURE = 18,
+  /**
+   * Not done: the websocket (or its connection) is closing or closed, or, for
+   * corral_ws_send(), its unwritten bytes were already over `ws_max_backpressure`.
+   */
+  CORRAL_STATUS_DROPPED = 19,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -330,6 +340,17 @@ typedef struct corral_responder corral_responder;
 typedef struct corral_stats corral_stats;
 
 /**
+ * An accepted websocket. Thread-safe: every corral_ws_* function may be called on it
+ * from any thread, concurrently, including from its own callbacks. Reference counted:
+ * corral_ws_accept() and corral_ws_retain() each give you one reference, which you
+ * give back with corral_ws_release(); the pointer a callback receives is valid during
+ * that callback only (retain it to keep it). A handle outlives its socket and its
+ * engine: once the socket is closed, sends answer CORRAL_STATUS_DROPPED, and it may be
+ * released before or after corral_engine_free().
+ */
+typedef struct corral_ws corral_ws;
+
+/**
  * Called once a corral_body_read() would not return CORRAL_STATUS_PENDING. See
  * corral_body_when_ready().
  */
@@ -459,6 +480,77 @@ typedef struct {
   const char *name;
   const char *value;
 } corral_header;
+
+/**
+ * How to accept a websocket. Start from corral_ws_accept_opts_default().
+ */
+typedef struct {
+  /**
+   * The subprotocol to answer with (Sec-WebSocket-Protocol): one the client offered
+   * (corral_request_ws_protocol()), NUL-terminated; NULL for none.
+   */
+  const char *protocol;
+  /**
+   * Headers for the 101 reply (may be NULL when the count is 0); copied by the call.
+   */
+  const corral_header *headers;
+  size_t header_count;
+  /**
+   * Turns permessage-deflate off for this socket (the ws_deflate option and the
+   * client's offer decide otherwise).
+   */
+  bool no_deflate;
+} corral_ws_accept_opts;
+
+/**
+ * on_open and on_drain: the socket, and the `user` given to corral_ws_accept().
+ */
+typedef void (*corral_ws_event_fn)(corral_ws*, void*);
+
+/**
+ * on_message: the socket, whether the message is text (valid UTF-8) or binary, its
+ * bytes (not NUL-terminated; valid during the callback), their number, and `user`.
+ */
+typedef void (*corral_ws_message_fn)(corral_ws*, bool, const uint8_t*, size_t, void*);
+
+/**
+ * on_close: the socket, the close code, the reason (UTF-8, `len` bytes followed by a
+ * NUL; valid during the callback), its length, and `user`.
+ */
+typedef void (*corral_ws_close_fn)(corral_ws*, uint16_t, const char*, size_t, void*);
+
+/**
+ * What corral calls for an accepted websocket; each may be NULL (a NULL on_message
+ * discards messages). They run on corral's threads and must be quick and never block
+ * (queue work to a thread of your own): on_open, on_message and on_close run on the I/O
+ * worker serving the connection, in order, one at a time per socket; on_drain runs on
+ * whichever thread wrote the backlog down, possibly while on_message runs, and
+ * possibly inside the corral_ws_send() call that answered CORRAL_STATUS_BACKPRESSURE
+ * (so do not hold a lock around a send that on_drain also takes).
+ */
+typedef struct {
+  /**
+   * The socket is open (the 101 is queued ahead of anything sent from here on).
+   */
+  corral_ws_event_fn on_open;
+  /**
+   * A whole message from the client.
+   */
+  corral_ws_message_fn on_message;
+  /**
+   * The backlog that made a send answer CORRAL_STATUS_BACKPRESSURE is written down:
+   * send more.
+   */
+  corral_ws_event_fn on_drain;
+  /**
+   * The socket is closed, called exactly once: the client's code (1005 if it sent
+   * none), the code corral failed it with (1002 protocol error, 1007 invalid UTF-8,
+   * 1009 message over ws_max_message, 1011 server error), or 1006 when the
+   * connection ended without a close handshake (including engine shutdown). No
+   * callback runs after it returns.
+   */
+  corral_ws_close_fn on_close;
+} corral_ws_callbacks;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1023,6 +1115,169 @@ void corral_responder_free(corral_responder *res);
  * Any thread.
  */
 corral_status corral_status_message(uint32_t status, char *buf, size_t len, size_t *written);
+
+/**
+ * Accept options with no subprotocol, no headers, and permessage-deflate allowed.
+ */
+corral_ws_accept_opts corral_ws_accept_opts_default(void);
+
+/**
+ * True if the request asks for a websocket (a valid RFC 6455 upgrade request, with the
+ * `ws` option on): accept it with corral_ws_accept(), or answer it as any request.
+ * Malformed upgrade requests are answered 400/426 by corral and never reach the
+ * handler. False for NULL. In the handler callback, on the thread running it.
+ */
+bool corral_request_is_websocket(const corral_request *req);
+
+/**
+ * The `index`-th subprotocol the websocket request offers (Sec-WebSocket-Protocol, in
+ * the client's order of preference) into `*data` / `*len` (not NUL-terminated; valid
+ * until the handler callback returns). CORRAL_STATUS_NOT_FOUND past the last one, or
+ * when the request is not a websocket offer. In the handler callback.
+ */
+corral_status corral_request_ws_protocol(const corral_request *req,
+                                         size_t index,
+                                         const uint8_t **data,
+                                         size_t *len);
+
+/**
+ * True if the request this responder answers asks for a websocket (as
+ * corral_request_is_websocket(), for code that kept only the responder). False for
+ * NULL. Any thread.
+ */
+bool corral_responder_can_upgrade(const corral_responder *res);
+
+/**
+ * Accepts the websocket the request asks for and frees the responder: the 101 is
+ * queued and `callbacks` get the socket's events from on_open on, each with `user`.
+ * `opts` may be NULL (the defaults); `callbacks` is copied. `out` may be NULL; else it
+ * gets a reference to the socket, yours to give back with corral_ws_release() (the
+ * callbacks get the same pointer). Any thread, any time before `reply_timeout`.
+ *
+ * `user` is used until on_close returns (on_close is called exactly once for every
+ * accept that returned CORRAL_STATUS_OK, possibly before this call returns when
+ * accepting from another thread); after that corral never touches it again.
+ *
+ * The responder is consumed whatever the status (as by corral_responder_send()); on an
+ * error the client gets HTTP 500 and no callback is ever called.
+ * CORRAL_STATUS_INVALID_ARGUMENT: the request is not a websocket offer (check with
+ * corral_request_is_websocket() or corral_responder_can_upgrade()), or the protocol or
+ * a header is not UTF-8. CORRAL_STATUS_DROPPED: the connection is gone.
+ */
+corral_status corral_ws_accept(corral_responder *res,
+                               const corral_ws_accept_opts *opts,
+                               const corral_ws_callbacks *callbacks,
+                               void *user,
+                               corral_ws **out);
+
+/**
+ * Sends a message: text (`is_text`: `data` must be valid UTF-8) or binary, `len`
+ * bytes (`data` may be NULL when `len` is 0), copied before the call returns. Any
+ * thread, including the socket's callbacks.
+ * CORRAL_STATUS_OK: queued. CORRAL_STATUS_BACKPRESSURE: queued, but the socket's
+ * unwritten bytes are now over `ws_max_backpressure`: wait for on_drain before sending
+ * more. CORRAL_STATUS_DROPPED: not sent: the socket is closing or closed, or was
+ * already over `ws_max_backpressure`. CORRAL_STATUS_INVALID_ARGUMENT: text that is not
+ * UTF-8 (nothing is sent).
+ */
+corral_status corral_ws_send(const corral_ws *ws, bool is_text, const uint8_t *data, size_t len);
+
+/**
+ * Starts the closing handshake: a close frame with `code` (1000, 1001, 1002, 1003,
+ * 1007-1014 or 3000-4999; another is sent as 1000) and `reason` (NUL-terminated UTF-8,
+ * cut to 123 bytes; NULL for none). The connection closes when the client answers, or
+ * after `ws_ping_timeout`; on_close then reports the client's code. A no-op on a socket
+ * already closing. Any thread.
+ */
+corral_status corral_ws_close(const corral_ws *ws, uint16_t code, const char *reason);
+
+/**
+ * Subscribes the socket to `topic` (NUL-terminated UTF-8): messages published to it
+ * (corral_ws_publish(), corral_engine_publish()) are sent to this socket. `changed`
+ * (may be NULL) gets false if it was subscribed already or is closed. A socket leaves
+ * its topics when it closes. Any thread.
+ */
+corral_status corral_ws_subscribe(const corral_ws *ws, const char *topic, bool *changed);
+
+/**
+ * Unsubscribes the socket from `topic`; `changed` (may be NULL) gets false if it was
+ * not subscribed. Any thread.
+ */
+corral_status corral_ws_unsubscribe(const corral_ws *ws, const char *topic, bool *changed);
+
+/**
+ * Sends a message (as corral_ws_send()) to every socket subscribed to `topic` except
+ * this one. `count` (may be NULL) gets how many it was queued for (those over
+ * `ws_max_backpressure` are skipped). Encoded once, from the calling thread, and
+ * queued on each subscriber's connection inside corral. Any thread.
+ */
+corral_status corral_ws_publish(const corral_ws *ws,
+                                const char *topic,
+                                bool is_text,
+                                const uint8_t *data,
+                                size_t len,
+                                size_t *count);
+
+/**
+ * Sends a message (as corral_ws_send()) to every socket subscribed to `topic`.
+ * `count` (may be NULL) gets how many it was queued for. Any thread.
+ */
+corral_status corral_engine_publish(const corral_engine *e,
+                                    const char *topic,
+                                    bool is_text,
+                                    const uint8_t *data,
+                                    size_t len,
+                                    size_t *count);
+
+/**
+ * The number of sockets subscribed to `topic` now, into `*out`. Any thread.
+ */
+corral_status corral_engine_subscribers(const corral_engine *e, const char *topic, size_t *out);
+
+/**
+ * The bytes queued on the socket's connection and not yet written, into `*out`. Any
+ * thread.
+ */
+corral_status corral_ws_buffered_amount(const corral_ws *ws, size_t *out);
+
+/**
+ * The engine-unique id of the socket's connection (as corral_request_info's
+ * `conn_id`), into `*out`. Any thread.
+ */
+corral_status corral_ws_id(const corral_ws *ws, uint64_t *out);
+
+/**
+ * Whether the socket is open (true until its closing handshake begins), into `*out`.
+ * Any thread.
+ */
+corral_status corral_ws_is_open(const corral_ws *ws, bool *out);
+
+/**
+ * Stops reading from the client until corral_ws_resume(): for an app whose queue of
+ * received messages is full, so nothing buffers without bound (TCP holds the client
+ * back). Any thread.
+ */
+corral_status corral_ws_pause(const corral_ws *ws);
+
+/**
+ * Reads from the client again after corral_ws_pause(). Any thread.
+ */
+corral_status corral_ws_resume(const corral_ws *ws);
+
+/**
+ * Takes another reference to the socket (give it back with corral_ws_release()) and
+ * returns `ws`: use it to keep the pointer a callback received. NULL gives NULL. Any
+ * thread.
+ */
+corral_ws *corral_ws_retain(corral_ws *ws);
+
+/**
+ * Gives back one reference from corral_ws_accept() or corral_ws_retain(); the handle
+ * is freed with the last one (the socket itself lives on while its connection does).
+ * Never release the pointer a callback received without retaining it. NULL is a
+ * no-op. Any thread.
+ */
+void corral_ws_release(corral_ws *ws);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -19,7 +19,7 @@ pub struct CorralEngine {
     inner: Engine,
 }
 
-fn engine<'a>(e: *const CorralEngine) -> Option<&'a Engine> {
+pub(crate) fn engine<'a>(e: *const CorralEngine) -> Option<&'a Engine> {
     // SAFETY: the caller passes a pointer from corral_engine_new_*() or NULL.
     unsafe { e.as_ref() }.map(|e| &e.inner)
 }

@@ -11,12 +11,14 @@ mod config;
 mod engine;
 mod serve;
 mod status;
+mod ws;
 
 pub use body::*;
 pub use config::*;
 pub use engine::*;
 pub use serve::*;
 pub use status::*;
+pub use ws::*;
 
 /// The library's major version (matches `corral_version()`).
 pub const CORRAL_VERSION_MAJOR: u32 = 0;
@@ -40,6 +42,11 @@ pub(crate) unsafe fn path_arg<'a>(p: *const std::ffi::c_char) -> Result<&'a str,
 
 pub(crate) fn boundary(f: impl FnOnce() -> CorralStatus) -> CorralStatus {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(CorralStatus::Panic)
+}
+
+/// Runs `f` for a function that returns a value of its own; a panic gives `fallback`.
+pub(crate) fn boundary_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(fallback)
 }
 
 /// Runs `f` for a function with no status to return; a panic is swallowed.

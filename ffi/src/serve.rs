@@ -24,7 +24,7 @@ pub struct CorralRequest {
 /// give it up with corral_responder_free() (the client then gets an error reply: HTTP
 /// 500, or the connection closes for the other protocols).
 pub struct CorralResponder {
-    inner: Responder,
+    pub(crate) inner: Responder,
 }
 
 /// Where a request runs.
@@ -150,13 +150,13 @@ impl Handler for CHandler {
     }
 }
 
-fn request<'a>(req: *const CorralRequest) -> Option<&'a Request> {
+pub(crate) fn request<'a>(req: *const CorralRequest) -> Option<&'a Request> {
     // SAFETY: the caller passes the request it was handed, during the callback, and the
     // view's pointer is valid for that long.
     unsafe { req.as_ref().and_then(|r| r.inner.as_ref()) }
 }
 
-unsafe fn out_bytes(data: &[u8], ptr: *mut *const u8, len: *mut usize) -> CorralStatus {
+pub(crate) unsafe fn out_bytes(data: &[u8], ptr: *mut *const u8, len: *mut usize) -> CorralStatus {
     if ptr.is_null() || len.is_null() {
         return CorralStatus::NullArgument;
     }
@@ -348,12 +348,12 @@ pub struct CorralHeader {
     pub value: *const c_char,
 }
 
-unsafe fn take(res: *mut CorralResponder) -> Option<Responder> {
+pub(crate) unsafe fn take(res: *mut CorralResponder) -> Option<Responder> {
     // SAFETY: a non-NULL responder came from a handler callback and is completed once.
     (!res.is_null()).then(|| unsafe { Box::from_raw(res) }.inner)
 }
 
-unsafe fn slice<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
+pub(crate) unsafe fn slice<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
     if len == 0 {
         Some(&[])
     } else if data.is_null() {
@@ -395,28 +395,43 @@ pub unsafe extern "C" fn corral_responder_send_http(
         if !(100..=999).contains(&status) {
             return CorralStatus::InvalidArgument;
         }
-        let mut resp = Response::new(status).body(body.to_vec());
-        if count > 0 {
-            if headers.is_null() {
-                return CorralStatus::NullArgument;
-            }
-            for i in 0..count {
-                // SAFETY: the caller passes `count` headers.
-                let h = unsafe { &*headers.add(i) };
-                if h.name.is_null() || h.value.is_null() {
-                    return CorralStatus::NullArgument;
-                }
-                let (Ok(n), Ok(v)) =
-                    (unsafe { CStr::from_ptr(h.name) }.to_str(), unsafe { CStr::from_ptr(h.value) }.to_str())
-                else {
-                    return CorralStatus::InvalidArgument;
-                };
-                resp = resp.header(n, v);
-            }
-        }
+        let hs = match unsafe { c_headers(headers, count) } {
+            Ok(hs) => hs,
+            Err(s) => return s,
+        };
+        let resp = hs.into_iter().fold(Response::new(status).body(body.to_vec()), |r, (n, v)| r.header(n, v));
         r.respond(resp);
         CorralStatus::Ok
     })
+}
+
+/// Reads `count` C headers: NULL strings are refused, as are strings that are not UTF-8.
+///
+/// # Safety
+/// `headers` points at `count` headers whose strings outlive the returned borrows.
+pub(crate) unsafe fn c_headers<'a>(
+    headers: *const CorralHeader,
+    count: usize,
+) -> Result<Vec<(&'a str, &'a str)>, CorralStatus> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if headers.is_null() {
+        return Err(CorralStatus::NullArgument);
+    }
+    (0..count)
+        .map(|i| {
+            // SAFETY: the caller passes `count` headers.
+            let h = unsafe { &*headers.add(i) };
+            if h.name.is_null() || h.value.is_null() {
+                return Err(CorralStatus::NullArgument);
+            }
+            match (unsafe { CStr::from_ptr(h.name) }.to_str(), unsafe { CStr::from_ptr(h.value) }.to_str()) {
+                (Ok(n), Ok(v)) => Ok((n, v)),
+                _ => Err(CorralStatus::InvalidArgument),
+            }
+        })
+        .collect()
 }
 
 /// Closes the connection once the replies to earlier requests are written, and frees

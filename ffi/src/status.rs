@@ -49,11 +49,17 @@ pub enum CorralStatus {
     /// The request body will not end: the client left, the connection closed, or the
     /// request was answered before its body was read.
     BodyClosed = 17,
+    /// corral_ws_send(): the message was queued, but the websocket's unwritten bytes are
+    /// now over `ws_max_backpressure`: wait for its on_drain callback before sending more.
+    Backpressure = 18,
+    /// Not done: the websocket (or its connection) is closing or closed, or, for
+    /// corral_ws_send(), its unwritten bytes were already over `ws_max_backpressure`.
+    Dropped = 19,
 }
 
 impl CorralStatus {
     /// Every status, in number order (the numbers are checked by a test).
-    const ALL: [CorralStatus; 18] = [
+    const ALL: [CorralStatus; 20] = [
         CorralStatus::Ok,
         CorralStatus::NullArgument,
         CorralStatus::InvalidArgument,
@@ -72,6 +78,8 @@ impl CorralStatus {
         CorralStatus::BodyMalformed,
         CorralStatus::BodyTooSlow,
         CorralStatus::BodyClosed,
+        CorralStatus::Backpressure,
+        CorralStatus::Dropped,
     ];
 
     /// The status with this number, if there is one.
@@ -126,6 +134,14 @@ impl CorralStatus {
             CorralStatus::BodyClosed => {
                 "the request body will not end: the client left, the connection closed, or the request was \
                  answered before its body was read"
+            }
+            CorralStatus::Backpressure => {
+                "the message was queued, but the websocket's unwritten bytes are over ws_max_backpressure: \
+                 wait for on_drain before sending more"
+            }
+            CorralStatus::Dropped => {
+                "not done: the websocket or its connection is closing or closed, or the websocket's unwritten \
+                 bytes were already over ws_max_backpressure (wait for on_drain)"
             }
         }
     }
@@ -186,6 +202,6 @@ mod tests {
             let s = CorralStatus::from_number(k.c_status()).expect("a status for every kind");
             assert!(!matches!(s, CorralStatus::Ok | CorralStatus::Panic | CorralStatus::NullArgument), "{k:?}");
         }
-        assert_eq!(CorralStatus::from_number(18), None);
+        assert_eq!(CorralStatus::from_number(20), None);
     }
 }
