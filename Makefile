@@ -15,8 +15,8 @@ CFLAGS_C   := -std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude
 CFLAGS_CXX := -std=c++17 -Wall -Wextra -Werror -pedantic -g -Iinclude
 LDLIBS     := -L$(LIBDIR) -Wl,-rpath,$(abspath $(LIBDIR)) -lcorral -lpthread
 VALGRIND   := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite
-C_TESTS    := test_api conformance
-C_EXAMPLES := echo_handoff http_serve handoff_cpp
+C_TESTS    := test_api test_ws conformance
+C_EXAMPLES := echo_handoff http_serve ws_echo handoff_cpp
 VENV       := .venv
 PY         := $(abspath $(VENV))/bin/python
 
@@ -128,9 +128,11 @@ c-build: ffi
 	@mkdir -p $(CDIR)
 	$(CC) $(CFLAGS_C) tests/c/test_api.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/test_api
 	$(CC) $(CFLAGS_C) tests/c/conformance.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/conformance
+	$(CC) $(CFLAGS_C) tests/c/test_ws.c tests/c/wslib.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/test_ws
 	$(CC) $(CFLAGS_C) examples/c/echo_handoff.c $(LDLIBS) -o $(CDIR)/echo_handoff
 	$(CC) $(CFLAGS_C) examples/c/http_serve.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/http_serve
 	$(CC) $(CFLAGS_C) examples/c/upload_to_file.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/upload_to_file
+	$(CC) $(CFLAGS_C) examples/c/ws_echo.c tests/c/wslib.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/ws_echo
 	$(CXX) $(CFLAGS_CXX) examples/cpp/handoff.cpp $(LDLIBS) -o $(CDIR)/handoff_cpp
 	$(CC) $(CFLAGS_C) tests/c/test_api.c tests/c/testlib.c $(LIBDIR)/libcorral.a \
 		-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o $(CDIR)/test_api_static
@@ -141,16 +143,21 @@ c-test: c-build
 	@command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind >/dev/null)
 	$(CDIR)/test_api
 	$(CDIR)/test_api_static
+	$(CDIR)/test_ws
 	$(CDIR)/conformance tests/conformance/cases.txt
 	$(CDIR)/echo_handoff --self-test
 	$(CDIR)/http_serve --self-test
 	$(CDIR)/upload_to_file --self-test
+	$(CDIR)/ws_echo --self-test
 	$(CDIR)/handoff_cpp
 	$(VALGRIND) $(CDIR)/test_api
+	$(VALGRIND) $(CDIR)/test_ws
 	$(VALGRIND) $(CDIR)/conformance tests/conformance/cases.txt
 	$(VALGRIND) $(CDIR)/echo_handoff --self-test
 	$(VALGRIND) $(CDIR)/http_serve --self-test
 	$(VALGRIND) $(CDIR)/upload_to_file --self-test
+	$(VALGRIND) $(CDIR)/ws_echo --self-test
+	python3 tests/ws/against.py --strict -- $(VALGRIND) $(CDIR)/ws_echo
 	$(VALGRIND) $(CDIR)/handoff_cpp
 
 ## Regenerates include/corral.h from ffi/src (commit the result).
