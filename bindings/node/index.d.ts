@@ -59,6 +59,20 @@ export interface EngineOptions {
   bodyTimeout?: number | string
   /** Slowest rate a streamed body may arrive at over each body_timeout period (0: only the timeout). 1 to 1099511627776 bytes per second, or 0 for only body_timeout. Default 1024; applies to serve engines. */
   minBodyRate?: number
+  /** Websockets: upgrade requests are checked and offered to the handler (off: ordinary requests). True or false. Default true; applies to serve engines. */
+  ws?: boolean
+  /** Largest websocket message after decompression; over it the socket closes with 1009. 1 to 1073741824 bytes. Default 16 MiB; applies to serve engines. */
+  wsMaxMessage?: number
+  /** Websocket keep-alive: a ping after this long without a frame from the client. 1 ms to 365 days, or 0 for no pings (milliseconds as a number, or text with a unit such as "250ms"). Default 20 s; applies to serve engines. */
+  wsPingInterval?: number | string
+  /** Time for the client to answer a ping (else close 1011), and to answer a close frame. 1 ms to 365 days (milliseconds as a number, or text with a unit such as "250ms"). Default 20 s; applies to serve engines. */
+  wsPingTimeout?: number | string
+  /** Websocket with no message either way for this long is closed with 1001 (0: never). 1 ms to 365 days, or 0 for never (milliseconds as a number, or text with a unit such as "250ms"). Default 0; applies to serve engines. */
+  wsIdleTimeout?: number | string
+  /** Websocket permessage-deflate for clients that ask (each message compressed on its own). True or false. Default true; applies to serve engines. */
+  wsDeflate?: boolean
+  /** Websocket bytes queued unwritten at which send reports back-pressure; a send while over it is dropped. 1024 to 1073741824 bytes. Default 1 MiB; applies to serve engines. */
+  wsMaxBackpressure?: number
   /** Largest HTTP request head (request line and headers). 64 to 16777216 bytes. Default 16 KiB; applies to serve engines. */
   maxHeader?: number
   /** Time for a request to arrive once begun, and for the first request (slowloris); in handoff, for the PROXY header (proxy_protocol). 1 ms to 365 days (milliseconds as a number, or text with a unit such as "250ms"). Default 10 s; applies to serve and handoff engines. */
