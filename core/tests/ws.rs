@@ -400,3 +400,19 @@ fn shutdown_closes_open_websockets_with_1001() {
     assert!(closer.join().unwrap(), "the server closed after the handshake");
     assert!(report.clean, "{report:?}");
 }
+
+#[test]
+fn a_socket_with_no_message_for_ws_idle_timeout_is_closed_with_1001() {
+    let config = Config::builder().ws_idle_timeout(Duration::from_millis(300)).build().unwrap();
+    let (engine, rx) = serve(config, None, None);
+    let mut c = open(engine.local_addr(), "/ws");
+    assert_eq!(next(&rx), Seen::Open);
+    c.text("one");
+    assert_eq!(c.recv(), Some((1, b"one".to_vec())));
+    // A ping is not a message: it does not keep the socket from idling.
+    c.frame(0x89, b"", false);
+    assert_eq!(c.recv().map(|(op, _)| op), Some(10));
+    assert_eq!(c.close_code(), Some(1001));
+    c.frame(0x88, &[0x03, 0xe9], false);
+    assert!(c.at_eof());
+}
