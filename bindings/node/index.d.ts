@@ -270,7 +270,95 @@ export type Handler = (req: Request) => Reply | Promise<Reply>
  * `formData()` read it whole. A failing body errors them with a BodyError. An app may
  * answer without reading: the engine discards the rest (or closes the connection).
  */
-export type FetchHandler = (request: globalThis.Request) => globalThis.Response | Promise<globalThis.Response>
+export type FetchHandler = (
+  request: globalThis.Request,
+  server: Server,
+) => globalThis.Response | undefined | void | Promise<globalThis.Response | undefined | void>
+
+/** A websocket message: text arrives as a string, binary as a Buffer. */
+export type WebSocketMessage = string | Buffer
+
+/** What a websocket send takes: a string goes as text, bytes as binary. */
+export type WebSocketData = string | Buffer | ArrayBufferView | ArrayBuffer | SharedArrayBuffer
+
+/**
+ * A websocket accepted with `server.upgrade()` (the shape of Bun's ServerWebSocket).
+ * Usable until its close handler; afterwards sends return 0.
+ */
+export interface ServerWebSocket<T = undefined> {
+  /** What `server.upgrade(req, { data })` gave. */
+  data: T
+  readonly remoteAddress: string
+  readonly remotePort: number
+  /** The subprotocol agreed ('' for none). */
+  readonly protocol: string
+  /** 'permessage-deflate' when agreed, else ''. */
+  readonly extensions: string
+  /** 0 until open, 1 open, 2 closing (close() called), 3 closed. */
+  readonly readyState: 0 | 1 | 2 | 3
+  /**
+   * Sends a string as text, bytes as binary. Returns the bytes put on the wire, -1 when
+   * queued past wsMaxBackpressure (wait for the drain handler before sending more), 0
+   * when dropped (already over it, or closing or closed).
+   */
+  send(message: WebSocketData): number
+  sendText(text: string): number
+  sendBinary(data: Buffer | ArrayBufferView | ArrayBuffer | SharedArrayBuffer): number
+  /**
+   * Starts the closing handshake (default 1000). A code an endpoint may not send is sent
+   * as 1000; the reason is cut to 123 bytes.
+   */
+  close(code?: number, reason?: string): void
+  /** False if already subscribed (or closed). */
+  subscribe(topic: string): boolean
+  /** False if not subscribed. */
+  unsubscribe(topic: string): boolean
+  isSubscribed(topic: string): boolean
+  /**
+   * Sends to every subscriber of `topic` but this socket, encoded (and compressed) once
+   * in the engine; returns how many sockets it was queued for.
+   */
+  publish(topic: string, message: WebSocketData): number
+  publishText(topic: string, text: string): number
+  publishBinary(topic: string, data: Buffer | ArrayBufferView | ArrayBuffer | SharedArrayBuffer): number
+  /** Bytes queued on the connection and not yet written. */
+  getBufferedAmount(): number
+  /**
+   * Stops reading from the client until resume() (TCP then holds the client back).
+   * corral's own, for an app that cannot take more yet; independent of the engine's
+   * own flow control (it stops reading a socket while 1024 messages or 4 MiB wait for
+   * the main thread).
+   */
+  pause(): void
+  resume(): void
+}
+
+/**
+ * The websocket handlers of a fetch app (Bun's shape). They run on the main thread, in
+ * order per socket. One that throws (or rejects) closes its socket with 1011 and is
+ * reported on the server's 'error' event (or the console).
+ */
+export interface WebSocketHandler<T = any> {
+  open?(ws: ServerWebSocket<T>): void | Promise<void>
+  message(ws: ServerWebSocket<T>, message: WebSocketMessage): void | Promise<void>
+  /** A send returned -1 and the backlog is written: send more. */
+  drain?(ws: ServerWebSocket<T>): void | Promise<void>
+  /**
+   * The socket closed: the client's code (1005 for none), the code the server failed it
+   * with (1002, 1007, 1009, 1011), or 1006 when the connection ended without a close.
+   */
+  close?(ws: ServerWebSocket<T>, code: number, reason: string): void | Promise<void>
+}
+
+export interface UpgradeOptions<T = any> {
+  /** Becomes `ws.data`. */
+  data?: T
+  /**
+   * Headers for the 101 reply; a Sec-WebSocket-Protocol among them chooses the
+   * subprotocol (one the client offered).
+   */
+  headers?: Record<string, string | string[]> | Headers | Iterable<[string, string]>
+}
 
 export interface ServeOptions extends ListenOptions {
   /** corral's own signature: `handler(req)` returns a Reply. */
@@ -280,6 +368,11 @@ export interface ServeOptions extends ListenOptions {
    * once for a string or bytes body, streamed with back-pressure for a ReadableStream.
    */
   fetch?: FetchHandler
+  /**
+   * With fetch: the handlers of the websockets it accepts with `server.upgrade(req)`.
+   * The ws* engine options (wsMaxMessage, wsDeflate, wsMaxBackpressure, ...) apply.
+   */
+  websocket?: WebSocketHandler
   /**
    * With fetch: replace globalThis.Response with corral's light one (default true),
    * which keeps its body as given instead of building a stream, as @hono/node-server
@@ -311,8 +404,8 @@ export interface ThreadsOptions extends ListenOptions {
   resourceLimits?: import('node:worker_threads').ResourceLimits
 }
 
-/** One thread slot's share. */
-export interface ThreadStats {
+/** One thread slot's share (a type, not an interface: it fits Stats' index signature). */
+export type ThreadStats = {
   /** Connections its threads took. */
   connections: number
   /** Connections its current thread holds open. */
@@ -337,6 +430,20 @@ export declare class Threads extends Engine {
 }
 
 export declare class Server extends Engine {
+  /**
+   * Accepts the websocket `request` asks for (one given to this server's fetch) and
+   * returns true: what fetch returns is then not sent, and the socket's events go to the
+   * `websocket` handlers. False when it is not a websocket request (answer it with a
+   * Response). Throws (code CORRAL_INVALID_CONFIG) without `websocket` handlers.
+   */
+  upgrade<T = undefined>(request: globalThis.Request, options?: UpgradeOptions<T>): boolean
+  /**
+   * Sends to every websocket subscribed to `topic` (a string as text, bytes as binary),
+   * encoded once in the engine; returns how many sockets it was queued for.
+   */
+  publish(topic: string, message: WebSocketData): number
+  /** Websockets subscribed to `topic` now. */
+  subscriberCount(topic: string): number
   on(event: 'close', listener: (report: ShutdownReport) => void): this
   on(event: 'error', listener: (err: Error) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this

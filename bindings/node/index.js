@@ -12,12 +12,13 @@ const binding = require('./lib/native.js')
 const { adoptSocket, call, makeRequest, NativeBody, optionEntry, reply, withCode } = require('./lib/common.js')
 const { LazyRequest, respondWith, engineSink } = require('./lib/fetch.js')
 const { Response: LightResponse, plainParts } = require('./lib/response.js')
+const { WsHub, checkHandlers, bytesOf: toBytes } = require('./lib/ws.js')
 
 const BATCH = 256
 
 // Keys of an entry point that are not engine options; every other key is looked up in
 // corral's option table natively (an unknown one is refused with CORRAL_INVALID_CONFIG).
-const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'fetch', 'heavy', 'heavyThreads', 'heavyModule', 'module', 'threads', 'resourceLimits', 'lightResponse', 'fd', 'listenersFrom'])
+const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'fetch', 'websocket', 'heavy', 'heavyThreads', 'heavyModule', 'module', 'threads', 'resourceLimits', 'lightResponse', 'fd', 'listenersFrom'])
 
 function configError(message) {
   return Object.assign(new TypeError(message), { code: 'CORRAL_INVALID_CONFIG' })
@@ -210,6 +211,7 @@ class Server extends Engine {
         }
       }
     }
+    if (this._ws) this._ws.drain()
     if (this._fetch) {
       for (let batch = this._native.takeFetch(BATCH); batch.length > 0; batch = this._native.takeFetch(BATCH)) {
         for (const r of batch) this._handleFetch(r)
@@ -248,10 +250,15 @@ class Server extends Engine {
       source: r.streamed ? this._bodyOf(r) : undefined,
       makeSignal: this._makeSignal,
       signalled: false,
+      websocket: r.websocket === true,
+      owner: this,
+      upgraded: false,
     }
     let out
     try {
-      out = this._fetch(new LazyRequest(init))
+      out = this._fetch(new LazyRequest(init), this)
+      // Upgraded to a websocket: what the handler returns is not sent.
+      if (init.upgraded) return this._fetched(init)
       // A Response ready at once with a plain body (Hono's usual): answered now, with
       // no promise in between.
       if (out && typeof out.then !== 'function' && this._answerPlain(r.id, out)) return this._fetched(init)
@@ -260,6 +267,7 @@ class Server extends Engine {
     }
     Promise.resolve(out)
       .then((response) => {
+        if (init.upgraded) return
         if (!this._answerPlain(r.id, response)) {
           return respondWith(response, engineSink(this._native, r.id, (id, kind) => this._waitFor(id, kind)))
         }
@@ -297,11 +305,48 @@ class Server extends Engine {
     if (init === undefined || init.signalled) this._waiting.delete(`gone ${r.id}`)
     this._waiting.delete(`writable ${r.id}`)
     this._waiting.delete(`body ${r.id}`)
-    try {
-      this._native.abort(r.id)
-    } catch {}
+    // An upgraded request has no reply to abort: its websocket stays open.
+    if (init === undefined || !init.upgraded) {
+      try {
+        this._native.abort(r.id)
+      } catch {}
+    }
+    this._report(e, 'fetch handler failed:')
+  }
+
+  _report(e, what) {
     if (this.listenerCount('error') > 0) this.emit('error', withCode(e))
-    else console.error('corral: fetch handler failed:', e)
+    else console.error(`corral: ${what}`, e)
+  }
+
+  /**
+   * Accepts the websocket `req` asks for (a request given to this server's fetch) and
+   * returns true; then what fetch returns is not sent, and the socket's events go to
+   * the `websocket` handlers, with `opts.data` as `ws.data`. `opts.headers` go on the
+   * 101 (a Sec-WebSocket-Protocol among them chooses the subprotocol). False when
+   * `req` is not a websocket request (answer it with a Response).
+   */
+  upgrade(req, opts = {}) {
+    const init = req && req._init
+    if (!init || init.owner !== this || !init.websocket || init.upgraded) return false
+    if (this._ws === null) {
+      throw configError('server.upgrade() needs serve({ fetch, websocket: { message(ws, msg) {...} } }): no websocket handlers were given')
+    }
+    return call(() => this._ws.upgrade(init, opts || {}))
+  }
+
+  /**
+   * Sends `msg` (a string as text, bytes as binary) to every websocket subscribed to
+   * `topic`, encoded once in the engine; returns how many sockets it was queued for.
+   */
+  publish(topic, msg) {
+    if (typeof msg === 'string') return call(() => this._native.publish(String(topic), msg, undefined))
+    return call(() => this._native.publish(String(topic), undefined, toBytes(msg)))
+  }
+
+  /** Websockets subscribed to `topic` now. */
+  subscriberCount(topic) {
+    return call(() => this._native.subscribers(String(topic)))
   }
 
   _handle(r) {
@@ -335,8 +380,7 @@ class Server extends Engine {
       this._native.fail(r.id)
     } catch {}
     // The client got an error reply; the engine keeps serving.
-    if (this.listenerCount('error') > 0) this.emit('error', withCode(e))
-    else console.error('corral: handler failed:', e)
+    this._report(e, 'handler failed:')
   }
 
   _closed() {
@@ -358,8 +402,11 @@ function heavyRule(heavy) {
  * `{ status, headers, body }`, null (close the connection), or a Promise of one.
  * `heavy` (path prefixes, or `{ pathPrefixes, minBytes }`) is decided natively;
  * with `heavyThreads: N, heavyModule: path`, heavy requests run in N worker threads
- * that each pull one when free (the module exports the heavy handler). Every other key
- * is an engine option of corral's table (`ioWorkers`, `idleTimeout` in ms, ...).
+ * that each pull one when free (the module exports the heavy handler). A fetch app
+ * (`fetch(request, server)`) may accept websockets with `server.upgrade(request)`; their
+ * events go to `websocket: { open, message, drain, close }` (see lib/ws.js). Every other
+ * key is an engine option of corral's table (`ioWorkers`, `idleTimeout` in ms,
+ * `wsMaxMessage`, ...).
  */
 function serve(options) {
   const opts = options || {}
@@ -369,6 +416,10 @@ function serve(options) {
   }
   if (handler !== undefined && fetch !== undefined) throw configError('serve() takes a handler or a fetch function, not both')
   if (fetch !== undefined && typeof fetch !== 'function') throw configError(`fetch must be a function, not ${typeof fetch}`)
+  const websocket = checkHandlers(opts.websocket, configError)
+  if (websocket !== null && typeof fetch !== 'function') {
+    throw configError('websocket needs a fetch function: it accepts websockets with server.upgrade(req)')
+  }
   if (typeof handler !== 'function' && typeof fetch !== 'function' && !(heavyThreads > 0)) {
     throw configError('serve() needs a handler function (or fetch, for a fetch-style app such as Hono)')
   }
@@ -386,12 +437,14 @@ function serve(options) {
   // corral write a string or bytes body at once. Process-wide, as @hono/node-server does.
   if (fetch && opts.lightResponse !== false) globalThis.Response = LightResponse
   s._waiting = new Map()
+  s._ws = null
   try {
     s._native = call(() => binding.Engine.serve(native, () => s._drain()))
   } catch (e) {
     clearInterval(s._keepAlive)
     throw e
   }
+  if (websocket !== null) s._ws = new WsHub(s._native, websocket, (e, what) => s._report(e, what))
   // The URL's authority when a request has no Host header.
   const where = s._native.address()
   s._host = where.family === 'IPv6' ? `[${where.address}]:${where.port}` : `${where.address}:${where.port}`

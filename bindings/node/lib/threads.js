@@ -2,6 +2,10 @@
 // corral.threads(): an unchanged app (Express, Koa, Fastify, Hono, any request
 // listener or http.Server) on N worker threads, each its own app instance, fed by
 // corral's acceptors. Nothing crosses between threads per connection but an fd.
+// Websockets (`ws`, Socket.IO) work as on a listening server: Node's parser emits
+// 'upgrade', and the socket stays on the thread that took its connection (so a
+// broadcast reaches that thread's sockets only, and Socket.IO long-polling, a session
+// spread over several connections, needs threads: 1).
 const os = require('node:os')
 const path = require('node:path')
 const { Worker } = require('node:worker_threads')

@@ -9,6 +9,7 @@
 
 mod serve;
 mod threads;
+mod ws;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

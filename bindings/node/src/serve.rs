@@ -8,6 +8,9 @@
 //! weak threadsafe function as requests (a "body" event). JS asks only when its stream
 //! is pulled, so the engine's window is the flow control. Answering drops the body: the
 //! engine discards its rest (or closes the connection).
+//!
+//! A fetch request that asks for a websocket may instead be upgraded (`upgrade`): its
+//! responder leaves the table, and the socket's events reach JS through `ws.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
@@ -17,10 +20,12 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
+use corral_core::ws::Accept;
 use corral_core::{
     Body, BodyError, BodyRead, Cost, CostRule, Handler, Reply, Request, Responder, Response, Sent, Stream, StreamError,
 };
 
+use crate::ws::{JsWs, JsWsInfo, WsHub};
 use crate::{fail, Wake};
 
 /// A request as JS sees it. `rawHeaders` is flat: name, value, name, value…; `body` is
@@ -96,6 +101,8 @@ pub struct JsFetchRequest {
     pub body: Option<Buffer>,
     /// Set (true) when the body is still arriving: read it with `readBody`.
     pub streamed: Option<bool>,
+    /// Set (true) when the request asks for a websocket (accept it with `wsUpgrade`).
+    pub websocket: Option<bool>,
 }
 
 fn to_fetch(p: Pending) -> JsFetchRequest {
@@ -124,6 +131,7 @@ fn to_fetch(p: Pending) -> JsFetchRequest {
         headers,
         body: body_of(r),
         streamed: p.streamed.map(|_| true),
+        websocket: r.websocket().map(|_| true),
     }
 }
 
@@ -181,6 +189,17 @@ pub struct JsBodyRead {
 /// bounded, and the pieces go back to the I/O workers' allocator at once.)
 pub struct Copied(Vec<Vec<u8>>);
 
+impl Copied {
+    /// One piece (a websocket message).
+    pub(crate) fn one(bytes: Vec<u8>) -> Copied {
+        Copied(vec![bytes])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.iter().map(Vec::len).sum()
+    }
+}
+
 impl TypeName for Copied {
     fn type_name() -> &'static str {
         "Buffer"
@@ -192,7 +211,7 @@ impl TypeName for Copied {
 
 impl ToNapiValue for Copied {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
-        let len = val.0.iter().map(Vec::len).sum();
+        let len = val.len();
         let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
         let mut buf = std::ptr::null_mut();
         // SAFETY: napi_create_buffer gives a buffer of `len` bytes at `data` (or fails);
@@ -227,6 +246,8 @@ pub struct ServeQueues {
     bodies: Mutex<HashMap<u64, BodyEntry>>,
     next_id: AtomicU64,
     closed: AtomicBool,
+    /// Websockets accepted by the main thread's fetch app.
+    pub(crate) ws: WsHub,
 }
 
 impl ServeQueues {
@@ -244,6 +265,7 @@ impl ServeQueues {
             bodies: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            ws: WsHub::default(),
         });
         let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         reg.retain(|(_, w)| w.strong_count() > 0);
@@ -518,7 +540,27 @@ impl ServeQueues {
             e.len() == 1
         };
         if was_empty {
-            let _ = self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            self.wake_js();
+        }
+    }
+
+    /// Wakes the main thread (weakly, non-blocking): it drains requests and events.
+    pub(crate) fn wake_js(&self) {
+        let _ = self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+
+    /// Accepts request `id`'s websocket (events go to the main thread's queue); none
+    /// when the request does not ask for one or its connection is gone (the request
+    /// stays unanswered: answer it as any request).
+    pub fn upgrade(self: &Arc<Self>, id: i64, accept: Accept) -> Result<Option<JsWsInfo>> {
+        let res = self.responder_keep_body(id)?;
+        let handler = Arc::new(JsWs(Arc::downgrade(self)));
+        match res.upgrade(accept, handler) {
+            Ok(ws) => Ok(Some(JsWsInfo::of(&ws))),
+            Err(res) => {
+                self.answers().insert(id as u64, Answer::Pending(res));
+                Ok(None)
+            }
         }
     }
 
@@ -569,6 +611,7 @@ impl ServeQueues {
         self.events.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.responders.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.bodies_lock().clear();
+        self.ws.clear();
     }
 }
 
