@@ -180,10 +180,15 @@ class WsHub {
   /** Runs every waiting event's handler, in order. */
   drain() {
     const events = this._native.takeWsEvents()
-    for (let i = 0; i < events.length; i++) {
-      const ev = events[i]
-      const ws = this._sockets.get(ev.id)
-      if (ws !== undefined) this._deliver(ws, ev)
+    try {
+      for (let i = 0; i < events.length; i++) {
+        const ev = events[i]
+        const ws = this._sockets.get(ev.id)
+        if (ws !== undefined) this._deliver(ws, ev)
+      }
+    } finally {
+      // The batch's sends wake corral's workers once, now (held since takeWsEvents).
+      this._native.releaseWakes()
     }
   }
 

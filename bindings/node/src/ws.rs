@@ -257,10 +257,19 @@ impl Engine {
         self.queues()?.upgrade(id, accept)
     }
 
-    /// Every websocket event waiting, in order (see `JsWsEvent`).
+    /// Every websocket event waiting, in order (see `JsWsEvent`). The sends their
+    /// handlers make wake each I/O worker once, at `releaseWakes()` after the batch,
+    /// rather than once per message (`corral::hold_wakes`).
     #[napi]
     pub fn take_ws_events(&self) -> napi::Result<Vec<JsWsEvent>> {
+        corral_core::hold_wakes();
         Ok(self.queues()?.ws.take())
+    }
+
+    /// Wakes the I/O workers the batch's sends were queued for (see takeWsEvents).
+    #[napi]
+    pub fn release_wakes(&self) {
+        corral_core::release_wakes();
     }
 
     /// Sends a binary message: bytes on the wire, -1 past the back-pressure limit, 0 dropped.
