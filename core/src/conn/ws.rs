@@ -363,14 +363,14 @@ impl Conn {
             return true;
         }
         let idle = limits.ws_idle_timeout.as_millis() as u64;
-        if idle > 0 && now >= w.last_message + idle {
+        let open = shared.state.load(Acquire) == OPEN;
+        if idle > 0 && open && now >= w.last_message + idle {
             shared.start_close(1001, "idle timeout");
             w.close_sent = Some(now);
             return true;
         }
         let interval = limits.ws_ping_interval.as_millis() as u64;
-        if interval > 0 && w.ping_sent.is_none() && now >= w.last_frame + interval && shared.state.load(Acquire) == OPEN
-        {
+        if interval > 0 && open && w.ping_sent.is_none() && now >= w.last_frame + interval {
             let mut out = Vec::with_capacity(2);
             encode_control(&mut out, OpCode::Ping, b"");
             self.append(shared.seq, out);
@@ -387,6 +387,10 @@ impl Conn {
         let mut due = u64::MAX;
         if let Some(t) = w.close_sent {
             due = due.min(t + timeout);
+        }
+        if w.shared.state.load(Acquire) != OPEN {
+            // Closing: only the wait for the client's close frame is timed.
+            return Some(due);
         }
         match w.ping_sent {
             Some(t) => due = due.min(t + timeout),
