@@ -416,3 +416,56 @@ fn a_socket_with_no_message_for_ws_idle_timeout_is_closed_with_1001() {
     c.frame(0x88, &[0x03, 0xe9], false);
     assert!(c.at_eof());
 }
+
+/// Says which generation serves it, on open.
+struct Generation(u64);
+
+impl WsHandler for Generation {
+    fn open(&self, ws: &WebSocket) {
+        ws.send_text(&format!("generation {}", self.0));
+    }
+    fn message(&self, ws: &WebSocket, msg: Message) {
+        ws.send(&msg);
+    }
+}
+
+fn generation(cfg: corral::ConfigBuilder, gen: u64) -> Engine {
+    Engine::serve(
+        cfg.build().unwrap(),
+        corral::handler_fn(move |_req, res| {
+            let _ = res.upgrade(Accept::new(), Arc::new(Generation(gen)));
+        }),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_hand_over_closes_open_websockets_with_1001_and_new_ones_reach_the_successor() {
+    let dir = std::env::temp_dir().join(format!("corral-ws-handover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("listeners.sock");
+    let old = generation(Config::builder().addr("127.0.0.1:0".parse().unwrap()), 1);
+    let addr = old.local_addr();
+    let mut before = open(addr, "/ws");
+    assert_eq!(before.recv(), Some((1, b"generation 1".to_vec())));
+    let next = {
+        let path = path.clone();
+        std::thread::spawn(move || generation(Config::builder().listeners_from(&path, DEADLINE).unwrap(), 2))
+    };
+    old.hand_over(&path, DEADLINE).expect("hand over");
+    let new = next.join().unwrap();
+    let closer = std::thread::spawn(move || {
+        assert_eq!(before.close_code(), Some(1001), "the old generation says it is going away");
+        before.frame(0x88, &[0x03, 0xe9], false);
+        before.at_eof()
+    });
+    let report = old.shutdown(DEADLINE).unwrap();
+    assert!(closer.join().unwrap() && report.clean, "{report:?}");
+    let mut after = open(addr, "/ws");
+    assert_eq!(after.recv(), Some((1, b"generation 2".to_vec())), "a new websocket reaches the successor");
+    after.text("still echoing");
+    assert_eq!(after.recv(), Some((1, b"still echoing".to_vec())));
+    drop(after); // (else the successor's shutdown waits for its close answer, up to ws_ping_timeout)
+    new.shutdown(DEADLINE).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
