@@ -30,6 +30,7 @@ mod server;
 mod slowloris;
 mod soak;
 mod svg;
+mod synflood;
 mod upload;
 mod wire;
 mod ws;
@@ -75,12 +76,16 @@ enum Command {
     /// Websocket load (echo, broadcast; closed or open loop): msg/s, latency;
     /// `ws judge` runs corral beside Granian, uvicorn, ws and tokio-tungstenite.
     Ws(ws::Args),
+    /// Runs inside a network namespace the lab made: one `synflood` row's measurement.
+    #[command(hide = true)]
+    SynfloodChild(synflood::ChildArgs),
 }
 
 /// `corral-bench run`.
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// Scenarios, comma-separated: keepalive, connect, heavy, hol, greedy, skew, idle (default: all).
+    /// Scenarios, comma-separated: keepalive, connect, heavy, hol, greedy, skew, idle, synflood
+    /// (single, reuseport and stealing with SYN cookies on and off, in network namespaces; default: all).
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| Scenario::parse(s))]
     scenario: Vec<Scenario>,
     /// Models, comma-separated: single, thread-per-connection, pool, reuseport, stealing, and
@@ -140,6 +145,7 @@ fn main() {
         Command::Slowloris(a) => slowloris::main(a),
         Command::Upload(a) => upload::main(a),
         Command::Ws(a) => ws::main(a),
+        Command::SynfloodChild(a) => synflood::child(a),
     };
     if let Err(e) = result {
         eprintln!("corral-bench: {e}");
@@ -200,7 +206,7 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     }
     server::raise_nofile();
     let command = std::iter::once("corral-bench".to_string()).chain(argv.iter().skip(1).cloned()).collect::<Vec<_>>();
-    let total = scenarios.len() * models.len() * st.rounds;
+    let total = scenarios.iter().filter(|s| s.ranked()).count() * models.len() * st.rounds;
     eprintln!(
         "corral lab: {} scenarios x {} models x {} rounds on {} cores, {} ms each (+{} ms warm-up), backend {}; \
          report in {}",
@@ -217,6 +223,10 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut k = 0;
     for &s in &scenarios {
+        if s == Scenario::Synflood {
+            rows.extend(synflood::run(&models, &st));
+            continue;
+        }
         // Round r runs every model before round r + 1 starts, so drift (the machine's
         // other load, its clock, its caches) falls on every model alike; each round starts
         // one model later, so no model always follows the same one.

@@ -199,7 +199,8 @@ impl Report {
     }
 
     fn scenarios(&self) -> Vec<Scenario> {
-        Scenario::ALL.into_iter().filter(|s| self.rows.iter().any(|r| r.scenario == s.name())).collect()
+        let has = |s: &Scenario| self.rows.iter().any(|r| r.scenario == s.name());
+        Scenario::ALL.into_iter().filter(|s| s.ranked() && has(s)).collect()
     }
 
     /// The models (and the fleet) that have rows, in the lab's order.
@@ -382,6 +383,7 @@ impl Report {
                 met: cap >= 1.5 * best,
             });
         }
+        g.extend(crate::synflood::goals(&self.rows));
         g
     }
 
@@ -489,6 +491,7 @@ impl Report {
         for g in &self.goals {
             let _ = writeln!(o, "| {} | {} | {} |", g.goal, g.figure, if g.met { "yes" } else { "no" });
         }
+        o.push_str(&crate::synflood::markdown(&self.rows));
         let _ = writeln!(o, "\n## Details\n");
         let _ = writeln!(
             o,
@@ -558,6 +561,7 @@ impl Report {
             dir.join("throughput.svg"),
             svg::grouped_bars("Each model against the best, per scenario (1 = best)", "score", &cats, &series, false),
         )?;
+        crate::synflood::chart(dir, &self.rows)?;
         for s in scenarios.iter().filter(|s| **s != Scenario::Idle) {
             let series: Vec<(String, Vec<Bar>)> = models
                 .iter()

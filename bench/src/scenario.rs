@@ -75,6 +75,8 @@ pub enum Scenario {
     Greedy,
     Skew,
     Idle,
+    /// Runs apart from the others ([`crate::synflood::run`]): two rows per model.
+    Synflood,
 }
 
 /// What a scenario's headline figure is.
@@ -88,7 +90,7 @@ pub struct Metric {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Keepalive,
         Scenario::Connect,
         Scenario::Heavy,
@@ -96,6 +98,7 @@ impl Scenario {
         Scenario::Greedy,
         Scenario::Skew,
         Scenario::Idle,
+        Scenario::Synflood,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +110,7 @@ impl Scenario {
             Scenario::Greedy => "greedy",
             Scenario::Skew => "skew",
             Scenario::Idle => "idle",
+            Scenario::Synflood => "synflood",
         }
     }
 
@@ -115,6 +119,12 @@ impl Scenario {
             let names: Vec<_> = Scenario::ALL.iter().map(|x| x.name()).collect();
             format!("unknown scenario {s:?}: use one of {}", names.join(", "))
         })
+    }
+
+    /// Whether the models' rows are ranked against each other (best sets, fits, the
+    /// score chart): `synflood` has a row per model and cookie setting and its own section.
+    pub fn ranked(self) -> bool {
+        self != Scenario::Synflood
     }
 
     /// The workload, in the words of someone choosing a model.
@@ -127,6 +137,7 @@ impl Scenario {
             Scenario::Greedy => "greedy client: one keeps 64 requests in flight beside 32 polite ones",
             Scenario::Skew => "unequal connections: a few long-lived ones of very different cost",
             Scenario::Idle => "many idle keep-alive connections",
+            Scenario::Synflood => "a SYN flood from forged sources beside clients connecting, SYN cookies on and off",
         }
     }
 
@@ -139,6 +150,7 @@ impl Scenario {
             Scenario::Greedy => ("Jain's index", "", true),
             Scenario::Skew => ("work done", "cores", true),
             Scenario::Idle => ("memory per connection", "bytes", false),
+            Scenario::Synflood => ("legit connects", "", true),
         };
         // Resident memory moves in pages and allocator arenas: rounds of one model agree
         // to the byte, so intervals are points, and two models 2 bytes a connection apart
@@ -436,6 +448,9 @@ fn measure(scenario: Scenario, target: Target, st: &Settings, server: &dyn Obser
                 .extra("idle_window_seconds", m.window_seconds)
                 .extra("rss_before_bytes", m.rss_before as f64)
                 .extra("rss_after_bytes", m.rss_after as f64)
+        }
+        Scenario::Synflood => {
+            return Err(io::Error::other("synflood runs in namespaces of its own (synflood::run), not per server"))
         }
     };
     Ok(row)

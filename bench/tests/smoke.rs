@@ -33,9 +33,13 @@ fn well_formed_svg(path: &Path) {
 #[test]
 fn every_scenario_and_model_runs_and_the_report_is_written() {
     let out = scratch("run");
+    // The ranked scenarios (synflood has its own test below).
+    let scenarios = ["keepalive", "connect", "heavy", "hol", "greedy", "skew", "idle"];
     let status = Command::new(BIN)
         .args(["run", "--rounds", "2", "--duration", "100ms", "--warmup", "20ms", "--connections", "8"])
-        .args(["--idle-connections", "40", "--idle-window", "100ms", "--hol-rate", "400", "--out"])
+        .args(["--idle-connections", "40", "--idle-window", "100ms", "--hol-rate", "400", "--scenario"])
+        .arg(scenarios.join(","))
+        .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())
         .status()
@@ -43,7 +47,6 @@ fn every_scenario_and_model_runs_and_the_report_is_written() {
     assert!(status.success(), "corral-bench run failed: {status}");
     let report = json(&out.join("report.json"));
     let rows = report["rows"].as_array().expect("rows");
-    let scenarios = ["keepalive", "connect", "heavy", "hol", "greedy", "skew", "idle"];
     // The five models and the fleets (processes behind HAProxy or nftables DNAT: `make
     // sysdeps` installs both).
     let models = ["single", "thread-per-connection", "pool", "reuseport", "stealing", "fleet-haproxy", "fleet-dnat"];
@@ -112,6 +115,49 @@ fn every_scenario_and_model_runs_and_the_report_is_written() {
     for s in scenarios.iter().filter(|s| **s != "idle") {
         well_formed_svg(&out.join(format!("latency-{s}.svg")));
     }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_short_synflood_gives_a_row_per_cookie_setting_and_cleans_up_its_namespaces() {
+    let out = scratch("synflood");
+    let mut child = Command::new(BIN)
+        .args(["run", "--scenario", "synflood", "--model", "stealing", "--rounds", "1", "--duration", "60ms", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "corral-bench run --scenario synflood failed: {status}");
+    let namespaces = Command::new("ip").args(["netns", "list"]).output().map(|o| o.stdout).unwrap_or_default();
+    let left = String::from_utf8_lossy(&namespaces).lines().any(|l| l.starts_with(&format!("corral_syn_{pid}_")));
+    assert!(!left, "the lab left a namespace behind: {}", String::from_utf8_lossy(&namespaces));
+    let report = json(&out.join("report.json"));
+    let rows: Vec<&serde_json::Value> =
+        report["rows"].as_array().unwrap().iter().filter(|r| r["scenario"] == "synflood").collect();
+    assert_eq!(rows.len(), 2, "stealing with cookies on and off: {rows:?}");
+    if let Some(why) = rows[0]["error"].as_str().filter(|e| e.starts_with("skipped")) {
+        println!("synflood {why}");
+        return;
+    }
+    let mut cookies = Vec::new();
+    for r in &rows {
+        assert!(r["error"].is_null(), "{r}");
+        assert_eq!(r["model"], "stealing");
+        let x = |k: &str| r["extra"][k].as_f64().unwrap_or_else(|| panic!("no {k}: {r}"));
+        cookies.push(x("syncookies"));
+        assert!((0.0..=1.0).contains(&x("legit_success")), "{r}");
+        assert_eq!(x("legit_success"), r["value"].as_f64().unwrap());
+        assert!(x("syn_rate") > 0.0 && x("syn_sent") > 0.0, "the flooder sent SYNs: {r}");
+        assert!(x("legit_attempts") >= 1.0 && x("no_flood_p99_us") > 0.0, "{r}");
+        assert!(x("p99_vs_no_flood") > 0.0, "{r}");
+    }
+    cookies.sort_by(f64::total_cmp);
+    assert_eq!(cookies, [0.0, 1.0]);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## SYN flood") && md.contains("| model | syncookies |"), "report.md has the section");
+    well_formed_svg(&out.join("synflood.svg"));
     let _ = std::fs::remove_dir_all(&out);
 }
 
