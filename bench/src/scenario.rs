@@ -75,6 +75,8 @@ pub enum Scenario {
     Greedy,
     Skew,
     Idle,
+    /// Not in the model x scenario grid: [`crate::backlog`] runs it once per backlog.
+    Backlog,
 }
 
 /// What a scenario's headline figure is.
@@ -88,7 +90,7 @@ pub struct Metric {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Keepalive,
         Scenario::Connect,
         Scenario::Heavy,
@@ -96,7 +98,14 @@ impl Scenario {
         Scenario::Greedy,
         Scenario::Skew,
         Scenario::Idle,
+        Scenario::Backlog,
     ];
+
+    /// Whether it runs every model in rounds and takes part in the grid's table, `best`
+    /// sets, goals and charts (the others have their own module and report section).
+    pub fn grid(self) -> bool {
+        self != Scenario::Backlog
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -107,6 +116,7 @@ impl Scenario {
             Scenario::Greedy => "greedy",
             Scenario::Skew => "skew",
             Scenario::Idle => "idle",
+            Scenario::Backlog => "backlog",
         }
     }
 
@@ -127,6 +137,7 @@ impl Scenario {
             Scenario::Greedy => "greedy client: one keeps 64 requests in flight beside 32 polite ones",
             Scenario::Skew => "unequal connections: a few long-lived ones of very different cost",
             Scenario::Idle => "many idle keep-alive connections",
+            Scenario::Backlog => "a burst of simultaneous connects while the workers are busy, per listen backlog",
         }
     }
 
@@ -139,6 +150,7 @@ impl Scenario {
             Scenario::Greedy => ("Jain's index", "", true),
             Scenario::Skew => ("work done", "cores", true),
             Scenario::Idle => ("memory per connection", "bytes", false),
+            Scenario::Backlog => ("connect p99", "us", false),
         };
         // Resident memory moves in pages and allocator arenas: rounds of one model agree
         // to the byte, so intervals are points, and two models 2 bytes a connection apart
@@ -176,6 +188,7 @@ pub struct Settings {
     /// The servers' connection I/O backend (`epoll`, `io_uring`, `auto`); a model
     /// without I/O workers (thread-per-connection) runs on epoll whatever is asked.
     pub backend: String,
+    pub backlog: crate::backlog::Params,
 }
 
 impl Settings {
@@ -196,6 +209,7 @@ impl Settings {
             greedy_depth: 64,
             skew_costs_us: vec![2000, 1000, 500, 200, 100, 50],
             backend: corral::Backend::from_env().name().to_string(),
+            backlog: crate::backlog::Params::defaults(),
         }
     }
 
@@ -437,6 +451,7 @@ fn measure(scenario: Scenario, target: Target, st: &Settings, server: &dyn Obser
                 .extra("rss_before_bytes", m.rss_before as f64)
                 .extra("rss_after_bytes", m.rss_after as f64)
         }
+        Scenario::Backlog => return Err(io::Error::other("backlog runs once per backlog: see crate::backlog::run")),
     };
     Ok(row)
 }
