@@ -3,7 +3,7 @@
 //! ```text
 //! corral-bench run   [--scenario a,b] [--model x,y] [--rounds 5] [--duration 250ms] [--warmup 100ms]
 //!                    [--connections 64] [--idle-connections 10000] [--workers N]
-//!                    [--threads N] [--out DIR]
+//!                    [--threads N] [--backlog-burst 2000] [--out DIR]
 //! corral-bench serve --model M [--addr 127.0.0.1:8080] [--workers N] [--cpu N]
 //! corral-bench soak  [--requests 1000000] [--connections 1000] [--out DIR]
 //! corral-bench overload [--factor 2] [--work-us 1000] [--duration 5s] [--out DIR]
@@ -17,6 +17,7 @@
 //! durations are seconds (`3`) or carry a unit (`500ms`, `2s`).
 
 mod app;
+mod backlog;
 mod fleet;
 mod http;
 mod idle;
@@ -84,8 +85,10 @@ enum Command {
 /// `corral-bench run`.
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// Scenarios, comma-separated: keepalive, connect, heavy, hol, greedy, skew, idle, synflood
-    /// (single, reuseport and stealing with SYN cookies on and off, in network namespaces; default: all).
+    /// Scenarios, comma-separated: keepalive, connect, heavy, hol, greedy, skew, idle,
+    /// synflood (single, reuseport and stealing with SYN cookies on and off, in network
+    /// namespaces) and backlog (the stealing model only, once per listen backlog, whatever
+    /// --model says; at most 2 rounds). Default: all.
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| Scenario::parse(s))]
     scenario: Vec<Scenario>,
     /// Models, comma-separated: single, thread-per-connection, pool, reuseport, stealing, and
@@ -125,6 +128,9 @@ struct RunArgs {
     /// the probe passes). thread-per-connection has no I/O workers and stays on epoll.
     #[arg(long, value_parser = ["epoll", "io_uring", "auto"])]
     backend: Option<String>,
+    /// Connects issued at once in `backlog`.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    backlog_burst: u64,
     /// Where the report goes.
     #[arg(long, default_value = "target/corral-report")]
     out: PathBuf,
@@ -185,6 +191,7 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     st.idle_window_ms = a.idle_window.as_millis() as u64;
     st.connections = a.connections as usize;
     st.idle_connections = a.idle_connections as usize;
+    st.backlog.burst = a.backlog_burst as usize;
     if let Some(n) = a.workers {
         st.workers = n as usize;
     }
@@ -206,7 +213,7 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     }
     server::raise_nofile();
     let command = std::iter::once("corral-bench".to_string()).chain(argv.iter().skip(1).cloned()).collect::<Vec<_>>();
-    let total = scenarios.iter().filter(|s| s.ranked()).count() * models.len() * st.rounds;
+    let total = scenarios.iter().filter(|s| s.grid()).count() * models.len() * st.rounds;
     eprintln!(
         "corral lab: {} scenarios x {} models x {} rounds on {} cores, {} ms each (+{} ms warm-up), backend {}; \
          report in {}",
@@ -225,6 +232,24 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     for &s in &scenarios {
         if s == Scenario::Synflood {
             rows.extend(synflood::run(&models, &st));
+            continue;
+        }
+        if s == Scenario::Backlog {
+            let progress = Progress::start(format!("backlog   {} backlogs, stealing", backlog::backlogs().len()));
+            let done = backlog::run(&st);
+            progress.finish(None);
+            for row in &done {
+                let b = row.extra.get("backlog").copied().unwrap_or(f64::NAN);
+                let figure = report::format_value(s, row.value);
+                match &row.error {
+                    Some(e) => eprintln!("backlog   {b:<5} failed: {e}"),
+                    None => eprintln!(
+                        "backlog   {b:<5} connect p99 {figure} ({})",
+                        report::format_range(s, row.low, row.high)
+                    ),
+                }
+            }
+            rows.extend(done);
             continue;
         }
         // Round r runs every model before round r + 1 starts, so drift (the machine's
@@ -268,6 +293,9 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     println!("Which model fits:");
     for f in &report.fits {
         println!("  {:<9} {}", f.scenario, f.summary);
+    }
+    if let Some(v) = &report.backlog {
+        println!("  {:<9} {}", "backlog", v.summary);
     }
     println!("\nGoals:");
     for g in &report.goals {

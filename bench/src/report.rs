@@ -84,6 +84,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub fits: Vec<Fit>,
     pub goals: Vec<Goal>,
+    /// The `backlog` scenario's verdict (its rows are in `rows`, one per backlog).
+    pub backlog: Option<crate::backlog::Verdict>,
 }
 
 /// 1 for the best model of a scenario, less for the others (higher-is-better figures
@@ -174,6 +176,7 @@ impl Report {
             rows,
             fits: Vec::new(),
             goals: Vec::new(),
+            backlog: None,
         };
         let rounds = r.settings.rounds;
         r.statistics = format!(
@@ -195,17 +198,21 @@ impl Report {
         }
         r.fits = r.scenarios().into_iter().filter_map(|s| r.fit(s)).collect();
         r.goals = r.goals();
+        r.backlog = crate::backlog::verdict(&r.rows, &r.settings);
         r
     }
 
+    /// The grid's scenarios that have rows.
     fn scenarios(&self) -> Vec<Scenario> {
-        let has = |s: &Scenario| self.rows.iter().any(|r| r.scenario == s.name());
-        Scenario::ALL.into_iter().filter(|s| s.ranked() && has(s)).collect()
+        let ran = |s: &Scenario| s.grid() && self.rows.iter().any(|r| r.scenario == s.name());
+        Scenario::ALL.into_iter().filter(ran).collect()
     }
 
-    /// The models (and the fleet) that have rows, in the lab's order.
+    /// The models (and the fleet) that have rows in the grid, in the lab's order.
     fn models(&self) -> Vec<&'static str> {
-        Target::all().into_iter().map(Target::name).filter(|n| self.rows.iter().any(|r| r.model == *n)).collect()
+        let grid = |r: &Row| Scenario::parse(&r.scenario).is_ok_and(Scenario::grid);
+        let ran = |n: &&str| self.rows.iter().any(|r| r.model == *n && grid(r));
+        Target::all().into_iter().map(Target::name).filter(ran).collect()
     }
 
     pub fn row(&self, s: Scenario, m: &str) -> Option<&Row> {
@@ -487,6 +494,9 @@ impl Report {
         for f in &self.fits {
             let _ = writeln!(o, "- **{}** — {}", f.scenario, f.summary);
         }
+        if let Some(v) = &self.backlog {
+            o.push_str(&crate::backlog::markdown(&self.rows, v));
+        }
         let _ = writeln!(o, "\n## Goals\n\n| goal | figure | met |\n| --- | --- | --- |");
         for g in &self.goals {
             let _ = writeln!(o, "| {} | {} | {} |", g.goal, g.figure, if g.met { "yes" } else { "no" });
@@ -584,6 +594,9 @@ impl Report {
                 dir.join(format!("latency-{}.svg", s.name())),
                 svg::grouped_bars(&title, "microseconds", &cats, &series, true),
             )?;
+        }
+        if let Some(v) = &self.backlog {
+            std::fs::write(dir.join("backlog.svg"), crate::backlog::chart(&self.rows, v))?;
         }
         Ok(())
     }

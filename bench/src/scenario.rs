@@ -77,6 +77,8 @@ pub enum Scenario {
     Idle,
     /// Runs apart from the others ([`crate::synflood::run`]): two rows per model.
     Synflood,
+    /// Not in the model x scenario grid: [`crate::backlog`] runs it once per backlog.
+    Backlog,
 }
 
 /// What a scenario's headline figure is.
@@ -90,7 +92,7 @@ pub struct Metric {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Keepalive,
         Scenario::Connect,
         Scenario::Heavy,
@@ -99,7 +101,14 @@ impl Scenario {
         Scenario::Skew,
         Scenario::Idle,
         Scenario::Synflood,
+        Scenario::Backlog,
     ];
+
+    /// Whether it runs every model in rounds and takes part in the grid's table, `best`
+    /// sets, goals and charts (the others have their own module and report section).
+    pub fn grid(self) -> bool {
+        !matches!(self, Scenario::Backlog | Scenario::Synflood)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -111,6 +120,7 @@ impl Scenario {
             Scenario::Skew => "skew",
             Scenario::Idle => "idle",
             Scenario::Synflood => "synflood",
+            Scenario::Backlog => "backlog",
         }
     }
 
@@ -119,12 +129,6 @@ impl Scenario {
             let names: Vec<_> = Scenario::ALL.iter().map(|x| x.name()).collect();
             format!("unknown scenario {s:?}: use one of {}", names.join(", "))
         })
-    }
-
-    /// Whether the models' rows are ranked against each other (best sets, fits, the
-    /// score chart): `synflood` has a row per model and cookie setting and its own section.
-    pub fn ranked(self) -> bool {
-        self != Scenario::Synflood
     }
 
     /// The workload, in the words of someone choosing a model.
@@ -138,6 +142,7 @@ impl Scenario {
             Scenario::Skew => "unequal connections: a few long-lived ones of very different cost",
             Scenario::Idle => "many idle keep-alive connections",
             Scenario::Synflood => "a SYN flood from forged sources beside clients connecting, SYN cookies on and off",
+            Scenario::Backlog => "a burst of simultaneous connects while the workers are busy, per listen backlog",
         }
     }
 
@@ -151,6 +156,7 @@ impl Scenario {
             Scenario::Skew => ("work done", "cores", true),
             Scenario::Idle => ("memory per connection", "bytes", false),
             Scenario::Synflood => ("legit connects", "", true),
+            Scenario::Backlog => ("connect p99", "us", false),
         };
         // Resident memory moves in pages and allocator arenas: rounds of one model agree
         // to the byte, so intervals are points, and two models 2 bytes a connection apart
@@ -188,6 +194,7 @@ pub struct Settings {
     /// The servers' connection I/O backend (`epoll`, `io_uring`, `auto`); a model
     /// without I/O workers (thread-per-connection) runs on epoll whatever is asked.
     pub backend: String,
+    pub backlog: crate::backlog::Params,
 }
 
 impl Settings {
@@ -208,6 +215,7 @@ impl Settings {
             greedy_depth: 64,
             skew_costs_us: vec![2000, 1000, 500, 200, 100, 50],
             backend: corral::Backend::from_env().name().to_string(),
+            backlog: crate::backlog::Params::defaults(),
         }
     }
 
@@ -452,6 +460,7 @@ fn measure(scenario: Scenario, target: Target, st: &Settings, server: &dyn Obser
         Scenario::Synflood => {
             return Err(io::Error::other("synflood runs in namespaces of its own (synflood::run), not per server"))
         }
+        Scenario::Backlog => return Err(io::Error::other("backlog runs once per backlog: see crate::backlog::run")),
     };
     Ok(row)
 }

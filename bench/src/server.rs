@@ -28,6 +28,8 @@ pub struct ServerArgs {
     pub lifo_threshold: usize,
     /// Each connection starts with a PROXY v2 header (behind the fleet's balancer).
     pub proxy_v2: bool,
+    /// The listen backlog asked of the kernel (the `backlog` scenario varies it).
+    pub backlog: u32,
 }
 
 impl ServerArgs {
@@ -41,6 +43,7 @@ impl ServerArgs {
             codel_target_ms: 0,
             lifo_threshold: 0,
             proxy_v2: false,
+            backlog: 4096,
         }
     }
 
@@ -61,6 +64,8 @@ impl ServerArgs {
             self.codel_target_ms.to_string(),
             "--lifo-threshold".into(),
             self.lifo_threshold.to_string(),
+            "--backlog".into(),
+            self.backlog.to_string(),
         ]
         .into_iter()
         .chain(self.proxy_v2.then(|| "--proxy-v2".to_string()))
@@ -75,7 +80,7 @@ impl ServerArgs {
         let mut b = Config::builder()
             .addr(self.addr)
             .model(model)
-            .backlog(4096)
+            .backlog(self.backlog)
             .max_connections_per_ip(0)
             .max_requests_per_connection(0);
         // Each model takes only the thread counts it has (the others are refused).
@@ -129,6 +134,9 @@ pub struct ServeCli {
     /// Each connection starts with a PROXY v2 header from a balancer on loopback.
     #[arg(long)]
     proxy_v2: bool,
+    /// Listen backlog asked of the kernel (clamped to net.core.somaxconn).
+    #[arg(long, default_value_t = 4096)]
+    backlog: u32,
 }
 
 impl ServeCli {
@@ -143,6 +151,7 @@ impl ServeCli {
             codel_target_ms: self.codel_target_ms,
             lifo_threshold: self.lifo_threshold,
             proxy_v2: self.proxy_v2,
+            backlog: self.backlog,
         }
     }
 }

@@ -33,12 +33,14 @@ fn well_formed_svg(path: &Path) {
 #[test]
 fn every_scenario_and_model_runs_and_the_report_is_written() {
     let out = scratch("run");
-    // The ranked scenarios (synflood has its own test below).
+    // The grid's scenarios, and backlog (its rows are checked apart); synflood has its
+    // own test below.
     let scenarios = ["keepalive", "connect", "heavy", "hol", "greedy", "skew", "idle"];
     let status = Command::new(BIN)
         .args(["run", "--rounds", "2", "--duration", "100ms", "--warmup", "20ms", "--connections", "8"])
-        .args(["--idle-connections", "40", "--idle-window", "100ms", "--hol-rate", "400", "--scenario"])
-        .arg(scenarios.join(","))
+        .args(["--idle-connections", "40", "--idle-window", "100ms", "--hol-rate", "400", "--backlog-burst", "100"])
+        .arg("--scenario")
+        .arg(format!("{},backlog", scenarios.join(",")))
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())
@@ -50,7 +52,9 @@ fn every_scenario_and_model_runs_and_the_report_is_written() {
     // The five models and the fleets (processes behind HAProxy or nftables DNAT: `make
     // sysdeps` installs both).
     let models = ["single", "thread-per-connection", "pool", "reuseport", "stealing", "fleet-haproxy", "fleet-dnat"];
-    assert_eq!(rows.len(), scenarios.len() * models.len());
+    let grid = rows.iter().filter(|r| r["scenario"] != "backlog").count();
+    assert_eq!(grid, scenarios.len() * models.len());
+    backlog_rows(&report, rows);
     for s in scenarios {
         for m in models {
             let row = rows.iter().find(|r| r["scenario"] == s && r["model"] == m);
@@ -115,7 +119,44 @@ fn every_scenario_and_model_runs_and_the_report_is_written() {
     for s in scenarios.iter().filter(|s| **s != "idle") {
         well_formed_svg(&out.join(format!("latency-{s}.svg")));
     }
+    assert!(md.contains("## Listen backlog") && md.contains("Verdict: a burst of 100 connects"), "backlog section");
+    well_formed_svg(&out.join("backlog.svg"));
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The `backlog` scenario (a burst of 100 connects here): one row per backlog against
+/// the stealing model, outside the grid, with sane fields and a verdict.
+fn backlog_rows(report: &serde_json::Value, rows: &[serde_json::Value]) {
+    let rows: Vec<&serde_json::Value> = rows.iter().filter(|r| r["scenario"] == "backlog").collect();
+    let backlogs: Vec<f64> = rows.iter().map(|r| r["extra"]["backlog"].as_f64().expect("extra.backlog")).collect();
+    assert!(backlogs.len() >= 3 && backlogs.contains(&16.0) && backlogs.contains(&1024.0), "{backlogs:?}");
+    for r in &rows {
+        let b = r["extra"]["backlog"].as_f64().unwrap();
+        assert!(r["error"].is_null(), "backlog {b} failed: {}", r["error"]);
+        assert_eq!(r["model"], "stealing");
+        assert_eq!(r["rounds"], 2, "backlog {b}: --rounds 2");
+        let x = &r["extra"];
+        let success = x["success"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&success), "backlog {b}: success {success}");
+        assert_eq!(x["burst"], 100.0);
+        let effective = x["effective_backlog"].as_f64().unwrap();
+        assert!(effective >= 1.0 && effective <= b, "backlog {b} takes effect as {effective}: at most what was asked");
+        assert!(x["listeners"].as_f64().unwrap() >= 1.0);
+        for k in ["syn_retrans", "listen_overflows", "retransmitted_or_failed", "rounds_held"] {
+            assert!(x[k].as_f64().is_some_and(|v| v >= 0.0), "backlog {b}: {k} = {}", x[k]);
+        }
+        assert!(r["p50_us"].as_u64().unwrap() <= r["p99_us"].as_u64().unwrap());
+        // A connection that never connected counts as the 1.5 s deadline, never more.
+        assert!(r["p99_us"].as_u64().unwrap() <= 1_500_000, "{r}");
+        assert_eq!(r["ok"].as_u64().unwrap() + r["errors"].as_u64().unwrap(), 200, "every connect of 2 rounds counted");
+    }
+    let v = &report["backlog"];
+    assert_eq!(v["burst"], 100);
+    assert_eq!(v["default_backlog"], 1024);
+    assert!(v["summary"].as_str().unwrap().contains("corral's default (1024)"), "{v}");
+    // The rows are not the grid's: no fit, and no "best" goal, names the scenario.
+    let named = |k: &str| report[k].as_array().unwrap().iter().any(|f| f.to_string().contains("backlog:"));
+    assert!(!named("fits") && !named("goals"));
 }
 
 #[test]
