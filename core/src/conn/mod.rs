@@ -1175,7 +1175,7 @@ impl Conn {
             // The send in flight finished since this turn flushed: bytes it left in the
             // write buffer (queued behind that send) have nobody else to send them.
             if !io.wbuf.is_empty() {
-                self.mark(WRITE);
+                self.run_again();
             }
             return;
         }
@@ -1183,8 +1183,18 @@ impl Conn {
         // The send may have finished before the flag was up (SeqCst on both sides):
         // then nobody will wake us, so look again ourselves.
         if self.sending.load(SeqCst) == 0 && self.wake_on_send.swap(false, SeqCst) {
-            self.mark(WRITE);
+            self.run_again();
         }
+    }
+
+    /// From inside a turn: makes this run take another turn to write. A readiness bit
+    /// alone would be lost: the runner goes idle unless the task state says it was
+    /// notified (on a loaded machine this stalled a streamed reply until the idle
+    /// timeout), so the task is notified too.
+    fn run_again(&self) {
+        self.mark(WRITE);
+        let queued = self.try_schedule();
+        debug_assert!(!queued, "called by the runner, so the task is running and only notified");
     }
 
     /// Closes the socket and settles the books: replies not yet written are aborted.
