@@ -94,7 +94,7 @@ ws-runner-test:
 	python3 tests/ws/selftest.py
 
 ## The backend matrix's io_uring half: the whole Rust suite and the conformance cases
-## (C, Python, Node) again, every engine on io_uring (CORRAL_BACKEND sets the default
+## (C, Python, Node; HTTP and the websocket families) again, every engine on io_uring (CORRAL_BACKEND sets the default
 ## backend). Where this machine cannot run io_uring, it says why and skips.
 io-uring-test: c-build py-build node-build
 	@why=$$(CORRAL_BACKEND=io_uring $(CARGO) run -q -p corral --example http_server -- --seconds 0 2>&1 >/dev/null | grep "io_uring cannot run" || true); \
@@ -102,8 +102,9 @@ io-uring-test: c-build py-build node-build
 	set -e; export CORRAL_BACKEND=io_uring; echo "backend matrix: io_uring"; \
 	$(RUST_TESTS); \
 	$(CDIR)/conformance tests/conformance/cases.txt; \
-	(cd bindings/python && $(PY) -m pytest -q tests/test_conformance.py); \
-	(cd bindings/node && node --test test/conformance.test.js)
+	python3 tests/ws/against.py --strict -- $(CDIR)/ws_echo; \
+	(cd bindings/python && $(PY) -m pytest -q tests/test_conformance.py tests/test_ws_conformance.py); \
+	(cd bindings/node && node --test test/conformance.test.js test/ws_conformance.test.js)
 
 build:
 	$(CARGO) build --workspace --release --all-targets
