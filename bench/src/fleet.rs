@@ -6,7 +6,7 @@
 //! against it like the models, counting HAProxy's memory and CPU as the server's.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -100,10 +100,6 @@ pub struct Fleet {
     dir: PathBuf,
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl Fleet {
     /// Starts `n` processes and the balancer in front, holding up to `max_conn`
     /// connections (HAProxy needs two descriptors for each).
@@ -111,7 +107,7 @@ impl Fleet {
         let mut args = ServerArgs::new(Model::Single, 1);
         args.proxy_v2 = kind == Kind::Haproxy;
         let servers = (0..n).map(|_| Server::start(&args)).collect::<io::Result<Vec<_>>>()?;
-        let port = free_port()?;
+        let port = crate::peer::free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let dir = std::env::temp_dir().join(format!("corral-fleet-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;

@@ -24,6 +24,7 @@ mod idle;
 mod load;
 mod metrics;
 mod overload;
+mod peer;
 mod report;
 mod rounds;
 mod scenario;

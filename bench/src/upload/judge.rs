@@ -17,10 +17,8 @@
 //! memory. Goals are reported, never asserted.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::wire::{Conn, Failure, Target, Upload};
@@ -152,38 +150,13 @@ impl Ctx {
 }
 
 /// A server this judge started: stopped (its whole process group) when dropped.
-struct Running {
-    child: Child,
-    port: u16,
-}
+/// A started peer; the judge's own view of it.
+type Running = crate::peer::Peer;
 
 impl Running {
     fn url(&self, path: &str) -> Target {
         Target::parse(&format!("http://127.0.0.1:{}{path}", self.port)).expect("a loopback URL")
     }
-
-    fn signal_group(&self, sig: &str) {
-        let _ = Command::new("kill").args([sig, "--", &format!("-{}", self.child.id())]).stderr(Stdio::null()).status();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal_group("-TERM");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        // Whatever of the group is left (a worker process) goes too.
-        self.signal_group("-KILL");
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn last_line(log: &Path) -> String {
@@ -193,21 +166,14 @@ fn last_line(log: &Path) -> String {
 
 /// Starts `name` and waits (polling, 30 s at most) until `GET /` answers 200.
 fn start(ctx: &Ctx, name: &'static str, logs: &Path) -> Result<Running, String> {
-    let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-    let log = logs.join(format!("{name}.log"));
-    let out = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = ctx.command(name, port);
-    cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
-    let child = cmd.spawn().map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
-    let mut r = Running { child, port };
+    let mut r = Running::spawn(name, logs, |port| ctx.command(name, port))?;
     let probe = Upload { method: "GET", size: 0, chunk: None, expect_echo: false, expect_count: false };
     let target = r.url("/");
     let body = super::wire::BodyWriter::new(&target, &probe);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(status)) = r.child.try_wait() {
-            return Err(format!("exited ({status}): {}", last_line(&log)));
+            return Err(format!("exited ({status}): {}", last_line(&r.log)));
         }
         if let Ok(mut c) = Conn::open(target.addr) {
             if c.upload(&body, &probe).is_ok() {
@@ -216,7 +182,7 @@ fn start(ctx: &Ctx, name: &'static str, logs: &Path) -> Result<Running, String> 
         }
         if Instant::now() >= deadline {
             r.signal_group("-KILL");
-            return Err(format!("no answer to GET / within 30 s: {}", last_line(&log)));
+            return Err(format!("no answer to GET / within 30 s: {}", last_line(&r.log)));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -21,10 +21,8 @@
 //! reported, never asserted.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::drive::{self, Mode, Pace, Plan};
@@ -169,18 +167,12 @@ impl Ctx {
 }
 
 /// A server this judge started: stopped (its whole process group) when dropped.
-struct Running {
-    child: Child,
-    port: u16,
-}
+/// A started peer; the judge's own view of it.
+type Running = crate::peer::Peer;
 
 impl Running {
     fn addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn signal_group(&self, sig: &str) {
-        let _ = Command::new("kill").args([sig, "--", &format!("-{}", self.child.id())]).stderr(Stdio::null()).status();
     }
 
     /// The resident memory of the server and its descendants.
@@ -188,24 +180,6 @@ impl Running {
         let rss = crate::upload::rss::tree(self.child.id());
         rss.iter().filter_map(|&p| crate::upload::rss::status_bytes(p, "VmRSS")).sum()
     }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal_group("-TERM");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        self.signal_group("-KILL");
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Why a server stopped, from its log: the last line that names an error (`Error: ...`,
@@ -226,20 +200,14 @@ fn reason(log: &Path) -> String {
 /// handshake on /ws succeeds. A server that answers the handshake with another status
 /// is up but has no websocket there: that is final, not worth waiting out.
 fn start(ctx: &Ctx, name: &str, logs: &Path) -> Result<Running, String> {
-    let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-    let log = logs.join(format!("{name}.log"));
-    let out = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = ctx.command(name, port);
-    cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
-    let child = cmd.spawn().map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
-    let mut r = Running { child, port };
+    let mut r = Running::spawn(name, logs, |port| ctx.command(name, port))?;
+    let port = r.port;
     let deadline = Instant::now() + START_LIMIT;
     let mut rng = Rng::new(port as u64);
     let host = r.addr().to_string();
     loop {
         if let Ok(Some(status)) = r.child.try_wait() {
-            return Err(format!("exited ({status}): {}", reason(&log)));
+            return Err(format!("exited ({status}): {}", reason(&r.log)));
         }
         let last = match idle::handshake(r.addr(), &host, "/ws", &mut rng, Duration::from_secs(5)) {
             Ok(_) => return Ok(r),
@@ -247,7 +215,7 @@ fn start(ctx: &Ctx, name: &str, logs: &Path) -> Result<Running, String> {
             Err(f) => f,
         };
         if Instant::now() >= deadline {
-            return Err(format!("no websocket handshake on /ws within {START_LIMIT:?} ({last}): {}", reason(&log)));
+            return Err(format!("no websocket handshake on /ws within {START_LIMIT:?} ({last}): {}", reason(&r.log)));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
