@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+from cli_server import start_cli
 from http_client import request
 
 
@@ -32,17 +33,7 @@ def start(tmp_path, target, *args):
             """
         )
     )
-    p = subprocess.Popen(
-        [sys.executable, "-m", "corral", "--port", "0", *args, target],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = p.stdout.readline()
-    assert line.startswith("listening on http://"), (line, p.stderr.read() if p.poll() is not None else "")
-    host, port = line.strip().rsplit("/", 1)[-1].rsplit(":", 1)
-    return p, (host, int(port))
+    return start_cli(tmp_path, *args, target)
 
 
 def write_pidapp(tmp_path):

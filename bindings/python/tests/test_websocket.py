@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import corral
 import corral.asgi
+from cli_server import start_cli
 from corral.asgi_ws import MAX_QUEUE
 
 DEADLINE = 60.0
@@ -572,17 +573,7 @@ async def app(scope, receive, send):
 
 def cli(tmp_path, *args):
     (tmp_path / "wsapp.py").write_text(textwrap.dedent(CLI_APP))
-    p = subprocess.Popen(
-        [sys.executable, "-m", "corral", "--port", "0", *args, "wsapp:app"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = p.stdout.readline()
-    assert line.startswith("listening on http://"), (line, p.stderr.read() if p.poll() is not None else "")
-    host, port = line.strip().rsplit("/", 1)[-1].rsplit(":", 1)
-    return p, (host, int(port))
+    return start_cli(tmp_path, *args, "wsapp:app")
 
 
 def stop(p):
