@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::ws::{SendStatus, WsShared};
-use crate::frame::ws::{encode_message, Compression, Kind};
+use super::ws::{frame, SendStatus, WsShared};
+use crate::frame::ws::{Compression, Kind};
 use crate::sync::lock;
 
 /// The engine's topic registry.
@@ -85,9 +85,7 @@ impl Topics {
             let i = match frames.iter().position(|(c, _)| *c == ws.compression) {
                 Some(i) => i,
                 None => {
-                    let f = encode(kind, payload, ws.compression);
-                    ws.count_deflate(payload.len(), f.len());
-                    frames.push((ws.compression, f));
+                    frames.push((ws.compression, frame(&ws.engine.counters.ws, kind, payload, ws.compression)));
                     frames.len() - 1
                 }
             };
@@ -98,10 +96,4 @@ impl Topics {
         }
         queued
     }
-}
-
-fn encode(kind: Kind, payload: &[u8], c: Compression) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    encode_message(&mut out, kind, payload, c);
-    out
 }

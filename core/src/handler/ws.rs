@@ -111,6 +111,17 @@ pub(crate) const CLOSING: u8 = 1;
 /// Both close frames are exchanged (or the connection is gone): nothing more is sent.
 pub(crate) const CLOSED: u8 = 2;
 
+/// One message as the frame for sockets with `compression`; what compression did is
+/// counted (`ws_deflate_raw` / `ws_deflate_sent`).
+pub(crate) fn frame(counters: &WsCounters, kind: Kind, payload: &[u8], compression: Compression) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    if encode_message(&mut out, kind, payload, compression) {
+        counters.deflate_raw.fetch_add(payload.len() as u64, Relaxed);
+        counters.deflate_sent.fetch_add(out.len() as u64, Relaxed);
+    }
+    out
+}
+
 /// A socket's state shared between the connection and its handles.
 pub(crate) struct WsShared {
     pub(crate) conn: Weak<Conn>,
@@ -203,18 +214,8 @@ impl WsShared {
 
     /// Encodes and queues one message.
     pub(crate) fn send(self: &Arc<Self>, kind: Kind, payload: &[u8]) -> SendStatus {
-        let mut out = Vec::with_capacity(payload.len() + 14);
-        encode_message(&mut out, kind, payload, self.compression);
-        self.count_deflate(payload.len(), out.len());
+        let out = frame(self.counters(), kind, payload, self.compression);
         self.send_encoded(out, payload.len())
-    }
-
-    pub(crate) fn count_deflate(&self, raw: usize, framed: usize) {
-        if self.compression != Compression::Off && raw >= 64 {
-            let c = self.counters();
-            c.deflate_raw.fetch_add(raw as u64, Relaxed);
-            c.deflate_sent.fetch_add(framed as u64, Relaxed);
-        }
     }
 
     /// The server closes: its close frame goes out, the client's answer is awaited

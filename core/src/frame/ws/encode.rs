@@ -27,19 +27,21 @@ const MAX_CONTROL: usize = 125;
 /// Appends one data message as a single unfragmented frame. With `Deflate`, a payload
 /// of at least a small threshold is compressed (a thread-local compressor, reset per
 /// message, the trailing `00 00 ff ff` removed, RSV1 set) if that makes it smaller;
-/// otherwise it goes uncompressed, which permessage-deflate always allows.
-pub(crate) fn encode_message(out: &mut Vec<u8>, kind: Kind, payload: &[u8], compression: Compression) {
+/// otherwise it goes uncompressed, which permessage-deflate always allows. True when it
+/// was compressed.
+pub(crate) fn encode_message(out: &mut Vec<u8>, kind: Kind, payload: &[u8], compression: Compression) -> bool {
     let op = match kind {
         Kind::Text => OpCode::Text,
         Kind::Binary => OpCode::Binary,
     } as u8;
     if let Compression::Deflate { window_bits: bits @ 9.. } = compression {
         if payload.len() >= COMPRESS_MIN && encode_compressed(out, op, payload, bits) {
-            return;
+            return true;
         }
     }
     head(out, FIN | op, payload.len());
     out.extend_from_slice(payload);
+    false
 }
 
 /// Compresses after a gap as long as the longest header, then writes the header and
