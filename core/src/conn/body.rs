@@ -25,7 +25,7 @@
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
-use super::{Conn, Io, Out, Phase, READ, RUNNING_CONN};
+use super::{Conn, Io, Out, Phase};
 use crate::frame::{body_reject, BodyDecoder, BodyError, BodyFraming, BodyStep, CONTINUE};
 use crate::handler::{Body, BodyShared};
 use crate::sync::lock;
@@ -84,15 +84,6 @@ impl Conn {
             period_bytes: 0,
         });
         Body::new(shared)
-    }
-
-    /// The reader took data (the window reopened), asked for data, or left: run the
-    /// connection.
-    pub(crate) fn wake_for_body(self: &Arc<Self>) {
-        self.mark(READ);
-        if RUNNING_CONN.with(|c| c.get()) != self.id && self.try_schedule() {
-            self.engine.schedule_remote(Arc::clone(self));
-        }
     }
 
     /// One step of the body phase (see the module doc). `budget`: bytes the turn may

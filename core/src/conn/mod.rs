@@ -514,6 +514,16 @@ impl Conn {
         }
     }
 
+    /// Something outside the turn changed what the connection may read (a streamed
+    /// body's reader took data, asked for it or left; a websocket's app resumed reading
+    /// or closed): run it, unless this thread is running it already.
+    pub(crate) fn wake_to_read(self: &Arc<Self>) {
+        self.mark(READ);
+        if RUNNING_CONN.with(|c| c.get()) != self.id && self.try_schedule() {
+            self.engine.schedule_remote(Arc::clone(self));
+        }
+    }
+
     /// The write backlog is at or above `write_high_water`: a streaming producer should
     /// wait ([`Conn::when_writable`]) before it sends more.
     pub fn backlog_full(&self) -> bool {

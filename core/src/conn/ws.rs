@@ -21,7 +21,7 @@
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
-use super::{Conn, Io, Phase, READ, RUNNING_CONN};
+use super::{Conn, Io, Phase, RUNNING_CONN};
 use crate::frame::ws::{
     accept_response, check, encode_close, encode_control, negotiate_deflate, Compression, Decoder, Event, Fail, Kind,
     Offer, OpCode,
@@ -94,16 +94,8 @@ impl Conn {
         self.append(seq, reply);
         *lock(&self.upgraded) = Some((Arc::clone(&shared), deflate.map(|(d, _)| d)));
         self.engine.counters.ws.opened.fetch_add(1, Relaxed);
-        self.wake_for_ws();
+        self.wake_to_read();
         WebSocket(shared)
-    }
-
-    /// Something for the websocket phase (the app resumed reading, or closed): run.
-    pub(crate) fn wake_for_ws(self: &Arc<Self>) {
-        self.mark(READ);
-        if RUNNING_CONN.with(|c| c.get()) != self.id && self.try_schedule() {
-            self.engine.schedule_remote(Arc::clone(self));
-        }
     }
 
     /// The websocket offer a request makes, if it asks for one: `Err` with the refusal

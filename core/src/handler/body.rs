@@ -141,7 +141,7 @@ impl BodyShared {
 
     fn wake_conn(&self) {
         if let Some(c) = self.conn.upgrade() {
-            c.wake_for_body();
+            c.wake_to_read();
         }
     }
 }

@@ -228,7 +228,7 @@ impl WsShared {
             let mut out = Vec::with_capacity(4 + reason.len());
             encode_close(&mut out, code, reason);
             conn.append(self.seq, out);
-            conn.wake_for_ws();
+            conn.wake_to_read();
         }
         true
     }
@@ -306,7 +306,7 @@ impl WebSocket {
     pub fn resume(&self) {
         if self.0.paused.swap(false, AcqRel) {
             if let Some(conn) = self.0.conn.upgrade() {
-                conn.wake_for_ws();
+                conn.wake_to_read();
             }
         }
     }
