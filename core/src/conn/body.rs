@@ -25,7 +25,7 @@
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
-use super::{Conn, Io, Out, Phase};
+use super::{Conn, Io, Out, Phase, Read};
 use crate::frame::{body_reject, BodyDecoder, BodyError, BodyFraming, BodyStep, CONTINUE};
 use crate::handler::{Body, BodyShared};
 use crate::sync::lock;
@@ -180,23 +180,15 @@ impl Conn {
         if *budget == 0 {
             return BodyNext::Yield;
         }
-        match self.read(io, fd, room) {
-            Ok(0) => {
-                io.peer_closed = true;
-                io.want_read = false;
+        match self.read_step(io, fd, room, budget) {
+            Read::Data => BodyNext::Again,
+            Read::Eof => {
                 self.end_body(io, BodyError::Closed);
                 self.peer_gone(false);
                 BodyNext::Again
             }
-            Ok(n) => {
-                *budget = budget.saturating_sub(n);
-                BodyNext::Again
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                io.want_read = false;
-                BodyNext::Idle
-            }
-            Err(_) => BodyNext::Close,
+            Read::Blocked => BodyNext::Idle,
+            Read::Failed => BodyNext::Close,
         }
     }
 

@@ -281,6 +281,18 @@ pub(crate) enum After {
     Requeue,
 }
 
+/// What [`Conn::read_step`] brought.
+enum Read {
+    /// Bytes (appended to the read buffer).
+    Data,
+    /// The peer finished sending.
+    Eof,
+    /// Nothing more until the next readiness.
+    Blocked,
+    /// The connection broke.
+    Failed,
+}
+
 enum Turn {
     Idle,
     Yield,
@@ -812,18 +824,11 @@ impl Conn {
                     if !io.want_read {
                         break Turn::Idle;
                     }
-                    match self.read(&mut io, fd, READ_CHUNK) {
-                        Ok(0) => {
-                            io.peer_closed = true;
-                            io.want_read = false;
-                            self.peer_gone(false);
-                        }
-                        Ok(n) => bytes = bytes.saturating_sub(n),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            io.want_read = false;
-                            break Turn::Idle;
-                        }
-                        Err(_) => {
+                    match self.read_step(&mut io, fd, READ_CHUNK, &mut bytes) {
+                        Read::Data => {}
+                        Read::Eof => self.peer_gone(false),
+                        Read::Blocked => break Turn::Idle,
+                        Read::Failed => {
                             self.close(&mut io, false);
                             return Turn::Closed;
                         }
@@ -879,6 +884,27 @@ impl Conn {
             io.want_read = false;
         }
         Ok(n)
+    }
+
+    /// One read for a phase, with the bookkeeping every phase does: the end of the
+    /// peer's stream recorded, the edge state (`want_read`), the turn's byte budget.
+    fn read_step(&self, io: &mut Io, fd: RawFd, want: usize, budget: &mut usize) -> Read {
+        match self.read(io, fd, want) {
+            Ok(0) => {
+                io.peer_closed = true;
+                io.want_read = false;
+                Read::Eof
+            }
+            Ok(n) => {
+                *budget = budget.saturating_sub(n);
+                Read::Data
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                io.want_read = false;
+                Read::Blocked
+            }
+            Err(_) => Read::Failed,
+        }
     }
 
     fn take_received(&self, ring: &Ring, io: &mut Io) -> std::io::Result<usize> {

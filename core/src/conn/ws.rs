@@ -21,7 +21,7 @@
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
-use super::{Conn, Io, Phase, RUNNING_CONN};
+use super::{Conn, Io, Phase, Read, RUNNING_CONN};
 use crate::frame::ws::{
     accept_response, check, encode_close, encode_control, negotiate_deflate, Compression, Decoder, Event, Fail, Kind,
     Offer, OpCode,
@@ -309,22 +309,14 @@ impl Conn {
         if !io.want_read {
             return WsNext::Idle;
         }
-        match self.read(io, fd, super::READ_CHUNK) {
-            Ok(0) => {
-                io.peer_closed = true;
-                io.want_read = false;
+        match self.read_step(io, fd, super::READ_CHUNK, bytes) {
+            Read::Data => WsNext::Again,
+            Read::Eof => {
                 self.ws_gone(io);
                 WsNext::Close
             }
-            Ok(n) => {
-                *bytes = bytes.saturating_sub(n);
-                WsNext::Again
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                io.want_read = false;
-                WsNext::Idle
-            }
-            Err(_) => WsNext::Close,
+            Read::Blocked => WsNext::Idle,
+            Read::Failed => WsNext::Close,
         }
     }
 
