@@ -87,6 +87,14 @@ export interface EngineOptions {
   budgetBytes?: number
   /** Unwritten reply bytes at which a connection stops being read (back-pressure). 1 to 1073741824 bytes. Default 256 KiB; applies to serve engines. */
   writeHighWater?: number
+  /** Share the I/O workers and the CPU pool per client (deficit round robin): many connections or queued heavy requests from one client get the share of one request while others wait. True or false. Default true; applies to serve engines. */
+  fairShare?: boolean
+  /** HTTP: the header whose value names the client for fair shares and rate limits (an API token); empty: the peer address (or the PROXY header's source). An HTTP header name (empty: none). Default ; applies to serve engines. */
+  clientKeyHeader?: string
+  /** Requests per second one client may make on average; over it (after rate_burst), 429 with Retry-After (0: no limit). 1 to 16777216 requests per second, or 0 for no limit. Default 0; applies to serve engines. */
+  rateLimit?: number
+  /** With rate_limit: requests one client may make at once beyond its average rate. 1 to 16777216 requests, or 0 for none. Default 10; applies to serve engines. */
+  rateBurst?: number
   /** How connections are registered with epoll: edge-triggered, or EPOLLONESHOT re-armed per turn. One of edge, oneshot. Default edge; applies to serve engines. */
   readiness?: 'edge' | 'oneshot'
   /** Connection I/O: epoll readiness, io_uring completions, or auto (io_uring if the start-up probe passes, else epoll). CORRAL_BACKEND sets the default. One of epoll, io_uring, auto. Default epoll; applies to serve engines. */

@@ -26,9 +26,9 @@ mod cpu;
 mod doc_examples;
 mod engine;
 mod error;
+mod fair;
 pub mod frame;
 mod handler;
-
 mod sched;
 mod stats;
 mod sync;

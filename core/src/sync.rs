@@ -64,18 +64,18 @@ impl Drop for ThreadGuard {
     }
 }
 
-/// The primitives the `loom` models cover (`crate::conn::task`, the host queue): std's in
-/// every build, loom's under `--cfg loom` (`make loom`), so the models check the code
-/// that ships.
+/// The primitives the `loom` models cover (`crate::conn::task`, the host queue, the CPU
+/// pool's fair queue): std's in every build, loom's under `--cfg loom` (`make loom`),
+/// so the models check the code that ships.
 pub(crate) mod model {
     #[cfg(loom)]
     pub(crate) use loom::sync::{
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
         Mutex, MutexGuard,
     };
     #[cfg(not(loom))]
     pub(crate) use std::sync::{
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
         Mutex, MutexGuard,
     };
 

@@ -309,6 +309,25 @@ impl Field for Vec<Cidr> {
     }
 }
 
+/// Free text (a header name), as given; empty means none.
+impl Field for String {
+    fn to_parsed(&self) -> Option<Parsed> {
+        Some(Parsed::Text(self.clone()))
+    }
+    fn from_parsed(v: &Parsed) -> String {
+        as_text(v).trim().to_ascii_lowercase()
+    }
+}
+
+/// An HTTP header name (RFC 9110 token characters), or empty.
+fn check_header_name(t: &str) -> std::result::Result<(), String> {
+    let bad = t.trim().bytes().find(|b| !(b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b)));
+    match bad {
+        None => Ok(()),
+        Some(b) => Err(format!("{:?} is not allowed in a header name: use letters, digits and -", b as char)),
+    }
+}
+
 macro_rules! choice_field {
     ($($ty:ident),+) => {$(
         impl Field for $ty {
@@ -656,6 +675,39 @@ macro_rules! option_table {
                 write_high_water: usize = 256 << 10,
                 row: ("write_high_water", count(1, 1 << 30, "bytes"), "256 KiB", Serve, None, false,
                     "Unwritten reply bytes at which a connection stops being read (back-pressure).")
+            }
+            limits {
+                /// Share the I/O workers' run queues and the CPU pool per client by deficit round
+                /// robin (default on): a client with 200 connections ready, or 64 heavy requests
+                /// queued, gets the turns and CPU time of one with a single request while others
+                /// wait; alone, it gets everything. See [`crate::fair`] for who a client is.
+                fair_share: bool = true,
+                row: ("fair_share", Kind::Bool, "true", Serve, None, false,
+                    "Share the I/O workers and the CPU pool per client (deficit round robin): many connections or queued heavy requests from one client get the share of one request while others wait.")
+            }
+            limits {
+                /// HTTP: the request header whose value names the client for fair shares and
+                /// rate limits (an API token, `x-api-key`); empty (the default): the peer's
+                /// address, or the PROXY header's source. Lower-cased when set.
+                client_key_header: String = String::new(),
+                row: ("client_key_header", Kind::Text { what: "an HTTP header name (empty: none)", check: check_header_name },
+                    "", Serve, None, false,
+                    "HTTP: the header whose value names the client for fair shares and rate limits (an API token); empty: the peer address (or the PROXY header's source).")
+            }
+            limits {
+                /// Requests per second one client may make on average, like nginx `limit_req`
+                /// with `nodelay` (0: no limit, the default); over it the request is answered
+                /// `429 Too Many Requests` with `Retry-After`, unread by the handler.
+                rate_limit: u32 = 0,
+                row: ("rate_limit", count0(1 << 24, "no limit", "requests per second"), "0", Serve, None, false,
+                    "Requests per second one client may make on average; over it (after rate_burst), 429 with Retry-After (0: no limit).")
+            }
+            limits {
+                /// With `rate_limit`: requests a client may make at once above its average rate
+                /// (default 10; nginx's `burst`).
+                rate_burst: u32 = 10,
+                row: ("rate_burst", count0(1 << 24, "none", "requests"), "10", Serve, None, false,
+                    "With rate_limit: requests one client may make at once beyond its average rate.")
             }
             limits {
                 /// CoDel target for the CPU-pool queue (default None: off; folly uses 5 ms).

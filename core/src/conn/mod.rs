@@ -41,8 +41,9 @@ use crate::config::{ProxyMode, Readiness};
 use crate::conn::task::replies::{Completed, Ready, ReplySlots};
 use crate::conn::task::state::TaskState;
 use crate::engine::Shared;
+use crate::fair::{self, ClientKey};
 use crate::frame::{BodyError, Decoded, Framer, Payload, ReplyCtx, CONTINUE};
-use crate::handler::{Body, Cost, Request, Responder};
+use crate::handler::{Body, Cost, Handler, Request, Responder};
 use crate::sync::lock;
 use crate::sys::{self, Interest, Op, Received, Ring};
 use crate::worker::WorkerShared;
@@ -210,6 +211,9 @@ pub(crate) struct Conn {
     watch: Mutex<Watch>,
     /// The client, when a PROXY header named it (else `peer`, the socket's).
     client: OnceLock<SocketAddr>,
+    /// Who the client is for fair shares and rate limits ([`crate::fair`]): its
+    /// address's key, or the last key its requests named.
+    client_key: AtomicU64,
     /// The PROXY header, once parsed.
     proxy: OnceLock<Arc<ProxyHeader>>,
     /// The address the per-IP cap counted this connection under, if any.
@@ -334,6 +338,7 @@ impl Conn {
             closed: AtomicBool::new(false),
             watch: Mutex::new(Watch::default()),
             client: OnceLock::new(),
+            client_key: AtomicU64::new(fair::key_of_ip(peer.ip())),
             proxy: OnceLock::new(),
             admitted: admitted.map(OnceLock::from).unwrap_or_default(),
             raw,
@@ -845,6 +850,35 @@ impl Conn {
         self.client.get().copied().unwrap_or(self.peer)
     }
 
+    /// The client's key for fair shares ([`crate::fair`]).
+    pub fn client_key(&self) -> ClientKey {
+        self.client_key.load(Relaxed)
+    }
+
+    /// The key a request names (the handler's, else the `client_key_header`), which
+    /// from now on is the connection's; else the connection's own.
+    fn request_key(&self, req: &Request, handler: &dyn Handler) -> ClientKey {
+        let named = match catch_unwind(AssertUnwindSafe(|| handler.client_key(req))) {
+            Ok(k) => k.map(|k| fair::key_of_token(&k.to_le_bytes())),
+            Err(_) => {
+                self.engine.counters.handler_panics.fetch_add(1, Relaxed);
+                None
+            }
+        };
+        let header = &self.engine.config.limits.client_key_header;
+        let named = named.or_else(|| {
+            let value = req.http()?.header(header).filter(|_| !header.is_empty())?;
+            Some(fair::key_of_token(value))
+        });
+        match named {
+            Some(k) => {
+                self.client_key.store(k, Relaxed);
+                k
+            }
+            None => self.client_key(),
+        }
+    }
+
     /// Takes a PROXY header: its client becomes the connection's, counted by the
     /// per-IP cap from here on. False if that cap refuses it (counted, logged).
     fn adopt(&self, header: ProxyHeader) -> bool {
@@ -857,6 +891,7 @@ impl Conn {
             }
             let _ = self.admitted.set(src.ip());
             let _ = self.client.set(src);
+            self.client_key.store(fair::key_of_ip(src.ip()), Relaxed);
         }
         let _ = self.proxy.set(Arc::new(header));
         true
@@ -1098,18 +1133,29 @@ impl Conn {
             ws: ws.clone(),
         };
         let handler = engine.handler();
-        let cost = catch_unwind(AssertUnwindSafe(|| handler.cost(&req))).unwrap_or_else(|_| {
-            engine.counters.handler_panics.fetch_add(1, Relaxed);
-            Cost::Light
-        });
+        let key = self.request_key(&req, handler);
+        // Over the client's rate: answered here, in order, without the handler.
+        let limited = engine.rate.as_ref().and_then(|r| r.check(key, engine.now_us()).err());
+        let cost = match limited {
+            Some(_) => Cost::Light,
+            None => catch_unwind(AssertUnwindSafe(|| handler.cost(&req))).unwrap_or_else(|_| {
+                engine.counters.handler_panics.fetch_add(1, Relaxed);
+                Cost::Light
+            }),
+        };
         let heavy = cost == Cost::Heavy && engine.cpu.is_some();
         lock(&self.replies).push(None, Pending { since: Instant::now(), heavy, ctx: rctx });
         worker.counters.requests.fetch_add(1, Relaxed);
         let res = Responder::new(Arc::clone(self), seq, rctx, ws);
+        if let Some(wait_us) = limited {
+            engine.counters.rate_limited.fetch_add(1, Relaxed);
+            res.refuse_rate_limited(wait_us);
+            return;
+        }
         match &engine.cpu {
             Some(cpu) if heavy => {
                 let engine = Arc::clone(engine);
-                cpu.submit(crate::cpu::Job::new(move |shed| {
+                cpu.submit(crate::cpu::Job::for_client(key, move |shed| {
                     if shed {
                         res.refuse_overloaded();
                     } else {

@@ -2,19 +2,27 @@
 //! preempts between light and heavy work and I/O stays responsive.
 //!
 //! Jobs are submitted to an `Injector`; each thread takes batches into its own FIFO
-//! deque and idle threads steal from siblings. Threads park on a condvar slot each;
+//! deque and idle threads steal from siblings. A job that names its client (an engine's
+//! heavy request) goes instead, when the engine shares fairly, to a queue served by
+//! deficit round robin over clients ([`crate::fair::drr`]), one job at a time: each is
+//! charged its run time, so a client that queues many heavy requests gets the CPU time
+//! of one that queues a single request while others wait. Heavy jobs are long (their
+//! point is to take more than a few microseconds), so one lock per job costs nothing
+//! measurable, and a single queue that every thread takes from needs no stealing. Threads park on a condvar slot each;
 //! wake-ups follow [`crate::sched::idle`] (one at a time, only when nobody searches).
 //! On stop, threads finish the queued jobs, then exit. Under overload two policies may
 //! act on the queue: adaptive LIFO ([`crate::cpu::lifo`]) and CoDel ([`crate::cpu::codel`]).
 //!
-//! This folder is the CPU pool: this file (threads, queue, stealing), `codel` (shedding
-//! a standing queue) and `lifo` (newest first above a fill threshold). The pool knows
+//! This folder is the CPU pool: this file (threads, queue, stealing), `fair` (the
+//! clients' queue), `codel` (shedding a standing queue) and `lifo` (newest first above
+//! a fill threshold). The pool knows
 //! nothing of connections: an engine marks its threads through `Policy::on_start`.
 //!
 //! Invariants: every job submitted runs exactly once, or is refused by CoDel at dequeue
 //! (its reply says 503); a thread parks only when no queue has work.
 
 pub(crate) mod codel;
+pub(crate) mod fair;
 pub(crate) mod lifo;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -24,7 +32,9 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::cpu::codel::Codel;
+use crate::cpu::fair::FairJobs;
 use crate::cpu::lifo::Lifo;
+use crate::fair::ClientKey;
 
 use crossbeam_deque::{Injector, Stealer, Worker};
 
@@ -37,11 +47,18 @@ use crate::sync::{lock, ThreadSet};
 pub(crate) struct Job {
     work: Box<dyn FnOnce(bool) + Send + 'static>,
     enqueued: Instant,
+    /// Whose request this is, for a fair share of the pool.
+    client: Option<ClientKey>,
 }
 
 impl Job {
     pub fn new(work: impl FnOnce(bool) + Send + 'static) -> Job {
-        Job { work: Box::new(work), enqueued: Instant::now() }
+        Job { work: Box::new(work), enqueued: Instant::now(), client: None }
+    }
+
+    /// A job run on behalf of `client`: shares the pool fairly with other clients'.
+    pub fn for_client(client: ClientKey, work: impl FnOnce(bool) + Send + 'static) -> Job {
+        Job { client: Some(client), ..Job::new(work) }
     }
 }
 
@@ -99,6 +116,7 @@ struct Inner {
     counters: CpuCounters,
     codel: Option<Codel>,
     lifo: Option<Lifo<Job>>,
+    fair: Option<FairJobs<Job>>,
 }
 
 pub(crate) struct CpuPool {
@@ -117,11 +135,13 @@ pub(crate) struct Policy {
     /// itself knows nothing of connections; a host's own pool (the Python executor)
     /// passes none and never runs I/O.
     pub on_start: Option<fn()>,
+    /// Jobs that name a client share the pool by deficit round robin over clients.
+    pub fair: bool,
 }
 
 impl CpuPool {
     pub fn start(threads: usize, name: &str, live: &Arc<ThreadSet>, policy: Policy) -> std::io::Result<CpuPool> {
-        let Policy { codel, lifo_threshold, on_start } = policy;
+        let Policy { codel, lifo_threshold, on_start, fair } = policy;
         let locals: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         let inner = Arc::new(Inner {
             injector: Injector::new(),
@@ -132,6 +152,7 @@ impl CpuPool {
             counters: CpuCounters::default(),
             codel,
             lifo: (lifo_threshold > 0).then(|| Lifo::new(lifo_threshold)),
+            fair: fair.then(FairJobs::new),
         });
         let mut handles = Vec::with_capacity(threads);
         for (i, local) in locals.into_iter().enumerate() {
@@ -155,8 +176,10 @@ impl CpuPool {
             Some(l) => l.offer(job, inner.fifo_queued()).err(),
             None => Some(job),
         };
-        if let Some(job) = job {
-            inner.injector.push(job);
+        match (job, &inner.fair) {
+            (Some(job @ Job { client: Some(key), .. }), Some(fair)) => fair.push(key, job),
+            (Some(job), _) => inner.injector.push(job),
+            (None, _) => {}
         }
         if let Some(i) = inner.idle.notify_one() {
             inner.parkers[i].unpark();
@@ -199,9 +222,14 @@ impl CpuPool {
 }
 
 impl Inner {
-    /// Jobs waiting in the FIFO part: the injector and the threads' deques.
+    /// Jobs waiting in the FIFO part: the injector, the threads' deques and the fair
+    /// queue.
     fn fifo_queued(&self) -> usize {
-        self.injector.len() + self.siblings.iter().map(|s| s.deque.len()).sum::<usize>()
+        self.injector.len() + self.siblings.iter().map(|s| s.deque.len()).sum::<usize>() + self.fair_queued()
+    }
+
+    fn fair_queued(&self) -> usize {
+        self.fair.as_ref().map_or(0, FairJobs::len)
     }
 
     fn lifo_waiting(&self) -> bool {
@@ -214,8 +242,16 @@ fn run(inner: &Inner, i: usize, local: Worker<Job>) {
     let mut searching = false;
     loop {
         let newest = inner.lifo.as_ref().and_then(Lifo::take);
-        let job =
-            newest.or_else(|| local.pop()).or_else(|| steal::from_injector(&inner.injector, &local)).or_else(|| {
+        let mut taken = None;
+        let job = newest
+            .or_else(|| local.pop())
+            .or_else(|| {
+                let (key, job, est) = inner.fair.as_ref()?.pop()?;
+                taken = Some((key, est));
+                Some(job)
+            })
+            .or_else(|| steal::from_injector(&inner.injector, &local))
+            .or_else(|| {
                 if !searching && !inner.idle.try_start_searching() {
                     return None;
                 }
@@ -243,17 +279,26 @@ fn run(inner: &Inner, i: usize, local: Worker<Job>) {
                     inner.counters.shed.fetch_add(1, Relaxed);
                 }
                 let work = job.work;
+                let started = Instant::now();
                 if catch_unwind(AssertUnwindSafe(move || work(shed))).is_err() {
                     inner.counters.panics.fetch_add(1, Relaxed);
+                }
+                if let (Some((key, est)), Some(fair)) = (taken, &inner.fair) {
+                    fair.ran(key, est, started.elapsed().as_micros() as u64);
                 }
                 inner.counters.run.fetch_add(1, Relaxed);
             }
             None => {
-                if inner.stop.load(SeqCst) && inner.injector.is_empty() && !inner.lifo_waiting() {
+                if inner.stop.load(SeqCst)
+                    && inner.injector.is_empty()
+                    && !inner.lifo_waiting()
+                    && inner.fair_queued() == 0
+                {
                     return;
                 }
                 inner.idle.park(i, std::mem::take(&mut searching));
                 let work = !inner.injector.is_empty()
+                    || inner.fair_queued() > 0
                     || inner.lifo_waiting()
                     || inner.siblings.iter().any(|s| !s.deque.is_empty());
                 if work || inner.stop.load(SeqCst) {

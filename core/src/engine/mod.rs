@@ -193,6 +193,7 @@ impl Engine {
                         codel,
                         lifo_threshold: config.limits.lifo_threshold,
                         on_start: Some(crate::conn::mark_pool_thread),
+                        fair: config.limits.fair_share,
                     },
                 )
                 .map_err(io_err("cannot start the CPU pool"))?,
@@ -229,6 +230,8 @@ impl Engine {
             solo: Mutex::new(Vec::new()),
             cpu,
             per_ip: crate::accept::per_ip::PerIp::new(config.limits.max_connections_per_ip, config.limits.per_ip_all),
+            rate: (config.limits.rate_limit > 0)
+                .then(|| crate::fair::rate::RateLimit::new(config.limits.rate_limit, config.limits.rate_burst)),
             conn_gate,
             host,
             preambles,

@@ -140,6 +140,8 @@ pub(crate) struct Shared {
     pub(crate) conn_gate: Arc<Gate>,
     /// Admission: the per-source-IP cap.
     pub(crate) per_ip: crate::accept::per_ip::PerIp,
+    /// Admission: the per-client request rate (`rate_limit`), if set.
+    pub(crate) rate: Option<crate::fair::rate::RateLimit>,
     /// Handoff mode's queue of accepted connections for the host.
     pub(crate) host: Option<HostQueue>,
     /// Handoff mode with `proxy_protocol`: where headers are read before the host

@@ -92,6 +92,7 @@ impl Stats {
             handler_failures: c.handler_failures.load(Relaxed),
             replies_timed_out: c.reply_timeouts.load(Relaxed),
             connections_refused_per_ip: c.refused_per_ip.load(Relaxed),
+            requests_rate_limited: c.rate_limited.load(Relaxed),
             proxy_untrusted: c.proxy_untrusted.load(Relaxed),
             proxy_bad_headers: c.proxy_bad_headers.load(Relaxed),
             body_bytes_in: c.body_bytes_in.load(Relaxed),

@@ -143,6 +143,17 @@ pub trait Handler: Send + Sync + 'static {
     fn streams_bodies(&self) -> bool {
         false
     }
+
+    /// Who this request comes from, for fair shares (`fair_share`) and the rate limit
+    /// (`rate_limit`): a key of the app's own, such as a hash of the API token or the
+    /// user id, so that one tenant behind many addresses is one client and many behind
+    /// one address (a NAT, a proxy without PROXY headers) are many. `None` (the
+    /// default): the `client_key_header` option's header where set and present, else
+    /// the peer address (the PROXY header's source). Runs on the I/O worker: keep it
+    /// cheap. The key also applies to the connection's later turns.
+    fn client_key(&self, _req: &Request) -> Option<u64> {
+        None
+    }
 }
 
 thread_local! {
@@ -173,6 +184,9 @@ impl<T: Handler> Handler for Arc<T> {
     }
     fn streams_bodies(&self) -> bool {
         (**self).streams_bodies()
+    }
+    fn client_key(&self, req: &Request) -> Option<u64> {
+        (**self).client_key(req)
     }
 }
 
@@ -276,6 +290,19 @@ impl Responder {
 
     /// Refuses the request because the server is overloaded: HTTP `503` with
     /// `retry-after: 1`; the other protocols close the connection.
+    /// Answers `429 Too Many Requests` for a client over the rate limit, saying in
+    /// `retry-after` when to come back (`wait_us` rounded up to whole seconds, as the
+    /// header takes); other protocols close the connection.
+    pub(crate) fn refuse_rate_limited(self, wait_us: u64) {
+        if self.ctx.protocol == crate::Protocol::Http1 {
+            let secs = wait_us.div_ceil(1_000_000).max(1).to_string();
+            let r = Response::new(429).header("retry-after", secs).header("content-type", "text/plain");
+            self.respond(r.body("too many requests from this client, retry later\n"))
+        } else {
+            self.close()
+        }
+    }
+
     pub fn refuse_overloaded(self) {
         if self.ctx.protocol == crate::Protocol::Http1 {
             let r = Response::new(503).header("retry-after", "1").header("content-type", "text/plain");

@@ -29,6 +29,8 @@ pub(crate) struct Counters {
     pub reply_timeouts: AtomicU64,
     /// Connections closed at once for being over the per-IP cap.
     pub refused_per_ip: AtomicU64,
+    /// Requests answered 429 for a client over `rate_limit`.
+    pub rate_limited: AtomicU64,
     /// PROXY protocol: refused for an untrusted source / closed for a bad header.
     pub proxy_untrusted: AtomicU64,
     pub proxy_bad_headers: AtomicU64,

@@ -202,7 +202,7 @@ macro_rules! latency {
 static LIGHT: [Metric; 6] = latency!("light", latency_light);
 static HEAVY: [Metric; 6] = latency!("heavy", latency_heavy);
 
-static MAIN: [Metric; 65] = [
+static MAIN: [Metric; 66] = [
     engine("uptime_seconds", Gauge, "seconds", "Seconds since the engine started.", |s| s.uptime.as_secs_f64()),
     listener("accepts", Counter, "Connections accepted.", |l| l.accepts as f64),
     listener("accept_pauses", Counter, "Times accepting paused (descriptors exhausted, or a cap reached).", |l| {
@@ -308,6 +308,13 @@ static MAIN: [Metric; 65] = [
         "",
         "Connections closed at once for being over the per-IP cap.",
         |s| s.connections_refused_per_ip as f64,
+    ),
+    engine(
+        "requests_rate_limited",
+        Counter,
+        "",
+        "Requests answered 429 (with Retry-After) for a client over rate_limit.",
+        |s| s.requests_rate_limited as f64,
     ),
     engine(
         "proxy_untrusted",

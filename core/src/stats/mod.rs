@@ -133,6 +133,8 @@ pub struct Stats {
     pub replies_timed_out: u64,
     /// Connections closed at once for being over the per-IP cap.
     pub connections_refused_per_ip: u64,
+    /// Requests answered `429 Too Many Requests` for a client over `rate_limit`.
+    pub requests_rate_limited: u64,
     /// PROXY protocol: connections refused before a byte was read, for coming from a
     /// source outside `proxy_trusted`.
     pub proxy_untrusted: u64,

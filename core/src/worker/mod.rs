@@ -18,8 +18,9 @@
 //! queues, then block in `epoll_wait` with the nearest timer (or stall watch) as timeout.
 //!
 //! This folder is the workers: this file (the loop, parking, stall takeover),
-//! `registry` (a worker's connections by token) and `monitor` (the stall monitor, which
-//! also watches the kernel's SYN counters for a flood).
+//! `registry` (a worker's connections by token), `runq` (its runnable connections,
+//! shared fairly between clients) and `monitor` (the stall monitor, which also watches
+//! the kernel's SYN counters for a flood).
 //!
 //! Invariants: a connection has one home worker whose epoll it is registered with, and
 //! only the thread that holds its task state runs it; a worker parks only after
@@ -27,6 +28,7 @@
 
 pub(crate) mod monitor;
 pub(crate) mod registry;
+pub(crate) mod runq;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -48,6 +50,7 @@ use crate::sched::steal::{self, Rng, Sibling};
 use crate::sync::lock;
 use crate::sys::{Done, Epoll, EventFd, Events, Interest, Op, Reaped, Ring};
 use crate::worker::registry::Registry;
+use crate::worker::runq::RunQueue;
 
 const WAKE_TOKEN: u64 = u64::MAX;
 /// The ring's poll of the worker's own epoll (io_uring backend).
@@ -221,7 +224,7 @@ impl WorkerShared {
 pub(crate) struct WorkerLoop {
     ws: Arc<WorkerShared>,
     engine: Arc<Shared>,
-    local: Worker<Task>,
+    run: RunQueue,
     events: Events,
     timers: BinaryHeap<Reverse<(u64, u64)>>,
     rng: Rng,
@@ -247,10 +250,11 @@ impl WorkerLoop {
         acceptor: Option<Acceptor>,
     ) -> WorkerLoop {
         let seed = (ws.index as u64).wrapping_add(1);
+        let fair = engine.config.limits.fair_share && !ws.solo;
         WorkerLoop {
             ws,
             engine,
-            local,
+            run: RunQueue::new(local, fair),
             events: Events::with_capacity(256),
             timers: BinaryHeap::new(),
             rng: Rng::new(seed),
@@ -305,7 +309,7 @@ impl WorkerLoop {
                 for (fd, peer) in last {
                     // Registered while draining: marked DRAIN and served.
                     if let Some(conn) = self.register(fd, peer, true) {
-                        self.local.push(Task::Conn(conn));
+                        self.run.push(conn);
                     }
                 }
                 // Connections idle at the drain close after a grace (see `conn`): look
@@ -315,7 +319,7 @@ impl WorkerLoop {
                     self.timers.push(Reverse((at, c.token)));
                 }
             }
-            if self.ws.solo && self.tick > 0 && lock(&self.ws.registry).len() == 0 && self.local.is_empty() {
+            if self.ws.solo && self.tick > 0 && lock(&self.ws.registry).len() == 0 && self.run.is_empty() {
                 return;
             }
             self.tick += 1;
@@ -350,16 +354,16 @@ impl WorkerLoop {
     }
 
     fn next_task(&mut self) -> Option<Task> {
-        if let Some(t) = self.local.pop() {
+        if let Some(t) = self.run.local.pop() {
             return Some(t);
         }
         self.end_round();
-        if let Some(t) = steal::from_injector(&self.ws.inbox, &self.local) {
+        if let Some(t) = self.run.take_inbox(&self.ws.inbox) {
             return Some(t);
         }
         self.poll(&Arc::clone(&self.ws), Some(Duration::ZERO));
         self.run_timers();
-        if let Some(t) = self.local.pop() {
+        if let Some(t) = self.run.pop() {
             return Some(t);
         }
         if !self.steal_enabled() {
@@ -371,7 +375,7 @@ impl WorkerLoop {
             }
             self.searching = true;
         }
-        if let Some(s) = steal::from_siblings(&self.engine.workers, self.ws.index, &self.local, &self.rng) {
+        if let Some(s) = steal::from_siblings(&self.engine.workers, self.ws.index, &self.run.local, &self.rng) {
             self.ws.counters.stolen.fetch_add(s.moved as u64, Relaxed);
             self.ws.counters.steal_ops.fetch_add(1, Relaxed);
             return Some(s.task);
@@ -389,7 +393,7 @@ impl WorkerLoop {
                 }
             }
         }
-        self.local.pop()
+        self.run.pop()
     }
 
     fn run_task(&mut self, task: Task) {
@@ -425,8 +429,8 @@ impl WorkerLoop {
                 // one ran go ahead of it: a connection that always has input (a greedy
                 // pipeliner) cannot keep the others waiting in epoll.
                 self.poll(&Arc::clone(&self.ws), Some(Duration::ZERO));
-                self.local.push(Task::Conn(conn));
-                if self.steal_enabled() && self.local.len() > 1 {
+                self.run.push(conn);
+                if self.steal_enabled() && self.run.len() > 1 {
                     self.engine.notify_one_worker();
                 }
             }
@@ -551,7 +555,7 @@ impl WorkerLoop {
             if news {
                 conn.mark(bit);
                 if conn.try_schedule() {
-                    self.local.push(Task::Conn(conn));
+                    self.run.push(conn);
                     queued += 1;
                 }
             }
@@ -609,7 +613,7 @@ impl WorkerLoop {
                 }
                 conn.mark(bits);
                 if conn.try_schedule() {
-                    self.local.push(Task::Conn(Arc::clone(conn)));
+                    self.run.push(Arc::clone(conn));
                     queued += 1;
                 }
             }
@@ -641,7 +645,7 @@ impl WorkerLoop {
         let run_now = self.engine.config.defer_accept && self.ws.ring.is_none();
         for (fd, peer) in accepted {
             if let Some(conn) = self.register(fd, peer, run_now) {
-                self.local.push(Task::Conn(conn));
+                self.run.push(conn);
                 queued += 1;
             }
         }
@@ -669,7 +673,7 @@ impl WorkerLoop {
             if deadline <= now {
                 conn.mark(TIMEOUT);
                 if conn.try_schedule() {
-                    self.local.push(Task::Conn(Arc::clone(conn)));
+                    self.run.push(Arc::clone(conn));
                 }
                 self.timers.push(Reverse((now + recheck, token)));
             } else {
@@ -751,7 +755,7 @@ impl WorkerLoop {
         for c in conns {
             c.mark(bits);
             if c.try_schedule() {
-                self.local.push(Task::Conn(c));
+                self.run.push(c);
             }
         }
     }
@@ -762,7 +766,7 @@ impl WorkerLoop {
             c.force_close();
         }
         // Connections never registered: close them and give back their admission.
-        while let Some(t) = self.local.pop().or_else(|| steal::from_injector(&self.ws.inbox, &self.local)) {
+        while let Some(t) = self.run.pop().or_else(|| self.run.take_inbox(&self.ws.inbox)) {
             if let Task::New(fd, _) = t {
                 drop(fd);
                 self.engine.connection_closed(false, 0);

@@ -93,6 +93,14 @@ class Options(TypedDict, total=False):
     budget_bytes: int
     # Unwritten reply bytes at which a connection stops being read (back-pressure). 1 to 1073741824 bytes. Default 256 KiB; applies to serve engines.
     write_high_water: int
+    # Share the I/O workers and the CPU pool per client (deficit round robin): many connections or queued heavy requests from one client get the share of one request while others wait. True or false. Default true; applies to serve engines.
+    fair_share: bool
+    # HTTP: the header whose value names the client for fair shares and rate limits (an API token); empty: the peer address (or the PROXY header's source). An HTTP header name (empty: none). Default ; applies to serve engines.
+    client_key_header: str
+    # Requests per second one client may make on average; over it (after rate_burst), 429 with Retry-After (0: no limit). 1 to 16777216 requests per second, or 0 for no limit. Default 0; applies to serve engines.
+    rate_limit: int
+    # With rate_limit: requests one client may make at once beyond its average rate. 1 to 16777216 requests, or 0 for none. Default 10; applies to serve engines.
+    rate_burst: int
     # CoDel on the CPU-pool queue: over it for an interval, heavy requests that waited 2x are refused (503). 100 us to 60 s, or 0 for off (seconds as a number, or text with a unit such as "250ms"). Default off; applies to serve engines.
     codel_target: Union[float, str]
     # CoDel's interval. 1 ms to 600 s (seconds as a number, or text with a unit such as "250ms"). Default 100 ms; applies to serve engines.
