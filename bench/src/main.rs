@@ -12,6 +12,7 @@
 //! corral-bench upload judge [--rounds 3] [--seconds 2s] [--only a,b]
 //! corral-bench ws load --url ws://HOST:PORT/PATH [--mode echo|broadcast] [--connections N] [--size 64]
 //! corral-bench ws judge [--seconds 5] [--warmup 1] [--only a,b]
+//! corral-bench greedy judge [--seconds 1.5] [--rounds 3] [--only a,b] [--servers corral,nginx]
 //! ```
 //! `corral-bench help` and `corral-bench <command> --help` list every flag (clap);
 //! durations are seconds (`3`) or carry a unit (`500ms`, `2s`).
@@ -19,6 +20,7 @@
 mod app;
 mod backlog;
 mod fleet;
+mod greedy;
 mod http;
 mod idle;
 mod load;
@@ -78,6 +80,9 @@ enum Command {
     /// Websocket load (echo, broadcast; closed or open loop): msg/s, latency;
     /// `ws judge` runs corral beside Granian, uvicorn, ws and tokio-tungstenite.
     Ws(ws::Args),
+    /// A greedy client (pipelining, many connections, heavy requests, a slow reader) beside
+    /// polite ones: `greedy judge` runs corral beside nginx, with and without it.
+    Greedy(greedy::Args),
     /// Runs inside a network namespace the lab made: one `synflood` row's measurement.
     #[command(hide = true)]
     SynfloodChild(synflood::ChildArgs),
@@ -152,6 +157,7 @@ fn main() {
         Command::Slowloris(a) => slowloris::main(a),
         Command::Upload(a) => upload::main(a),
         Command::Ws(a) => ws::main(a),
+        Command::Greedy(a) => greedy::main(a),
         Command::SynfloodChild(a) => synflood::child(a),
     };
     if let Err(e) = result {
