@@ -30,6 +30,9 @@ pub struct ServerArgs {
     pub proxy_v2: bool,
     /// The listen backlog asked of the kernel (the `backlog` scenario varies it).
     pub backlog: u32,
+    /// Fair shares per client (`fair_share`, the engine's default); off: first in, first
+    /// out per connection and per job (`greedy judge` sets both side by side).
+    pub fair_share: bool,
 }
 
 impl ServerArgs {
@@ -44,6 +47,7 @@ impl ServerArgs {
             lifo_threshold: 0,
             proxy_v2: false,
             backlog: 4096,
+            fair_share: true,
         }
     }
 
@@ -69,6 +73,7 @@ impl ServerArgs {
         ]
         .into_iter()
         .chain(self.proxy_v2.then(|| "--proxy-v2".to_string()))
+        .chain((!self.fair_share).then(|| "--no-fair-share".to_string()))
         .collect()
     }
 
@@ -82,7 +87,8 @@ impl ServerArgs {
             .model(model)
             .backlog(self.backlog)
             .max_connections_per_ip(0)
-            .max_requests_per_connection(0);
+            .max_requests_per_connection(0)
+            .fair_share(self.fair_share);
         // Each model takes only the thread counts it has (the others are refused).
         let applies = |name: &str| corral::options::find(name).is_some_and(|o| o.in_model(model));
         if applies("io_workers") {
@@ -137,6 +143,9 @@ pub struct ServeCli {
     /// Listen backlog asked of the kernel (clamped to net.core.somaxconn).
     #[arg(long, default_value_t = 4096)]
     backlog: u32,
+    /// Turn off fair shares per client (first in, first out per connection and job).
+    #[arg(long)]
+    no_fair_share: bool,
 }
 
 impl ServeCli {
@@ -152,6 +161,7 @@ impl ServeCli {
             lifo_threshold: self.lifo_threshold,
             proxy_v2: self.proxy_v2,
             backlog: self.backlog,
+            fair_share: !self.no_fair_share,
         }
     }
 }

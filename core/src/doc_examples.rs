@@ -11,3 +11,6 @@ pub struct RustPage;
 
 #[doc = include_str!("../../docs/websockets.md")]
 pub struct WebsocketsPage;
+
+#[doc = include_str!("../../docs/fairness.md")]
+pub struct FairnessPage;

@@ -943,6 +943,47 @@ static void test_null_engine(void) {
     }
 }
 
+/* The per-client rate limit, set through the option table as any front would: a
+ * client over it gets 429 with Retry-After, counted in requests_rate_limited. */
+static void test_rate_limit(void) {
+    corral_config *cfg = corral_config_new();
+    corral_engine *e = NULL;
+    corral_stats *stats = NULL;
+    char body[1024];
+    double v = 0;
+    uint16_t port;
+    int fd;
+
+    OK(corral_config_set_io_workers(cfg, 1));
+    OK(corral_config_set(cfg, "rate_limit", "1"));
+    OK(corral_config_set(cfg, "rate_burst", "1"));
+    OK(corral_config_set(cfg, "client_key_header", "X-Api-Key"));
+    CHECK_STATUS(corral_config_set(cfg, "client_key_header", "x api key"), CORRAL_STATUS_INVALID_CONFIG);
+    OK(serve_engine(cfg, &e));
+    corral_config_free(cfg);
+    OK(corral_engine_start(e));
+    port = tl_port(e);
+    fd = tl_connect(port);
+    /* Three at once from one key: the average's one and the burst's one pass. */
+    tl_write_all(fd, "GET /a HTTP/1.1\r\nX-Api-Key: k\r\n\r\nGET /b HTTP/1.1\r\nX-Api-Key: k\r\n\r\n"
+                     "GET /c HTTP/1.1\r\nX-Api-Key: k\r\n\r\n", 99);
+    CHECK(tl_read_response(fd, body, sizeof body) == 200);
+    CHECK(tl_read_response(fd, body, sizeof body) == 200);
+    CHECK(tl_read_response(fd, body, sizeof body) == 429);
+    close(fd);
+    /* Another key on another connection is another client. */
+    fd = tl_connect(port);
+    tl_write_all(fd, "GET /d HTTP/1.1\r\nX-Api-Key: other\r\n\r\n", 37);
+    CHECK(tl_read_response(fd, body, sizeof body) == 200);
+    close(fd);
+    OK(corral_engine_stats(e, &stats));
+    OK(corral_stats_get(stats, "requests_rate_limited", &v));
+    CHECK(v == 1);
+    corral_stats_free(stats);
+    OK(corral_engine_shutdown(e, 5000, NULL));
+    corral_engine_free(e);
+}
+
 int main(void) {
     test_version_and_status();
     test_config();
@@ -952,6 +993,7 @@ int main(void) {
     test_hand_over();
     test_serve();
     test_stream_bodies();
+    test_rate_limit();
     test_null_engine();
     return tl_finish("test_api");
 }

@@ -66,8 +66,9 @@ pub struct Args {
     /// c (heavy), d (slow-reader). Default: all.
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| Kind::parse(s))]
     only: Vec<Kind>,
-    /// Servers, comma-separated: corral, nginx.
-    #[arg(long, value_delimiter = ',', default_value = "corral,nginx", value_parser = ["corral", "nginx"])]
+    /// Servers, comma-separated: corral, corral-fifo (corral without fair shares per
+    /// client, first in, first out as before them), nginx.
+    #[arg(long, value_delimiter = ',', default_value = "corral,corral-fifo,nginx", value_parser = ["corral", "corral-fifo", "nginx"])]
     servers: Vec<String>,
     /// corral's concurrency model.
     #[arg(long, default_value = "stealing", value_parser = crate::parse_model)]
@@ -185,12 +186,15 @@ pub fn main(a: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The servers asked for: corral once per backend, then nginx.
+/// The servers asked for: corral once per backend (and `corral-fifo`, without fair
+/// shares, where asked), then nginx.
 fn specs(a: &Args) -> Vec<Spec> {
     let mut out = Vec::new();
-    if a.servers.iter().any(|s| s == "corral") {
-        for b in &a.backend {
-            out.push(Spec::Corral { model: a.model, backend: b.clone(), workers: a.workers as usize });
+    for (name, fair) in [("corral", true), ("corral-fifo", false)] {
+        if a.servers.iter().any(|s| s == name) {
+            for b in &a.backend {
+                out.push(Spec::Corral { model: a.model, backend: b.clone(), workers: a.workers as usize, fair });
+            }
         }
     }
     if a.servers.iter().any(|s| s == "nginx") {

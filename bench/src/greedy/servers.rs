@@ -29,16 +29,31 @@ const START_LIMIT: Duration = Duration::from_secs(10);
 /// A server to put in the judge.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Spec {
-    Corral { model: Model, backend: String, workers: usize },
-    Nginx { binary: PathBuf, conf: PathBuf },
+    /// `fair`: the engine's fair shares per client (off: `corral-fifo`, as before them).
+    Corral {
+        model: Model,
+        backend: String,
+        workers: usize,
+        fair: bool,
+    },
+    Nginx {
+        binary: PathBuf,
+        conf: PathBuf,
+    },
 }
 
 impl Spec {
     /// The name in the judge's lines: `corral` on epoll, `corral-<backend>` otherwise.
     pub fn label(&self) -> String {
         match self {
-            Spec::Corral { backend, .. } if backend == "epoll" => "corral".into(),
-            Spec::Corral { backend, .. } => format!("corral-{backend}"),
+            Spec::Corral { backend, fair, .. } => {
+                let name = if *fair { "corral" } else { "corral-fifo" };
+                if backend == "epoll" {
+                    name.into()
+                } else {
+                    format!("{name}-{backend}")
+                }
+            }
             Spec::Nginx { .. } => "nginx".into(),
         }
     }
@@ -54,9 +69,9 @@ impl Spec {
 
     pub fn start(&self, logs: &Path) -> Result<Running, String> {
         match self {
-            Spec::Corral { model, backend, workers } => {
+            Spec::Corral { model, backend, workers, fair } => {
                 crate::server::use_backend(backend);
-                let server = Server::start(&ServerArgs::new(*model, *workers))
+                let server = Server::start(&ServerArgs { fair_share: *fair, ..ServerArgs::new(*model, *workers) })
                     .map_err(|e| format!("the corral server did not start: {e}"))?;
                 let running = Running::Corral(server);
                 running.check_backend(backend)?;
@@ -192,7 +207,7 @@ mod tests {
 
     #[test]
     fn labels_name_the_backend() {
-        let corral = |b: &str| Spec::Corral { model: Model::Stealing, backend: b.into(), workers: 2 };
+        let corral = |b: &str| Spec::Corral { model: Model::Stealing, backend: b.into(), workers: 2, fair: true };
         assert_eq!(corral("epoll").label(), "corral");
         assert_eq!(corral("io_uring").label(), "corral-io_uring");
         let nginx = Spec::Nginx { binary: "/nonexistent/nginx".into(), conf: "/nonexistent.conf".into() };
