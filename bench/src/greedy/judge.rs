@@ -83,6 +83,13 @@ pub struct Args {
     /// Polite clients, each from an address of its own.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=POLITE_MAX as u64))]
     polite: u64,
+    /// What a light request costs the server inline on its I/O worker, microseconds
+    /// (`/spin?us=N`; 0: `GET /`, hello). With hello on 2 shared cores the load
+    /// generator is the bottleneck, not the server; a few tens of microseconds make the
+    /// I/O workers the contended resource, which is what kinds a and b are about. nginx
+    /// answers any path with hello, so the option changes corral's rows only.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    light_us: u64,
     /// CPU time of a heavy request (`/work?us=N`), microseconds.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     heavy_us: u64,
@@ -257,6 +264,15 @@ fn skip(kind: Kind, spec: &Spec) -> Option<String> {
     })
 }
 
+/// The light request's target: hello, or an inline spin of `us` microseconds.
+fn light_path(us: u64) -> String {
+    if us == 0 {
+        "/".into()
+    } else {
+        format!("/spin?us={us}")
+    }
+}
+
 /// One round on one server: the polite clients alone and beside the greedy client, in
 /// the order `with_first` says.
 fn measure(a: &Args, kind: Kind, server: &Running, with_first: bool) -> Result<Round, String> {
@@ -264,7 +280,7 @@ fn measure(a: &Args, kind: Kind, server: &Running, with_first: bool) -> Result<R
     let plan = Plan {
         addr: server.addr(),
         clients: kind.polite(&load),
-        light: crate::http::get("/", false),
+        light: crate::http::get(&light_path(a.light_us), false),
         heavy: crate::http::get(&load.heavy_path(), false),
         warmup: a.warmup,
         duration: a.seconds,

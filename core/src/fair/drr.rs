@@ -78,13 +78,20 @@ impl<T> Drr<T> {
     }
 
     /// Hands out one round: each client in the ring gets its quantum of items (one
-    /// unit each), in ring order. A client alone gets all its items.
-    pub fn round(&mut self, mut out: impl FnMut(T)) {
+    /// unit each), in ring order. A client alone gets up to `alone` items (at least
+    /// its quantum): nobody else is waiting, but the caller may not yet know of others
+    /// who are (an I/O worker between two polls), so it says how far to go.
+    pub fn round(&mut self, alone: usize, mut out: impl FnMut(T)) {
         if self.ring.len() == 1 {
-            let key = self.ring.pop_front().expect("one client in the ring");
-            let flow = self.flows.remove(&key).expect("a client in the ring has a flow");
-            self.len -= flow.queue.len();
-            flow.queue.into_iter().for_each(out);
+            let key = self.ring[0];
+            let flow = self.flows.get_mut(&key).expect("a client in the ring has a flow");
+            let n = flow.queue.len().min(alone.max(self.quantum as usize));
+            flow.queue.drain(..n).for_each(&mut out);
+            self.len -= n;
+            if flow.queue.is_empty() {
+                self.ring.clear();
+                self.flows.remove(&key);
+            }
             return;
         }
         for _ in 0..self.ring.len() {
@@ -157,7 +164,7 @@ mod tests {
 
     fn take_round(d: &mut Drr<(u64, u32)>) -> Vec<(u64, u32)> {
         let mut out = Vec::new();
-        d.round(|x| out.push(x));
+        d.round(usize::MAX, |x| out.push(x));
         out
     }
 
@@ -177,9 +184,13 @@ mod tests {
         assert_eq!(first[..2], [(99, 0), (99, 1)], "within a client, first in first out");
         assert_eq!(d.len(), 198);
         assert_eq!(d.clients(), 1);
-        // Alone now: all of it at once, in order.
+        // Alone now: as much as the caller allows, in order.
+        let mut some = Vec::new();
+        d.round(10, |x| some.push(x));
+        assert_eq!(some.len(), 10);
+        assert_eq!(d.len(), 188);
         let rest = take_round(&mut d);
-        assert_eq!(rest.len(), 198);
+        assert_eq!(rest.len(), 188);
         assert!(rest.windows(2).all(|w| w[0].1 < w[1].1));
         assert!(d.is_empty() && d.clients() == 0);
     }
@@ -271,7 +282,7 @@ mod tests {
                     got.entry(k).or_default().push(x);
                 }
             } else if seed & 31 == 1 {
-                d.round(|(k, x)| got.entry(k).or_default().push(x));
+                d.round(4, |(k, x)| got.entry(k).or_default().push(x));
             }
         }
         while let Some((k, (_, x))) = d.pop(1) {

@@ -81,7 +81,8 @@ const EVENT_INTERVAL: u64 = 61;
 /// followed by the next round without polling again: rounds are short when several
 /// clients wait (a turn each), and an `epoll_wait` per round would cost more than the
 /// turns (measured on `greedy judge` kind b); readiness that arrived meanwhile joins
-/// within this many turns.
+/// within this many turns. A client alone in a round gets the turns left until the
+/// next poll, no more: others may be ready and not yet seen.
 const ROUND_POLL_MIN: u64 = 16;
 
 const IDLE: u8 = 0;
@@ -366,8 +367,9 @@ impl WorkerLoop {
         if let Some(t) = self.run.local.pop() {
             return Some(t);
         }
-        if self.tick - self.polled_at < ROUND_POLL_MIN {
-            if let Some(t) = self.run.pop() {
+        let since_poll = self.tick - self.polled_at;
+        if since_poll < ROUND_POLL_MIN {
+            if let Some(t) = self.run.pop((ROUND_POLL_MIN - since_poll) as usize) {
                 return Some(t);
             }
         }
@@ -377,7 +379,7 @@ impl WorkerLoop {
         }
         self.poll(&Arc::clone(&self.ws), Some(Duration::ZERO));
         self.run_timers();
-        if let Some(t) = self.run.pop() {
+        if let Some(t) = self.run.pop(ROUND_POLL_MIN as usize) {
             return Some(t);
         }
         if !self.steal_enabled() {
@@ -407,7 +409,7 @@ impl WorkerLoop {
                 }
             }
         }
-        self.run.pop()
+        self.run.pop(ROUND_POLL_MIN as usize)
     }
 
     fn run_task(&mut self, task: Task) {
@@ -783,7 +785,7 @@ impl WorkerLoop {
             c.force_close();
         }
         // Connections never registered: close them and give back their admission.
-        while let Some(t) = self.run.pop().or_else(|| self.run.take_inbox(&self.ws.inbox)) {
+        while let Some(t) = self.run.pop(usize::MAX).or_else(|| self.run.take_inbox(&self.ws.inbox)) {
             if let Task::New(fd, _) = t {
                 drop(fd);
                 self.engine.connection_closed(false, 0);

@@ -46,14 +46,16 @@ impl RunQueue {
         }
     }
 
-    /// The next task: from the deque, or, when it is dry, from the next round.
-    pub fn pop(&mut self) -> Option<Task> {
+    /// The next task: from the deque, or, when it is dry, from the next round. A
+    /// client alone in the round gets up to `alone` turns: as many as the worker will
+    /// run before it polls again (others may be ready and not yet seen).
+    pub fn pop(&mut self, alone: usize) -> Option<Task> {
         if let Some(t) = self.local.pop() {
             return Some(t);
         }
         let RunQueue { local, fair } = self;
         let fair = fair.as_mut().filter(|f| !f.is_empty())?;
-        fair.round(|c| local.push(Task::Conn(c)));
+        fair.round(alone, |c| local.push(Task::Conn(c)));
         local.pop()
     }
 
