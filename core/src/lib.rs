@@ -47,6 +47,7 @@ pub use config::{
 pub use cpu::Pool;
 pub use engine::{hold_wakes, release_wakes, Engine, Mode, ShutdownReport};
 pub use error::{Error, ErrorKind, Result};
+pub use fair::drr::Drr;
 pub use frame::{HttpRequest, Payload, Reply, Response};
 pub use handler::{
     handler_fn, on_io_worker, Body, BodyError, BodyRead, Cost, CostRule, Handler, Request, Responder, Sent, Stream,

@@ -22,7 +22,8 @@ use napi_derive::napi;
 
 use corral_core::ws::Accept;
 use corral_core::{
-    Body, BodyError, BodyRead, Cost, CostRule, Handler, Reply, Request, Responder, Response, Sent, Stream, StreamError,
+    Body, BodyError, BodyRead, Cost, CostRule, Drr, Handler, Reply, Request, Responder, Response, Sent, Stream,
+    StreamError,
 };
 
 use crate::ws::{JsWs, JsWsInfo, WsHub};
@@ -141,8 +142,11 @@ static REGISTRY: Mutex<Vec<(u32, Weak<ServeQueues>)>> = Mutex::new(Vec::new());
 /// Heavy requests, and the worker threads waiting for one (each woken through its own
 /// weak threadsafe function). Both under one lock, so a request pushed while a worker
 /// goes idle is never missed.
+/// Heavy requests waiting for a JS worker thread, shared per client by deficit round
+/// robin (one request per visit), as corral's own CPU pool shares: a client that queues
+/// many heavy requests gets the threads as often as one that queues a single request.
 struct Heavy {
-    queue: VecDeque<Pending>,
+    queue: Drr<Pending>,
     idle: Vec<Arc<Wake>>,
 }
 
@@ -260,7 +264,7 @@ impl ServeQueues {
             heavy_to_workers,
             main: Mutex::new(VecDeque::new()),
             events: Mutex::new(Vec::new()),
-            heavy: Mutex::new(Heavy { queue: VecDeque::new(), idle: Vec::new() }),
+            heavy: Mutex::new(Heavy { queue: Drr::new(1), idle: Vec::new() }),
             responders: Mutex::new(HashMap::new()),
             bodies: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -294,7 +298,7 @@ impl ServeQueues {
         if heavy {
             let idle = {
                 let mut h = self.heavy.lock().unwrap_or_else(|e| e.into_inner());
-                h.queue.push_back(Pending { id, req, streamed });
+                h.queue.push(req.client_key(), Pending { id, req, streamed });
                 h.idle.pop()
             };
             if let Some(w) = idle {
@@ -331,7 +335,7 @@ impl ServeQueues {
     /// idle (woken through `wake` when one comes). `closed` once the engine closed.
     fn take_or_wait(&self, wake: &Arc<Wake>) -> (Option<Pending>, bool) {
         let mut h = self.heavy.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = h.queue.pop_front() {
+        if let Some((_, p)) = h.queue.pop(1) {
             return (Some(p), false);
         }
         if self.closed.load(Acquire) {

@@ -1122,7 +1122,7 @@ impl Conn {
         if ws.is_some() {
             io.upgrade_wait = Some(seq);
         }
-        let req = Request {
+        let mut req = Request {
             conn: self.id,
             seq,
             peer: self.client(),
@@ -1131,9 +1131,11 @@ impl Conn {
             proxy: self.proxy.get().cloned(),
             body,
             ws: ws.clone(),
+            client: 0,
         };
         let handler = engine.handler();
         let key = self.request_key(&req, handler);
+        req.client = key;
         // Over the client's rate: answered here, in order, without the handler.
         let limited = engine.rate.as_ref().and_then(|r| r.check(key, engine.now_us()).err());
         let cost = match limited {

@@ -25,14 +25,20 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::ClientKey;
+/// Who a request comes from ([`crate::Request::client_key`]).
+type ClientKey = u64;
 
 struct Flow<T> {
     queue: VecDeque<T>,
     deficit: i64,
 }
 
-pub(crate) struct Drr<T> {
+/// Deficit round robin over clients: items queue per client, and clients are served in
+/// turn, each a quantum of cost per visit. Not synchronised: the owner locks it. The
+/// engine uses it for its workers' run queues and its CPU pool; a front that queues
+/// requests of its own (the Node front's heavy threads) uses it with
+/// [`crate::Request::client_key`] so that those queues share per client too.
+pub struct Drr<T> {
     flows: HashMap<ClientKey, Flow<T>>,
     /// Clients with items, in service order.
     ring: VecDeque<ClientKey>,

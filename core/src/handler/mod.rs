@@ -48,6 +48,8 @@ pub struct Request {
     pub(crate) body: Option<Body>,
     /// The websocket the request asks for (a valid handshake), if it does.
     pub(crate) ws: Option<Arc<Offer>>,
+    /// Its client's key for fair shares (0 until the engine decided it).
+    pub(crate) client: u64,
 }
 
 impl Request {
@@ -71,6 +73,12 @@ impl Request {
     /// The I/O worker that framed the request.
     pub fn worker(&self) -> usize {
         self.worker
+    }
+    /// Its client's key for fair shares and rate limits (docs/fairness.md: the
+    /// handler's `client_key`, the `client_key_header`, or the address), for a front
+    /// that queues requests of its own to serve clients fairly ([`crate::Drr`]).
+    pub fn client_key(&self) -> u64 {
+        self.client
     }
     pub fn payload(&self) -> &Payload {
         &self.payload
