@@ -867,8 +867,10 @@ impl Conn {
         };
         let header = &self.engine.config.limits.client_key_header;
         let named = named.or_else(|| {
-            let value = req.http()?.header(header).filter(|_| !header.is_empty())?;
-            Some(fair::key_of_token(value))
+            if header.is_empty() {
+                return None;
+            }
+            Some(fair::key_of_token(req.http()?.header(header)?))
         });
         match named {
             Some(k) => {
