@@ -1,7 +1,8 @@
 //! An HTTP server on corral: `GET /` answers a short body inline; `GET /work?us=N`
 //! spins the CPU for N microseconds as a heavy request (on the CPU pool); `GET /stats`
 //! returns the live stats as Prometheus text; `GET /peer` answers the client's address
-//! as the engine sees it; `POST /upload` (or `PUT`) reads a body of any size up to
+//! as the engine sees it; `GET /tls` what its TLS handshake agreed on (version, cipher
+//! suite, SNI, ALPN) or `plain`; `POST /upload` (or `PUT`) reads a body of any size up to
 //! `max_body` as it streams in, in bounded memory, and answers its size and FNV-1a
 //! checksum (`curl -T big.iso http://127.0.0.1:8080/upload`); `GET /ws` is an echo
 //! websocket (each message sent back as it came) and `GET /broadcast` a websocket whose
@@ -13,10 +14,12 @@
 //!     [--workers N] [--cpu N] [--acceptors N] [--accept-batch N] [--acceptor-threads]
 //!     [--defer-accept] [--oneshot] [--fd N]... [--proxy-protocol v1|v2|any]
 //!     [--proxy-trusted CIDR,...] [--listeners-from PATH] [--offer-listeners PATH]
-//!     [--set NAME=VALUE]... [--seconds S] [--demo]
+//!     [--tls-cert PATH --tls-key PATH] [--set NAME=VALUE]... [--seconds S] [--demo]
 //! ```
 //! (`--help` lists them; `--set` takes any option of the option table, e.g.
 //! `--set max_connections_per_ip=0 --set idle_timeout=5s`.)
+//! With `--tls-cert` and `--tls-key` (PEM files) every connection is TLS (`curl --cacert
+//! ca.pem https://127.0.0.1:PORT/`), and it says `listening on https://...`.
 //! It prints its address and serves until SIGTERM or SIGINT (or for `--seconds`), then
 //! drains for up to 5 s, prints the shutdown report and exits 0. Under a service manager:
 //! socket-activated listeners (`LISTEN_FDS`) are served, as are `--fd N` ones (a
@@ -123,6 +126,7 @@ impl Handler for App {
                 None => Response::new(503).body("starting\n"),
             },
             "/peer" => Response::new(200).header("content-type", "text/plain").body(format!("{}\n", req.peer())),
+            "/tls" => Response::new(200).header("content-type", "text/plain").body(tls_line(&req)),
             _ => Response::new(404).body("not found\n"),
         };
         res.respond(reply);
@@ -239,6 +243,13 @@ struct Args {
     /// (LISTEN_FDS) those are served without it.
     #[arg(long, value_name = "N")]
     fd: Vec<i32>,
+    /// Serve TLS with this PEM certificate chain (the server's certificate first); needs
+    /// --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key", conflicts_with = "demo")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert's certificate.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Any engine option of the option table, by name (repeatable): --set idle_timeout=5s.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
     set: Vec<(String, String)>,
@@ -248,6 +259,20 @@ struct Args {
     /// Serve on a free port, drive a short load against itself, print the figures, stop.
     #[arg(long)]
     demo: bool,
+}
+
+/// `GET /tls`: what the connection's TLS handshake agreed on, or that it is plain TCP.
+fn tls_line(req: &Request) -> String {
+    let Some(t) = req.tls() else { return "plain\n".into() };
+    let alpn = t.alpn().map(String::from_utf8_lossy).unwrap_or_default();
+    format!(
+        "TLS {} {} sni={} alpn={} resumed={}\n",
+        t.version().name(),
+        t.cipher_suite(),
+        t.sni().unwrap_or("-"),
+        if alpn.is_empty() { "-".into() } else { alpn },
+        t.resumed()
+    )
 }
 
 fn parse_model(s: &str) -> Result<Model, String> {
@@ -314,15 +339,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = &args.proxy_trusted {
         cfg.set(&Front::C, "proxy_trusted", Value::Text(v))?;
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        cfg = cfg.tls_cert(cert.clone()).tls_key(key.clone());
+    }
     for (name, value) in &args.set {
         cfg.set(&Front::C, name, Value::Text(value))?;
     }
     let (seconds, demo) = (args.seconds, args.demo);
+    let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
     let app = Arc::new(App::default());
     let engine = Arc::new(Engine::new(cfg.build()?, Mode::Serve(Arc::clone(&app) as Arc<dyn Handler>))?);
     let _ = app.engine.set(Arc::downgrade(&engine));
     engine.start()?;
-    println!("listening on http://{}", engine.local_addr());
+    println!("listening on {scheme}://{}", engine.local_addr());
     let st = engine.stats();
     eprintln!(
         "http_server: serving on {}{}",

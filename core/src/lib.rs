@@ -33,6 +33,7 @@ mod sched;
 mod stats;
 mod sync;
 mod sys;
+mod tls;
 mod worker;
 
 pub use accept::handoff::Accepted;
@@ -42,7 +43,7 @@ pub use accept::proxy::fuzz as fuzz_proxy;
 pub use accept::proxy::ProxyHeader;
 pub use config::options;
 pub use config::{
-    Backend, Cidr, Config, ConfigBuilder, Limits, ListenerStrategy, Model, Protocol, ProxyMode, Readiness,
+    Backend, Cidr, Config, ConfigBuilder, Limits, ListenerStrategy, Model, Protocol, ProxyMode, Readiness, TlsVersion,
 };
 pub use cpu::Pool;
 pub use engine::{hold_wakes, release_wakes, Engine, Mode, ShutdownReport};
@@ -59,7 +60,8 @@ pub mod ws {
     pub use crate::handler::{Accept, Kind, Message, Offer, SendStatus, WebSocket, WsHandler};
 }
 pub use stats::metrics;
-pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, WorkerStats, WsStats};
+pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, TlsStats, WorkerStats, WsStats};
+pub use tls::TlsInfo;
 
 /// Process-level helpers the tests, examples and benchmarks need.
 pub mod os {

@@ -23,7 +23,7 @@ mod names;
 pub mod options;
 
 pub use cidr::Cidr;
-pub use names::{Backend, ListenerStrategy, Model, Protocol, ProxyMode, Readiness};
+pub use names::{Backend, ListenerStrategy, Model, Protocol, ProxyMode, Readiness, TlsVersion};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -271,6 +271,14 @@ impl Config {
     /// The backend asked for (what runs is in the stats: `auto` may fall back).
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+    /// The PEM certificate chain and private key served connections use, when TLS is on
+    /// (`tls_cert` and `tls_key` are both set; `build` refuses one without the other).
+    pub fn tls_files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        (!self.tls_cert.as_os_str().is_empty()).then_some((self.tls_cert.as_path(), self.tls_key.as_path()))
+    }
+    pub fn tls_min_version(&self) -> TlsVersion {
+        self.tls_min_version
     }
 }
 

@@ -138,6 +138,18 @@ named!(
 );
 
 named!(
+    /// The oldest TLS version a served connection may use (`tls_min_version`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    TlsVersion, "tls_min_version" {
+        /// TLS 1.2 (RFC 5246): still what some clients and load balancers speak.
+        #[default]
+        Tls12 = "1.2",
+        /// TLS 1.3 (RFC 8446): one round trip fewer per handshake.
+        Tls13 = "1.3",
+    }
+);
+
+named!(
     /// The five concurrency models, each an engine configuration over the same framers
     /// and handlers (what each means for threads and dispatch: `engine::plan`).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -165,6 +177,7 @@ mod tests {
         assert_eq!("lines".parse::<Protocol>().unwrap(), Protocol::Lines);
         assert_eq!("shared".parse::<ListenerStrategy>().unwrap(), ListenerStrategy::Shared);
         assert_eq!("oneshot".parse::<Readiness>().unwrap(), Readiness::OneShot);
+        assert_eq!("1.3".parse::<TlsVersion>().unwrap(), TlsVersion::Tls13);
         for m in Model::ALL {
             assert_eq!(m.name().parse::<Model>().unwrap(), m);
         }

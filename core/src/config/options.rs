@@ -16,9 +16,12 @@
 //!   engine, a Stealing-only option in another model, a CPU-pool option without a CPU
 //!   pool) is refused with a message that says so; it is never silently ignored.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Backend, Cidr, ConfigBuilder, ListenerStrategy, Model, Protocol, ProxyMode, Readiness};
+use crate::config::{
+    Backend, Cidr, ConfigBuilder, ListenerStrategy, Model, Protocol, ProxyMode, Readiness, TlsVersion,
+};
 use crate::error::{Error, Result};
 
 /// What values an option takes.
@@ -309,14 +312,38 @@ impl Field for Vec<Cidr> {
     }
 }
 
-/// Free text (a header name), as given; empty means none.
+/// A header name, lower-cased; empty (or `none`) means none.
 impl Field for String {
     fn to_parsed(&self) -> Option<Parsed> {
-        Some(Parsed::Text(self.clone()))
+        Some(Parsed::Text(if self.is_empty() { "none".into() } else { self.clone() }))
     }
     fn from_parsed(v: &Parsed) -> String {
-        as_text(v).trim().to_ascii_lowercase()
+        let t = as_text(v).trim().to_ascii_lowercase();
+        if t == "none" {
+            String::new()
+        } else {
+            t
+        }
     }
+}
+
+/// A file's path, as given (not trimmed or lower-cased: both are part of a name); empty
+/// means none.
+impl Field for PathBuf {
+    fn to_parsed(&self) -> Option<Parsed> {
+        Some(Parsed::Text(self.to_string_lossy().into_owned()))
+    }
+    fn from_parsed(v: &Parsed) -> PathBuf {
+        PathBuf::from(as_text(v))
+    }
+}
+
+/// A file's path: any text but one with a NUL byte (no system call takes it).
+fn check_path(t: &str) -> std::result::Result<(), String> {
+    if t.contains('\0') {
+        return Err("a path cannot hold a NUL byte".into());
+    }
+    Ok(())
 }
 
 /// An HTTP header name (RFC 9110 token characters), or empty.
@@ -341,7 +368,7 @@ macro_rules! choice_field {
     )+};
 }
 
-choice_field!(Model, Protocol, ListenerStrategy, ProxyMode, Readiness, Backend);
+choice_field!(Model, Protocol, ListenerStrategy, ProxyMode, Readiness, Backend, TlsVersion);
 
 /// The option list: one entry per option, in the order the documentation lists them.
 /// Each entry is what the option is everywhere:
@@ -463,6 +490,30 @@ macro_rules! option_table {
                 row: ("proxy_trusted", Kind::Text { what: "a comma-separated list of addresses or address/prefix blocks (none: no source)", check: |t| Cidr::parse_list(t).map(drop) },
                     "127.0.0.0/8,::1", Both, None, false,
                     "With proxy_protocol: the sources (balancers) allowed to send the header; a connection from any other is refused before it is read.")
+            }
+            engine {
+                /// The PEM file with the certificate chain served connections present over
+                /// TLS, the server's own certificate first (empty, the default: no TLS). With
+                /// `tls_key`; read when the engine is built, so a missing or unreadable file is
+                /// an error then.
+                tls_cert: std::path::PathBuf = std::path::PathBuf::new(),
+                row: ("tls_cert", Kind::Text { what: "a path to a PEM certificate chain (empty: no TLS)", check: check_path },
+                    "none", Serve, None, false,
+                    "TLS: the PEM certificate chain (server certificate first) every served connection presents; empty: plain TCP. Needs tls_key.")
+            }
+            engine {
+                /// The PEM file with the private key of `tls_cert`'s first certificate (PKCS#8,
+                /// PKCS#1 RSA or SEC1 EC).
+                tls_key: std::path::PathBuf = std::path::PathBuf::new(),
+                row: ("tls_key", Kind::Text { what: "a path to a PEM private key (empty: no TLS)", check: check_path },
+                    "none", Serve, None, false,
+                    "TLS: the PEM private key (PKCS#8, RSA or EC) of tls_cert's certificate. Needs tls_cert.")
+            }
+            engine {
+                /// The oldest TLS version a client may use (default 1.2; 1.3 refuses 1.2 clients).
+                tls_min_version: TlsVersion = TlsVersion::Tls12,
+                row: ("tls_min_version", Kind::Choice(TlsVersion::NAMES), "1.2", Serve, None, false,
+                    "TLS: the oldest version a client may use, 1.2 or 1.3 (older ones are always refused).")
             }
             engine {
                 /// See the option table: `sd_notify`.
@@ -690,8 +741,8 @@ macro_rules! option_table {
                 /// rate limits (an API token, `x-api-key`); empty (the default): the peer's
                 /// address, or the PROXY header's source. Lower-cased when set.
                 client_key_header: String = String::new(),
-                row: ("client_key_header", Kind::Text { what: "an HTTP header name (empty: none)", check: check_header_name },
-                    "", Serve, None, false,
+                row: ("client_key_header", Kind::Text { what: "an HTTP header name (none: the address)", check: check_header_name },
+                    "none", Serve, None, false,
                     "HTTP: the header whose value names the client for fair shares and rate limits (an API token); empty: the peer address (or the PROXY header's source).")
             }
             limits {
@@ -1031,6 +1082,7 @@ impl ConfigBuilder {
                  backend: leave it unset (or set backend to epoll)",
             ));
         }
+        self.check_tls()?;
         let pool = self.model == Model::Stealing && self.cpu_threads != Some(0);
         if !pool {
             if let Some(o) = OPTIONS.iter().find(|o| o.cpu_pool && o.name != "cpu_threads" && self.is_explicit(o.name))
@@ -1040,6 +1092,24 @@ impl ConfigBuilder {
                     o.name
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// TLS takes a certificate chain and its key together; its other options need them.
+    fn check_tls(&self) -> Result<()> {
+        let (no_cert, no_key) = (self.tls_cert.as_os_str().is_empty(), self.tls_key.as_os_str().is_empty());
+        if no_cert != no_key {
+            let (given, missing) = if no_cert { ("tls_key", "tls_cert") } else { ("tls_cert", "tls_key") };
+            return Err(Error::config(format!(
+                "{given} is set without {missing}: TLS needs both the PEM certificate chain (tls_cert) and its \
+                 private key (tls_key); set both, or neither for plain TCP"
+            )));
+        }
+        if no_cert && self.is_explicit("tls_min_version") {
+            return Err(Error::config(
+                "tls_min_version has no effect without TLS: set tls_cert and tls_key too, or leave it unset",
+            ));
         }
         Ok(())
     }

@@ -13,11 +13,15 @@
 //! thread into numbered slots, so pipelined light and heavy requests come back in order.
 //!
 //! Deadlines: with no complete request yet (first request, or a partial one) the header
-//! timeout applies; otherwise the idle timeout, which also bounds a peer that does not
-//! read its replies. The home worker's timer checks them.
+//! timeout applies (with TLS, the handshake is inside the first request's); otherwise
+//! the idle timeout, which also bounds a peer that does not read its replies. The home
+//! worker's timer checks them.
 //!
-//! This folder is the connection: this file (buffers, budgets, deadlines, a turn) and
-//! `task/` (the run state and reply slots other threads touch, loom-checked).
+//! This folder is the connection: this file (buffers, budgets, deadlines, a turn),
+//! `task/` (the run state and reply slots other threads touch, loom-checked), the
+//! phases (`body.rs`, `ws.rs`), and `tls.rs`, the one place where bytes pass through
+//! the TLS session on their way between the socket and the buffers (`read_step` and
+//! `flush` turn there when the connection has one).
 //!
 //! Invariants: replies are written in request order; a connection is never read while
 //! `max_in_flight` requests await replies or `write_high_water` bytes are unwritten;
@@ -26,6 +30,7 @@
 
 mod body;
 pub(crate) mod task;
+mod tls;
 mod ws;
 
 use std::cell::Cell;
@@ -151,6 +156,9 @@ struct Io {
     upgrade_wait: Option<u64>,
     /// The websocket phase (`ws.rs`).
     ws: Option<Box<ws::WsIn>>,
+    /// The TLS session, when the engine serves TLS (`tls.rs`): bytes between the socket
+    /// and the buffers above pass through it.
+    tls: Option<Box<crate::tls::Session>>,
 }
 
 impl Io {
@@ -180,12 +188,27 @@ impl Io {
             body: None,
             upgrade_wait: None,
             ws: None,
+            tls: None,
         }
     }
 
     /// Moves the connection to `to` unless it is already further on.
     fn advance(&mut self, to: Phase) {
         self.phase = self.phase.max(to);
+    }
+
+    /// Bytes wait to be written: reply bytes in the write buffer, or TLS records.
+    fn queued(&self) -> bool {
+        self.wpos < self.wbuf.len() || self.tls.as_ref().is_some_and(|t| !t.pending().is_empty())
+    }
+
+    /// Drops the read buffer's consumed bytes before a read appends more.
+    fn compact(&mut self) {
+        if self.rpos > 0 {
+            let rpos = self.rpos;
+            self.rbuf.drain(..rpos);
+            self.rpos = 0;
+        }
     }
 }
 
@@ -322,6 +345,8 @@ impl Conn {
         let deadline = now + engine.config.limits.header_timeout.as_millis() as u64;
         let no_header = engine.config.proxy_protocol == ProxyMode::Off;
         let raw = fd.as_raw_fd();
+        let mut io = Io::new(Some(fd), now, no_header);
+        io.tls = Conn::tls_session(&engine);
         Conn {
             id,
             token,
@@ -331,7 +356,7 @@ impl Conn {
             task: TaskState::new(scheduled, if scheduled { READ } else { 0 }),
             deadline_ms: AtomicU64::new(deadline),
             replies: Mutex::new(ReplySlots::new()),
-            io: Mutex::new(Io::new(Some(fd), now, no_header)),
+            io: Mutex::new(io),
             backlog: AtomicUsize::new(0),
             writable_waiting: AtomicBool::new(false),
             gone_waiting: AtomicBool::new(false),
@@ -427,7 +452,8 @@ impl Conn {
         let failed = result.is_err();
         if failed {
             self.send_failed.store(true, SeqCst);
-        } else {
+        } else if self.engine.tls.is_none() {
+            // (With TLS the backlog counted these bytes as written once encrypted.)
             let _ = self.backlog.fetch_update(SeqCst, SeqCst, |b| Some(b.saturating_sub(n)));
             self.wake_writers();
         }
@@ -440,9 +466,11 @@ impl Conn {
         self.yielded.swap(false, Relaxed)
     }
 
-    /// Reply bytes not yet written: in the write buffer, and (io_uring) in flight.
+    /// Reply bytes not yet written: in the write buffer, TLS records, and (io_uring)
+    /// in flight.
     fn unwritten(&self, io: &Io) -> usize {
-        io.wbuf.len() - io.wpos + self.sending.load(SeqCst)
+        let records = io.tls.as_ref().map_or(0, |t| t.pending().len());
+        io.wbuf.len() - io.wpos + records + self.sending.load(SeqCst)
     }
 
     pub fn deadline_ms(&self) -> u64 {
@@ -702,7 +730,7 @@ impl Conn {
         }
         let result = loop {
             self.collect(&mut io, ctx.worker);
-            if io.wpos < io.wbuf.len() && !self.flush(&mut io, fd) {
+            if io.queued() && !self.flush(&mut io, fd) {
                 self.close(&mut io, false);
                 return Turn::Closed;
             }
@@ -769,6 +797,9 @@ impl Conn {
                         if !self.adopt(header) {
                             self.close(&mut io, false);
                             return Turn::Closed;
+                        }
+                        if io.tls.is_some() {
+                            self.tls_after_preamble(&mut io);
                         }
                         continue;
                     }
@@ -905,28 +936,41 @@ impl Conn {
     /// `want`: how much the caller can use now (a body's window); at least a read chunk
     /// is offered.
     fn read(&self, io: &mut Io, fd: std::os::fd::RawFd, want: usize) -> std::io::Result<usize> {
-        if io.rpos > 0 {
-            let rpos = io.rpos;
-            io.rbuf.drain(..rpos);
-            io.rpos = 0;
-        }
+        io.compact();
+        self.recv_into(fd, want, &mut io.want_read, io.hup_seen, &mut io.rbuf)
+    }
+
+    /// Receives once into `dst` (the read buffer, or TLS's ciphertext buffer), keeping
+    /// the edge state (`want_read`) as `read` says.
+    fn recv_into(
+        &self,
+        fd: RawFd,
+        want: usize,
+        want_read: &mut bool,
+        hup_seen: bool,
+        dst: &mut Vec<u8>,
+    ) -> std::io::Result<usize> {
         if let Some(ring) = self.ring() {
-            return self.take_received(ring, io);
+            return self.take_received(ring, want_read, dst);
         }
         let need = want.max(READ_CHUNK);
-        let room = io.rbuf.capacity() - io.rbuf.len();
-        let n = sys::recv_append(fd, &mut io.rbuf, if room >= need { 0 } else { need })?;
+        let room = dst.capacity() - dst.len();
+        let n = sys::recv_append(fd, dst, if room >= need { 0 } else { need })?;
         let offered = room.max(need);
-        if n > 0 && n < offered && !io.hup_seen {
-            io.want_read = false;
+        if n > 0 && n < offered && !hup_seen {
+            *want_read = false;
         }
         Ok(n)
     }
 
     /// One read for a phase, with the bookkeeping every phase does: the end of the
     /// peer's stream recorded, the edge state (`want_read`), the turn's byte budget.
+    /// With TLS, `Data` may have brought no plaintext (handshake messages, part of a
+    /// record), or closed the session after its alert: the caller looks again.
     fn read_step(&self, io: &mut Io, fd: RawFd, want: usize, budget: &mut usize) -> Read {
-        match self.read(io, fd, want) {
+        let got =
+            if io.tls.is_some() && io.preamble_done { self.tls_read(io, fd, want) } else { self.read(io, fd, want) };
+        match got {
             Ok(0) => {
                 io.peer_closed = true;
                 io.want_read = false;
@@ -944,14 +988,14 @@ impl Conn {
         }
     }
 
-    fn take_received(&self, ring: &Ring, io: &mut Io) -> std::io::Result<usize> {
+    fn take_received(&self, ring: &Ring, want_read: &mut bool, dst: &mut Vec<u8>) -> std::io::Result<usize> {
         let mut s = lock(&self.side);
         let n = s.rx.len();
         // Like a short read: what the ring brought is all there is until its next
         // completion, which marks the connection readable again.
-        io.want_read = s.eof || s.failed;
+        *want_read = s.eof || s.failed;
         if n > 0 {
-            io.rbuf.extend_from_slice(&s.rx);
+            dst.extend_from_slice(&s.rx);
             s.rx.clear();
             if s.rx.capacity() > 4 * SMALL_PARTIAL {
                 s.rx = Vec::new();
@@ -985,8 +1029,12 @@ impl Conn {
         true
     }
 
-    /// Writes as much of the write buffer as the socket takes. False on a write error.
+    /// Writes as much of the write buffer as the socket takes (through the TLS session
+    /// when there is one). False on a write error.
     fn flush(&self, io: &mut Io, fd: std::os::fd::RawFd) -> bool {
+        if io.tls.is_some() {
+            return self.tls_flush(io, fd);
+        }
         if let Some(ring) = self.ring() {
             return self.send_on_ring(ring, io);
         }
@@ -997,12 +1045,7 @@ impl Conn {
                     let _ = self.backlog.fetch_update(SeqCst, SeqCst, |b| Some(b.saturating_sub(n)));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    // Ask to hear when the peer makes room (checked at once by the kernel,
-                    // so room made in between is not missed).
-                    if !io.out_armed && self.engine.config.readiness == Readiness::Edge {
-                        io.out_armed = true;
-                        let _ = self.home.epoll.modify(fd, self.token, Interest::RW_EDGE);
-                    }
+                    self.want_writable(&mut io.out_armed, fd);
                     return true;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -1012,6 +1055,15 @@ impl Conn {
         io.wbuf.clear();
         io.wpos = 0;
         true
+    }
+
+    /// The socket would block a write: ask to hear when the peer makes room (checked at
+    /// once by the kernel, so room made in between is not missed).
+    fn want_writable(&self, out_armed: &mut bool, fd: RawFd) {
+        if !*out_armed && self.engine.config.readiness == Readiness::Edge {
+            *out_armed = true;
+            let _ = self.home.epoll.modify(fd, self.token, Interest::RW_EDGE);
+        }
     }
 
     /// Moves ready replies, in sequence, from the slots into the write buffer.
@@ -1131,6 +1183,7 @@ impl Conn {
             worker: worker.index,
             payload,
             proxy: self.proxy.get().cloned(),
+            tls: io.tls.as_ref().and_then(|t| t.info().cloned()),
             body,
             ws: ws.clone(),
             client: 0,
@@ -1238,7 +1291,7 @@ impl Conn {
         if self.ring().is_some() {
             self.want_send_done(io);
         } else if self.engine.config.readiness == Readiness::OneShot {
-            let write = io.wpos < io.wbuf.len();
+            let write = io.queued();
             let _ = self.home.epoll.modify(fd, self.token, Interest::oneshot(write));
         }
     }
@@ -1248,7 +1301,7 @@ impl Conn {
     /// drain). A plain keep-alive reply needs no second turn.
     fn want_send_done(&self, io: &Io) {
         let limits = &self.engine.config.limits;
-        let waits = io.wpos < io.wbuf.len()
+        let waits = io.queued()
             || io.phase != Phase::Serving
             || io.peer_closed
             || self.engine.is_draining()
@@ -1260,7 +1313,7 @@ impl Conn {
         if self.sending.load(SeqCst) == 0 {
             // The send in flight finished since this turn flushed: bytes it left in the
             // write buffer (queued behind that send) have nobody else to send them.
-            if !io.wbuf.is_empty() {
+            if io.queued() {
                 self.run_again();
             }
             return;
@@ -1289,6 +1342,9 @@ impl Conn {
         self.end_body(io, BodyError::Closed);
         self.ws_gone(io);
         let raw = fd.as_raw_fd();
+        if io.tls.is_some() {
+            self.tls_close(io, raw, graceful);
+        }
         let unread = io.rpos < io.rbuf.len() || io.want_read;
         // At shutdown the peer may have sent more after our last read (no event has
         // said so yet): treat input as possibly unread then too.

@@ -125,6 +125,14 @@ fn resolve_backend(config: &Config, serving: bool, has_workers: bool) -> Result<
     }
 }
 
+/// The TLS configuration served connections share. ALPN says `http/1.1` when the
+/// engine frames HTTP (`h2` joins the list once it speaks it); the other protocols
+/// have no ALPN name, so the extension is not answered.
+fn server_tls(config: &Config, cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<rustls::ServerConfig>> {
+    let alpn: &[&[u8]] = if config.protocol() == crate::config::Protocol::Http1 { &[b"http/1.1"] } else { &[] };
+    crate::tls::server_config(cert, key, config.tls_min_version(), alpn)
+}
+
 /// How often a draining shutdown re-checks for open connections between wake-ups.
 const DRAIN_RECHECK: Duration = Duration::from_millis(20);
 
@@ -133,6 +141,12 @@ impl Engine {
     /// addresses (with the ports the kernel picked) are known from here on.
     pub fn new(config: Config, mode: Mode) -> Result<Engine> {
         config.check_mode(matches!(mode, Mode::Serve(_)))?;
+        // Before binding: a certificate that cannot be used leaves no socket behind.
+        // (`check_mode` refused the TLS options on a handoff engine.)
+        let tls = match config.tls_files() {
+            Some((cert, key)) => Some(server_tls(&config, cert, key)?),
+            None => None,
+        };
         let plan = Plan::of(&config);
         let bound = listen::bind(&config, plan.listener, plan.acceptors)?;
         let (handler, host) = match mode {
@@ -245,6 +259,7 @@ impl Engine {
             life: shared::Lifecycle::new(Arc::clone(&stop_accepting), threads),
             io_uring,
             backend_note,
+            tls,
             config,
         });
         Ok(Engine {

@@ -101,6 +101,7 @@ impl Stats {
             bodies_too_slow: c.bodies_too_slow.load(Relaxed),
             handoff_queued: s.host.as_ref().map_or(0, |h| h.len()),
             ws: ws_stats(&c.ws),
+            tls: tls_stats(&c.tls),
             latency_light: LatencyStats::of(&hist[0]),
             latency_heavy: LatencyStats::of(&hist[1]),
         }
@@ -121,5 +122,14 @@ fn ws_stats(w: &crate::stats::WsCounters) -> crate::stats::WsStats {
         refused: w.refused.load(Relaxed),
         deflate_raw: w.deflate_raw.load(Relaxed),
         deflate_sent: w.deflate_sent.load(Relaxed),
+    }
+}
+
+fn tls_stats(t: &crate::stats::TlsCounters) -> crate::stats::TlsStats {
+    crate::stats::TlsStats {
+        handshakes: t.handshakes.load(Relaxed),
+        handshake_failures: t.handshake_failures.load(Relaxed),
+        resumed: t.resumed.load(Relaxed),
+        handshaking: t.handshaking.load(Relaxed),
     }
 }

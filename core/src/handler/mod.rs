@@ -44,6 +44,8 @@ pub struct Request {
     pub(crate) worker: usize,
     pub(crate) payload: Payload,
     pub(crate) proxy: Option<Arc<crate::accept::proxy::ProxyHeader>>,
+    /// The connection's TLS session, once its handshake completed (`tls_cert`).
+    pub(crate) tls: Option<Arc<crate::tls::TlsInfo>>,
     /// The body still arriving, for a handler that streams bodies.
     pub(crate) body: Option<Body>,
     /// The websocket the request asks for (a valid handshake), if it does.
@@ -69,6 +71,11 @@ impl Request {
     /// The PROXY header the connection began with (`proxy_protocol`), with its TLVs.
     pub fn proxy(&self) -> Option<&crate::accept::proxy::ProxyHeader> {
         self.proxy.as_deref()
+    }
+    /// The TLS session the request came over (version, cipher suite, SNI, ALPN), or
+    /// `None` on a plain TCP connection.
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.tls.as_deref()
     }
     /// The I/O worker that framed the request.
     pub fn worker(&self) -> usize {

@@ -44,6 +44,8 @@ pub(crate) struct Counters {
     pub bodies_too_slow: AtomicU64,
     /// Websockets.
     pub ws: WsCounters,
+    /// TLS.
+    pub tls: TlsCounters,
 }
 
 /// The websocket counters (see [`WsStats`](super::WsStats) for what each means).
@@ -61,4 +63,14 @@ pub(crate) struct WsCounters {
     pub refused: AtomicU64,
     pub deflate_raw: AtomicU64,
     pub deflate_sent: AtomicU64,
+}
+
+/// The TLS counters (see [`TlsStats`](super::TlsStats) for what each means).
+#[derive(Default)]
+pub(crate) struct TlsCounters {
+    pub handshakes: AtomicU64,
+    pub handshake_failures: AtomicU64,
+    pub resumed: AtomicU64,
+    /// A gauge: up when a session is made, down when its handshake ends either way.
+    pub handshaking: AtomicU64,
 }

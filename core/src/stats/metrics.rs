@@ -202,7 +202,7 @@ macro_rules! latency {
 static LIGHT: [Metric; 6] = latency!("light", latency_light);
 static HEAVY: [Metric; 6] = latency!("heavy", latency_heavy);
 
-static MAIN: [Metric; 66] = [
+static MAIN: [Metric; 70] = [
     engine("uptime_seconds", Gauge, "seconds", "Seconds since the engine started.", |s| s.uptime.as_secs_f64()),
     listener("accepts", Counter, "Connections accepted.", |l| l.accepts as f64),
     listener("accept_pauses", Counter, "Times accepting paused (descriptors exhausted, or a cap reached).", |l| {
@@ -399,6 +399,18 @@ static MAIN: [Metric; 66] = [
     engine("ws_deflate_sent", Counter, "bytes", "permessage-deflate: what those bytes became on the wire.", |s| {
         s.ws.deflate_sent as f64
     }),
+    engine("tls_handshakes", Counter, "", "TLS handshakes completed.", |s| s.tls.handshakes as f64),
+    engine(
+        "tls_handshake_failures",
+        Counter,
+        "",
+        "TLS handshakes begun that failed: not TLS, nothing in common (alert sent), or closed or timed out first.",
+        |s| s.tls.handshake_failures as f64,
+    ),
+    engine("tls_resumed", Counter, "", "TLS handshakes that resumed a session (ticket or session id).", |s| {
+        s.tls.resumed as f64
+    }),
+    engine("tls_handshaking", Gauge, "", "TLS handshakes under way now.", |s| s.tls.handshaking as f64),
 ];
 
 static LAST: [Metric; 1] =

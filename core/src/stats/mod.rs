@@ -11,7 +11,7 @@ mod counters;
 pub mod metrics;
 mod prometheus;
 
-pub(crate) use counters::{Counters, WsCounters};
+pub(crate) use counters::{Counters, TlsCounters, WsCounters};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -151,6 +151,7 @@ pub struct Stats {
     /// Accepted connections waiting in the host queue (handoff).
     pub handoff_queued: usize,
     pub ws: WsStats,
+    pub tls: TlsStats,
     pub latency_light: LatencyStats,
     pub latency_heavy: LatencyStats,
 }
@@ -207,4 +208,20 @@ impl WsStats {
     pub fn open(&self) -> u64 {
         self.opened.saturating_sub(self.closed)
     }
+}
+
+/// TLS counters, since the engine started (all zero without `tls_cert`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsStats {
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Handshakes that failed after the client began one: bytes that were not TLS, no
+    /// version or cipher suite in common (each answered with rustls's alert), or the
+    /// connection closed or timed out (`header_timeout`) before the handshake completed.
+    pub handshake_failures: u64,
+    /// Of the completed handshakes, those that resumed a session (a ticket or a cached
+    /// session id) instead of a full handshake.
+    pub resumed: u64,
+    /// Handshakes under way now.
+    pub handshaking: u64,
 }

@@ -2,7 +2,7 @@
 //! deadlines (a busy 2-core machine must pass), and a small test handler.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ impl Resp {
 }
 
 /// Reads one response (Content-Length framed). `None` at a clean end of stream.
-pub fn read_response(r: &mut BufReader<TcpStream>) -> Option<Resp> {
+pub fn read_response(r: &mut impl BufRead) -> Option<Resp> {
     let mut line = String::new();
     loop {
         line.clear();
@@ -83,7 +83,7 @@ pub fn read_response(r: &mut BufReader<TcpStream>) -> Option<Resp> {
 }
 
 /// A chunked body (no trailers), decoded.
-fn read_chunked(r: &mut BufReader<TcpStream>) -> Vec<u8> {
+fn read_chunked(r: &mut impl BufRead) -> Vec<u8> {
     let mut body = Vec::new();
     loop {
         let mut size = String::new();
@@ -175,7 +175,9 @@ pub fn silent_for(s: &TcpStream, window: Duration) -> bool {
 pub fn listening(child: &mut std::process::Child) -> SocketAddr {
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    line.trim().trim_start_matches("listening on http://").parse().unwrap_or_else(|_| panic!("said {line:?}"))
+    let addr = line.trim().trim_start_matches("listening on ");
+    let addr = addr.strip_prefix("https://").or_else(|| addr.strip_prefix("http://")).unwrap_or(addr);
+    addr.parse().unwrap_or_else(|_| panic!("said {line:?}"))
 }
 
 /// The example server, beside this test binary: `cargo test` builds examples, a

@@ -35,6 +35,12 @@ class Options(TypedDict, total=False):
     proxy_protocol: Literal["off", "v1", "v2", "any"]
     # With proxy_protocol: the sources (balancers) allowed to send the header; a connection from any other is refused before it is read. A comma-separated list of addresses or address/prefix blocks (none: no source). Default 127.0.0.0/8,::1; applies to serve and handoff engines.
     proxy_trusted: str
+    # TLS: the PEM certificate chain (server certificate first) every served connection presents; empty: plain TCP. Needs tls_key. A path to a PEM certificate chain (empty: no TLS). Default none; applies to serve engines.
+    tls_cert: str
+    # TLS: the PEM private key (PKCS#8, RSA or EC) of tls_cert's certificate. Needs tls_cert. A path to a PEM private key (empty: no TLS). Default none; applies to serve engines.
+    tls_key: str
+    # TLS: the oldest version a client may use, 1.2 or 1.3 (older ones are always refused). One of 1.2, 1.3. Default 1.2; applies to serve engines.
+    tls_min_version: Literal["1.2", "1.3"]
     # Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting (with MAINPID after a hand-over), RELOADING=1 when a successor takes the listeners, and STOPPING=1 when draining; off for engines embedded among others. True or false. Default false; applies to serve and handoff engines.
     sd_notify: bool
     # Listen backlog asked of the kernel (clamped to somaxconn; the effective value is in the stats). 1 to 1048576 connections. Default 1024; applies to serve and handoff engines.
@@ -95,7 +101,7 @@ class Options(TypedDict, total=False):
     write_high_water: int
     # Share the I/O workers and the CPU pool per client (deficit round robin): many connections or queued heavy requests from one client get the share of one request while others wait. True or false. Default true; applies to serve engines.
     fair_share: bool
-    # HTTP: the header whose value names the client for fair shares and rate limits (an API token); empty: the peer address (or the PROXY header's source). An HTTP header name (empty: none). Default ; applies to serve engines.
+    # HTTP: the header whose value names the client for fair shares and rate limits (an API token); empty: the peer address (or the PROXY header's source). An HTTP header name (none: the address). Default none; applies to serve engines.
     client_key_header: str
     # Requests per second one client may make on average; over it (after rate_burst), 429 with Retry-After (0: no limit). 1 to 16777216 requests per second, or 0 for no limit. Default 0; applies to serve engines.
     rate_limit: int

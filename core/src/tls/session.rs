@@ -1,0 +1,310 @@
+//! One connection's TLS session: a rustls `ServerConnection` used sans-IO. Ciphertext
+//! goes in as a slice and comes out as plaintext appended to the caller's buffer;
+//! plaintext goes in as a slice and comes out as records in [`Session::pending`] (or
+//! [`Session::take_pending`]) for the caller to send. It never touches a socket.
+//!
+//! Invariants: after `feed` returns, rustls holds no plaintext and no records (both are
+//! moved out); after a failure (`Failed`) the session only hands out what it queued
+//! (the alert), takes nothing more and encrypts nothing.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use rustls::{HandshakeKind, ServerConfig, ServerConnection};
+
+use super::TlsInfo;
+use crate::config::TlsVersion;
+
+/// Records sent: a buffer this large or more is given back (an idle connection keeps
+/// none).
+const KEEP_OUT: usize = 16 << 10;
+
+pub(crate) struct Session {
+    conn: ServerConnection,
+    /// Records to send, in order; `out[sent..]` is not on the wire yet.
+    out: Vec<u8>,
+    sent: usize,
+    /// The client has sent at least one byte of its handshake.
+    began: bool,
+    /// A protocol error ended the session (its alert may still be in `out`).
+    failed: bool,
+    /// The peer sent `close_notify`: no more plaintext comes.
+    peer_closed: bool,
+    /// What the handshake agreed on, once it completed.
+    info: Option<Arc<TlsInfo>>,
+}
+
+/// What feeding ciphertext brought.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Fed {
+    /// Plaintext bytes appended (none for handshake messages or part of a record).
+    pub plain: usize,
+    /// The handshake completed with these bytes ([`Session::info`] is set).
+    pub completed: bool,
+    /// The peer sent `close_notify`; what came before it is in the plaintext.
+    pub closed: bool,
+}
+
+/// The peer's bytes broke TLS (garbage, no common version or cipher suite, a bad
+/// record): the alert rustls chose, if any, is queued, and the connection must close.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Failed {
+    /// It happened during the handshake (else on an established session).
+    pub in_handshake: bool,
+}
+
+impl Session {
+    /// A session for a new connection. `config` comes from
+    /// [`server_config`](super::server_config), which checked that it makes connections.
+    pub(crate) fn new(config: &Arc<ServerConfig>) -> Session {
+        let conn = ServerConnection::new(Arc::clone(config)).expect("checked by server_config");
+        Session { conn, out: Vec::new(), sent: 0, began: false, failed: false, peer_closed: false, info: None }
+    }
+
+    /// Takes `cipher` (all of it), appends the plaintext it carries to `plain`, and
+    /// queues whatever rustls answers (handshake messages, tickets, alerts).
+    pub(crate) fn feed(&mut self, mut cipher: &[u8], plain: &mut Vec<u8>) -> Result<Fed, Failed> {
+        let handshaking = self.conn.is_handshaking();
+        let mut fed = Fed::default();
+        if self.failed {
+            return Err(Failed { in_handshake: handshaking });
+        }
+        self.began |= !cipher.is_empty();
+        while !cipher.is_empty() && !self.peer_closed {
+            // `read_tls` takes what fits its buffer (a record at most, or 4 KiB) and
+            // advances the slice; what it took is processed before the next piece.
+            let took = self.conn.read_tls(&mut cipher);
+            let state = match took {
+                Ok(0) => break,
+                Ok(_) => self.conn.process_new_packets().map_err(drop),
+                Err(_) => Err(()),
+            };
+            let Ok(state) = state else {
+                return Err(self.fail(handshaking));
+            };
+            let n = state.plaintext_bytes_to_read();
+            if n > 0 {
+                let at = plain.len();
+                plain.resize(at + n, 0);
+                if self.conn.reader().read_exact(&mut plain[at..]).is_err() {
+                    plain.truncate(at);
+                    return Err(self.fail(handshaking));
+                }
+                fed.plain += n;
+            }
+            self.peer_closed = state.peer_has_closed();
+        }
+        fed.closed = self.peer_closed;
+        self.queue_out();
+        if handshaking && !self.conn.is_handshaking() {
+            fed.completed = true;
+            self.info = Some(Arc::new(self.agreed()));
+        }
+        Ok(fed)
+    }
+
+    /// Encrypts `plain` into records (after those already pending); returns how much of
+    /// it was taken: all of it, or none while the handshake runs or after a failure.
+    pub(crate) fn encrypt(&mut self, mut plain: &[u8]) -> usize {
+        if self.failed || self.conn.is_handshaking() {
+            return 0;
+        }
+        let mut taken = 0;
+        while !plain.is_empty() {
+            match self.conn.writer().write(plain) {
+                Ok(n) if n > 0 => {
+                    taken += n;
+                    plain = &plain[n..];
+                    self.queue_out();
+                }
+                _ => break,
+            }
+        }
+        taken
+    }
+
+    /// Queues `close_notify` (a graceful close of an established session only).
+    pub(crate) fn close_notify(&mut self) {
+        if !self.failed && !self.conn.is_handshaking() {
+            self.conn.send_close_notify();
+            self.queue_out();
+        }
+    }
+
+    /// Records not sent yet.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.out[self.sent..]
+    }
+
+    /// `n` bytes of [`Session::pending`] went out.
+    pub(crate) fn sent(&mut self, n: usize) {
+        self.sent += n;
+        if self.sent == self.out.len() {
+            self.sent = 0;
+            if self.out.capacity() >= KEEP_OUT {
+                self.out = Vec::new();
+            } else {
+                self.out.clear();
+            }
+        }
+    }
+
+    /// The records not sent yet, handed over whole (a send on the ring owns its buffer).
+    pub(crate) fn take_pending(&mut self) -> Vec<u8> {
+        self.out.drain(..self.sent);
+        self.sent = 0;
+        std::mem::take(&mut self.out)
+    }
+
+    /// The client began a handshake (a connection closed before that is no failure).
+    pub(crate) fn began(&self) -> bool {
+        self.began
+    }
+
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// What the handshake agreed on (`None` until it completes).
+    pub(crate) fn info(&self) -> Option<&Arc<TlsInfo>> {
+        self.info.as_ref()
+    }
+
+    /// Ends the session for a protocol error, keeping the alert rustls queued for it.
+    fn fail(&mut self, in_handshake: bool) -> Failed {
+        self.failed = true;
+        self.queue_out();
+        Failed { in_handshake }
+    }
+
+    /// Moves what rustls has to send into `out`.
+    fn queue_out(&mut self) {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut self.out) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+
+    fn agreed(&self) -> TlsInfo {
+        let c = &self.conn;
+        TlsInfo {
+            version: match c.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_2) => TlsVersion::Tls12,
+                _ => TlsVersion::Tls13,
+            },
+            cipher_suite: c.negotiated_cipher_suite().and_then(|s| s.suite().as_str()).unwrap_or("unknown"),
+            sni: c.server_name().map(str::to_string),
+            alpn: c.alpn_protocol().map(<[u8]>::to_vec),
+            resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConfig, ClientConnection};
+
+    /// A server config for a fresh self-signed `localhost` certificate, and a client
+    /// that trusts it.
+    fn pair() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let dir = std::env::temp_dir().join(format!("corral-tls-session-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        let server = super::super::server_config(&cert, &key, TlsVersion::Tls12, &[b"http/1.1"]).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.cert.der().clone()).unwrap();
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (server, Arc::new(client))
+    }
+
+    /// Runs the handshake in memory; returns the server's plaintext so far.
+    fn handshake(s: &mut Session, c: &mut ClientConnection) -> Vec<u8> {
+        let mut plain = Vec::new();
+        for _ in 0..8 {
+            let mut flight = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut flight).unwrap();
+            }
+            let fed = s.feed(&flight, &mut plain).unwrap();
+            let records = s.take_pending();
+            c.read_tls(&mut &records[..]).unwrap();
+            c.process_new_packets().unwrap();
+            if fed.completed {
+                return plain;
+            }
+        }
+        panic!("the handshake did not complete in 8 flights");
+    }
+
+    #[test]
+    fn plaintext_goes_through_both_ways_and_close_notify_ends_it() {
+        let (server, client) = pair();
+        let mut s = Session::new(&server);
+        let mut c = ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
+        assert_eq!(s.encrypt(b"too early"), 0, "nothing is encrypted before the handshake completes");
+        assert!(handshake(&mut s, &mut c).is_empty());
+        let info = s.info().expect("set at completion").clone();
+        assert_eq!((info.sni(), info.resumed()), (Some("localhost"), false));
+
+        c.writer().write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut flight = Vec::new();
+        c.write_tls(&mut flight).unwrap();
+        let mut plain = Vec::new();
+        let fed = s.feed(&flight, &mut plain).unwrap();
+        assert_eq!((fed.plain, fed.completed, fed.closed), (18, false, false));
+        assert_eq!(plain, b"GET / HTTP/1.1\r\n\r\n");
+
+        assert_eq!(s.encrypt(b"HTTP/1.1 200 OK\r\n\r\n"), 19);
+        s.close_notify();
+        let records = s.pending().to_vec();
+        s.sent(records.len());
+        assert!(s.pending().is_empty());
+        c.read_tls(&mut &records[..]).unwrap();
+        let state = c.process_new_packets().unwrap();
+        let mut got = Vec::new();
+        c.reader().read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\n");
+        assert!(state.peer_has_closed(), "the reply is followed by close_notify");
+
+        c.send_close_notify();
+        let mut last = Vec::new();
+        c.write_tls(&mut last).unwrap();
+        assert!(s.feed(&last, &mut plain).unwrap().closed);
+        assert!(s.peer_closed());
+    }
+
+    #[test]
+    fn garbage_fails_the_handshake_with_an_alert_and_nothing_after() {
+        let (server, _) = pair();
+        let mut s = Session::new(&server);
+        let mut plain = Vec::new();
+        let failed = s.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &mut plain).unwrap_err();
+        assert_eq!(failed, Failed { in_handshake: true });
+        assert!(s.began() && s.failed() && plain.is_empty());
+        let alert = s.take_pending();
+        assert_eq!(alert.first(), Some(&0x15), "an alert record: {alert:?}");
+        assert!(s.feed(b"more", &mut plain).is_err(), "a failed session takes nothing more");
+        s.close_notify();
+        assert!(s.pending().is_empty(), "no close_notify after a fatal alert");
+    }
+}
