@@ -3,7 +3,7 @@
 //! ```text
 //! corral-bench run   [--scenario a,b] [--model x,y] [--rounds 5] [--duration 250ms] [--warmup 100ms]
 //!                    [--connections 64] [--idle-connections 10000] [--workers N]
-//!                    [--threads N] [--backlog-burst 2000] [--out DIR]
+//!                    [--threads N] [--backlog-burst 2000] [--nginx-conf PATH] [--out DIR]
 //! corral-bench serve --model M [--addr 127.0.0.1:8080] [--workers N] [--cpu N]
 //! corral-bench soak  [--requests 1000000] [--connections 1000] [--out DIR]
 //! corral-bench overload [--factor 2] [--work-us 1000] [--duration 5s] [--out DIR]
@@ -63,7 +63,7 @@ struct Cli {
 enum Command {
     /// Runs each model against each scenario, in interleaved rounds, and writes
     /// DIR/report.md, report.json and SVG charts. With no options: the whole lab, about
-    /// two and a half minutes on 2 cores.
+    /// three minutes on 2 cores.
     Run(RunArgs),
     /// Serves the lab's HTTP app with one model until stdin closes (for wrk or your own client).
     Serve(server::ServeCli),
@@ -91,10 +91,11 @@ enum Command {
 /// `corral-bench run`.
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// Scenarios, comma-separated: keepalive, connect, heavy, hol, greedy, skew, idle,
-    /// synflood (single, reuseport and stealing with SYN cookies on and off, in network
-    /// namespaces) and backlog (the stealing model only, once per listen backlog, whatever
-    /// --model says; at most 2 rounds). Default: all.
+    /// Scenarios, comma-separated: keepalive, connect, heavy, hol, skew, idle, greedy
+    /// (the four greedy kinds against corral, corral-fifo and nginx, whatever --model
+    /// says; at most 3 rounds), synflood (single, reuseport and stealing with SYN cookies
+    /// on and off, in network namespaces) and backlog (the stealing model only, once per
+    /// listen backlog, whatever --model says; at most 2 rounds). Default: all.
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| Scenario::parse(s))]
     scenario: Vec<Scenario>,
     /// Models, comma-separated: single, thread-per-connection, pool, reuseport, stealing, and
@@ -137,6 +138,10 @@ struct RunArgs {
     /// Connects issued at once in `backlog`.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     backlog_burst: u64,
+    /// The peers' nginx configuration for `greedy` (nginx is skipped, saying why, when it
+    /// or /usr/sbin/nginx is missing); relative to the working directory.
+    #[arg(long, default_value = "../shared/peers/nginx.conf")]
+    nginx_conf: PathBuf,
     /// Where the report goes.
     #[arg(long, default_value = "target/corral-report")]
     out: PathBuf,
@@ -199,6 +204,7 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     st.connections = a.connections as usize;
     st.idle_connections = a.idle_connections as usize;
     st.backlog.burst = a.backlog_burst as usize;
+    st.greedy.nginx_conf = a.nginx_conf;
     if let Some(n) = a.workers {
         st.workers = n as usize;
     }
@@ -239,6 +245,10 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     for &s in &scenarios {
         if s == Scenario::Synflood {
             rows.extend(synflood::run(&models, &st));
+            continue;
+        }
+        if s == Scenario::Greedy {
+            rows.extend(run_greedy(&st));
             continue;
         }
         if s == Scenario::Backlog {
@@ -311,6 +321,23 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     report.write(&out).map_err(|e| format!("cannot write the report to {}: {e}", out.display()))?;
     println!("\nreport: {}/report.md, report.json, *.svg", out.display());
     Ok(())
+}
+
+/// The `greedy` section: each kind against corral, corral-fifo and nginx, a line per row.
+fn run_greedy(st: &Settings) -> Vec<scenario::Row> {
+    let mut rows = Vec::new();
+    for kind in greedy::kinds::Kind::ALL {
+        let label =
+            format!("greedy    {:<11} corral, corral-fifo, nginx, {} rounds", kind.name(), greedy::lab::rounds(st));
+        let progress = Progress::start(label);
+        let done = greedy::lab::run_kind(st, kind);
+        progress.finish(None);
+        for row in &done {
+            eprintln!("{}", greedy::lab::line(row));
+        }
+        rows.extend(done);
+    }
+    rows
 }
 
 /// A progress line: on a terminal it ticks with the elapsed time and is then erased;

@@ -355,13 +355,7 @@ impl Report {
                 });
             }
         }
-        if let Some(r) = self.row(Scenario::Greedy, st) {
-            g.push(Goal {
-                goal: "greedy: Jain's index >= 0.9 under stealing".into(),
-                figure: format!("{:.3} (median; rounds {})", r.value, format_range(Scenario::Greedy, r.low, r.high)),
-                met: r.value >= 0.9,
-            });
-        }
+        g.extend(crate::greedy::lab::goals(&self.rows, &self.settings));
         if let Some(r) = self.row(Scenario::Idle, st) {
             g.push(Goal {
                 goal: "idle: <= 4 KiB resident per idle connection (stealing)".into(),
@@ -497,6 +491,7 @@ impl Report {
         if let Some(v) = &self.backlog {
             o.push_str(&crate::backlog::markdown(&self.rows, v));
         }
+        o.push_str(&crate::greedy::lab::markdown(&self.rows, &self.settings));
         let _ = writeln!(o, "\n## Goals\n\n| goal | figure | met |\n| --- | --- | --- |");
         for g in &self.goals {
             let _ = writeln!(o, "| {} | {} | {} |", g.goal, g.figure, if g.met { "yes" } else { "no" });
@@ -511,7 +506,9 @@ impl Report {
         let _ = writeln!(o, "| scenario | model | rate/s | p50 us | p99 us | p99.9 us | ok | errors | rounds | more |");
         let _ = writeln!(o, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |");
         for r in &self.rows {
-            let mut more: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k}={}", short(*v))).collect();
+            let labels = r.extra.labels.iter().map(|(k, v)| format!("{k}={v}"));
+            let mut more: Vec<String> =
+                labels.chain(r.extra.iter().map(|(k, v)| format!("{k}={}", short(*v)))).collect();
             if let Some(e) = &r.error {
                 more.push(format!("failed: {}", e.replace('|', "/")));
             }
@@ -538,7 +535,7 @@ impl Report {
             "\n## Parameters\n\n```json\n{}\n```",
             serde_json::to_string_pretty(&self.settings).unwrap_or_default()
         );
-        let _ = writeln!(o, "\nCharts: `throughput.svg` (each model's median against the best median, per scenario) and `latency-<scenario>.svg` (p50/p99/p99.9 per model); error bars span the smallest to the largest round.");
+        let _ = writeln!(o, "\nCharts: `throughput.svg` (each model's median against the best median, per scenario) and `latency-<scenario>.svg` (p50/p99/p99.9 per model); error bars span the smallest to the largest round. The sections outside the grid have their own (`backlog.svg`, `greedy.svg`, `greedy-share.svg`, `synflood.svg`).");
         o
     }
 
@@ -572,6 +569,7 @@ impl Report {
             svg::grouped_bars("Each model against the best, per scenario (1 = best)", "score", &cats, &series, false),
         )?;
         crate::synflood::chart(dir, &self.rows)?;
+        crate::greedy::lab::charts(dir, &self.rows, &self.settings)?;
         for s in scenarios.iter().filter(|s| **s != Scenario::Idle) {
             let series: Vec<(String, Vec<Bar>)> = models
                 .iter()

@@ -37,7 +37,8 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn min_max(v: &[f64]) -> (f64, f64) {
+/// The smallest and the largest of `v`, NaNs left out; NaN for both when none is left.
+pub fn min_max(v: &[f64]) -> (f64, f64) {
     let mut it = v.iter().copied().filter(|x| !x.is_nan());
     let Some(first) = it.next() else { return (f64::NAN, f64::NAN) };
     it.fold((first, first), |(lo, hi), x| (lo.min(x), hi.max(x)))
@@ -95,7 +96,7 @@ pub fn combine(samples: Vec<Row>) -> Row {
             extra.insert(den.to_string(), sum(den));
         }
     }
-    row.extra = extra;
+    row.extra.figures = extra;
     row.rounds = planned;
     row.values = values;
     row

@@ -72,6 +72,8 @@ pub enum Scenario {
     Connect,
     Heavy,
     Hol,
+    /// Not in the grid: [`crate::greedy::lab`] runs issue 26's four greedy kinds against
+    /// corral, corral-fifo and nginx, one row per kind and server.
     Greedy,
     Skew,
     Idle,
@@ -107,7 +109,7 @@ impl Scenario {
     /// Whether it runs every model in rounds and takes part in the grid's table, `best`
     /// sets, goals and charts (the others have their own module and report section).
     pub fn grid(self) -> bool {
-        !matches!(self, Scenario::Backlog | Scenario::Synflood)
+        !matches!(self, Scenario::Backlog | Scenario::Synflood | Scenario::Greedy)
     }
 
     pub fn name(self) -> &'static str {
@@ -138,7 +140,7 @@ impl Scenario {
             Scenario::Connect => "connection churn: a new connection per request",
             Scenario::Heavy => "CPU-bound: 1 ms of work per request",
             Scenario::Hol => "mixed: light requests beside a client sending 50 ms requests",
-            Scenario::Greedy => "greedy client: one keeps 64 requests in flight beside 32 polite ones",
+            Scenario::Greedy => "four kinds of greedy client beside 32 polite ones, corral beside nginx",
             Scenario::Skew => "unequal connections: a few long-lived ones of very different cost",
             Scenario::Idle => "many idle keep-alive connections",
             Scenario::Synflood => "a SYN flood from forged sources beside clients connecting, SYN cookies on and off",
@@ -152,7 +154,7 @@ impl Scenario {
             Scenario::Connect => ("connections", "conn/s", true),
             Scenario::Heavy => ("throughput", "req/s", true),
             Scenario::Hol => ("light p99", "us", false),
-            Scenario::Greedy => ("Jain's index", "", true),
+            Scenario::Greedy => ("polite p99 with / without", "", false),
             Scenario::Skew => ("work done", "cores", true),
             Scenario::Idle => ("memory per connection", "bytes", false),
             Scenario::Synflood => ("legit connects", "", true),
@@ -176,7 +178,7 @@ pub struct Settings {
     /// Measured time of one round of one model.
     pub duration_ms: u64,
     pub warmup_ms: u64,
-    /// Clients in `keepalive`; `connect` uses half, `hol`/`greedy` 32 light ones.
+    /// Clients in `keepalive`; `connect` uses half, `hol` 32 light ones.
     pub connections: usize,
     pub idle_connections: usize,
     /// How long `idle` watches the server's CPU, over all rounds (shared among them).
@@ -189,12 +191,13 @@ pub struct Settings {
     pub hol_rate: f64,
     pub heavy_us: u64,
     pub hol_heavy_us: u64,
-    pub greedy_depth: usize,
     pub skew_costs_us: Vec<u64>,
     /// The servers' connection I/O backend (`epoll`, `io_uring`, `auto`); a model
     /// without I/O workers (thread-per-connection) runs on epoll whatever is asked.
     pub backend: String,
     pub backlog: crate::backlog::Params,
+    /// The greedy section's parameters (its durations are `duration_ms` and `warmup_ms`).
+    pub greedy: crate::greedy::lab::Params,
 }
 
 impl Settings {
@@ -212,10 +215,10 @@ impl Settings {
             hol_rate: 2000.0,
             heavy_us: 1000,
             hol_heavy_us: 50_000,
-            greedy_depth: 64,
             skew_costs_us: vec![2000, 1000, 500, 200, 100, 50],
             backend: corral::Backend::from_env().name().to_string(),
             backlog: crate::backlog::Params::defaults(),
+            greedy: crate::greedy::lab::Params::defaults(),
         }
     }
 
@@ -228,6 +231,46 @@ impl Settings {
             threads: self.threads,
             drain: Duration::ZERO,
         }
+    }
+}
+
+/// A row's named extras: figures, and labels that say which variant a row is where its
+/// scenario has several per model (the greedy rows' `kind` and `server`). In JSON they
+/// are one object (`"extra": {"kind": "pipelining", "share": 0.9}`); a name is either a
+/// figure or a label, and a label wins if both are set. It reads as its figures (a map
+/// of name to number), which is what every scenario but greedy has.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extra {
+    pub figures: BTreeMap<String, f64>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Extra {
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels.get(name).map(String::as_str)
+    }
+}
+
+impl std::ops::Deref for Extra {
+    type Target = BTreeMap<String, f64>;
+    fn deref(&self) -> &Self::Target {
+        &self.figures
+    }
+}
+
+impl std::ops::DerefMut for Extra {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.figures
+    }
+}
+
+impl Serialize for Extra {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Numbers as before (NaN and infinities become null, as serde_json writes them).
+        let mut all: BTreeMap<&str, serde_json::Value> =
+            self.figures.iter().map(|(k, v)| (k.as_str(), serde_json::Value::from(*v))).collect();
+        all.extend(self.labels.iter().map(|(k, v)| (k.as_str(), serde_json::Value::from(v.as_str()))));
+        all.serialize(s)
     }
 }
 
@@ -258,8 +301,8 @@ pub struct Row {
     /// Over all rounds.
     pub ok: u64,
     pub errors: u64,
-    /// Scenario-specific figures, named.
-    pub extra: BTreeMap<String, f64>,
+    /// Scenario-specific figures, named (and, for rows outside the grid, labels).
+    pub extra: Extra,
     /// Why the model could not run the scenario.
     pub error: Option<String>,
 }
@@ -283,7 +326,7 @@ impl Row {
             p999_range_us: [0; 2],
             ok: 0,
             errors: 0,
-            extra: BTreeMap::new(),
+            extra: Extra::default(),
             error: None,
         }
     }
@@ -408,19 +451,6 @@ fn measure(scenario: Scenario, target: Target, st: &Settings, server: &dyn Obser
                 .extra("heavy_done", out.groups[1].ok as f64)
                 .extra("light_done", out.groups[0].ok as f64)
         }
-        Scenario::Greedy => {
-            let mut cs = clients(32, 0, "/", closed);
-            cs.extend(clients(1, 1, "/", Pace::Closed { depth: st.greedy_depth }));
-            let out = load::run(&st.plan(addr, cs))?;
-            let all: Vec<f64> = out.per_client.iter().map(|&n| n as f64).collect();
-            let total: f64 = all.iter().sum();
-            Row::new(scenario, model, metrics::jain(&all))
-                .with_group(&out, 0)
-                .extra("jain_polite_only", metrics::jain(&all[..32]))
-                .extra("greedy_share", all[32] / total.max(1.0))
-                .extra("polite_rate", out.rate(0))
-                .extra("greedy_rate", out.rate(1))
-        }
         Scenario::Skew => {
             let before = server.prometheus()?;
             let cs = st.skew_costs_us.iter().map(|us| Client {
@@ -461,6 +491,9 @@ fn measure(scenario: Scenario, target: Target, st: &Settings, server: &dyn Obser
             return Err(io::Error::other("synflood runs in namespaces of its own (synflood::run), not per server"))
         }
         Scenario::Backlog => return Err(io::Error::other("backlog runs once per backlog: see crate::backlog::run")),
+        Scenario::Greedy => {
+            return Err(io::Error::other("greedy runs its four kinds against corral and nginx: see crate::greedy::lab"))
+        }
     };
     Ok(row)
 }

@@ -33,28 +33,34 @@ fn well_formed_svg(path: &Path) {
 #[test]
 fn every_scenario_and_model_runs_and_the_report_is_written() {
     let out = scratch("run");
-    // The grid's scenarios, and backlog (its rows are checked apart); synflood has its
-    // own test below.
-    let scenarios = ["keepalive", "connect", "heavy", "hol", "greedy", "skew", "idle"];
-    let status = Command::new(BIN)
-        .args(["run", "--rounds", "2", "--duration", "100ms", "--warmup", "20ms", "--connections", "8"])
+    // The grid's scenarios, and greedy and backlog (their rows are checked apart);
+    // synflood has its own test below.
+    let scenarios = ["keepalive", "connect", "heavy", "hol", "skew", "idle"];
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--rounds", "2", "--duration", "100ms", "--warmup", "20ms", "--connections", "8"])
         .args(["--idle-connections", "40", "--idle-window", "100ms", "--hol-rate", "400", "--backlog-burst", "100"])
         .arg("--scenario")
-        .arg(format!("{},backlog", scenarios.join(",")))
+        .arg(format!("{},greedy,backlog", scenarios.join(",")))
         .arg("--out")
-        .arg(&out)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
+        .arg(&out);
+    let nginx = nginx();
+    match &nginx {
+        Ok(conf) => {
+            cmd.arg("--nginx-conf").arg(conf);
+        }
+        Err(why) => println!("greedy without nginx: {why}"),
+    }
+    let status = cmd.stdout(Stdio::null()).status().unwrap();
     assert!(status.success(), "corral-bench run failed: {status}");
     let report = json(&out.join("report.json"));
     let rows = report["rows"].as_array().expect("rows");
     // The five models and the fleets (processes behind HAProxy or nftables DNAT: `make
     // sysdeps` installs both).
     let models = ["single", "thread-per-connection", "pool", "reuseport", "stealing", "fleet-haproxy", "fleet-dnat"];
-    let grid = rows.iter().filter(|r| r["scenario"] != "backlog").count();
+    let grid = rows.iter().filter(|r| r["scenario"] != "backlog" && r["scenario"] != "greedy").count();
     assert_eq!(grid, scenarios.len() * models.len());
     backlog_rows(&report, rows);
+    greedy_rows(&report, rows, nginx.is_ok());
     for s in scenarios {
         for m in models {
             let row = rows.iter().find(|r| r["scenario"] == s && r["model"] == m);
@@ -121,6 +127,10 @@ fn every_scenario_and_model_runs_and_the_report_is_written() {
     }
     assert!(md.contains("## Listen backlog") && md.contains("Verdict: a burst of 100 connects"), "backlog section");
     well_formed_svg(&out.join("backlog.svg"));
+    assert!(md.contains("## Greedy clients") && md.contains("| kind | server |"), "greedy section");
+    assert!(GREEDY_KINDS.iter().all(|k| md.contains(&format!("`{k}`**: "))), "every kind is explained");
+    well_formed_svg(&out.join("greedy.svg"));
+    well_formed_svg(&out.join("greedy-share.svg"));
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -157,6 +167,68 @@ fn backlog_rows(report: &serde_json::Value, rows: &[serde_json::Value]) {
     // The rows are not the grid's: no fit, and no "best" goal, names the scenario.
     let named = |k: &str| report[k].as_array().unwrap().iter().any(|f| f.to_string().contains("backlog:"));
     assert!(!named("fits") && !named("goals"));
+}
+
+/// nginx and the peers' configuration, if both are here; otherwise why not.
+fn nginx() -> Result<PathBuf, String> {
+    let conf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/nginx.conf");
+    if !Path::new("/usr/sbin/nginx").is_file() {
+        return Err("/usr/sbin/nginx is not installed".into());
+    }
+    if !conf.is_file() {
+        return Err(format!("no {}", conf.display()));
+    }
+    Ok(conf)
+}
+
+const GREEDY_KINDS: [&str; 4] = ["pipelining", "connections", "heavy", "slow-reader"];
+
+/// The `greedy` section: a row per kind and server outside the grid, labelled in
+/// `extra`, with every figure where the server ran the kind and `skipped:` where it
+/// could not; goal lines per kind for corral.
+fn greedy_rows(report: &serde_json::Value, rows: &[serde_json::Value], nginx: bool) {
+    let rows: Vec<&serde_json::Value> = rows.iter().filter(|r| r["scenario"] == "greedy").collect();
+    assert_eq!(rows.len(), GREEDY_KINDS.len() * 3, "a row per kind and server: {rows:?}");
+    for kind in GREEDY_KINDS {
+        for server in ["corral", "corral-fifo", "nginx"] {
+            let r = rows.iter().find(|r| r["extra"]["kind"] == kind && r["extra"]["server"] == server);
+            let r = r.unwrap_or_else(|| panic!("no greedy row for {kind} on {server}"));
+            assert_eq!(r["model"], server);
+            if server == "nginx" && (kind == "heavy" || !nginx) {
+                assert!(r["error"].as_str().unwrap().starts_with("skipped: "), "{r}");
+                continue;
+            }
+            assert!(r["error"].is_null(), "{kind} on {server} failed: {}", r["error"]);
+            assert_eq!(r["rounds"], 2, "{kind} on {server}: --rounds 2");
+            let x = &r["extra"];
+            let num = |k: &str| x[k].as_f64().unwrap_or_else(|| panic!("{kind} on {server}: no {k}: {r}"));
+            assert!(r["value"].as_f64().is_some_and(|v| v > 0.0), "the polite p99 ratio: {r}");
+            for k in ["polite_p99_with_us", "polite_p99_without_us", "throughput", "jain"] {
+                assert!(num(k) > 0.0, "{kind} on {server}: {k} = {}", x[k]);
+            }
+            // A slow reader that the server stops serving gets nothing: a share of 0 is a
+            // figure.
+            assert!(num("share") >= 0.0 && num("equal_share") >= 0.0, "{r}");
+            // An nginx worker's CPU time ticks every 10 ms: in a 100 ms window one may
+            // read 0, and the spread is then unbounded (null in JSON).
+            assert!(x["spread"].is_number() || (server == "nginx" && x["spread"].is_null()), "{r}");
+        }
+    }
+    let goals: Vec<&serde_json::Value> = report["goals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["goal"].as_str().unwrap().starts_with("greedy "))
+        .collect();
+    for kind in GREEDY_KINDS {
+        let of_kind = goals.iter().filter(|g| g["goal"].as_str().unwrap().starts_with(&format!("greedy {kind}:")));
+        // ratio, share and spread, and the ratio against nginx's where nginx has one.
+        let against_nginx = nginx && kind != "heavy";
+        assert_eq!(of_kind.count(), 3 + against_nginx as usize, "{kind}: {goals:?}");
+    }
+    assert!(goals.iter().all(|g| g["met"].is_boolean() && !g["figure"].as_str().unwrap().is_empty()));
+    let named = |k: &str| report[k].as_array().unwrap().iter().any(|f| f["scenario"] == "greedy");
+    assert!(!named("fits"), "greedy is not in the grid's verdicts");
 }
 
 #[test]

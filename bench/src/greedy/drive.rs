@@ -18,7 +18,7 @@
 //!
 //! The polite clients share `threads` threads; each greedy client has a thread of its
 //! own, so its replies never wait in line with the measured clients' inside the
-//! generator (as in the lab's greedy scenario, [`crate::load`]).
+//! generator (as the lab's heavy client in `hol` has, [`crate::load`]).
 
 use std::collections::VecDeque;
 use std::io;

@@ -107,28 +107,71 @@ pub struct Args {
 
 /// The polite clients' every k-th request is heavy in the heavy kind.
 const HEAVY_EVERY: usize = 8;
+/// Issue 26's goals for a corral row: the polite clients' p99 with the greedy client at
+/// most this times their p99 without it (and at most nginx's own ratio),
+pub const RATIO_MAX: f64 = 1.25;
+/// the greedy client at most this times its max-min fair share,
+pub const SHARE_MAX: f64 = 1.1;
+/// and the busiest worker's busy time at most this times the idlest's.
+pub const SPREAD_MAX: f64 = 1.2;
 
-/// One server's figures in one round of one kind (latencies in microseconds, rates per
-/// second).
+/// What a judge measures with: the command's flags, or the lab's settings
+/// ([`super::lab`]).
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Measured time of each run, with and without the greedy client.
+    pub seconds: Duration,
+    /// Warm-up before each measured run.
+    pub warmup: Duration,
+    /// Rounds: each runs every server with and without the greedy client.
+    pub rounds: u32,
+    /// Polite clients, each from an address of its own.
+    pub polite: usize,
+    /// What a light request costs corral inline on its I/O worker, microseconds (0: hello).
+    pub light_us: u64,
+    /// CPU time of a heavy request, microseconds.
+    pub heavy_us: u64,
+    /// Threads for the polite clients.
+    pub threads: usize,
+}
+
+impl Args {
+    fn params(&self) -> Params {
+        Params {
+            seconds: self.seconds,
+            warmup: self.warmup,
+            rounds: self.rounds,
+            polite: self.polite as usize,
+            light_us: self.light_us,
+            heavy_us: self.heavy_us,
+            threads: self.threads as usize,
+        }
+    }
+}
+
+/// One server's figures in one round of one kind (latencies: the polite clients', in
+/// microseconds; rates per second; the module docs say how each is made).
 #[derive(Clone, Debug, Default)]
-struct Round {
-    p50_without: f64,
-    p99_without: f64,
-    p50_with: f64,
-    p99_with: f64,
-    ratio: f64,
-    greedy_rate: f64,
-    fair_rate: f64,
-    share: f64,
+pub struct Round {
+    pub p50_without: f64,
+    pub p99_without: f64,
+    pub p50_with: f64,
+    pub p99_with: f64,
+    pub p999_with: f64,
+    pub ratio: f64,
+    pub greedy_rate: f64,
+    pub fair_rate: f64,
+    pub share: f64,
     /// The greedy client's rate over an equal split of C among all clients: the share
     /// were every client's demand unbounded (less sensitive to the demands measured).
-    equal_share: f64,
-    jain: f64,
-    spread: f64,
-    throughput: f64,
-    throughput_without: f64,
-    errors: f64,
-    greedy_sent: f64,
+    pub equal_share: f64,
+    pub jain: f64,
+    pub spread: f64,
+    pub throughput: f64,
+    pub throughput_without: f64,
+    /// Error replies and requests lost with a closed connection, in the with run.
+    pub errors: f64,
+    pub greedy_sent: f64,
 }
 
 impl Round {
@@ -140,6 +183,7 @@ impl Round {
             p99_without: m(|r| r.p99_without),
             p50_with: m(|r| r.p50_with),
             p99_with: m(|r| r.p99_with),
+            p999_with: m(|r| r.p999_with),
             ratio: m(|r| r.ratio),
             greedy_rate: m(|r| r.greedy_rate),
             fair_rate: m(|r| r.fair_rate),
@@ -156,8 +200,13 @@ impl Round {
 }
 
 /// What a kind's row for one server came to.
-enum Verdict {
-    Figures(Round),
+pub enum Verdict {
+    /// The median of the rounds, field by field, and the rounds in order.
+    Figures {
+        median: Round,
+        rounds: Vec<Round>,
+    },
+    /// Why the server has no row for the kind (not installed, no such work).
     NotApplicable(String),
     Failed(String),
 }
@@ -169,8 +218,8 @@ pub fn main(a: Args) -> Result<(), String> {
     crate::server::raise_nofile();
     let kinds = if a.only.is_empty() { Kind::ALL.to_vec() } else { a.only.clone() };
     let specs = specs(&a);
-    let logs = std::env::temp_dir().join(format!("corral-greedy-judge-{}", std::process::id()));
-    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    let p = a.params();
+    let logs = log_dir("judge")?;
     let load = std::fs::read_to_string("/proc/loadavg").ok();
     println!(
         "# corral-bench greedy judge: {} round(s), {:.2} s per run after {:.2} s warm-up, medians; {} polite \
@@ -186,11 +235,19 @@ pub fn main(a: Args) -> Result<(), String> {
         load.as_deref().and_then(|l| l.split_whitespace().next()).unwrap_or("unknown")
     );
     for kind in kinds {
-        let verdicts = judge_kind(&a, kind, &specs, &logs);
+        let verdicts = judge_kind(&p, kind, &specs, &logs, &mut |line| eprintln!("{line}"));
         print_kind(kind, &specs, &verdicts);
     }
     let _ = std::fs::remove_dir_all(&logs);
     Ok(())
+}
+
+/// A fresh directory for the servers' logs and nginx's files (the caller removes it).
+pub fn log_dir(what: &str) -> Result<PathBuf, String> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!("corral-greedy-{what}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
 }
 
 /// The servers asked for: corral once per backend (and `corral-fifo`, without fair
@@ -210,8 +267,15 @@ fn specs(a: &Args) -> Vec<Spec> {
     out
 }
 
-/// Every round of one kind on each of `specs`, started fresh for it.
-fn judge_kind(a: &Args, kind: Kind, specs: &[Spec], logs: &Path) -> Vec<Verdict> {
+/// Every round of one kind on each of `specs`, started fresh for it; `progress` gets a
+/// line per server and round.
+pub fn judge_kind(
+    p: &Params,
+    kind: Kind,
+    specs: &[Spec],
+    logs: &Path,
+    progress: &mut dyn FnMut(String),
+) -> Vec<Verdict> {
     let mut verdicts: Vec<Option<Verdict>> = specs.iter().map(|s| skip(kind, s).map(Verdict::NotApplicable)).collect();
     let running: Vec<Option<Running>> = specs
         .iter()
@@ -222,40 +286,41 @@ fn judge_kind(a: &Args, kind: Kind, specs: &[Spec], logs: &Path) -> Vec<Verdict>
         })
         .collect();
     let mut rounds: Vec<Vec<Round>> = vec![Vec::new(); specs.len()];
-    for r in 0..a.rounds as usize {
+    for r in 0..p.rounds as usize {
         for k in 0..specs.len() {
             let i = (k + r) % specs.len();
             let (Some(server), None) = (&running[i], &verdicts[i]) else { continue };
             let label = specs[i].label();
-            match measure(a, kind, server, r % 2 == 1) {
+            match measure(p, kind, server, r % 2 == 1) {
                 Ok(fig) => {
-                    eprintln!(
+                    progress(format!(
                         "[{}/{}] {} {label}: polite p99 {:.0} -> {:.0} us, share {:.2}, spread {:.2}, {:.0} req/s",
                         r + 1,
-                        a.rounds,
+                        p.rounds,
                         kind.name(),
                         fig.p99_without,
                         fig.p99_with,
                         fig.share,
                         fig.spread,
                         fig.throughput
-                    );
+                    ));
                     rounds[i].push(fig);
                 }
                 Err(why) => {
-                    eprintln!("[{}/{}] {} {label}: failed: {why}", r + 1, a.rounds, kind.name());
+                    progress(format!("[{}/{}] {} {label}: failed: {why}", r + 1, p.rounds, kind.name()));
                     verdicts[i] = Some(Verdict::Failed(why));
                 }
             }
         }
     }
     drop(running);
-    verdicts.into_iter().zip(rounds).map(|(v, r)| v.unwrap_or_else(|| Verdict::Figures(Round::median(&r)))).collect()
+    let figures = |rounds: Vec<Round>| Verdict::Figures { median: Round::median(&rounds), rounds };
+    verdicts.into_iter().zip(rounds).map(|(v, r)| v.unwrap_or_else(|| figures(r))).collect()
 }
 
 /// Why `spec` has no row for `kind`, if it has none: nginx is not here, or the kind needs
 /// CPU work nginx does not do.
-fn skip(kind: Kind, spec: &Spec) -> Option<String> {
+pub fn skip(kind: Kind, spec: &Spec) -> Option<String> {
     if let Some(why) = spec.unavailable() {
         return Some(why);
     }
@@ -275,16 +340,16 @@ fn light_path(us: u64) -> String {
 
 /// One round on one server: the polite clients alone and beside the greedy client, in
 /// the order `with_first` says.
-fn measure(a: &Args, kind: Kind, server: &Running, with_first: bool) -> Result<Round, String> {
-    let load = Load { polite: a.polite as usize, heavy_every: HEAVY_EVERY, heavy_us: a.heavy_us };
+fn measure(p: &Params, kind: Kind, server: &Running, with_first: bool) -> Result<Round, String> {
+    let load = Load { polite: p.polite, heavy_every: HEAVY_EVERY, heavy_us: p.heavy_us };
     let plan = Plan {
         addr: server.addr(),
         clients: kind.polite(&load),
-        light: crate::http::get(&light_path(a.light_us), false),
+        light: crate::http::get(&light_path(p.light_us), false),
         heavy: crate::http::get(&load.heavy_path(), false),
-        warmup: a.warmup,
-        duration: a.seconds,
-        threads: a.threads as usize,
+        warmup: p.warmup,
+        duration: p.seconds,
+        threads: p.threads,
     };
     let alone = |plan: &Plan| drive::run(plan, |_, _| ()).map(|(o, ())| o);
     let mut with = plan.clone();
@@ -327,8 +392,8 @@ fn figures(kind: Kind, without: &Outcome, with: &Outcome, busy: &[f64]) -> Round
     let got: Vec<f64> = with.per_client.iter().map(|t| units(kind, t) / w1).collect();
     let capacity: f64 = got.iter().sum();
     let fair = fair::max_min(capacity, &demands);
-    let (p50_without, p99_without) = polite_p50_p99(without);
-    let (p50_with, p99_with) = polite_p50_p99(with);
+    let [p50_without, p99_without, _] = polite_quantiles(without);
+    let [p50_with, p99_with, p999_with] = polite_quantiles(with);
     let greedy = &with.per_client[n];
     // A client that reads nothing cannot be given its share: the slow reader's share
     // says what the server did for it, and Jain is over the polite clients alone.
@@ -339,6 +404,7 @@ fn figures(kind: Kind, without: &Outcome, with: &Outcome, busy: &[f64]) -> Round
         p99_without,
         p50_with,
         p99_with,
+        p999_with,
         ratio: p99_with / p99_without,
         greedy_rate: got[n],
         fair_rate: fair[n],
@@ -353,21 +419,20 @@ fn figures(kind: Kind, without: &Outcome, with: &Outcome, busy: &[f64]) -> Round
     }
 }
 
-/// The polite clients' p50 and p99 in microseconds. With no polite reply in the window,
-/// both are the window: a latency at least that long, not 0.
-fn polite_p50_p99(o: &Outcome) -> (f64, f64) {
+/// The polite clients' p50, p99 and p99.9 in microseconds. With no polite reply in the
+/// window, each is the window: a latency at least that long, not 0.
+fn polite_quantiles(o: &Outcome) -> [f64; 3] {
     let h = o.latency.polite();
     if h.is_empty() {
-        let w = o.window.as_micros() as f64;
-        return (w, w);
+        return [o.window.as_micros() as f64; 3];
     }
-    (h.value_at_quantile(0.5) as f64, h.value_at_quantile(0.99) as f64)
+    [0.5, 0.99, 0.999].map(|q| h.value_at_quantile(q) as f64)
 }
 
 /// The judge's line for one kind and server.
 fn line(kind: Kind, server: &str, v: &Verdict) -> String {
     match v {
-        Verdict::Figures(f) => format!(
+        Verdict::Figures { median: f, .. } => format!(
             "{} {server} polite_p99_ratio={:.2} share={:.2} spread={:.2} throughput={:.0}",
             kind.name(),
             f.ratio,
@@ -412,12 +477,12 @@ fn print_kind(kind: Kind, specs: &[Spec], verdicts: &[Verdict]) {
         "g.sent/s"
     );
     let nginx = specs.iter().zip(verdicts).find_map(|(s, v)| match (s, v) {
-        (Spec::Nginx { .. }, Verdict::Figures(f)) => Some(f.ratio),
+        (Spec::Nginx { .. }, Verdict::Figures { median, .. }) => Some(median.ratio),
         _ => None,
     });
     for (s, v) in specs.iter().zip(verdicts) {
         match v {
-            Verdict::Figures(f) => {
+            Verdict::Figures { median: f, .. } => {
                 println!(
                     "# {:<16} {:>13} {:>13} {:>5.2} {:>8.0} {:>7.0} {:>6.2} {:>5.2} {:>5.3} {:>6.2} {:>17} {:>6.0} {:>8.0}",
                     s.label(),
@@ -435,7 +500,8 @@ fn print_kind(kind: Kind, specs: &[Spec], verdicts: &[Verdict]) {
                     f.greedy_sent
                 );
                 if matches!(s, Spec::Corral { .. }) {
-                    println!("#   goals ({}): {}", s.label(), goals(f, nginx));
+                    let goals: Vec<String> = checks(f, nginx).iter().map(Check::to_string).collect();
+                    println!("#   goals ({}): {}", s.label(), goals.join("; "));
                 }
             }
             Verdict::NotApplicable(why) => println!("# {:<16} n/a: {why}", s.label()),
@@ -444,22 +510,56 @@ fn print_kind(kind: Kind, specs: &[Spec], verdicts: &[Verdict]) {
     }
 }
 
-/// The issue's goals against a corral row, for information.
-fn goals(f: &Round, nginx_ratio: Option<f64>) -> String {
-    let mark = |ok: bool| if ok { "met" } else { "NOT met" };
-    let anchor = match nginx_ratio {
-        Some(n) => format!(", <= nginx's {n:.2} {}", mark(f.ratio <= n)),
-        None => String::new(),
-    };
-    format!(
-        "p99 ratio {:.2} <= 1.25 {}{anchor}; share {:.2} <= 1.1 {}; spread {:.2} <= 1.2 {}",
-        f.ratio,
-        mark(f.ratio <= 1.25),
-        f.share,
-        mark(f.share <= 1.1),
-        f.spread,
-        mark(f.spread <= 1.2)
-    )
+/// What one of issue 26's goals compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compared {
+    /// Polite p99 with the greedy client over without it, against [`RATIO_MAX`].
+    Ratio,
+    /// The same ratio against nginx's own on the same kind.
+    RatioVsNginx,
+    /// The greedy client's rate over its max-min fair share, against [`SHARE_MAX`].
+    Share,
+    /// The busiest worker's busy time over the idlest's, against [`SPREAD_MAX`].
+    Spread,
+}
+
+/// One of issue 26's goals checked against a corral row: met when `figure <= limit`
+/// (a figure that is not a number meets nothing).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Check {
+    pub compared: Compared,
+    pub figure: f64,
+    pub limit: f64,
+}
+
+impl Check {
+    pub fn met(&self) -> bool {
+        self.figure <= self.limit
+    }
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, against) = match self.compared {
+            Compared::Ratio => ("p99 ratio", ""),
+            Compared::RatioVsNginx => ("p99 ratio", "nginx's "),
+            Compared::Share => ("share", ""),
+            Compared::Spread => ("spread", ""),
+        };
+        let mark = if self.met() { "met" } else { "NOT met" };
+        write!(f, "{name} {:.2} <= {against}{:.2} {mark}", self.figure, self.limit)
+    }
+}
+
+/// The issue's goals against a corral row (reported, never asserted); the comparison with
+/// nginx only where nginx has a ratio for the kind.
+pub fn checks(f: &Round, nginx_ratio: Option<f64>) -> Vec<Check> {
+    let check = |compared, figure, limit| Check { compared, figure, limit };
+    let mut out = vec![check(Compared::Ratio, f.ratio, RATIO_MAX)];
+    out.extend(nginx_ratio.map(|n| check(Compared::RatioVsNginx, f.ratio, n)));
+    out.push(check(Compared::Share, f.share, SHARE_MAX));
+    out.push(check(Compared::Spread, f.spread, SPREAD_MAX));
+    out
 }
 
 #[cfg(test)]
@@ -503,9 +603,21 @@ mod tests {
     fn lines_have_the_issue_format() {
         let f = Round { ratio: 1.234, share: 0.9, spread: 1.05, throughput: 51234.4, ..Round::default() };
         assert_eq!(
-            line(Kind::Connections, "corral", &Verdict::Figures(f)),
+            line(Kind::Connections, "corral", &Verdict::Figures { median: f.clone(), rounds: vec![f] }),
             "connections corral polite_p99_ratio=1.23 share=0.90 spread=1.05 throughput=51234"
         );
         assert!(line(Kind::Heavy, "nginx", &Verdict::NotApplicable("x".into())).ends_with("throughput=n/a"));
+    }
+
+    #[test]
+    fn checks_compare_with_nginx_only_where_it_has_a_ratio() {
+        let f = Round { ratio: 1.2, share: 1.5, spread: f64::NAN, ..Round::default() };
+        let with = checks(&f, Some(1.1));
+        let compared: Vec<Compared> = with.iter().map(|c| c.compared).collect();
+        assert_eq!(compared, [Compared::Ratio, Compared::RatioVsNginx, Compared::Share, Compared::Spread]);
+        let met: Vec<bool> = with.iter().map(Check::met).collect();
+        assert_eq!(met, [true, false, false, false], "a spread that is not a number meets nothing");
+        assert_eq!(with[1].to_string(), "p99 ratio 1.20 <= nginx's 1.10 NOT met");
+        assert_eq!(checks(&f, None).len(), 3);
     }
 }

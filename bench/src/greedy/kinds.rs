@@ -94,6 +94,35 @@ impl Kind {
         }
     }
 
+    /// What the greedy client does and what a server should do about it, in two
+    /// sentences (the lab's report).
+    pub fn explain(self) -> &'static str {
+        match self {
+            Kind::Pipelining => {
+                "One connection keeps 64 requests in flight, so whenever the server turns to it there is more \
+                 to answer. A server that keeps answering a connection while it has requests buffered lets it \
+                 crowd out the polite clients; fair shares per client give it its due and no more."
+            }
+            Kind::Connections => {
+                "One client opens 200 connections from one address, each with one request in flight: 200 of \
+                 the 232 connections. A server that is fair per connection gives it 200 turns in 232; corral's \
+                 fair shares are keyed on the peer's address, so its connections count as one client."
+            }
+            Kind::Heavy => {
+                "Only CPU-pool requests (2 ms of CPU each, 8 connections with 2 in flight each) while every 8th \
+                 polite request is heavy too, so the contended resource is the CPU pool and its share counts \
+                 heavy replies only. nginx has no row: it answers every path with hello, so there is no CPU \
+                 work to be greedy for."
+            }
+            Kind::SlowReader => {
+                "One connection writes requests until its socket blocks and never reads a reply, so its \
+                 replies back up in the server. A server should stop reading it then rather than spend its \
+                 workers or memory on it: its share counts the replies that reached its socket, 0 once the \
+                 server stopped."
+            }
+        }
+    }
+
     /// Whether the contended resource is the CPU pool (counted in heavy replies) rather
     /// than replies of any kind.
     pub fn pool_bound(self) -> bool {

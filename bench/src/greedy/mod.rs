@@ -12,7 +12,8 @@
 //! load also runs alone; the judge ([`judge`]) reports the polite clients' p50 / p99 with
 //! and without it, the greedy client's rate against its max-min fair share, Jain's index
 //! over demand-normalised shares ([`fair`]), the busiest worker's busy time over the
-//! idlest's, and the throughput, for corral and nginx ([`servers`]).
+//! idlest's, and the throughput, for corral and nginx ([`servers`]). `make demo`'s lab
+//! runs the same judge with short runs as its `greedy` section ([`lab`]).
 //!
 //! Why it is built this way:
 //! - Every client has a source address of its own (polite i: 127.0.0.(10+i); greedy:
@@ -30,13 +31,15 @@
 //!   is why nginx's own ratio is the anchor.
 //! - With and without alternate within each round, the pair's order swapping every
 //!   round, and figures are medians over rounds, so drift falls on both alike.
-//! - A default judge runs 7 server x kind pairs (nginx has no heavy row) x 3 rounds x 2
-//!   runs of 1.75 s: about 75 s on this machine.
+//! - A default judge runs 11 server x kind pairs (corral, corral-fifo and nginx; nginx
+//!   has no heavy row) x 3 rounds x 2 runs of 1.75 s: about 2 minutes on this machine.
+//!   The lab's section ([`lab`]) runs the same pairs with its short runs, about 24 s.
 
 pub mod drive;
 pub mod fair;
 pub mod judge;
 pub mod kinds;
+pub mod lab;
 pub mod servers;
 
 /// `corral-bench greedy`.
