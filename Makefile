@@ -20,8 +20,9 @@ C_EXAMPLES := echo_handoff http_serve ws_echo handoff_cpp
 VENV       := .venv
 PY         := $(abspath $(VENV))/bin/python
 
-## The main job: the lab. The five concurrency models against seven workloads on this
-## machine (5 interleaved rounds, about 2.5 minutes on 2 cores); prints the table, the
+## The main job: the lab. The five concurrency models against six workloads on this
+## machine (5 interleaved rounds), four greedy clients beside corral and nginx, a SYN
+## flood and connect bursts (about 3 minutes on 2 cores); prints the table, the
 ## intervals and which models fit (alike when the intervals overlap), writes
 ## target/corral-report/ (report.md, report.json, SVG charts).
 demo:

@@ -79,8 +79,11 @@ fn the_judge_prints_a_line_per_kind_and_server() {
                 }
                 assert!(x.is_finite(), "{kind} {server}: {name}={v}");
                 // A slow reader gets nothing once the server stops serving it: share 0 is
-                // its expected figure; every other figure is a positive quantity.
-                if name == "share" {
+                // its expected figure. The p99 ratio is printed to two decimals, and in a
+                // 300 ms run on a busy machine one stall of the generator in the run
+                // without the greedy client can make it print 0.00. Every other figure is
+                // a positive quantity.
+                if name == "share" || name == "polite_p99_ratio" {
                     assert!(x >= 0.0, "{kind} {server}: {name}={v}");
                 } else {
                     assert!(x > 0.0, "{kind} {server}: {name}={v}");
