@@ -374,7 +374,21 @@ export interface UpgradeOptions<T = any> {
   headers?: Record<string, string | string[]> | Headers | Iterable<[string, string]>
 }
 
+/** PEM contents (not paths), as https.createServer takes them. */
+export interface TlsOptions {
+  /** The certificate chain, the server's certificate first (a list is joined in order). */
+  cert: string | Buffer | Uint8Array | Array<string | Buffer | Uint8Array>
+  /** Its private key (PKCS#8, RSA or EC; unencrypted). */
+  key: string | Buffer | Uint8Array
+}
+
 export interface ServeOptions extends ListenOptions {
+  /**
+   * Serve every connection over TLS with this certificate and key (PEM contents; the
+   * tlsCert / tlsKey options name PEM files instead). Other https options (ca,
+   * requestCert, passphrase, ciphers, ...) are refused: not supported yet.
+   */
+  tls?: TlsOptions
   /** corral's own signature: `handler(req)` returns a Reply. */
   handler?: Handler
   /**

@@ -18,7 +18,41 @@ const BATCH = 256
 
 // Keys of an entry point that are not engine options; every other key is looked up in
 // corral's option table natively (an unknown one is refused with CORRAL_INVALID_CONFIG).
-const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'fetch', 'websocket', 'heavy', 'heavyThreads', 'heavyModule', 'module', 'threads', 'resourceLimits', 'lightResponse', 'fd', 'listenersFrom'])
+const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'fetch', 'websocket', 'heavy', 'heavyThreads', 'heavyModule', 'module', 'threads', 'resourceLimits', 'lightResponse', 'fd', 'listenersFrom', 'tls'])
+
+// https.createServer's TLS options corral cannot honour yet, and why: refused, never
+// ignored (a server that skipped requestCert would let anyone in).
+const TLS_LATER = {
+  passphrase: 'encrypted private keys are not supported yet: give the key unencrypted',
+  pfx: 'PKCS#12 (pfx) is not supported yet: give cert and key as PEM',
+  ca: 'client certificates are not supported yet: leave out ca',
+  requestCert: 'client certificates are not supported yet: leave out requestCert',
+  rejectUnauthorized: 'client certificates are not supported yet: leave out rejectUnauthorized',
+  ciphers: "cipher lists are not supported yet (corral offers rustls's TLS 1.3 and 1.2 AEAD suites): leave out ciphers",
+  minVersion: "set the engine option tlsMinVersion ('1.2' or '1.3') instead",
+  SNICallback: 'one certificate per engine for now: per-SNI certificates come later',
+}
+
+/** PEM text as bytes: a string, a Buffer or other byte view, or (cert only) a list of them. */
+function pemBytes(name, v, list) {
+  if (typeof v === 'string') return Buffer.from(v)
+  if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+  if (list && Array.isArray(v) && v.length > 0) return Buffer.concat(v.map((p) => Buffer.concat([pemBytes(name, p, false), Buffer.from('\n')])))
+  throw configError(`tls.${name} must be PEM contents (a string or a Buffer${list ? ', or a list of them' : ''}), not ${Array.isArray(v) ? 'this list' : typeof v}; read a file with fs.readFileSync(path)`)
+}
+
+/** `tls: { cert, key }` (https.createServer's names: PEM contents, not paths) checked. */
+function tlsArgs(tls) {
+  if (tls === undefined) return undefined
+  if (tls === null || typeof tls !== 'object') throw configError(`tls must be an object { cert, key } of PEM contents, not ${tls === null ? 'null' : typeof tls}`)
+  for (const k of Object.keys(tls)) {
+    if (tls[k] === undefined || k === 'cert' || k === 'key') continue
+    const why = TLS_LATER[k] || 'not an option corral knows: tls takes cert and key (PEM contents)'
+    throw configError(`tls.${k}: ${why}`)
+  }
+  if (tls.cert === undefined || tls.key === undefined) throw configError('tls needs both cert (the PEM certificate chain) and key (its private key)')
+  return { cert: pemBytes('cert', tls.cert, true), key: pemBytes('key', tls.key, false) }
+}
 
 function configError(message) {
   return Object.assign(new TypeError(message), { code: 'CORRAL_INVALID_CONFIG' })
@@ -37,7 +71,7 @@ function nativeArgs(o, extra = {}) {
   if (o.listenersFrom !== undefined && typeof o.listenersFrom !== 'string') {
     throw configError(`listenersFrom must be a Unix socket path, not ${typeof o.listenersFrom}`)
   }
-  return { host: o.host, port: o.port, options, fd: o.fd, listenersFrom: o.listenersFrom, ...extra }
+  return { host: o.host, port: o.port, options, fd: o.fd, listenersFrom: o.listenersFrom, tls: tlsArgs(o.tls), ...extra }
 }
 
 /** The metrics list as an object: engine-wide values by name, per-item ones in lists. */
@@ -246,6 +280,7 @@ class Server extends Engine {
       authority: r.authority,
       headerText: r.headers,
       host: this._host,
+      scheme: this._scheme,
       bytes: r.body,
       source: r.streamed ? this._bodyOf(r) : undefined,
       makeSignal: this._makeSignal,
@@ -406,7 +441,8 @@ function heavyRule(heavy) {
  * (`fetch(request, server)`) may accept websockets with `server.upgrade(request)`; their
  * events go to `websocket: { open, message, drain, close }` (see lib/ws.js). Every other
  * key is an engine option of corral's table (`ioWorkers`, `idleTimeout` in ms,
- * `wsMaxMessage`, ...).
+ * `wsMaxMessage`, ...). `tls: { cert, key }` (PEM contents, as https.createServer takes
+ * them) serves every connection over TLS; `tlsCert` / `tlsKey` name PEM files instead.
  */
 function serve(options) {
   const opts = options || {}
@@ -448,10 +484,12 @@ function serve(options) {
   // The URL's authority when a request has no Host header.
   const where = s._native.address()
   s._host = where.family === 'IPv6' ? `[${where.address}]:${where.port}` : `${where.address}:${where.port}`
+  // Every connection of a TLS engine is TLS: the scheme of every request's URL.
+  s._scheme = native.tls || opts.tlsCert ? 'https' : 'http'
   s._workers = []
   for (let i = 0; i < heavyThreads; i++) {
     const w = new Worker(path.join(__dirname, 'lib', 'heavy_worker.js'), {
-      workerData: { engineId: s._native.id(), module: path.resolve(mod) },
+      workerData: { engineId: s._native.id(), module: path.resolve(mod), scheme: s._scheme },
     })
     w.on('error', (e) => (s.listenerCount('error') > 0 ? s.emit('error', e) : console.error('corral:', e)))
     w.unref() // the process exits by itself once the engine is closed

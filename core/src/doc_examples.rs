@@ -14,3 +14,6 @@ pub struct WebsocketsPage;
 
 #[doc = include_str!("../../docs/fairness.md")]
 pub struct FairnessPage;
+
+#[doc = include_str!("../../docs/tls.md")]
+pub struct TlsPage;

@@ -568,3 +568,29 @@ fn a_plain_engine_says_plain() {
     assert_eq!(e.stats().tls, corral::TlsStats::default());
     e.shutdown(DEADLINE).unwrap();
 }
+
+#[test]
+fn pem_contents_serve_as_the_files_do_and_the_pair_is_checked_at_build() {
+    let certs = Certs::new();
+    let (cert, key) = (std::fs::read(certs.cert()).unwrap(), std::fs::read(certs.key()).unwrap());
+    let cfg = Config::builder().tls_pem(cert.clone(), key.clone()).tls_min_version(TlsVersion::Tls13).build().unwrap();
+    assert!(cfg.tls() && cfg.tls_files().is_none());
+    let e = Engine::serve(cfg, App).unwrap();
+    let mut s = BufReader::new(tls_connect(e.local_addr(), &client_config(&certs, rustls::DEFAULT_VERSIONS)));
+    let info = ask(&mut s, &get_req("/tls")).text();
+    assert!(info.starts_with("TLS 1.3 "), "{info}");
+    assert_eq!(e.stats().tls.handshakes, 1);
+    e.shutdown(DEADLINE).unwrap();
+
+    // Given twice, files and contents: refused. On a handoff engine: refused.
+    let e = refusal(Config::builder().tls_pem(cert.clone(), key.clone()).tls_cert(certs.cert()).tls_key(certs.key()));
+    assert!(e.contains("given twice") && e.contains("give them one way"), "{e}");
+    let e = Engine::handoff(Config::builder().tls_pem(cert, key).build().unwrap()).err().expect("refused");
+    assert!(e.to_string().contains("has no effect on a handoff engine"), "{e}");
+
+    // One option at a time (C's corral_config_set validates after each): tls_cert alone
+    // passes validate, and build says what is missing.
+    let half = Config::builder().tls_cert(certs.cert());
+    half.validate().unwrap();
+    assert!(half.build().unwrap_err().to_string().starts_with("tls_cert is set without tls_key"));
+}

@@ -984,6 +984,74 @@ static void test_rate_limit(void) {
     corral_engine_free(e);
 }
 
+/* TLS through the option table: a certificate made here with the openssl command,
+ * a request with curl trusting it, and the handshake counted in tls_handshakes.
+ * Skipped (with a note) where openssl or curl is missing. */
+static void test_tls(void) {
+    char dir[] = "/tmp/corral-c-tls-XXXXXX", cert[64], key[64], cmd[1024], body[1024] = "";
+    corral_config *cfg;
+    corral_engine *e = NULL;
+    corral_stats *stats = NULL;
+    double handshakes = 0;
+    FILE *out;
+    size_t got;
+
+    if (system("command -v openssl >/dev/null 2>&1 && command -v curl >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "test_tls: skipped: needs the openssl and curl commands\n");
+        return;
+    }
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s -out %s -days 2 "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost >/dev/null 2>&1",
+             key, cert);
+    CHECK(system(cmd) == 0);
+
+    cfg = corral_config_new();
+    OK(corral_config_set(cfg, "tls_cert", cert));
+    OK(corral_config_set(cfg, "tls_key", key));
+    OK(corral_config_set(cfg, "tls_min_version", "1.2"));
+    OK(serve_engine(cfg, &e));
+    corral_config_free(cfg);
+    OK(corral_engine_start(e));
+
+    /* ChaCha20-Poly1305: ring's AES-GCM assembly makes valgrind report a conditional
+     * jump on uninitialised bytes in the tag check (make c-test runs this under
+     * valgrind); the same exchange through ChaCha20 is clean, so the report is
+     * valgrind's view of that assembly, not the engine's. */
+    snprintf(cmd, sizeof cmd,
+             "curl -sS --max-time 30 --tls13-ciphers TLS_CHACHA20_POLY1305_SHA256 --cacert %s "
+             "--resolve localhost:%u:127.0.0.1 https://localhost:%u/tls",
+             cert, (unsigned)tl_port(e), (unsigned)tl_port(e));
+    out = popen(cmd, "r");
+    CHECK(out != NULL);
+    if (out) {
+        got = fread(body, 1, sizeof body - 1, out);
+        body[got] = '\0';
+        CHECK(pclose(out) == 0);
+    }
+    CHECK(strncmp(body, "GET /tls seq=0", 14) == 0);
+    OK(corral_engine_stats(e, &stats));
+    OK(corral_stats_get(stats, "tls_handshakes", &handshakes));
+    CHECK(handshakes >= 1);
+    corral_stats_free(stats);
+    OK(corral_engine_shutdown(e, 5000, NULL));
+    corral_engine_free(e);
+
+    /* A key that is not there is refused when the engine is built, naming the file. */
+    cfg = corral_config_new();
+    OK(corral_config_set(cfg, "tls_cert", cert));
+    OK(corral_config_set(cfg, "tls_key", "/nonexistent/corral/key.pem"));
+    CHECK_STATUS(serve_engine(cfg, &e), CORRAL_STATUS_INVALID_CONFIG);
+    corral_config_free(cfg);
+
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+
 int main(void) {
     test_version_and_status();
     test_config();
@@ -994,6 +1062,7 @@ int main(void) {
     test_serve();
     test_stream_bodies();
     test_rate_limit();
+    test_tls();
     test_null_engine();
     return tl_finish("test_api");
 }

@@ -22,7 +22,8 @@ function unusable() {
 class LazyRequest {
   /**
    * @param {object} init `method`, `path` (the request target), `rawHeaders` (name,
-   *   value, ...), `host` (for the URL when the request has none), and the body as
+   *   value, ...), `host` (for the URL when the request has none), `scheme` ('https' on
+   *   a TLS engine; default 'http'), and the body as
    *   `bytes` (a Buffer), `stream` (a Node Readable) or `source` (a NativeBody: a body
    *   still arriving in corral's engine); `signal` (an AbortSignal) or
    *   `makeSignal()` for one on demand.
@@ -52,7 +53,7 @@ class LazyRequest {
     if (this._url === null) {
       const { path } = this._init
       if (/^https?:\/\//i.test(path)) this._url = path
-      else this._url = `http://${this._authority()}${path}`
+      else this._url = `${this._init.scheme || 'http'}://${this._authority()}${path}`
     }
     return this._url
   }

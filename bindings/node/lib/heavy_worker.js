@@ -22,6 +22,7 @@ function fetchHandler(app) {
       path: r.url,
       rawHeaders: r.rawHeaders,
       host: 'localhost',
+      scheme: workerData.scheme,
       bytes: r.body,
       source: r.streamed ? new NativeBody(port, r.id, () => bodyReady(), r.bodyLength) : undefined,
     })

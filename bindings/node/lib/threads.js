@@ -152,6 +152,10 @@ module.exports = function makeThreads({ Engine, nativeArgs, configError }) {
     const opts = options || {}
     const { module: mod, threads: n = os.availableParallelism() } = opts
     if (typeof mod !== 'string' || mod === '') throw configError('threads() needs module: the path of the app module')
+    if (opts.tls !== undefined) {
+      // The threads own the sockets (handoff): TLS there is the kernel's (kTLS), not yet.
+      throw configError('threads() does not take tls yet: its threads read the sockets themselves, which needs kernel TLS (kTLS, planned); serve TLS with serve({ tls })')
+    }
     if (!Number.isInteger(n) || n < 1 || n > 1024) throw configError(`threads = ${n} is out of range: use 1 to 1024`)
     if (opts.resourceLimits !== undefined && (typeof opts.resourceLimits !== 'object' || opts.resourceLimits === null)) {
       throw configError('resourceLimits must be an object of Worker resource limits (maxYoungGenerationSizeMb, ...)')

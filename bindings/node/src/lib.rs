@@ -68,6 +68,16 @@ pub struct EngineArgs {
     /// A Unix socket path where a running engine offers its listening sockets
     /// (`handOver`): they are served instead of binding host/port.
     pub listeners_from: Option<String>,
+    /// TLS with the certificate chain and key as PEM contents (`tls: { cert, key }`).
+    pub tls: Option<TlsPem>,
+}
+
+/// A PEM certificate chain and its private key, as bytes (index.js made them from
+/// strings or Buffers); given to the engine in memory, never written to a file.
+#[napi(object)]
+pub struct TlsPem {
+    pub cert: Buffer,
+    pub key: Buffer,
 }
 
 impl OptionValue {
@@ -109,6 +119,9 @@ fn build(a: &EngineArgs) -> Result<Config> {
     }
     if !b.has_listeners() {
         b = b.addr(address(a)?);
+    }
+    if let Some(t) = &a.tls {
+        b = b.tls_pem(t.cert.to_vec(), t.key.to_vec());
     }
     for o in &a.options {
         b.set(&Front::NODE, &o.name, o.value()?).map_err(err)?;

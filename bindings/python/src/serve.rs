@@ -471,6 +471,20 @@ impl Request {
     fn proxy<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         self.inner.proxy().map(|p| proxy_dict(py, p)).transpose()
     }
+    /// The TLS session the request came over (`tls_cert`), as a dict: version ("1.2",
+    /// "1.3"), cipher_suite (its IANA name), sni and alpn (str, or None when the client
+    /// sent none), resumed; None on a plain connection.
+    #[getter]
+    fn tls<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(t) = self.inner.tls() else { return Ok(None) };
+        let d = PyDict::new(py);
+        d.set_item("version", t.version().name())?;
+        d.set_item("cipher_suite", t.cipher_suite())?;
+        d.set_item("sni", t.sni())?;
+        d.set_item("alpn", t.alpn().map(String::from_utf8_lossy))?;
+        d.set_item("resumed", t.resumed())?;
+        Ok(Some(d))
+    }
     /// The subprotocols offered when the request asks for a websocket (a valid
     /// handshake; possibly none), else None. Accept it with `Responder.upgrade`.
     #[getter]
@@ -502,6 +516,10 @@ impl Request {
             pyo3::intern!(py, "SERVER_PROTOCOL"),
             if h.minor_version() == 0 { pyo3::intern!(py, "HTTP/1.0") } else { pyo3::intern!(py, "HTTP/1.1") },
         )?;
+        if self.inner.tls().is_some() {
+            env.set_item(pyo3::intern!(py, "wsgi.url_scheme"), pyo3::intern!(py, "https"))?;
+            env.set_item(pyo3::intern!(py, "HTTPS"), pyo3::intern!(py, "on"))?;
+        }
         let peer = self.inner.peer();
         env.set_item(pyo3::intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;
         env.set_item(pyo3::intern!(py, "REMOTE_PORT"), peer.port().to_string())?;
@@ -543,7 +561,8 @@ impl Request {
     /// An ASGI HTTP connection scope (http spec 2.4) for this request: a new plain
     /// `dict` made from `base` (type, asgi, scheme, server, root_path) plus this
     /// request's method, path (decoded UTF-8), raw_path, query_string, headers
-    /// (lower-cased names, as bytes) and client.
+    /// (lower-cased names, as bytes) and client; over TLS, scheme "https" and the `tls`
+    /// extension.
     fn asgi_scope<'py>(&self, py: Python<'py>, base: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
         let h = self.inner.http().ok_or_else(|| errors::state(py, "an ASGI scope needs an HTTP request"))?;
         let scope = base.copy()?;
@@ -564,6 +583,12 @@ impl Request {
         scope.set_item(pyo3::intern!(py, "headers"), headers)?;
         let peer = self.inner.peer();
         scope.set_item(pyo3::intern!(py, "client"), (peer.ip().to_string(), peer.port()))?;
+        if let Some(t) = self.inner.tls() {
+            scope.set_item(pyo3::intern!(py, "scheme"), pyo3::intern!(py, "https"))?;
+            let extensions = PyDict::new(py);
+            extensions.set_item(pyo3::intern!(py, "tls"), asgi_tls(py, t)?)?;
+            scope.set_item(pyo3::intern!(py, "extensions"), extensions)?;
+        }
         Ok(scope)
     }
 
@@ -580,6 +605,24 @@ impl Request {
             ),
         }
     }
+}
+
+/// The ASGI TLS extension (asgiref's tls.rst): the version and cipher suite by their
+/// numbers; no client certificates (corral asks for none), and no server certificate
+/// (the spec allows None).
+fn asgi_tls<'py>(py: Python<'py>, t: &corral_core::TlsInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let version: u16 = match t.version() {
+        corral_core::TlsVersion::Tls12 => 0x0303,
+        corral_core::TlsVersion::Tls13 => 0x0304,
+    };
+    d.set_item("server_cert", py.None())?;
+    d.set_item("client_cert_chain", pyo3::types::PyList::empty(py))?;
+    d.set_item("client_cert_name", py.None())?;
+    d.set_item("client_cert_error", py.None())?;
+    d.set_item("tls_version", version)?;
+    d.set_item("cipher_suite", t.cipher_suite_id())?;
+    Ok(d)
 }
 
 /// Bytes as a Python `str` of the same code points (latin-1), as WSGI wants.

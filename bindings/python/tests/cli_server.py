@@ -19,6 +19,6 @@ def start_cli(cwd, *args: str) -> Tuple["subprocess.Popen[str]", Tuple[str, int]
         text=True,
     )
     line = p.stdout.readline() if p.stdout else ""
-    assert line.startswith("listening on http://"), (line, p.stderr.read() if p.poll() is not None and p.stderr else "")
+    assert line.startswith(("listening on http://", "listening on https://")), (line, p.stderr.read() if p.poll() is not None and p.stderr else "")
     host, port = line.strip().rsplit("/", 1)[-1].rsplit(":", 1)
     return p, (host, int(port))

@@ -118,6 +118,8 @@ macro_rules! define_config {
             pub(crate) inherited: Vec<Arc<Socket>>,
             /// Told "ready" once the engine serves (a hand-over's successor).
             pub(crate) handover: Option<Arc<std::os::unix::net::UnixStream>>,
+            /// The TLS certificate chain and key as PEM contents (`tls_pem`).
+            pub(crate) tls_pem: Option<Arc<TlsPem>>,
             /// Options set explicitly (checked against the engine's mode).
             pub(crate) explicit: Vec<&'static str>,
         }
@@ -133,6 +135,8 @@ macro_rules! define_config {
             inherited: Vec<Arc<OwnedFd>>,
             /// The predecessor's hand-over stream (`listeners_from`), told "ready" at start.
             handover: Option<Arc<std::os::unix::net::UnixStream>>,
+            /// The TLS certificate chain and key as PEM contents (`tls_pem`).
+            tls_pem: Option<Arc<TlsPem>>,
             explicit: Vec<&'static str>,
         }
 
@@ -144,6 +148,7 @@ macro_rules! define_config {
                     addrs: Vec::new(),
                     inherited: Vec::new(),
                     handover: None,
+                    tls_pem: None,
                     explicit: Vec::new(),
                 }
             }
@@ -176,6 +181,7 @@ macro_rules! define_config {
                     addrs: s.addrs,
                     inherited,
                     handover: b.handover,
+                    tls_pem: b.tls_pem,
                     explicit: b.explicit,
                 }
             }
@@ -219,6 +225,12 @@ pub(crate) fn available_cores() -> usize {
 impl Config {
     /// Refuses an option set explicitly that has no effect on an engine of this mode.
     pub(crate) fn check_mode(&self, serve: bool) -> Result<()> {
+        if !serve && self.tls_pem.is_some() {
+            return Err(Error::config(
+                "TLS (tls_pem) has no effect on a handoff engine: the host reads the sockets it is handed; \
+                 leave it unset",
+            ));
+        }
         options::check_mode(&self.explicit, serve)
     }
 
@@ -272,13 +284,39 @@ impl Config {
     pub fn backend(&self) -> Backend {
         self.backend
     }
-    /// The PEM certificate chain and private key served connections use, when TLS is on
-    /// (`tls_cert` and `tls_key` are both set; `build` refuses one without the other).
+    /// The PEM certificate chain and private key files served connections use, when TLS
+    /// is on by files (`tls_cert` and `tls_key` are both set; `build` refuses one without
+    /// the other). `None` too when the PEM was given as contents ([`ConfigBuilder::tls_pem`]).
     pub fn tls_files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
         (!self.tls_cert.as_os_str().is_empty()).then_some((self.tls_cert.as_path(), self.tls_key.as_path()))
     }
+    /// Whether served connections speak TLS (by files or by PEM contents).
+    pub fn tls(&self) -> bool {
+        self.tls_pem.is_some() || self.tls_files().is_some()
+    }
+    /// Where the certificate chain and key come from, when TLS is on.
+    pub(crate) fn tls_source(&self) -> Option<crate::tls::PemSource<'_>> {
+        match (&self.tls_pem, self.tls_files()) {
+            (Some(p), _) => Some(crate::tls::PemSource::Given(&p.cert, &p.key)),
+            (None, Some((cert, key))) => Some(crate::tls::PemSource::Files(cert, key)),
+            (None, None) => None,
+        }
+    }
     pub fn tls_min_version(&self) -> TlsVersion {
         self.tls_min_version
+    }
+}
+
+/// A certificate chain and its key as PEM contents ([`ConfigBuilder::tls_pem`]).
+pub(crate) struct TlsPem {
+    pub(crate) cert: Vec<u8>,
+    pub(crate) key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsPem {
+    /// The key stays out of debug output (and so out of logs).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsPem {{ cert: {} bytes, key: (hidden) }}", self.cert.len())
     }
 }
 
@@ -342,6 +380,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// TLS with the certificate chain (the server's certificate first) and its private key
+    /// given as PEM contents rather than as files (`tls_cert`, `tls_key`): for hosts that
+    /// hold them in memory (Node's `tls: { cert, key }`), so the key is never written to
+    /// disk. Checked when the engine is built, as the files are; not with `tls_cert`.
+    pub fn tls_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        self.tls_pem = Some(Arc::new(TlsPem { cert: cert.into(), key: key.into() }));
+        self
+    }
+
     /// All limits at once (each is also an option of its own, with its setter).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -349,7 +396,9 @@ impl ConfigBuilder {
     }
 
     /// Checks every option without building (and without taking inherited fds): what
-    /// `build` would refuse, this refuses with the same error.
+    /// `build` would refuse, this refuses with the same error, but for an incomplete
+    /// pair (`tls_cert` without `tls_key`, `tls_min_version` without either), which a
+    /// host setting options one at a time passes through on its way to the whole pair.
     pub fn validate(&self) -> Result<()> {
         self.checked().map(|_| ())
     }
@@ -395,6 +444,7 @@ impl ConfigBuilder {
     /// option and the accepted range.
     pub fn build(self) -> Result<Config> {
         let settled = self.checked()?;
+        self.check_tls()?;
         // readiness is epoll's: set explicitly, it keeps an engine on epoll unless the
         // backend was set too (then the pair was refused above).
         let epoll_only = self.is_explicit("readiness") && !self.is_explicit("backend");

@@ -1082,7 +1082,6 @@ impl ConfigBuilder {
                  backend: leave it unset (or set backend to epoll)",
             ));
         }
-        self.check_tls()?;
         let pool = self.model == Model::Stealing && self.cpu_threads != Some(0);
         if !pool {
             if let Some(o) = OPTIONS.iter().find(|o| o.cpu_pool && o.name != "cpu_threads" && self.is_explicit(o.name))
@@ -1097,8 +1096,17 @@ impl ConfigBuilder {
     }
 
     /// TLS takes a certificate chain and its key together; its other options need them.
-    fn check_tls(&self) -> Result<()> {
+    /// Checked by `build` only, not by `validate`: a front that sets options one at a
+    /// time and validates after each (C's `corral_config_set`) must be able to set
+    /// `tls_cert` before `tls_key`.
+    pub(crate) fn check_tls(&self) -> Result<()> {
         let (no_cert, no_key) = (self.tls_cert.as_os_str().is_empty(), self.tls_key.as_os_str().is_empty());
+        if self.tls_pem.is_some() && !(no_cert && no_key) {
+            return Err(Error::config(
+                "the certificate and key are given twice, as PEM contents (tls_pem) and as files (tls_cert / \
+                 tls_key): give them one way",
+            ));
+        }
         if no_cert != no_key {
             let (given, missing) = if no_cert { ("tls_key", "tls_cert") } else { ("tls_cert", "tls_key") };
             return Err(Error::config(format!(
@@ -1106,7 +1114,7 @@ impl ConfigBuilder {
                  private key (tls_key); set both, or neither for plain TCP"
             )));
         }
-        if no_cert && self.is_explicit("tls_min_version") {
+        if no_cert && self.tls_pem.is_none() && self.is_explicit("tls_min_version") {
             return Err(Error::config(
                 "tls_min_version has no effect without TLS: set tls_cert and tls_key too, or leave it unset",
             ));

@@ -128,9 +128,9 @@ fn resolve_backend(config: &Config, serving: bool, has_workers: bool) -> Result<
 /// The TLS configuration served connections share. ALPN says `http/1.1` when the
 /// engine frames HTTP (`h2` joins the list once it speaks it); the other protocols
 /// have no ALPN name, so the extension is not answered.
-fn server_tls(config: &Config, cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<rustls::ServerConfig>> {
+fn server_tls(config: &Config, pem: crate::tls::PemSource<'_>) -> Result<Arc<rustls::ServerConfig>> {
     let alpn: &[&[u8]] = if config.protocol() == crate::config::Protocol::Http1 { &[b"http/1.1"] } else { &[] };
-    crate::tls::server_config(cert, key, config.tls_min_version(), alpn)
+    crate::tls::server_config(pem, config.tls_min_version(), alpn)
 }
 
 /// How often a draining shutdown re-checks for open connections between wake-ups.
@@ -143,8 +143,8 @@ impl Engine {
         config.check_mode(matches!(mode, Mode::Serve(_)))?;
         // Before binding: a certificate that cannot be used leaves no socket behind.
         // (`check_mode` refused the TLS options on a handoff engine.)
-        let tls = match config.tls_files() {
-            Some((cert, key)) => Some(server_tls(&config, cert, key)?),
+        let tls = match config.tls_source() {
+            Some(pem) => Some(server_tls(&config, pem)?),
             None => None,
         };
         let plan = Plan::of(&config);

@@ -1,9 +1,12 @@
-//! The server's TLS configuration: the PEM certificate chain and private key read from
-//! their files into the rustls `ServerConfig` every connection of the engine shares.
+//! The server's TLS configuration: the PEM certificate chain and private key, read from
+//! their files (`tls_cert`, `tls_key`) or given as PEM contents (`ConfigBuilder::tls_pem`,
+//! what the Node front passes), turned into the rustls `ServerConfig` every connection of
+//! the engine shares.
 //!
-//! Invariants: a file that cannot be used is refused when the engine is built, with an
-//! error that names the file and says what is wrong with it (unreadable, no PEM block of
-//! the kind expected, the other file's kind, a key that is not the certificate's); the
+//! Invariants: PEM that cannot be used is refused when the engine is built, with an
+//! error that names the file (or says the contents were given) and what is wrong with it
+//! (unreadable, no PEM block of the kind expected, the other file's kind, a key that is
+//! not the certificate's); the
 //! crypto provider is ring, named here rather than taken from the process default (which
 //! another crate in the process could change); a config returned here makes connections
 //! (checked once, so [`Session::new`](super::Session::new) cannot fail).
@@ -23,13 +26,54 @@ use crate::error::{Error, ErrorKind, Result};
 /// few hundred bytes each.
 const SESSION_CACHE: usize = 4096;
 
-/// Builds the engine's TLS configuration from the PEM files `cert` (the chain, the
-/// server's certificate first) and `key` (its private key), refusing versions older
-/// than `min`, and agreeing on one of `alpn` (most preferred first) with clients that
-/// offer ALPN (none: ALPN is not answered).
-pub(crate) fn server_config(cert: &Path, key: &Path, min: TlsVersion, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>> {
-    let chain = read_chain(cert)?;
-    let private = read_key(key)?;
+/// Where the certificate chain (the server's certificate first) and its private key come from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PemSource<'a> {
+    /// PEM files, read when the engine is built (`tls_cert`, `tls_key`).
+    Files(&'a Path, &'a Path),
+    /// PEM contents given in memory (`ConfigBuilder::tls_pem`): nothing touches the disk.
+    Given(&'a [u8], &'a [u8]),
+}
+
+/// PEM text and how an error names it ("tls_cert: /path", or the contents given).
+struct Named {
+    label: String,
+    text: Vec<u8>,
+    /// Said when the text holds the other kind of PEM block (a key for the certificate).
+    swapped: &'static str,
+}
+
+impl PemSource<'_> {
+    fn cert(&self) -> Result<Named> {
+        match self {
+            PemSource::Files(cert, _) => read("tls_cert", cert, "that file is tls_key"),
+            PemSource::Given(cert, _) => Ok(Named {
+                label: "the certificate given to tls_pem".into(),
+                text: cert.to_vec(),
+                swapped: "that is the key, not the certificate",
+            }),
+        }
+    }
+    fn key(&self) -> Result<Named> {
+        match self {
+            PemSource::Files(_, key) => read("tls_key", key, "that file is tls_cert"),
+            PemSource::Given(_, key) => Ok(Named {
+                label: "the private key given to tls_pem".into(),
+                text: key.to_vec(),
+                swapped: "that is the certificate, not the key",
+            }),
+        }
+    }
+}
+
+/// Builds the engine's TLS configuration from `pem` (the chain, the server's
+/// certificate first, and its private key), refusing versions older than `min`, and
+/// agreeing on one of `alpn` (most preferred first) with clients that offer ALPN
+/// (none: ALPN is not answered).
+pub(crate) fn server_config(pem: PemSource<'_>, min: TlsVersion, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>> {
+    let (cert, key) = (pem.cert()?, pem.key()?);
+    let chain = read_chain(&cert)?;
+    let private = read_key(&key)?;
     let versions: &[&rustls::SupportedProtocolVersion] = match min {
         TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::Tls13 => &[&rustls::version::TLS13],
@@ -44,7 +88,7 @@ pub(crate) fn server_config(cert: &Path, key: &Path, min: TlsVersion, alpn: &[&[
         .map_err(|e| Error::config(format!("TLS cannot be set up with tls_min_version = {}: {e}", min.name())))?
         .with_no_client_auth()
         .with_single_cert(chain, private)
-        .map_err(|e| unusable(cert, key, e))?;
+        .map_err(|e| unusable(&cert, &key, e))?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     config.ticketer = rustls::crypto::ring::Ticketer::new()
@@ -56,65 +100,64 @@ pub(crate) fn server_config(cert: &Path, key: &Path, min: TlsVersion, alpn: &[&[
 }
 
 /// Reads the file an option names, saying which option and file when it cannot.
-fn read(option: &str, path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| Error::io(ErrorKind::InvalidConfig, format!("{option}: cannot read {}", path.display()), e))
+fn read(option: &str, path: &Path, swapped: &'static str) -> Result<Named> {
+    let text = std::fs::read(path)
+        .map_err(|e| Error::io(ErrorKind::InvalidConfig, format!("{option}: cannot read {}", path.display()), e))?;
+    Ok(Named { label: format!("{option}: {}", path.display()), text, swapped })
 }
 
-/// The certificate chain in `path`, in file order.
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let text = read("tls_cert", path)?;
-    let chain = CertificateDer::pem_slice_iter(&text)
+/// The certificate chain in `pem`, in order.
+fn read_chain(pem: &Named) -> Result<Vec<CertificateDer<'static>>> {
+    let chain = CertificateDer::pem_slice_iter(&pem.text)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| bad_pem("tls_cert", path, &e))?;
+        .map_err(|e| bad_pem(pem, &e))?;
     if !chain.is_empty() {
         return Ok(chain);
     }
-    let hint = if PrivateKeyDer::from_pem_slice(&text).is_ok() {
-        " (it holds a private key: that file is tls_key)"
+    let hint = if PrivateKeyDer::from_pem_slice(&pem.text).is_ok() {
+        format!(" (it holds a private key: {})", pem.swapped)
     } else {
-        ""
+        String::new()
     };
     Err(Error::config(format!(
-        "tls_cert: {} holds no PEM certificate (a \"-----BEGIN CERTIFICATE-----\" block){hint}",
-        path.display()
+        "{} holds no PEM certificate (a \"-----BEGIN CERTIFICATE-----\" block){hint}",
+        pem.label
     )))
 }
 
-/// The first private key in `path`.
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    let text = read("tls_key", path)?;
-    match PrivateKeyDer::from_pem_slice(&text) {
+/// The first private key in `pem`.
+fn read_key(pem: &Named) -> Result<PrivateKeyDer<'static>> {
+    match PrivateKeyDer::from_pem_slice(&pem.text) {
         Ok(key) => Ok(key),
         Err(pem::Error::NoItemsFound) => {
-            let hint = if CertificateDer::pem_slice_iter(&text).next().is_some_and(|c| c.is_ok()) {
-                " (it holds a certificate: that file is tls_cert)"
+            let hint = if CertificateDer::pem_slice_iter(&pem.text).next().is_some_and(|c| c.is_ok()) {
+                format!(" (it holds a certificate: {})", pem.swapped)
             } else {
-                ""
+                String::new()
             };
             Err(Error::config(format!(
-                "tls_key: {} holds no PEM private key (a \"-----BEGIN PRIVATE KEY-----\", \"RSA PRIVATE KEY\" or \
+                "{} holds no PEM private key (a \"-----BEGIN PRIVATE KEY-----\", \"RSA PRIVATE KEY\" or \
                  \"EC PRIVATE KEY\" block){hint}",
-                path.display()
+                pem.label
             )))
         }
-        Err(e) => Err(bad_pem("tls_key", path, &e)),
+        Err(e) => Err(bad_pem(pem, &e)),
     }
 }
 
-fn bad_pem(option: &str, path: &Path, e: &pem::Error) -> Error {
-    Error::config(format!("{option}: {} is not valid PEM: {e}", path.display()))
+fn bad_pem(pem: &Named, e: &pem::Error) -> Error {
+    Error::config(format!("{} is not valid PEM: {e}", pem.label))
 }
 
 /// rustls refused the pair: most often a key that belongs to another certificate.
-fn unusable(cert: &Path, key: &Path, e: rustls::Error) -> Error {
-    let (cert, key) = (cert.display(), key.display());
+fn unusable(cert: &Named, key: &Named, e: rustls::Error) -> Error {
+    let (cert, key) = (&cert.label, &key.label);
     match e {
         rustls::Error::InconsistentKeys(_) => Error::config(format!(
-            "tls_key: the private key in {key} does not belong to the first certificate in {cert}: give the \
-             key the certificate was issued for (and the server's own certificate first in the chain)"
+            "the private key ({key}) does not belong to the first certificate ({cert}): give the key the \
+             certificate was issued for (and the server's own certificate first in the chain)"
         )),
-        e => Error::config(format!("tls_cert / tls_key: {cert} and {key} cannot be used: {e}")),
+        e => Error::config(format!("{cert} and {key} cannot be used: {e}")),
     }
 }
 
@@ -133,17 +176,36 @@ mod tests {
     #[test]
     fn unusable_files_are_refused_naming_the_file_and_the_fault() {
         let missing = Path::new("/nonexistent/corral/cert.pem");
-        let e = server_config(missing, missing, TlsVersion::Tls12, &[]).unwrap_err();
+        let e = server_config(PemSource::Files(missing, missing), TlsVersion::Tls12, &[]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidConfig);
         assert!(e.to_string().starts_with("tls_cert: cannot read /nonexistent/corral/cert.pem"), "{e}");
 
         let empty = temp("empty.pem", "not a certificate\n");
-        let e = server_config(&empty, &empty, TlsVersion::Tls12, &[]).unwrap_err();
+        let e = server_config(PemSource::Files(&empty, &empty), TlsVersion::Tls12, &[]).unwrap_err();
         assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
         assert!(e.to_string().contains(&empty.display().to_string()), "{e}");
 
         let broken = temp("broken.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n");
-        let e = server_config(&broken, &broken, TlsVersion::Tls12, &[]).unwrap_err();
+        let e = server_config(PemSource::Files(&broken, &broken), TlsVersion::Tls12, &[]).unwrap_err();
         assert!(e.to_string().contains("is not valid PEM"), "{e}");
+    }
+
+    #[test]
+    fn pem_given_in_memory_is_used_and_its_faults_named_as_given() {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+        server_config(PemSource::Given(cert.as_bytes(), key.as_bytes()), TlsVersion::Tls13, &[]).unwrap();
+
+        let e = server_config(PemSource::Given(key.as_bytes(), cert.as_bytes()), TlsVersion::Tls12, &[]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+        assert_eq!(
+            e.to_string(),
+            "the certificate given to tls_pem holds no PEM certificate (a \"-----BEGIN CERTIFICATE-----\" \
+             block) (it holds a private key: that is the key, not the certificate)"
+        );
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let wrong = other.signing_key.serialize_pem();
+        let e = server_config(PemSource::Given(cert.as_bytes(), wrong.as_bytes()), TlsVersion::Tls12, &[]).unwrap_err();
+        assert!(e.to_string().contains("does not belong to the first certificate"), "{e}");
     }
 }

@@ -9,6 +9,7 @@ use crate::config::TlsVersion;
 pub struct TlsInfo {
     pub(crate) version: TlsVersion,
     pub(crate) cipher_suite: &'static str,
+    pub(crate) cipher_suite_id: u16,
     pub(crate) sni: Option<String>,
     pub(crate) alpn: Option<Vec<u8>>,
     pub(crate) resumed: bool,
@@ -22,6 +23,11 @@ impl TlsInfo {
     /// The cipher suite agreed on, by its IANA name (`TLS13_AES_128_GCM_SHA256`).
     pub fn cipher_suite(&self) -> &'static str {
         self.cipher_suite
+    }
+    /// The cipher suite agreed on, by its IANA number (`0x1301`), as the ASGI `tls`
+    /// extension gives it.
+    pub fn cipher_suite_id(&self) -> u16 {
+        self.cipher_suite_id
     }
     /// The host name the client asked for (SNI), if it sent one.
     pub fn sni(&self) -> Option<&str> {

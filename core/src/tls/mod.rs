@@ -6,7 +6,7 @@
 //! ```
 //!
 //! This room owns the TLS state and nothing of the I/O: `config.rs` turns the PEM
-//! certificate chain and key into the rustls `ServerConfig` every connection shares (read
+//! certificate chain and key (files, or contents given) into the rustls `ServerConfig` every connection shares (read
 //! once, when the engine is built); `session.rs` is one connection's rustls
 //! `ServerConnection` behind a sans-IO wrapper that takes ciphertext and hands back
 //! plaintext, and takes plaintext and hands back records to send; `info.rs` is what a
@@ -39,6 +39,6 @@ mod config;
 mod info;
 mod session;
 
-pub(crate) use config::server_config;
+pub(crate) use config::{server_config, PemSource};
 pub use info::TlsInfo;
 pub(crate) use session::{Failed, Session};

@@ -199,6 +199,7 @@ impl Session {
                 _ => TlsVersion::Tls13,
             },
             cipher_suite: c.negotiated_cipher_suite().and_then(|s| s.suite().as_str()).unwrap_or("unknown"),
+            cipher_suite_id: c.negotiated_cipher_suite().map_or(0, |s| u16::from(s.suite())),
             sni: c.server_name().map(str::to_string),
             alpn: c.alpn_protocol().map(<[u8]>::to_vec),
             resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),
@@ -215,16 +216,10 @@ mod tests {
     /// A server config for a fresh self-signed `localhost` certificate, and a client
     /// that trusts it.
     fn pair() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let dir = std::env::temp_dir().join(format!("corral-tls-session-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        std::fs::write(&cert, made.cert.pem()).unwrap();
-        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
-        let server = super::super::server_config(&cert, &key, TlsVersion::Tls12, &[b"http/1.1"]).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
+        let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+        let pem = super::super::PemSource::Given(cert.as_bytes(), key.as_bytes());
+        let server = super::super::server_config(pem, TlsVersion::Tls12, &[b"http/1.1"]).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(made.cert.der().clone()).unwrap();
         #[allow(deprecated)]

@@ -321,8 +321,10 @@ class ASGIServer(Server):
 
     async def _serve_ws(self, scope: Dict[str, Any], offered: List[str], responder: Any) -> None:
         del scope["method"]
-        scope.update(type="websocket", asgi=_WS_ASGI, scheme="ws", http_version="1.1", subprotocols=offered)
-        scope["extensions"] = {"websocket.http.response": {}}
+        scheme = "wss" if scope["scheme"] == "https" else "ws"
+        scope.update(type="websocket", asgi=_WS_ASGI, scheme=scheme, http_version="1.1", subprotocols=offered)
+        # Over TLS the scope already has the tls extension: kept beside this one.
+        scope.setdefault("extensions", {})["websocket.http.response"] = {}
         cycle = WebSocketCycle(self._waits, next(self._keys), responder)
         task = asyncio.current_task()
         if task is not None:

@@ -13,6 +13,9 @@ drains once the new one serves, so no connection waits on an empty socket or is 
 take uvicorn's flags: ``--ws auto|none`` (none: upgrade requests are ordinary HTTP
 requests), ``--ws-max-size``, ``--ws-ping-interval``, ``--ws-ping-timeout`` and
 ``--ws-per-message-deflate``, each an engine option (``ws``, ``ws_max_message``, ...).
+TLS takes uvicorn's ``--ssl-certfile`` and ``--ssl-keyfile`` (PEM files: the engine
+options ``tls_cert`` and ``tls_key``); its other ``--ssl-*`` flags are refused until
+corral does what they ask (encrypted keys, client certificates, cipher lists).
 """
 
 from __future__ import annotations
@@ -82,6 +85,39 @@ def ws_options(a: argparse.Namespace) -> Dict[str, Any]:
     return out
 
 
+# uvicorn's TLS flags corral cannot honour yet, and why: refused, never ignored (a
+# server that silently skipped client-certificate checks would let anyone in).
+_SSL_LATER = {
+    "ssl_keyfile_password": "encrypted private keys are not supported yet: give an unencrypted PEM key "
+                            "(openssl pkey -in key.pem -out plain.pem), readable by this user only",
+    "ssl_ca_certs": "client certificates are not supported yet: leave out --ssl-ca-certs",
+    "ssl_cert_reqs": "client certificates are not supported yet: leave out --ssl-cert-reqs",
+    "ssl_ciphers": "cipher lists are not supported yet (corral offers rustls's TLS 1.3 and 1.2 AEAD suites): "
+                   "leave out --ssl-ciphers",
+}
+
+
+def tls_options(a: argparse.Namespace) -> Dict[str, Any]:
+    """The engine options of ``--ssl-certfile`` / ``--ssl-keyfile``; raises SystemExit
+    (status 2) for the ``--ssl-*`` flags corral does not support yet."""
+    for flag, why in _SSL_LATER.items():
+        if getattr(a, flag) is not None:
+            print(f"corral: --{flag.replace('_', '-')}: {why}", file=sys.stderr)
+            raise SystemExit(2)
+    if (a.ssl_certfile is None) != (a.ssl_keyfile is None):
+        print("corral: TLS needs both --ssl-certfile (the PEM certificate chain) and --ssl-keyfile (its key)", file=sys.stderr)
+        raise SystemExit(2)
+    if a.ssl_certfile is None:
+        return {}
+    return {"tls_cert": a.ssl_certfile, "tls_key": a.ssl_keyfile}
+
+
+def scheme(a: argparse.Namespace) -> str:
+    """``https`` when the server speaks TLS (by the flags or ``--set tls_cert=``)."""
+    by_set = any(p.partition("=")[0] == "tls_cert" and p.partition("=")[2] for p in a.set)
+    return "https" if a.ssl_certfile or by_set else "http"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="corral", description="Serve a WSGI or ASGI app on corral.")
     ap.add_argument("app", help="module:app or module:factory()")
@@ -118,8 +154,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="time for the client to answer a ping or a close (default 20); past it the socket closes")
     ap.add_argument("--ws-per-message-deflate", choices=["true", "false"],
                     help="offer permessage-deflate to websocket clients that ask (default true)")
+    ap.add_argument("--ssl-certfile", metavar="PATH", help="TLS: the PEM certificate chain, server certificate first")
+    ap.add_argument("--ssl-keyfile", metavar="PATH", help="TLS: the PEM private key of --ssl-certfile (unencrypted)")
+    for flag in _SSL_LATER:
+        ap.add_argument("--" + flag.replace("_", "-"), metavar="VALUE", help="not supported yet: refused")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="any engine option")
     a = ap.parse_args(argv)
+    tls = tls_options(a)
     if not 1 <= a.workers <= 256:
         print(f"corral: --workers must be 1 to 256, not {a.workers}", file=sys.stderr)
         return 2
@@ -158,6 +199,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.proxy_trusted is not None:
         opts["proxy_trusted"] = a.proxy_trusted
     opts.update(ws_options(a))
+    opts.update(tls)
     listener = socket.socket(fileno=a.fd) if a.fd is not None else None
     if not _Supervisor.from_env().present:
         opts.setdefault("sd_notify", True)  # READY=1 / STOPPING=1 (a supervisor's workers leave it to it)
@@ -179,7 +221,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     host, port = server.address
-    print(f"listening on http://{host}:{port}", flush=True)
+    print(f"listening on {scheme(a)}://{host}:{port}", flush=True)
     sup = _Supervisor.from_env()
     sup.tell("ready")
     if a.offer_listeners:
@@ -344,7 +386,7 @@ def supervise(a: argparse.Namespace, argv: List[str]) -> int:
 
     threading.Thread(target=listen, name="corral-supervisor-pipe", daemon=True).start()
     host, port = socks[0].getsockname()[:2]
-    print(f"listening on http://{host}:{port}", flush=True)
+    print(f"listening on {scheme(a)}://{host}:{port}", flush=True)
     while not stop.is_set():
         changed.wait()
         changed.clear()

@@ -1,0 +1,101 @@
+'use strict'
+// TLS on the Node front: serve({ tls: { cert, key } }) with https.createServer's names
+// (PEM contents), https.get trusting the certificate, the fetch URL's scheme, the https
+// options not supported yet refused, and threads({ tls }) refused until kTLS. The
+// certificate is made for the test by the openssl command.
+const { test, before, after } = require('node:test')
+const assert = require('node:assert')
+const { execFileSync } = require('node:child_process')
+const fs = require('node:fs')
+const https = require('node:https')
+const os = require('node:os')
+const path = require('node:path')
+const corral = require('..')
+
+let dir = null
+let pem = null
+const noOpenssl = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' })
+    return false
+  } catch {
+    return 'needs the openssl command to make a certificate'
+  }
+})()
+
+before(() => {
+  if (noOpenssl) return
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-node-tls-'))
+  const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')]
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' })
+  pem = { cert: fs.readFileSync(cert), key: fs.readFileSync(key), certFile: cert, keyFile: key }
+})
+
+after(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** GET over TLS, trusting only the test's certificate; resolves status, body, socket facts. */
+function get(port, p = '/') {
+  return new Promise((resolve, reject) => {
+    const opts = { host: '127.0.0.1', servername: 'localhost', port, path: p, ca: pem.cert, agent: false, timeout: 30000 }
+    const req = https.get(opts, (res) => {
+      const parts = []
+      const { authorized } = res.socket
+      const protocol = res.socket.getProtocol()
+      res.on('data', (c) => parts.push(c))
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(parts).toString(), authorized, protocol }))
+    })
+    req.on('timeout', () => req.destroy(new Error('no answer within 30 s')))
+    req.on('error', reject)
+  })
+}
+
+test('serve({ tls }) takes PEM contents as Buffers and as strings; a handler answers https', { skip: noOpenssl }, async () => {
+  for (const tls of [{ cert: pem.cert, key: pem.key }, { cert: pem.cert.toString(), key: pem.key.toString() }]) {
+    const s = corral.serve({ tls, ioWorkers: 1, handler: (req) => `${req.method} ${req.url}` })
+    const got = await get(s.address().port, '/a')
+    assert.deepStrictEqual([got.status, got.body, got.authorized], [200, 'GET /a', true])
+    assert.strictEqual(got.protocol, 'TLSv1.3')
+    assert.ok(s.stats().tlsHandshakes >= 1)
+    await s.close({ timeout: 2000 })
+  }
+})
+
+test('a fetch app on TLS sees https:// URLs', { skip: noOpenssl }, async () => {
+  const s = corral.serve({ tls: { cert: pem.cert, key: pem.key }, fetch: (r) => new Response(r.url) })
+  const { port } = s.address()
+  const got = await get(port, '/p?q=1')
+  assert.strictEqual(got.body, `https://127.0.0.1:${port}/p?q=1`)
+  await s.close({ timeout: 2000 })
+})
+
+test('tlsCert / tlsKey name PEM files instead, through the option table', { skip: noOpenssl }, async () => {
+  const s = corral.serve({ tlsCert: pem.certFile, tlsKey: pem.keyFile, tlsMinVersion: '1.3', fetch: (r) => new Response(r.url) })
+  const got = await get(s.address().port, '/f')
+  assert.ok(got.body.startsWith('https://'), got.body)
+  await s.close({ timeout: 2000 })
+})
+
+test('bad tls options are refused with what to do', { skip: noOpenssl }, () => {
+  const handler = () => 'x'
+  const refused = (tls, says) =>
+    assert.throws(() => corral.serve({ tls, handler }), (e) => e.code === 'CORRAL_INVALID_CONFIG' && e.message.includes(says), says)
+  refused({ cert: pem.cert }, 'tls needs both cert')
+  refused({ cert: pem.certFile, key: 42 }, 'tls.key must be PEM contents')
+  refused({ cert: pem.cert, key: pem.key, ca: pem.cert }, 'tls.ca: client certificates are not supported yet')
+  refused({ cert: pem.cert, key: pem.key, passphrase: 'x' }, 'encrypted private keys are not supported yet')
+  refused({ cert: pem.cert, key: pem.key, ciphers: 'HIGH' }, 'cipher lists are not supported yet')
+  // A path where the contents belong: the core says the PEM holds no certificate.
+  refused({ cert: pem.certFile, key: pem.keyFile }, 'the certificate given to tls_pem holds no PEM certificate')
+  refused({ cert: pem.key, key: pem.cert }, 'that is the key, not the certificate')
+})
+
+test('threads({ tls }) is refused until kernel TLS', { skip: noOpenssl }, async () => {
+  await assert.rejects(
+    corral.threads({ module: path.join(__dirname, 'fixtures', 'apps', 'hono_app.mjs'), tls: { cert: pem.cert, key: pem.key } }),
+    (e) => e.code === 'CORRAL_INVALID_CONFIG' && e.message.includes('kernel TLS (kTLS'),
+  )
+})
