@@ -294,13 +294,9 @@ impl Config {
     pub fn tls(&self) -> bool {
         self.tls_pem.is_some() || self.tls_files().is_some()
     }
-    /// Where the certificate chain and key come from, when TLS is on.
-    pub(crate) fn tls_source(&self) -> Option<crate::tls::PemSource<'_>> {
-        match (&self.tls_pem, self.tls_files()) {
-            (Some(p), _) => Some(crate::tls::PemSource::Given(&p.cert, &p.key)),
-            (None, Some((cert, key))) => Some(crate::tls::PemSource::Files(cert, key)),
-            (None, None) => None,
-        }
+    /// The certificate chain and key given as PEM contents ([`ConfigBuilder::tls_pem`]).
+    pub(crate) fn tls_pem(&self) -> Option<&TlsPem> {
+        self.tls_pem.as_deref()
     }
     pub fn tls_min_version(&self) -> TlsVersion {
         self.tls_min_version

@@ -143,7 +143,7 @@ impl Engine {
         config.check_mode(matches!(mode, Mode::Serve(_)))?;
         // Before binding: a certificate that cannot be used leaves no socket behind.
         // (`check_mode` refused the TLS options on a handoff engine.)
-        let tls = match config.tls_source() {
+        let tls = match crate::tls::PemSource::of(&config) {
             Some(pem) => Some(server_tls(&config, pem)?),
             None => None,
         };

@@ -35,6 +35,17 @@ pub(crate) enum PemSource<'a> {
     Given(&'a [u8], &'a [u8]),
 }
 
+impl<'a> PemSource<'a> {
+    /// Where `config`'s certificate chain and key come from, when TLS is on.
+    pub(crate) fn of(config: &'a crate::config::Config) -> Option<PemSource<'a>> {
+        match (config.tls_pem(), config.tls_files()) {
+            (Some(p), _) => Some(PemSource::Given(&p.cert, &p.key)),
+            (None, Some((cert, key))) => Some(PemSource::Files(cert, key)),
+            (None, None) => None,
+        }
+    }
+}
+
 /// PEM text and how an error names it ("tls_cert: /path", or the contents given).
 struct Named {
     label: String,
