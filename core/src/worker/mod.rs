@@ -376,7 +376,9 @@ impl WorkerLoop {
         if let Some(t) = self.run.local.pop() {
             return Some(t);
         }
-        let recent = self.tick - self.polled_at < ROUND_POLL_MIN
+        // The clock only when a round waits (first in, first out never reads it here).
+        let recent = self.run.waiting()
+            && self.tick - self.polled_at < ROUND_POLL_MIN
             && self.engine.now_us().saturating_sub(self.polled_us) < ROUND_POLL_US;
         if recent {
             if let Some(t) = self.run.pop(ALONE_TURNS) {
@@ -526,7 +528,9 @@ impl WorkerLoop {
     fn poll(&mut self, from: &Arc<WorkerShared>, timeout: Option<Duration>) -> usize {
         if Arc::ptr_eq(from, &self.ws) {
             self.polled_at = self.tick;
-            self.polled_us = self.engine.now_us();
+            if self.run.is_fair() {
+                self.polled_us = self.engine.now_us();
+            }
         }
         match &from.ring {
             // Only its owner may touch a ring; a sibling taking over a stalled worker

@@ -77,6 +77,16 @@ impl RunQueue {
         }
     }
 
+    /// Whether fair shares are on (the clients' queues exist).
+    pub fn is_fair(&self) -> bool {
+        self.fair.is_some()
+    }
+
+    /// Connections wait their round in the clients' queues.
+    pub fn waiting(&self) -> bool {
+        self.fair.as_ref().is_some_and(|f| !f.is_empty())
+    }
+
     /// Runnable tasks, in the deque and waiting their round.
     pub fn len(&self) -> usize {
         self.local.len() + self.fair.as_ref().map_or(0, Drr::len)
