@@ -43,18 +43,20 @@ soak:
 test: sysdeps lint c-test py-test node-test docs-test ws-runner-test loom unit io-uring-test
 
 ## System packages tests run against: HAProxy (the PROXY-protocol tests put a real one
-## in front of corral). Installed with apt-get when missing and permitted (root).
+## in front of corral), sslscan (the TLS tests scan a corral port). Installed with
+## apt-get when missing and permitted (root).
 sysdeps:
 	@missing=""; \
 	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	command -v systemd-socket-activate >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
+	command -v sslscan >/dev/null 2>&1 || missing="$$missing sslscan"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing$$missing for the PROXY-protocol, deploy and lab tests"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
-			echo "missing$$missing and cannot install here (not root): the HAProxy, deploy and lab tests will fail; apt-get install$$missing"; \
+			echo "missing$$missing and cannot install here (not root): the HAProxy, deploy, lab and sslscan tests will fail or skip; apt-get install$$missing"; \
 		fi; \
 	fi
 

@@ -35,6 +35,7 @@ mod slowloris;
 mod soak;
 mod svg;
 mod synflood;
+mod tls_storm;
 mod upload;
 mod wire;
 mod ws;
@@ -83,6 +84,9 @@ enum Command {
     /// A greedy client (pipelining, many connections, heavy requests, a slow reader) beside
     /// polite ones: `greedy judge` runs corral beside nginx, with and without it.
     Greedy(greedy::Args),
+    /// Keep-alive TLS clients' latency while a storm of new TLS connections arrives, with
+    /// handshakes on the CPU pool and inline on the I/O workers.
+    TlsStorm(tls_storm::Args),
     /// Runs inside a network namespace the lab made: one `synflood` row's measurement.
     #[command(hide = true)]
     SynfloodChild(synflood::ChildArgs),
@@ -163,6 +167,7 @@ fn main() {
         Command::Upload(a) => upload::main(a),
         Command::Ws(a) => ws::main(a),
         Command::Greedy(a) => greedy::main(a),
+        Command::TlsStorm(a) => tls_storm::main(a),
         Command::SynfloodChild(a) => synflood::child(a),
     };
     if let Err(e) = result {

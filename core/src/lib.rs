@@ -60,7 +60,7 @@ pub mod ws {
     pub use crate::handler::{Accept, Kind, Message, Offer, SendStatus, WebSocket, WsHandler};
 }
 pub use stats::metrics;
-pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, TlsStats, WorkerStats, WsStats};
+pub use stats::{CpuStats, LatencyStats, ListenerStats, Stats, TlsFailures, TlsStats, WorkerStats, WsStats};
 pub use tls::TlsInfo;
 
 /// Process-level helpers the tests, examples and benchmarks need.

@@ -1,10 +1,12 @@
 //! TLS on real loopback sockets, on both backends: real clients (curl, `openssl
 //! s_client`, Python's `ssl`, and rustls in this process) against certificates made at
 //! test time (rcgen: a CA, and a server certificate for localhost and 127.0.0.1 signed
-//! by it), and what a TLS port does with what is not TLS: garbage, plaintext HTTP (closed
-//! after a TLS alert, not answered 400), half a `ClientHello` (closed at the header
-//! timeout). A case whose tool is not installed is skipped with a printed reason (none
-//! is installed here); the io_uring cases are skipped likewise where rings cannot be had.
+//! by it), a scanner (sslscan: no version below the minimum, no weak suite), and what a
+//! TLS port does with what is not TLS: garbage (an alert), plaintext HTTP (a 400 in
+//! clear, as nginx answers it), half a `ClientHello` (closed at the header timeout), a
+//! renegotiation attempt; each failure counted by its reason. A case whose tool is not
+//! installed is skipped with a printed reason (none is installed here; `make sysdeps`
+//! installs them); the io_uring cases are skipped likewise where rings cannot be had.
 
 mod common;
 
@@ -203,10 +205,14 @@ on_both_backends!(
     python_resumes_a_session,
     rustls_moves_big_replies_and_bodies_and_closes_with_close_notify,
     garbage_is_answered_with_an_alert_and_closed_and_others_carry_on,
-    plaintext_http_on_the_tls_port_gets_an_alert_and_a_close,
+    plaintext_http_on_the_tls_port_gets_a_400_in_clear_and_a_close,
     half_a_client_hello_is_closed_at_the_header_timeout,
     a_proxy_header_comes_in_clear_before_the_client_hello,
     min_version_1_3_refuses_a_1_2_client,
+    handshakes_run_on_the_cpu_pool_unless_told_not_to,
+    a_storm_of_handshakes_and_hellos_that_leave_settles_every_count,
+    a_renegotiation_attempt_is_refused_and_others_carry_on,
+    sslscan_finds_no_old_version_and_no_weak_suite,
 );
 
 fn curl_gets_twice_on_one_connection(backend: Backend) {
@@ -360,21 +366,22 @@ fn garbage_is_answered_with_an_alert_and_closed_and_others_carry_on(backend: Bac
     let got = read_until_closed(&mut bad);
     assert!(is_alert_or_nothing(&got), "an alert record or nothing, then the close: {got:?}");
     let st = e.stats();
-    assert_eq!((st.tls.handshake_failures, st.tls.handshakes), (1, 1));
+    assert_eq!((st.tls.handshake_failures, st.tls.handshakes, st.tls.failed.not_tls), (1, 1, 1));
     assert_eq!(ask(&mut good, &get_req("/")).text(), "hello\n", "the connection beside it is served on");
     let mut fresh = BufReader::new(tls_connect(e.local_addr(), &config));
     assert_eq!(ask(&mut fresh, &get_req("/")).text(), "hello\n", "and new ones too");
     e.shutdown(DEADLINE).unwrap();
 }
 
-fn plaintext_http_on_the_tls_port_gets_an_alert_and_a_close(backend: Backend) {
+fn plaintext_http_on_the_tls_port_gets_a_400_in_clear_and_a_close(backend: Backend) {
     let certs = Certs::new();
     let Some(e) = serve(&certs, backend, Config::builder()) else { return };
     let mut s = connect(e.local_addr());
     s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-    let got = read_until_closed(&mut s);
-    assert!(!got.is_empty() && is_alert_or_nothing(&got), "a TLS alert, no HTTP reply: {got:?}");
-    assert_eq!(e.stats().tls.handshake_failures, 1);
+    let got = String::from_utf8(read_until_closed(&mut s)).unwrap();
+    assert!(got.starts_with("HTTP/1.1 400 Bad Request\r\n") && got.contains("https://"), "{got}");
+    let st = e.stats();
+    assert_eq!((st.tls.handshake_failures, st.tls.failed.plain_http), (1, 1));
     e.shutdown(DEADLINE).unwrap();
 }
 
@@ -399,7 +406,7 @@ fn half_a_client_hello_is_closed_at_the_header_timeout(backend: Backend) {
     assert!(got.is_empty(), "closed without a word: {got:?}");
     let st = e.stats();
     assert_eq!(st.connections_timed_out, 1, "closed by the header timeout");
-    assert_eq!((st.tls.handshake_failures, st.tls.handshaking), (1, 0));
+    assert_eq!((st.tls.handshake_failures, st.tls.failed.abandoned, st.tls.handshaking), (1, 1, 0));
     e.shutdown(DEADLINE).unwrap();
 }
 
@@ -429,6 +436,122 @@ fn min_version_1_3_refuses_a_1_2_client(backend: Backend) {
     let mut s = BufReader::new(tls_connect(e.local_addr(), &client_config(&certs, rustls::DEFAULT_VERSIONS)));
     assert!(ask(&mut s, &get_req("/tls")).text().starts_with("TLS 1.3 "));
     wait_until("the refusal is counted", || e.stats().tls.handshake_failures == 1);
+    assert_eq!(e.stats().tls.failed.incompatible, 1, "no version in common");
+    e.shutdown(DEADLINE).unwrap();
+}
+
+fn handshakes_run_on_the_cpu_pool_unless_told_not_to(backend: Backend) {
+    let certs = Certs::new();
+    let config = client_config(&certs, rustls::DEFAULT_VERSIONS);
+    let inline = [Config::builder().tls_handshake_on_pool(false), Config::builder().cpu_threads(0)];
+    for (on_pool, cfg) in [(true, Config::builder())].into_iter().chain(inline.map(|c| (false, c))) {
+        let Some(e) = serve(&certs, backend, cfg) else { return };
+        for _ in 0..3 {
+            let mut s = BufReader::new(tls_connect(e.local_addr(), &config));
+            assert!(ask(&mut s, &get_req("/tls")).text().starts_with("TLS 1.3 "));
+        }
+        let st = e.stats();
+        assert_eq!((st.tls.handshakes, st.tls.handshaking, st.tls.handshake_failures), (3, 0, 0));
+        assert_eq!(st.tls.handshake_time.count, 3, "every completed handshake is timed");
+        assert!(st.tls.handshake_time.p50 > 0 && st.tls.handshake_time.max >= st.tls.handshake_time.p50);
+        // TLS 1.3: the ClientHello, then the client's Finished (with the request behind it).
+        assert_eq!(st.tls.pool_flights > 0, on_pool, "{:?}", st.tls);
+        assert!(st.tls.pool_flights <= 6, "two flights a handshake at most: {:?}", st.tls);
+        e.shutdown(DEADLINE).unwrap();
+    }
+}
+
+/// Many clients at once, some completing their handshakes and asking, some sending a
+/// `ClientHello` and leaving before the answer (their sessions may be on the pool when
+/// they go): every handshake ends counted once, and those that finish are served.
+fn a_storm_of_handshakes_and_hellos_that_leave_settles_every_count(backend: Backend) {
+    const CLIENTS: usize = 24;
+    let certs = Certs::new();
+    let Some(e) = serve(&certs, backend, Config::builder().cpu_threads(1)) else { return };
+    let config = client_config(&certs, rustls::DEFAULT_VERSIONS);
+    let addr = e.local_addr();
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (config, hello) = (Arc::clone(&config), client_hello(&certs).1);
+            std::thread::spawn(move || {
+                if i % 2 == 0 {
+                    let mut s = BufReader::new(tls_connect(addr, &config));
+                    ask(&mut s, &get_req("/")).text()
+                } else {
+                    connect(addr).write_all(&hello).unwrap();
+                    String::new()
+                }
+            })
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        let got = t.join().unwrap();
+        assert_eq!(got, if i % 2 == 0 { "hello\n" } else { "" });
+    }
+    wait_until("every handshake has ended", || e.stats().tls.handshaking == 0);
+    let st = e.stats();
+    assert_eq!(st.tls.handshakes, CLIENTS as u64 / 2);
+    assert_eq!((st.tls.handshake_failures, st.tls.failed.abandoned), (CLIENTS as u64 / 2, CLIENTS as u64 / 2));
+    e.shutdown(DEADLINE).unwrap();
+}
+
+fn a_renegotiation_attempt_is_refused_and_others_carry_on(backend: Backend) {
+    let Some(openssl) = tool("openssl") else { return };
+    let certs = Certs::new();
+    let Some(e) = serve(&certs, backend, Config::builder()) else { return };
+    // Not -quiet: s_client reads "R" on a line of its own as "renegotiate" (TLS 1.2).
+    let mut child = Command::new(openssl)
+        .args(["s_client", "-connect", &e.local_addr().to_string(), "-servername", "localhost", "-tls1_2"])
+        .arg("-CAfile")
+        .arg(certs.ca())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(b"R\n");
+    let _ = stdin.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("RENEGOTIATING") && text.contains("no renegotiation"), "the server says no: {text}");
+    let st = e.stats();
+    assert_eq!((st.tls.handshakes, st.tls.handshaking), (1, 0), "{:?}", st.tls);
+    let mut s = BufReader::new(tls_connect(e.local_addr(), &client_config(&certs, rustls::DEFAULT_VERSIONS)));
+    assert_eq!(ask(&mut s, &get_req("/")).text(), "hello\n", "others are served");
+    e.shutdown(DEADLINE).unwrap();
+}
+
+fn sslscan_finds_no_old_version_and_no_weak_suite(backend: Backend) {
+    let Some(sslscan) = tool("sslscan") else { return };
+    let certs = Certs::new();
+    let Some(e) = serve(&certs, backend, Config::builder()) else { return };
+    let out = Command::new(sslscan)
+        .args(["--no-colour", "--xml=-", "--no-cipher-details", &format!("127.0.0.1:{}", e.local_addr().port())])
+        .output()
+        .unwrap();
+    let xml = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "sslscan: {xml} {}", String::from_utf8_lossy(&out.stderr));
+    for old in ["ssl\" version=\"2", "ssl\" version=\"3", "tls\" version=\"1.0", "tls\" version=\"1.1"] {
+        let line =
+            xml.lines().find(|l| l.contains(&format!("<protocol type=\"{old}"))).unwrap_or_else(|| panic!("{xml}"));
+        assert!(line.contains("enabled=\"0\""), "{line}");
+    }
+    for new in ["1.2", "1.3"] {
+        let line = xml.lines().find(|l| l.contains(&format!("version=\"{new}\""))).unwrap_or_else(|| panic!("{xml}"));
+        assert!(line.contains("enabled=\"1\""), "{line}");
+    }
+    let accepted: Vec<&str> = xml.lines().filter(|l| l.contains("<cipher status=")).collect();
+    assert!(!accepted.is_empty(), "{xml}");
+    for c in &accepted {
+        // AES-128 is "acceptable" to sslscan, 256-bit suites "strong"; never weaker.
+        let ok = c.contains("strength=\"strong\"") || c.contains("strength=\"acceptable\"");
+        assert!(ok, "a suite sslscan calls weak: {c}");
+        assert!(!c.contains("CBC") && !c.contains("-SHA\"") && !c.contains("RSA-AES"), "{c}");
+    }
+    let reneg = xml.lines().find(|l| l.contains("<renegotiation")).unwrap_or("");
+    assert!(!reneg.contains("secure=\"0\"") || reneg.contains("supported=\"0\""), "no insecure renegotiation: {reneg}");
     e.shutdown(DEADLINE).unwrap();
 }
 

@@ -516,6 +516,13 @@ macro_rules! option_table {
                     "TLS: the oldest version a client may use, 1.2 or 1.3 (older ones are always refused).")
             }
             engine {
+                /// Feed TLS handshake messages (the full handshake's key exchange and
+                /// signature) to the CPU pool instead of running them on the I/O worker.
+                tls_handshake_on_pool: bool = true,
+                row: ("tls_handshake_on_pool", Kind::Bool, "true", Serve, None, false,
+                    "TLS: do handshakes (key exchange, signature: the heaviest step per connection) on the CPU pool, so keep-alive connections on the I/O workers do not wait behind a storm of new ones; inline when false or cpu_threads is 0.")
+            }
+            engine {
                 /// See the option table: `sd_notify`.
                 sd_notify: bool = false,
                 row: ("sd_notify", Kind::Bool, "false", Both, None, false,

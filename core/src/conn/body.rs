@@ -88,7 +88,7 @@ impl Conn {
 
     /// One step of the body phase (see the module doc). `budget`: bytes the turn may
     /// still read.
-    pub(super) fn body_step(&self, io: &mut Io, fd: std::os::fd::RawFd, budget: &mut usize) -> BodyNext {
+    pub(super) fn body_step(self: &Arc<Self>, io: &mut Io, fd: std::os::fd::RawFd, budget: &mut usize) -> BodyNext {
         let Some(b) = io.body.as_mut() else { return BodyNext::Again };
         if let Some(shared) = &b.shared {
             let answered = io.done_seq > b.seq;

@@ -159,6 +159,9 @@ struct Io {
     /// The TLS session, when the engine serves TLS (`tls.rs`): bytes between the socket
     /// and the buffers above pass through it.
     tls: Option<Box<crate::tls::Session>>,
+    /// The TLS session is on the CPU pool for a handshake flight (`tls` is `None`
+    /// meanwhile): nothing is read or written until it comes back (`tls.rs`).
+    tls_away: bool,
 }
 
 impl Io {
@@ -189,6 +192,7 @@ impl Io {
             upgrade_wait: None,
             ws: None,
             tls: None,
+            tls_away: false,
         }
     }
 
@@ -257,6 +261,8 @@ pub(crate) struct Conn {
     /// A websocket the handler accepted, until the runner enters its phase (with the
     /// permessage-deflate parameters agreed).
     upgraded: Mutex<Option<Upgraded>>,
+    /// A TLS handshake flight the CPU pool fed, waiting for the runner (`tls.rs`).
+    tls_flight: Mutex<Option<Box<tls::Flight>>>,
 }
 
 type Upgraded = (Arc<crate::handler::ws::WsShared>, Option<crate::frame::ws::Deflate>);
@@ -373,6 +379,7 @@ impl Conn {
             send_failed: AtomicBool::new(false),
             yielded: AtomicBool::new(false),
             upgraded: Mutex::new(None),
+            tls_flight: Mutex::new(None),
         }
     }
 
@@ -692,6 +699,9 @@ impl Conn {
             self.close(&mut io, false);
             return Turn::Closed;
         }
+        if io.tls_away {
+            self.tls_land(&mut io);
+        }
         if bits & (READ | HUP) != 0 {
             io.want_read = true;
         }
@@ -857,7 +867,8 @@ impl Conn {
                         self.backlog.fetch_add(CONTINUE.len(), SeqCst);
                         continue;
                     }
-                    if !io.want_read {
+                    // A handshake flight is on the CPU pool: its return runs the task.
+                    if !io.want_read || io.tls_away {
                         break Turn::Idle;
                     }
                     match self.read_step(&mut io, fd, READ_CHUNK, &mut bytes) {
@@ -967,7 +978,7 @@ impl Conn {
     /// peer's stream recorded, the edge state (`want_read`), the turn's byte budget.
     /// With TLS, `Data` may have brought no plaintext (handshake messages, part of a
     /// record), or closed the session after its alert: the caller looks again.
-    fn read_step(&self, io: &mut Io, fd: RawFd, want: usize, budget: &mut usize) -> Read {
+    fn read_step(self: &Arc<Self>, io: &mut Io, fd: RawFd, want: usize, budget: &mut usize) -> Read {
         let got =
             if io.tls.is_some() && io.preamble_done { self.tls_read(io, fd, want) } else { self.read(io, fd, want) };
         match got {
@@ -1032,7 +1043,7 @@ impl Conn {
     /// Writes as much of the write buffer as the socket takes (through the TLS session
     /// when there is one). False on a write error.
     fn flush(&self, io: &mut Io, fd: std::os::fd::RawFd) -> bool {
-        if io.tls.is_some() {
+        if io.tls.is_some() || io.tls_away {
             return self.tls_flush(io, fd);
         }
         if let Some(ring) = self.ring() {
@@ -1342,7 +1353,7 @@ impl Conn {
         self.end_body(io, BodyError::Closed);
         self.ws_gone(io);
         let raw = fd.as_raw_fd();
-        if io.tls.is_some() {
+        if io.tls.is_some() || io.tls_away {
             self.tls_close(io, raw, graceful);
         }
         let unread = io.rpos < io.rbuf.len() || io.want_read;

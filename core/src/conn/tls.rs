@@ -8,25 +8,37 @@
 //! - Out: `flush` encrypts the write buffer into records as they leave: on epoll a chunk
 //!   at a time, only once the records before it are sent; on io_uring all of it, as one
 //!   send (one send in flight at a time, as without TLS).
-//! - Handshake: its messages are ciphertext in and records out like any others, inline
-//!   in the turn; its deadline is the header timeout (the first request's, counted from
-//!   the connection's start). A handshake's expensive step moves to the CPU pool at
-//!   [`Conn::tls_feed`] in a later slice.
+//! - Handshake: its messages are ciphertext in and records out like any others; its
+//!   deadline is the header timeout (the first request's, counted from the connection's
+//!   start). With a CPU pool and `tls_handshake_on_pool`, each flight of the client's
+//!   handshake (the `ClientHello` first: the key exchange and the signature it makes
+//!   the server do are the heaviest work per connection) is fed on the pool: the
+//!   session goes there with the ciphertext (`Io::tls_away`), the connection reads
+//!   nothing more meanwhile, and the pool hands the session back (`tls_flight`) and
+//!   schedules the connection, whose next turn takes it (`tls_land`) and sends what it
+//!   answered. An I/O worker's other connections never wait behind a handshake.
 //!
 //! Invariants: the write backlog counts plaintext until it is encrypted (at most
 //! `TLS_CHUNK` of records wait beyond it on epoll; on io_uring, the send in flight); a
 //! session's failure moves the connection to `Closing`, so the alert is sent, nothing
 //! after it, and the socket closes; every session's handshake is counted once, as
-//! completed (`tls_feed`) or, if the client began it, as failed (`tls_close`).
+//! completed (`tls_fed`) or, if the client began it, as failed for one reason
+//! (`tls_fed`, `tls_close`); while the session is away, nothing is read, written or
+//! encrypted for the connection, and a close in that time settles the handshake (the
+//! session coming back later is dropped unseen).
 
 use std::cell::RefCell;
 use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::Instant;
 
-use super::{Conn, Io, Phase};
+use super::{Conn, Io, Phase, ON_POOL};
 use crate::engine::Shared;
+use crate::sync::lock;
 use crate::sys::{self, Op, Ring};
-use crate::tls::{Failed, Session};
+use crate::tls::{Failed, Fed, Reason, Session};
 
 /// Plaintext encrypted per step of an epoll flush: records this size at most wait
 /// beyond the write backlog.
@@ -34,6 +46,15 @@ const TLS_CHUNK: usize = 64 << 10;
 /// The per-thread ciphertext buffer is given back above this size (an io_uring
 /// receive may deliver up to its high-water mark at once).
 const KEEP_CIPHERTEXT: usize = 256 << 10;
+
+/// A handshake flight fed on the CPU pool, on its way back to the connection: the
+/// session, what feeding it brought, and the plaintext (a TLS 1.3 client may send its
+/// first request right behind its `Finished`).
+pub(super) struct Flight {
+    session: Box<Session>,
+    fed: Result<Fed, Failed>,
+    plain: Vec<u8>,
+}
 
 thread_local! {
     /// Ciphertext just received, before the session takes it: one buffer per thread, so
@@ -54,7 +75,7 @@ impl Conn {
     /// passes it through the session. Returns the ciphertext bytes received (`Ok(0)`:
     /// the end of the stream, or the peer's `close_notify` seen on an earlier read); the
     /// plaintext, if any, is appended to the read buffer.
-    pub(super) fn tls_read(&self, io: &mut Io, fd: RawFd, want: usize) -> std::io::Result<usize> {
+    pub(super) fn tls_read(self: &Arc<Self>, io: &mut Io, fd: RawFd, want: usize) -> std::io::Result<usize> {
         if io.tls.as_ref().is_some_and(|t| t.peer_closed()) {
             return Ok(0);
         }
@@ -76,7 +97,7 @@ impl Conn {
 
     /// The PROXY header is read: what followed it in the read buffer is the start of
     /// the TLS stream (the `ClientHello`), so it goes through the session.
-    pub(super) fn tls_after_preamble(&self, io: &mut Io) {
+    pub(super) fn tls_after_preamble(self: &Arc<Self>, io: &mut Io) {
         let cipher = io.rbuf.split_off(io.rpos);
         io.rbuf.clear();
         io.rpos = 0;
@@ -86,18 +107,78 @@ impl Conn {
     }
 
     /// Passes ciphertext through the session: plaintext into the read buffer, records
-    /// to send queued in the session (written by the turn's next flush). A completed
-    /// handshake is counted here; a failure closes the connection after its alert.
-    fn tls_feed(&self, io: &mut Io, cipher: &[u8]) {
+    /// to send queued in the session (written by the turn's next flush). A handshake
+    /// flight goes to the CPU pool when the engine has one and says so.
+    fn tls_feed(self: &Arc<Self>, io: &mut Io, cipher: &[u8]) {
         let Some(tls) = io.tls.as_mut() else { return };
-        match tls.feed(cipher, &mut io.rbuf) {
+        let engine = &self.engine;
+        match &engine.cpu {
+            Some(cpu) if engine.config.tls_handshake_on_pool && tls.handshaking() => {
+                let session = io.tls.take().expect("checked above");
+                io.tls_away = true;
+                engine.counters.tls.pool_flights.fetch_add(1, Relaxed);
+                let (conn, cipher) = (Arc::clone(self), cipher.to_vec());
+                cpu.submit(crate::cpu::Job::for_client(self.client_key(), move |shed| {
+                    conn.tls_flight(session, &cipher, shed)
+                }));
+            }
+            _ => {
+                let fed = tls.feed(cipher, &mut io.rbuf);
+                self.tls_fed(io, fed);
+            }
+        }
+    }
+
+    /// On a CPU-pool thread: feeds the flight and hands the session back, scheduling
+    /// the connection (run here, on the pool, as a heavy reply's is: its answer goes
+    /// out without waking an I/O worker).
+    fn tls_flight(self: &Arc<Self>, mut session: Box<Session>, cipher: &[u8], shed: bool) {
+        let mut plain = Vec::new();
+        let fed = if shed {
+            Err(Failed { in_handshake: true, reason: Reason::Shed })
+        } else {
+            // rustls does not panic on a peer's bytes; if it ever did, the connection
+            // fails its handshake here rather than waiting for its deadline.
+            catch_unwind(AssertUnwindSafe(|| session.feed(cipher, &mut plain)))
+                .unwrap_or(Err(Failed { in_handshake: true, reason: Reason::Protocol }))
+        };
+        *lock(&self.tls_flight) = Some(Box::new(Flight { session, fed, plain }));
+        self.mark(super::READ);
+        if self.try_schedule() {
+            if ON_POOL.with(std::cell::Cell::get) {
+                self.run_here();
+            } else {
+                self.engine.schedule_remote(Arc::clone(self));
+            }
+        }
+    }
+
+    /// At the start of a turn while the session is on the pool: takes it back if its
+    /// flight is done, and goes on as if it had been fed here.
+    pub(super) fn tls_land(&self, io: &mut Io) {
+        let Some(flight) = lock(&self.tls_flight).take() else { return };
+        let Flight { session, fed, plain } = *flight;
+        io.tls = Some(session);
+        io.tls_away = false;
+        io.rbuf.extend_from_slice(&plain);
+        self.tls_fed(io, fed);
+    }
+
+    /// What feeding brought: a completed handshake is counted and timed; a failure
+    /// closes the connection after its alert.
+    fn tls_fed(&self, io: &mut Io, fed: Result<Fed, Failed>) {
+        let Some(tls) = io.tls.as_ref() else { return };
+        let c = &self.engine.counters.tls;
+        match fed {
             Ok(fed) => {
                 if fed.completed {
-                    let c = &self.engine.counters.tls;
                     c.handshaking.fetch_sub(1, Relaxed);
                     c.handshakes.fetch_add(1, Relaxed);
                     if tls.info().is_some_and(|i| i.resumed()) {
                         c.resumed.fetch_add(1, Relaxed);
+                    }
+                    if let Some(took) = tls.handshake_time(Instant::now()) {
+                        let _ = lock(&c.handshake_us.0).record(took.as_micros().max(1) as u64);
                     }
                 }
                 if fed.closed {
@@ -105,9 +186,21 @@ impl Conn {
                     io.want_read = true;
                 }
             }
-            // Counted at the close (a failed handshake, or a broken established session).
-            Err(Failed { .. }) => io.advance(Phase::Closing),
+            Err(Failed { in_handshake, reason }) => {
+                if in_handshake {
+                    self.tls_failed(reason);
+                }
+                io.advance(Phase::Closing);
+            }
         }
+    }
+
+    /// A begun handshake ended without completing.
+    fn tls_failed(&self, reason: Reason) {
+        let c = &self.engine.counters.tls;
+        c.handshaking.fetch_sub(1, Relaxed);
+        c.handshake_failures.fetch_add(1, Relaxed);
+        c.failed_by[reason as usize].fetch_add(1, Relaxed);
     }
 
     /// `flush` for a TLS connection: sends the session's records, encrypting more of
@@ -187,22 +280,50 @@ impl Conn {
         }
     }
 
-    /// The socket closes: a handshake that never completed is settled (a failure if
-    /// the client began it), and a graceful close of an established session says
-    /// `close_notify` first. Sent directly and never blocking, on either backend: a
-    /// graceful close comes with nothing else unsent, so it goes in order.
+    /// The socket closes: a handshake still under way is settled (a failure if the
+    /// client began it, or if its session is on the pool), and a graceful close of an
+    /// established session says `close_notify` first. Sent directly and never blocking,
+    /// on either backend: a graceful close comes with nothing else unsent, so it goes in
+    /// order.
     pub(super) fn tls_close(&self, io: &mut Io, fd: RawFd, graceful: bool) {
+        if std::mem::take(&mut io.tls_away) {
+            self.tls_failed(Reason::Abandoned);
+            return;
+        }
         let Some(mut tls) = io.tls.take() else { return };
-        if tls.info().is_none() {
-            let c = &self.engine.counters.tls;
-            c.handshaking.fetch_sub(1, Relaxed);
+        if tls.handshaking() {
             if tls.began() {
-                c.handshake_failures.fetch_add(1, Relaxed);
+                self.tls_failed(Reason::Abandoned);
+            } else {
+                self.engine.counters.tls.handshaking.fetch_sub(1, Relaxed);
             }
         }
         if graceful {
             tls.close_notify();
             let _ = sys::send(fd, tls.pending());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reasons_index_the_counters_in_the_order_the_stats_name_them() {
+        let names = crate::stats::TlsFailures::NAMES;
+        for (i, reason) in Reason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i);
+            let debug = format!("{reason:?}");
+            let snake: String = debug
+                .chars()
+                .enumerate()
+                .flat_map(|(j, c)| {
+                    let sep = (j > 0 && c.is_ascii_uppercase()).then_some('_');
+                    sep.into_iter().chain(std::iter::once(c.to_ascii_lowercase()))
+                })
+                .collect();
+            assert_eq!(snake, names[i], "{reason:?} is counted as {}", names[i]);
         }
     }
 }

@@ -129,7 +129,10 @@ fn tls_stats(t: &crate::stats::TlsCounters) -> crate::stats::TlsStats {
     crate::stats::TlsStats {
         handshakes: t.handshakes.load(Relaxed),
         handshake_failures: t.handshake_failures.load(Relaxed),
+        failed: crate::stats::TlsFailures::from_counts(t.failed_by.each_ref().map(|c| c.load(Relaxed))),
         resumed: t.resumed.load(Relaxed),
         handshaking: t.handshaking.load(Relaxed),
+        pool_flights: t.pool_flights.load(Relaxed),
+        handshake_time: LatencyStats::of(&crate::sync::lock(&t.handshake_us.0)),
     }
 }

@@ -4,6 +4,9 @@
 //! engine.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
 
 /// The engine-wide counters (per-worker and per-listener ones live with their owner).
 /// Relaxed atomics: each is exact, a snapshot is not taken at one instant.
@@ -70,7 +73,23 @@ pub(crate) struct WsCounters {
 pub(crate) struct TlsCounters {
     pub handshakes: AtomicU64,
     pub handshake_failures: AtomicU64,
+    /// The failures by reason, indexed as [`TlsFailures::NAMES`](super::TlsFailures::NAMES).
+    pub failed_by: [AtomicU64; 7],
     pub resumed: AtomicU64,
     /// A gauge: up when a session is made, down when its handshake ends either way.
     pub handshaking: AtomicU64,
+    /// Handshake flights fed on the CPU pool.
+    pub pool_flights: AtomicU64,
+    /// Completed handshakes' times in microseconds. A lock per handshake: a handshake
+    /// costs far more than an uncontended lock.
+    pub handshake_us: HandshakeTimes,
+}
+
+/// Completed handshakes' times, in microseconds.
+pub(crate) struct HandshakeTimes(pub Mutex<Histogram<u64>>);
+
+impl Default for HandshakeTimes {
+    fn default() -> Self {
+        HandshakeTimes(Mutex::new(super::new_hist()))
+    }
 }

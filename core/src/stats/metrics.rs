@@ -413,12 +413,91 @@ static MAIN: [Metric; 70] = [
     engine("tls_handshaking", Gauge, "", "TLS handshakes under way now.", |s| s.tls.handshaking as f64),
 ];
 
+/// The TLS handshakes' failures by reason and their times.
+static TLS: [Metric; 13] = [
+    engine("tls_handshake_failures_not_tls", Counter, "", "Failed handshakes: the first bytes were not TLS.", |s| {
+        s.tls.failed.not_tls as f64
+    }),
+    engine(
+        "tls_handshake_failures_plain_http",
+        Counter,
+        "",
+        "Failed handshakes: a plain HTTP request on the TLS port (answered 400 in clear).",
+        |s| s.tls.failed.plain_http as f64,
+    ),
+    engine(
+        "tls_handshake_failures_incompatible",
+        Counter,
+        "",
+        "Failed handshakes: no version, cipher suite or key exchange in common.",
+        |s| s.tls.failed.incompatible as f64,
+    ),
+    engine(
+        "tls_handshake_failures_client_cert",
+        Counter,
+        "",
+        "Failed handshakes: the client certificate was missing or not from a trusted CA.",
+        |s| s.tls.failed.client_cert as f64,
+    ),
+    engine(
+        "tls_handshake_failures_protocol",
+        Counter,
+        "",
+        "Failed handshakes: a bad record or message, or a renegotiation attempt.",
+        |s| s.tls.failed.protocol as f64,
+    ),
+    engine(
+        "tls_handshake_failures_abandoned",
+        Counter,
+        "",
+        "Failed handshakes: the client closed, reset or went silent past header_timeout first.",
+        |s| s.tls.failed.abandoned as f64,
+    ),
+    engine(
+        "tls_handshake_failures_shed",
+        Counter,
+        "",
+        "Failed handshakes: shed by the CPU pool under overload (CoDel) before they ran.",
+        |s| s.tls.failed.shed as f64,
+    ),
+    engine(
+        "tls_pool_flights",
+        Counter,
+        "",
+        "Handshake flights fed on the CPU pool (tls_handshake_on_pool) rather than an I/O worker.",
+        |s| s.tls.pool_flights as f64,
+    ),
+    engine("tls_handshake_count", Counter, "", "Handshakes timed (completed).", |s| s.tls.handshake_time.count as f64),
+    engine(
+        "tls_handshake_p50_seconds",
+        Gauge,
+        "seconds",
+        "Handshake time, client's first byte to completion, median.",
+        |s| us(s.tls.handshake_time.p50),
+    ),
+    engine(
+        "tls_handshake_p99_seconds",
+        Gauge,
+        "seconds",
+        "Handshake time, client's first byte to completion, 99th percentile.",
+        |s| us(s.tls.handshake_time.p99),
+    ),
+    engine(
+        "tls_handshake_p999_seconds",
+        Gauge,
+        "seconds",
+        "Handshake time, client's first byte to completion, 99.9th percentile.",
+        |s| us(s.tls.handshake_time.p999),
+    ),
+    engine("tls_handshake_max_seconds", Gauge, "seconds", "Handshake time, maximum.", |s| us(s.tls.handshake_time.max)),
+];
+
 static LAST: [Metric; 1] =
     [engine("handoff_queued", Gauge, "", "Accepted connections waiting for the host.", |s| s.handoff_queued as f64)];
 
 /// Every metric, in the order the fronts list them.
 pub fn all() -> impl Iterator<Item = &'static Metric> {
-    MAIN.iter().chain(LAST.iter()).chain(LIGHT.iter()).chain(HEAVY.iter())
+    MAIN.iter().chain(TLS.iter()).chain(LAST.iter()).chain(LIGHT.iter()).chain(HEAVY.iter())
 }
 
 #[cfg(test)]

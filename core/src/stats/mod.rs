@@ -70,7 +70,7 @@ pub struct CpuStats {
 }
 
 /// Latency percentiles in microseconds.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LatencyStats {
     pub count: u64,
     pub p50: u64,
@@ -219,9 +219,47 @@ pub struct TlsStats {
     /// version or cipher suite in common (each answered with rustls's alert), or the
     /// connection closed or timed out (`header_timeout`) before the handshake completed.
     pub handshake_failures: u64,
+    /// The same failures by reason.
+    pub failed: TlsFailures,
     /// Of the completed handshakes, those that resumed a session (a ticket or a cached
     /// session id) instead of a full handshake.
     pub resumed: u64,
     /// Handshakes under way now.
     pub handshaking: u64,
+    /// Handshake flights (a client's handshake messages, the expensive first one
+    /// included) fed on the CPU pool rather than on an I/O worker.
+    pub pool_flights: u64,
+    /// Completed handshakes, from the client's first byte to completion: the network's
+    /// round trips, the client's own work and any wait for the CPU pool included.
+    pub handshake_time: LatencyStats,
+}
+
+/// Failed TLS handshakes by reason (they add up to `TlsStats::handshake_failures`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFailures {
+    /// The first bytes were not a TLS record (answered with a `decode_error` alert).
+    pub not_tls: u64,
+    /// A plain HTTP request on the TLS port (answered with a 400 in clear).
+    pub plain_http: u64,
+    /// No version, cipher suite or key exchange in common with the client.
+    pub incompatible: u64,
+    /// The client's certificate was missing or not from a trusted CA.
+    pub client_cert: u64,
+    /// Another protocol error: a bad record or message, a renegotiation attempt.
+    pub protocol: u64,
+    /// The client closed, reset or went silent (past `header_timeout`) before the end.
+    pub abandoned: u64,
+    /// Shed by the CPU pool's CoDel under overload before it ran.
+    pub shed: u64,
+}
+
+impl TlsFailures {
+    /// The reasons' names, in the order of the engine's counters.
+    pub const NAMES: [&'static str; 7] =
+        ["not_tls", "plain_http", "incompatible", "client_cert", "protocol", "abandoned", "shed"];
+
+    pub(crate) fn from_counts(c: [u64; 7]) -> TlsFailures {
+        let [not_tls, plain_http, incompatible, client_cert, protocol, abandoned, shed] = c;
+        TlsFailures { not_tls, plain_http, incompatible, client_cert, protocol, abandoned, shed }
+    }
 }

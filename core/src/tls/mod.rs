@@ -29,11 +29,10 @@
 //! - No early data (0-RTT: replayable); resumption by tickets (stateless, TLS 1.2 and
 //!   1.3) or by session id from an in-memory cache.
 //!
-//! The handshake runs inline, on the I/O worker, in the connection's turn. The seam for
-//! running its expensive step (the key exchange and signature of a full handshake) on
-//! the CPU pool is [`Session::feed`] before [`Session::info`] is set (`conn/tls.rs`,
-//! `tls_feed`): the turn would hand the session and the ciphertext to a pool job there
-//! and resume when it comes back.
+//! A session is `Send` and owns no I/O, so a handshake flight (the `ClientHello` and its
+//! key exchange and signature, the heaviest work per connection) can be fed on a
+//! CPU-pool thread and the session handed back: the connection decides where
+//! (`conn/tls.rs`, `tls_handshake_on_pool`).
 
 mod config;
 mod info;
@@ -41,4 +40,4 @@ mod session;
 
 pub(crate) use config::{server_config, PemSource};
 pub use info::TlsInfo;
-pub(crate) use session::{Failed, Session};
+pub(crate) use session::{Failed, Fed, Reason, Session};

@@ -5,10 +5,13 @@
 //!
 //! Invariants: after `feed` returns, rustls holds no plaintext and no records (both are
 //! moved out); after a failure (`Failed`) the session only hands out what it queued
-//! (the alert), takes nothing more and encrypts nothing.
+//! (the alert, or the plain 400 for an HTTP request on the TLS port), takes nothing more
+//! and encrypts nothing. A session is `Send`: a handshake flight may be fed on a CPU-pool
+//! thread and the session handed back.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 
@@ -19,13 +22,18 @@ use crate::config::TlsVersion;
 /// none).
 const KEEP_OUT: usize = 16 << 10;
 
+/// The answer, in clear, to a plain HTTP request on the TLS port (as nginx answers it):
+/// cheaper for the person debugging than an alert their client cannot show.
+const PLAIN_HTTP: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 77\r\n\
+connection: close\r\n\r\nThis port speaks HTTPS: the request came as plain HTTP. Use an https:// URL.\n";
+
 pub(crate) struct Session {
     conn: ServerConnection,
     /// Records to send, in order; `out[sent..]` is not on the wire yet.
     out: Vec<u8>,
     sent: usize,
-    /// The client has sent at least one byte of its handshake.
-    began: bool,
+    /// When the client sent the first byte of its handshake.
+    began: Option<Instant>,
     /// A protocol error ended the session (its alert may still be in `out`).
     failed: bool,
     /// The peer sent `close_notify`: no more plaintext comes.
@@ -49,8 +57,57 @@ pub(crate) struct Fed {
 /// record): the alert rustls chose, if any, is queued, and the connection must close.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Failed {
-    /// It happened during the handshake (else on an established session).
+    /// This failed a handshake under way (else an established session broke, or the
+    /// session had failed before).
     pub in_handshake: bool,
+    pub reason: Reason,
+}
+
+/// Why a handshake failed, as the metrics count it (`tls_handshake_failures_<name>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// The first bytes were not a TLS record (garbage, another protocol).
+    NotTls,
+    /// A plain HTTP request on the TLS port (answered with a 400 in clear).
+    PlainHttp,
+    /// No version, cipher suite or key exchange in common, or an extension refused.
+    Incompatible,
+    /// The client's certificate was missing, or not from a trusted CA.
+    ClientCert,
+    /// Any other protocol error (a bad record or message, a renegotiation attempt).
+    Protocol,
+    /// The client stopped before completing it (closed, reset, or silent past the
+    /// handshake's deadline).
+    Abandoned,
+    /// The CPU pool shed it: it waited there past CoDel's target (overload).
+    Shed,
+}
+
+impl Reason {
+    /// Every reason, in the order of their counters (`reason as usize`).
+    #[cfg(test)]
+    pub(crate) const ALL: [Reason; 7] = [
+        Reason::NotTls,
+        Reason::PlainHttp,
+        Reason::Incompatible,
+        Reason::ClientCert,
+        Reason::Protocol,
+        Reason::Abandoned,
+        Reason::Shed,
+    ];
+
+    /// The error rustls gave, sorted.
+    fn of(e: &rustls::Error) -> Reason {
+        use rustls::Error as E;
+        match e {
+            E::InvalidMessage(_) | E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
+                Reason::Protocol
+            }
+            E::PeerIncompatible(_) | E::NoApplicationProtocol => Reason::Incompatible,
+            E::NoCertificatesPresented | E::InvalidCertificate(_) => Reason::ClientCert,
+            _ => Reason::Protocol,
+        }
+    }
 }
 
 impl Session {
@@ -58,7 +115,7 @@ impl Session {
     /// [`server_config`](super::server_config), which checked that it makes connections.
     pub(crate) fn new(config: &Arc<ServerConfig>) -> Session {
         let conn = ServerConnection::new(Arc::clone(config)).expect("checked by server_config");
-        Session { conn, out: Vec::new(), sent: 0, began: false, failed: false, peer_closed: false, info: None }
+        Session { conn, out: Vec::new(), sent: 0, began: None, failed: false, peer_closed: false, info: None }
     }
 
     /// Takes `cipher` (all of it), appends the plaintext it carries to `plain`, and
@@ -67,20 +124,27 @@ impl Session {
         let handshaking = self.conn.is_handshaking();
         let mut fed = Fed::default();
         if self.failed {
-            return Err(Failed { in_handshake: handshaking });
+            // Counted when it failed.
+            return Err(Failed { in_handshake: false, reason: Reason::Protocol });
         }
-        self.began |= !cipher.is_empty();
+        if self.began.is_none() && !cipher.is_empty() {
+            self.began = Some(Instant::now());
+            if let Some(reason) = not_tls(cipher) {
+                return Err(self.refuse(reason));
+            }
+        }
         while !cipher.is_empty() && !self.peer_closed {
             // `read_tls` takes what fits its buffer (a record at most, or 4 KiB) and
             // advances the slice; what it took is processed before the next piece.
-            let took = self.conn.read_tls(&mut cipher);
-            let state = match took {
+            let state = match self.conn.read_tls(&mut cipher) {
                 Ok(0) => break,
-                Ok(_) => self.conn.process_new_packets().map_err(drop),
-                Err(_) => Err(()),
+                Ok(_) => self.conn.process_new_packets().map_err(|e| Reason::of(&e)),
+                // Its buffer is full: a record larger than TLS allows.
+                Err(_) => Err(Reason::Protocol),
             };
-            let Ok(state) = state else {
-                return Err(self.fail(handshaking));
+            let state = match state {
+                Ok(state) => state,
+                Err(reason) => return Err(self.fail(handshaking, reason)),
             };
             let n = state.plaintext_bytes_to_read();
             if n > 0 {
@@ -88,7 +152,7 @@ impl Session {
                 plain.resize(at + n, 0);
                 if self.conn.reader().read_exact(&mut plain[at..]).is_err() {
                     plain.truncate(at);
-                    return Err(self.fail(handshaking));
+                    return Err(self.fail(handshaking, Reason::Protocol));
                 }
                 fed.plain += n;
             }
@@ -158,7 +222,18 @@ impl Session {
 
     /// The client began a handshake (a connection closed before that is no failure).
     pub(crate) fn began(&self) -> bool {
-        self.began
+        self.began.is_some()
+    }
+
+    /// The handshake is under way: neither completed nor failed.
+    pub(crate) fn handshaking(&self) -> bool {
+        self.info.is_none() && !self.failed
+    }
+
+    /// How long the handshake took, from the client's first byte to its completion
+    /// (`None` before it completes).
+    pub(crate) fn handshake_time(&self, now: Instant) -> Option<Duration> {
+        self.info.as_ref().and(self.began).map(|began| now.saturating_duration_since(began))
     }
 
     pub(crate) fn failed(&self) -> bool {
@@ -175,10 +250,25 @@ impl Session {
     }
 
     /// Ends the session for a protocol error, keeping the alert rustls queued for it.
-    fn fail(&mut self, in_handshake: bool) -> Failed {
+    fn fail(&mut self, in_handshake: bool, reason: Reason) -> Failed {
         self.failed = true;
         self.queue_out();
-        Failed { in_handshake }
+        Failed { in_handshake, reason }
+    }
+
+    /// Ends the session before rustls saw anything: the first bytes were not TLS. A
+    /// plain HTTP request is answered in clear; anything else gets the alert TLS has for
+    /// a record it cannot read (`decode_error`).
+    fn refuse(&mut self, reason: Reason) -> Failed {
+        self.failed = true;
+        let answer: &[u8] = match reason {
+            Reason::PlainHttp => PLAIN_HTTP,
+            // A fatal (2) decode_error (50) alert, in a TLS 1.0 record as a server may
+            // send before a version is agreed.
+            _ => &[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 50],
+        };
+        self.out.extend_from_slice(answer);
+        Failed { in_handshake: true, reason }
     }
 
     /// Moves what rustls has to send into `out`.
@@ -204,6 +294,21 @@ impl Session {
             alpn: c.alpn_protocol().map(<[u8]>::to_vec),
             resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),
         }
+    }
+}
+
+/// Whether the connection's first bytes cannot start a TLS handshake: a handshake
+/// record (type 22, version major 3). HTTP methods are told apart for a clearer answer.
+fn not_tls(first: &[u8]) -> Option<Reason> {
+    const METHODS: [&[u8]; 9] = [b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC"];
+    if first[0] == 22 && first.get(1).map_or(true, |&major| major == 3) {
+        return None;
+    }
+    let head = &first[..first.len().min(4)];
+    if METHODS.iter().any(|m| m.starts_with(head)) {
+        Some(Reason::PlainHttp)
+    } else {
+        Some(Reason::NotTls)
     }
 }
 
@@ -293,13 +398,39 @@ mod tests {
         let (server, _) = pair();
         let mut s = Session::new(&server);
         let mut plain = Vec::new();
-        let failed = s.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &mut plain).unwrap_err();
-        assert_eq!(failed, Failed { in_handshake: true });
+        let failed = s.feed(b"\x00\x01garbage that is not a TLS record", &mut plain).unwrap_err();
+        assert_eq!(failed, Failed { in_handshake: true, reason: Reason::NotTls });
         assert!(s.began() && s.failed() && plain.is_empty());
         let alert = s.take_pending();
-        assert_eq!(alert.first(), Some(&0x15), "an alert record: {alert:?}");
+        assert_eq!(alert, [0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 50], "a fatal decode_error alert");
         assert!(s.feed(b"more", &mut plain).is_err(), "a failed session takes nothing more");
         s.close_notify();
         assert!(s.pending().is_empty(), "no close_notify after a fatal alert");
+    }
+
+    #[test]
+    fn plain_http_is_answered_with_a_400_in_clear() {
+        let (server, _) = pair();
+        for first in [&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], b"PO", b"OPTIONS * HTTP/1.1\r\n"] {
+            let mut s = Session::new(&server);
+            let failed = s.feed(first, &mut Vec::new()).unwrap_err();
+            assert_eq!(failed.reason, Reason::PlainHttp, "{first:?}");
+            let answer = String::from_utf8(s.take_pending()).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer}");
+            let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+            assert!(head.contains(&format!("content-length: {}", body.len())), "{answer}");
+            assert!(body.contains("https://"), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_handshake_is_timed_from_the_clients_first_byte() {
+        let (server, client) = pair();
+        let mut s = Session::new(&server);
+        let mut c = ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
+        assert!(s.handshaking() && s.handshake_time(Instant::now()).is_none());
+        handshake(&mut s, &mut c);
+        assert!(!s.handshaking());
+        assert!(s.handshake_time(Instant::now()).is_some());
     }
 }
