@@ -523,6 +523,13 @@ macro_rules! option_table {
                     "TLS: do handshakes (key exchange, signature: the heaviest step per connection) on the CPU pool, so keep-alive connections on the I/O workers do not wait behind a storm of new ones; inline when false or cpu_threads is 0.")
             }
             engine {
+                /// Time a TLS handshake may take from the connection's start (a slow or
+                /// stalled client is closed then, counted as abandoned).
+                tls_handshake_timeout: Duration = Duration::from_secs(10),
+                row: ("tls_handshake_timeout", dur(MS, YEAR), "10 s", Serve, None, false,
+                    "TLS: time for the handshake to complete, from the connection's start; a client slower than that is closed (tls_handshake_failures_abandoned). The first request's header_timeout also counts from the start.")
+            }
+            engine {
                 /// See the option table: `sd_notify`.
                 sd_notify: bool = false,
                 row: ("sd_notify", Kind::Bool, "false", Both, None, false,

@@ -348,11 +348,15 @@ impl Conn {
     ) -> Conn {
         let now = engine.now_ms();
         let id = engine.next_conn_id();
-        let deadline = now + engine.config.limits.header_timeout.as_millis() as u64;
         let no_header = engine.config.proxy_protocol == ProxyMode::Off;
         let raw = fd.as_raw_fd();
         let mut io = Io::new(Some(fd), now, no_header);
         io.tls = Conn::tls_session(&engine);
+        // The home worker's first timer is set by this (later ones follow end_turn's).
+        let mut deadline = now + engine.config.limits.header_timeout.as_millis() as u64;
+        if io.tls.is_some() {
+            deadline = deadline.min(now + engine.config.tls_handshake_timeout.as_millis() as u64);
+        }
         Conn {
             id,
             token,
@@ -1271,7 +1275,8 @@ impl Conn {
         } else if partial {
             *io.partial_since.get_or_insert(now) + limits.header_timeout.as_millis() as u64
         } else if io.requests == 0 {
-            io.opened_ms + limits.header_timeout.as_millis() as u64
+            let first = io.opened_ms + limits.header_timeout.as_millis() as u64;
+            self.tls_deadline(io).map_or(first, |d| d.min(first))
         } else {
             now + limits.idle_timeout.as_millis() as u64
         };

@@ -9,8 +9,8 @@
 //!   at a time, only once the records before it are sent; on io_uring all of it, as one
 //!   send (one send in flight at a time, as without TLS).
 //! - Handshake: its messages are ciphertext in and records out like any others; its
-//!   deadline is the header timeout (the first request's, counted from the connection's
-//!   start). With a CPU pool and `tls_handshake_on_pool`, each flight of the client's
+//!   deadline is `tls_handshake_timeout` or the first request's header timeout, whichever
+//!   comes first, both counted from the connection's start. With a CPU pool and `tls_handshake_on_pool`, each flight of the client's
 //!   handshake (the `ClientHello` first: the key exchange and the signature it makes
 //!   the server do are the heaviest work per connection) is fed on the pool: the
 //!   session goes there with the ciphertext (`Io::tls_away`), the connection reads
@@ -193,6 +193,13 @@ impl Conn {
                 io.advance(Phase::Closing);
             }
         }
+    }
+
+    /// While the handshake is under way: when it must be done by (`tls_handshake_timeout`
+    /// from the connection's start).
+    pub(super) fn tls_deadline(&self, io: &Io) -> Option<u64> {
+        let handshaking = io.tls_away || io.tls.as_ref().is_some_and(|t| t.handshaking());
+        handshaking.then(|| io.opened_ms + self.engine.config.tls_handshake_timeout.as_millis() as u64)
     }
 
     /// A begun handshake ended without completing.

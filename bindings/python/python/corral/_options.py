@@ -43,6 +43,8 @@ class Options(TypedDict, total=False):
     tls_min_version: Literal["1.2", "1.3"]
     # TLS: do handshakes (key exchange, signature: the heaviest step per connection) on the CPU pool, so keep-alive connections on the I/O workers do not wait behind a storm of new ones; inline when false or cpu_threads is 0. True or false. Default true; applies to serve engines.
     tls_handshake_on_pool: bool
+    # TLS: time for the handshake to complete, from the connection's start; a client slower than that is closed (tls_handshake_failures_abandoned). The first request's header_timeout also counts from the start. 1 ms to 365 days (seconds as a number, or text with a unit such as "250ms"). Default 10 s; applies to serve engines.
+    tls_handshake_timeout: Union[float, str]
     # Tell a service manager (NOTIFY_SOCKET) READY=1 once accepting (with MAINPID after a hand-over), RELOADING=1 when a successor takes the listeners, and STOPPING=1 when draining; off for engines embedded among others. True or false. Default false; applies to serve and handoff engines.
     sd_notify: bool
     # Listen backlog asked of the kernel (clamped to somaxconn; the effective value is in the stats). 1 to 1048576 connections. Default 1024; applies to serve and handoff engines.
