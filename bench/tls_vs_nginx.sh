@@ -8,7 +8,8 @@
 # Environment: DUR seconds per measurement (5), WARM seconds of warm-up before each server's
 # first measurement (1), RUNS measurements per server, alternating who goes first, median
 # (1), IDLE_N idle connections for memory (2000), BATCH connections per h2load batch for
-# newconn (500), PEERS the shared peers folder (../shared/peers), BUILD=0 to skip the builds.
+# newconn (500), PEERS the shared peers folder (../shared/peers), BUILD=0 to skip the builds,
+# CORRAL_SET extra NAME=VALUE options for corral's example server (space-separated).
 #
 # Every comparison prints one line: `<name> corral=<figure> <peer>=<figure> ratio=<r> goal=<g>`.
 # Throughput figures are requests per second and ratio = corral / peer; the memory figures
@@ -128,11 +129,14 @@ suite_of() {
   [[ "$got" == *"$SUITE" ]] || echo "# WARNING: $2 did not agree on $SUITE; its figures compare different ciphers"
 }
 
-# The corral example server, 2 I/O workers, TLS; its pid in STARTED, its port in PORT.
+# The corral example server, 2 I/O workers, TLS, plus a --set for each NAME=VALUE in
+# CORRAL_SET (e.g. CORRAL_SET="tls_handshake_on_pool=false"); its pid in STARTED, its port in PORT.
 start_corral() {
   PORT=$(free_port)
+  local extra=()
+  for s in ${CORRAL_SET:-}; do extra+=(--set "$s"); done
   start "$work/corral-$PORT.log" ./target/release/examples/http_server --addr "127.0.0.1:$PORT" --workers 2 \
-    --tls-cert "$CERT" --tls-key "$KEY" --set backlog=4096 --set max_connections_per_ip=0
+    --tls-cert "$CERT" --tls-key "$KEY" --set backlog=4096 --set max_connections_per_ip=0 "${extra[@]}"
   wait_https "$PORT" "$STARTED" "$work/corral-$PORT.log"
 }
 # DIR: nginx from bench/tls/nginx.conf.in in DIR, not as a daemon; PORT measured, LOGPORT logged.

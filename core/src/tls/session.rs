@@ -38,6 +38,8 @@ pub(crate) struct Session {
     failed: bool,
     /// The peer sent `close_notify`: no more plaintext comes.
     peer_closed: bool,
+    /// The session has answered the client at least once (its first flight).
+    answered: bool,
     /// What the handshake agreed on, once it completed.
     info: Option<Arc<TlsInfo>>,
 }
@@ -115,7 +117,16 @@ impl Session {
     /// [`server_config`](super::server_config), which checked that it makes connections.
     pub(crate) fn new(config: &Arc<ServerConfig>) -> Session {
         let conn = ServerConnection::new(Arc::clone(config)).expect("checked by server_config");
-        Session { conn, out: Vec::new(), sent: 0, began: None, failed: false, peer_closed: false, info: None }
+        Session {
+            conn,
+            out: Vec::new(),
+            sent: 0,
+            began: None,
+            failed: false,
+            peer_closed: false,
+            answered: false,
+            info: None,
+        }
     }
 
     /// Takes `cipher` (all of it), appends the plaintext it carries to `plain`, and
@@ -230,6 +241,14 @@ impl Session {
         self.info.is_none() && !self.failed
     }
 
+    /// The handshake is under way and the server has not answered yet: the next bytes
+    /// fed may complete the `ClientHello`, whose answer is the full handshake's expensive
+    /// step (the key exchange and the signature). The client's later flights cost a
+    /// fraction of that (TLS 1.3: checking its `Finished`).
+    pub(crate) fn awaits_hello(&self) -> bool {
+        self.handshaking() && !self.answered
+    }
+
     /// How long the handshake took, from the client's first byte to its completion
     /// (`None` before it completes).
     pub(crate) fn handshake_time(&self, now: Instant) -> Option<Duration> {
@@ -275,7 +294,7 @@ impl Session {
     fn queue_out(&mut self) {
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut self.out) {
-                Ok(n) if n > 0 => {}
+                Ok(n) if n > 0 => self.answered = true,
                 _ => break,
             }
         }
@@ -428,7 +447,15 @@ mod tests {
         let (server, client) = pair();
         let mut s = Session::new(&server);
         let mut c = ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
-        assert!(s.handshaking() && s.handshake_time(Instant::now()).is_none());
+        assert!(s.handshaking() && s.awaits_hello() && s.handshake_time(Instant::now()).is_none());
+        let mut hello = Vec::new();
+        c.write_tls(&mut hello).unwrap();
+        s.feed(&hello[..10], &mut Vec::new()).unwrap();
+        assert!(s.awaits_hello(), "part of a ClientHello brings no answer");
+        s.feed(&hello[10..], &mut Vec::new()).unwrap();
+        assert!(s.handshaking() && !s.awaits_hello(), "the server's first flight is queued");
+        c.read_tls(&mut &s.take_pending()[..]).unwrap();
+        c.process_new_packets().unwrap();
         handshake(&mut s, &mut c);
         assert!(!s.handshaking());
         assert!(s.handshake_time(Instant::now()).is_some());
