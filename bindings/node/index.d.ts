@@ -267,6 +267,22 @@ export interface Request {
   worker: number
   remoteAddress: string
   remotePort: number
+  /** What the TLS handshake agreed on (an engine with `tls`), else null. */
+  tls: RequestTls | null
+}
+
+/** A request's TLS session, in the names of Node's TLSSocket. */
+export interface RequestTls {
+  /** 'TLSv1.3' or 'TLSv1.2' (`getProtocol()`). */
+  protocol: string
+  /** The suite's IANA name, e.g. 'TLS_AES_128_GCM_SHA256' (`getCipher().standardName`). */
+  cipher: string
+  /** The server name the client asked for (SNI), if any. */
+  servername: string | null
+  /** The protocol agreed by ALPN ('http/1.1'), if the client offered one. */
+  alpnProtocol: string | null
+  /** The session was resumed (`isSessionReused()`). */
+  sessionReused: boolean
 }
 
 export type Reply =

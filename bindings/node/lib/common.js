@@ -128,6 +128,8 @@ class Request {
     this.worker = r.worker
     this.remoteAddress = r.remoteAddress
     this.remotePort = r.remotePort
+    // Over TLS: { protocol, cipher, servername, alpnProtocol, sessionReused }; else null.
+    this.tls = r.tls ?? null
     this._headers = null
   }
 

@@ -48,6 +48,42 @@ pub struct JsRequest {
     pub worker: u32,
     pub remote_address: String,
     pub remote_port: u32,
+    /// The TLS session the request came over (none on a plain engine).
+    pub tls: Option<JsTls>,
+}
+
+/// What the TLS handshake agreed on, in the names of Node's `TLSSocket`
+/// (`getProtocol()`, `getCipher().standardName`, `servername`, `alpnProtocol`,
+/// `isSessionReused()`).
+#[napi(object)]
+pub struct JsTls {
+    /// "TLSv1.3" or "TLSv1.2".
+    pub protocol: String,
+    /// The cipher suite's IANA name ("TLS_AES_128_GCM_SHA256").
+    pub cipher: String,
+    /// The server name the client asked for (SNI), if any.
+    pub servername: Option<String>,
+    /// The application protocol agreed by ALPN ("http/1.1"), if the client offered one.
+    pub alpn_protocol: Option<String>,
+    /// The session was resumed (a ticket or a cached session id).
+    pub session_reused: bool,
+}
+
+fn tls_of(t: &corral_core::TlsInfo) -> JsTls {
+    let protocol = match t.version() {
+        corral_core::TlsVersion::Tls13 => "TLSv1.3",
+        corral_core::TlsVersion::Tls12 => "TLSv1.2",
+    };
+    // rustls names TLS 1.3 suites "TLS13_..."; IANA (and Node's standardName) "TLS_...".
+    let cipher =
+        t.cipher_suite().strip_prefix("TLS13_").map_or_else(|| t.cipher_suite().to_string(), |s| format!("TLS_{s}"));
+    JsTls {
+        protocol: protocol.into(),
+        cipher,
+        servername: t.sni().map(str::to_string),
+        alpn_protocol: t.alpn().map(|a| String::from_utf8_lossy(a).into_owned()),
+        session_reused: t.resumed(),
+    }
 }
 
 pub struct Pending {
@@ -86,6 +122,7 @@ fn to_js(p: Pending) -> JsRequest {
         worker: r.worker() as u32,
         remote_address: r.peer().ip().to_string(),
         remote_port: r.peer().port().into(),
+        tls: r.tls().map(tls_of),
     }
 }
 
