@@ -474,6 +474,41 @@ typedef struct {
 } corral_request_info;
 
 /**
+ * What the TLS handshake of a request's connection agreed on. The pointers are the
+ * request's: valid until the handler's responder is completed or freed (copy what you
+ * keep); the strings are not NUL-terminated except `cipher_suite_name`.
+ */
+typedef struct {
+  /**
+   * The protocol version as on the wire: 0x0304 (TLS 1.3) or 0x0303 (TLS 1.2).
+   */
+  uint16_t version;
+  /**
+   * The cipher suite's IANA number (0x1301: TLS_AES_128_GCM_SHA256).
+   */
+  uint16_t cipher_suite;
+  /**
+   * The cipher suite's name (rustls's: "TLS13_AES_128_GCM_SHA256"), NUL-terminated,
+   * static.
+   */
+  const char *cipher_suite_name;
+  /**
+   * The server name the client asked for (SNI); NULL and 0 when it sent none.
+   */
+  const uint8_t *sni;
+  size_t sni_len;
+  /**
+   * The protocol agreed by ALPN ("http/1.1"); NULL and 0 when none was.
+   */
+  const uint8_t *alpn;
+  size_t alpn_len;
+  /**
+   * The session was resumed (a ticket or a cached session id), not a full handshake.
+   */
+  bool resumed;
+} corral_tls_info;
+
+/**
  * One HTTP response header; both strings NUL-terminated, copied by the call.
  */
 typedef struct {
@@ -1075,6 +1110,12 @@ corral_status corral_request_header(const corral_request *req,
  * Fills `out` with the request's connection id, sequence number, worker and peer.
  */
 corral_status corral_request_get_info(const corral_request *req, corral_request_info *out);
+
+/**
+ * Fills `out` with what the TLS handshake of the request's connection agreed on.
+ * CORRAL_STATUS_NOT_FOUND: the request did not come over TLS (a plain engine).
+ */
+corral_status corral_request_tls(const corral_request *req, corral_tls_info *out);
 
 /**
  * Replies with `len` bytes, framed by the protocol (HTTP: a 200 with this body), and

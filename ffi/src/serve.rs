@@ -341,6 +341,73 @@ pub unsafe extern "C" fn corral_request_get_info(
     })
 }
 
+/// What the TLS handshake of a request's connection agreed on. The pointers are the
+/// request's: valid until the handler's responder is completed or freed (copy what you
+/// keep); the strings are not NUL-terminated except `cipher_suite_name`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CorralTlsInfo {
+    /// The protocol version as on the wire: 0x0304 (TLS 1.3) or 0x0303 (TLS 1.2).
+    pub version: u16,
+    /// The cipher suite's IANA number (0x1301: TLS_AES_128_GCM_SHA256).
+    pub cipher_suite: u16,
+    /// The cipher suite's name (rustls's: "TLS13_AES_128_GCM_SHA256"), NUL-terminated,
+    /// static.
+    pub cipher_suite_name: *const c_char,
+    /// The server name the client asked for (SNI); NULL and 0 when it sent none.
+    pub sni: *const u8,
+    pub sni_len: usize,
+    /// The protocol agreed by ALPN ("http/1.1"); NULL and 0 when none was.
+    pub alpn: *const u8,
+    pub alpn_len: usize,
+    /// The session was resumed (a ticket or a cached session id), not a full handshake.
+    pub resumed: bool,
+}
+
+/// Fills `out` with what the TLS handshake of the request's connection agreed on.
+/// CORRAL_STATUS_NOT_FOUND: the request did not come over TLS (a plain engine).
+#[no_mangle]
+pub unsafe extern "C" fn corral_request_tls(req: *const CorralRequest, out: *mut CorralTlsInfo) -> CorralStatus {
+    boundary(|| {
+        let Some(r) = request(req) else { return CorralStatus::NullArgument };
+        if out.is_null() {
+            return CorralStatus::NullArgument;
+        }
+        let Some(t) = r.tls() else { return CorralStatus::NotFound };
+        let (sni, sni_len) = t.sni().map_or((std::ptr::null(), 0), |s| (s.as_ptr(), s.len()));
+        let (alpn, alpn_len) = t.alpn().map_or((std::ptr::null(), 0), |a| (a.as_ptr(), a.len()));
+        let info = CorralTlsInfo {
+            version: match t.version() {
+                corral_core::TlsVersion::Tls13 => 0x0304,
+                corral_core::TlsVersion::Tls12 => 0x0303,
+            },
+            cipher_suite: t.cipher_suite_id(),
+            cipher_suite_name: suite_name(t.cipher_suite()),
+            sni,
+            sni_len,
+            alpn,
+            alpn_len,
+            resumed: t.resumed(),
+        };
+        unsafe { *out = info };
+        CorralStatus::Ok
+    })
+}
+
+/// A suite's name as a static C string (the names are rustls's, few and fixed).
+fn suite_name(name: &'static str) -> *const c_char {
+    use std::collections::HashMap;
+    use std::ffi::CString;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashMap<&'static str, &'static std::ffi::CStr>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let c = names.entry(name).or_insert_with(|| {
+        let owned = CString::new(name).unwrap_or_default();
+        Box::leak(owned.into_boxed_c_str())
+    });
+    c.as_ptr()
+}
+
 /// One HTTP response header; both strings NUL-terminated, copied by the call.
 #[repr(C)]
 pub struct CorralHeader {

@@ -345,6 +345,7 @@ static void handler(void *userdata, const corral_request *req, corral_responder 
     const uint8_t *path = NULL, *method = NULL, *ua = NULL;
     size_t plen = 0, mlen = 0, ulen = 0;
     corral_request_info info;
+    corral_tls_info tls;
     char body[512];
     corral_header h[1];
     (void)userdata;
@@ -373,6 +374,13 @@ static void handler(void *userdata, const corral_request *req, corral_responder 
     if (corral_request_header(req, "x-agent", &ua, &ulen) != CORRAL_STATUS_OK) ulen = 0;
     snprintf(body, sizeof body, "%.*s %.*s seq=%llu agent=%.*s", (int)mlen, (const char *)method, (int)plen,
              (const char *)path, (unsigned long long)info.seq, (int)ulen, ua ? (const char *)ua : "");
+    if (corral_request_tls(req, &tls) == CORRAL_STATUS_OK) {
+        size_t at = strlen(body);
+        snprintf(body + at, sizeof body - at, " tls=%#06x suite=%#06x %s sni=%.*s alpn=%.*s resumed=%d",
+                 (unsigned)tls.version, (unsigned)tls.cipher_suite, tls.cipher_suite_name, (int)tls.sni_len,
+                 tls.sni ? (const char *)tls.sni : "", (int)tls.alpn_len, tls.alpn ? (const char *)tls.alpn : "",
+                 (int)tls.resumed);
+    }
     h[0].name = "content-type";
     h[0].value = "text/plain";
     corral_responder_send_http(res, 200, h, 1, (const uint8_t *)body, strlen(body));
@@ -921,6 +929,7 @@ static void test_null_engine(void) {
     CHECK_STATUS(corral_engine_new_handoff(NULL, NULL), CORRAL_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(corral_request_body(NULL, NULL, NULL), CORRAL_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(corral_request_get_info(NULL, NULL), CORRAL_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(corral_request_tls(NULL, NULL), CORRAL_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(corral_responder_send(NULL, NULL, 0), CORRAL_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(corral_responder_send_http(NULL, 200, NULL, 0, NULL, 0), CORRAL_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(corral_responder_close(NULL), CORRAL_STATUS_NULL_ARGUMENT);
@@ -1033,6 +1042,9 @@ static void test_tls(void) {
         CHECK(pclose(out) == 0);
     }
     CHECK(strncmp(body, "GET /tls seq=0", 14) == 0);
+    /* What the handshake agreed on, as corral_request_tls() gives it to the handler. */
+    CHECK(strstr(body, " tls=0x0304 suite=0x1303 TLS13_CHACHA20_POLY1305_SHA256 sni=localhost alpn=http/1.1 "
+                       "resumed=0") != NULL);
     OK(corral_engine_stats(e, &stats));
     OK(corral_stats_get(stats, "tls_handshakes", &handshakes));
     CHECK(handshakes >= 1);
