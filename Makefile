@@ -133,6 +133,7 @@ c-build: ffi
 	$(CC) $(CFLAGS_C) tests/c/test_api.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/test_api
 	$(CC) $(CFLAGS_C) tests/c/conformance.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/conformance
 	$(CC) $(CFLAGS_C) tests/c/test_ws.c tests/c/wslib.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/test_ws
+	$(CC) $(CFLAGS_C) tests/c/test_tls.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/test_tls
 	$(CC) $(CFLAGS_C) examples/c/echo_handoff.c $(LDLIBS) -o $(CDIR)/echo_handoff
 	$(CC) $(CFLAGS_C) examples/c/http_serve.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/http_serve
 	$(CC) $(CFLAGS_C) examples/c/upload_to_file.c tests/c/testlib.c $(LDLIBS) -o $(CDIR)/upload_to_file
@@ -148,6 +149,7 @@ c-test: c-build
 	$(CDIR)/test_api
 	$(CDIR)/test_api_static
 	$(CDIR)/test_ws
+	$(CDIR)/test_tls
 	$(CDIR)/conformance tests/conformance/cases.txt
 	$(CDIR)/echo_handoff --self-test
 	$(CDIR)/http_serve --self-test
@@ -156,6 +158,7 @@ c-test: c-build
 	$(CDIR)/handoff_cpp
 	$(VALGRIND) $(CDIR)/test_api
 	$(VALGRIND) $(CDIR)/test_ws
+	$(VALGRIND) $(CDIR)/test_tls
 	$(VALGRIND) $(CDIR)/conformance tests/conformance/cases.txt
 	$(VALGRIND) $(CDIR)/echo_handoff --self-test
 	$(VALGRIND) $(CDIR)/http_serve --self-test

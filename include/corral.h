@@ -506,6 +506,17 @@ typedef struct {
    * The session was resumed (a ticket or a cached session id), not a full handshake.
    */
   bool resumed;
+  /**
+   * The verified client certificate's subject, RFC 4514 (`CN=alice,O=Example`); NULL
+   * and 0 without one (`tls_client_ca`).
+   */
+  const uint8_t *client_subject;
+  size_t client_subject_len;
+  /**
+   * The client's own certificate, DER; NULL and 0 without one.
+   */
+  const uint8_t *client_cert;
+  size_t client_cert_len;
 } corral_tls_info;
 
 /**
@@ -1156,6 +1167,21 @@ void corral_responder_free(corral_responder *res);
  * Any thread.
  */
 corral_status corral_status_message(uint32_t status, char *buf, size_t len, size_t *written);
+
+/**
+ * Reads the engine's TLS certificates and keys again from their files (`tls_cert`,
+ * `tls_key`, `tls_sni_certs`, `tls_client_ca`): connections accepted from now on use
+ * the new ones, open connections keep theirs. Call it after replacing the files (a
+ * renewal's deploy hook, a SIGHUP handler that sets a flag your loop reads).
+ *
+ * CORRAL_STATUS_INVALID_CONFIG if a file cannot be used (unreadable, not PEM, a key
+ * that is not its certificate's) or the engine serves no TLS: the certificates served
+ * before stay in use. Then, when `why` is not NULL, the reason (naming the file) is
+ * written there as a NUL-terminated string, cut to fit `why_len` bytes; `why` is left
+ * as it was on success. Blocks while the files are read; any thread, but not a
+ * handler callback of this engine (it would hold that connection's turn meanwhile).
+ */
+corral_status corral_tls_reload(const corral_engine *e, char *why, size_t why_len);
 
 /**
  * Accept options with no subprotocol, no headers, and permessage-deflate allowed.

@@ -33,6 +33,14 @@ export interface EngineOptions {
   tlsCert?: string
   /** TLS: the PEM private key (PKCS#8, RSA or EC) of tls_cert's certificate. Needs tls_cert. A path to a PEM private key (empty: no TLS). Default none; applies to serve engines. */
   tlsKey?: string
+  /** TLS: more certificate chains, each served to clients asking (SNI) for one of its DNS names; tls_cert serves the rest. A comma-separated list of cert.pem:key.pem pairs (or files holding both). Default none; applies to serve engines. */
+  tlsSniCerts?: string
+  /** TLS: the cipher suites allowed, by IANA or OpenSSL name, separated by : (empty: rustls's AEAD suites). A :-separated list of cipher suites (IANA or OpenSSL names). Default all; applies to serve engines. */
+  tlsCiphers?: string
+  /** TLS: the CA certificates client certificates are checked against (mutual TLS); the verified client's name reaches the app. A path to a PEM bundle of CA certificates (empty: no client certificates). Default none; applies to serve engines. */
+  tlsClientCa?: string
+  /** TLS: ask clients for a certificate from tls_client_ca: none, optional (one without is served) or required. One of none, optional, required. Default required with tls_client_ca, else none; applies to serve engines. */
+  tlsClientAuth?: 'none' | 'optional' | 'required'
   /** TLS: the oldest version a client may use, 1.2 or 1.3 (older ones are always refused). One of 1.2, 1.3. Default 1.2; applies to serve engines. */
   tlsMinVersion?: '1.2' | '1.3'
   /** TLS: do handshakes (key exchange, signature: the heaviest step per connection) on the CPU pool, so keep-alive connections on the I/O workers do not wait behind a storm of new ones; inline when false or cpu_threads is 0. True or false. Default true; applies to serve engines. */
@@ -219,6 +227,13 @@ declare class Engine extends EventEmitter {
    * Rejects with code CORRAL_STATE if none came within `timeout` ms (default 30000).
    */
   handOver(path: string, options?: { timeout?: number }): Promise<void>
+  /**
+   * Reads the TLS certificates again: `{ cert, key }` (PEM) replace the ones given in
+   * `tls`; the files of tlsCert / tlsKey / tlsSniCerts / tlsClientCa are read again
+   * either way. New connections get them, open ones keep theirs. Throws (code
+   * CORRAL_INVALID_CONFIG, naming the file) on an unusable one; the old ones serve on.
+   */
+  reloadTls(pem?: { cert: string | Buffer | Uint8Array | Array<string | Buffer | Uint8Array>; key: string | Buffer | Uint8Array }): void
 }
 
 export declare class Listener extends Engine implements AsyncIterable<Socket> {
@@ -283,6 +298,10 @@ export interface RequestTls {
   alpnProtocol: string | null
   /** The session was resumed (`isSessionReused()`). */
   sessionReused: boolean
+  /** The verified client certificate's subject, RFC 4514 ('CN=alice,O=Example'); null without one. */
+  clientCertName: string | null
+  /** The client's certificate chain as PEM strings, its own first; empty without one. */
+  clientCertChain: string[]
 }
 
 export type Reply =
@@ -400,13 +419,25 @@ export interface TlsOptions {
   cert: string | Buffer | Uint8Array | Array<string | Buffer | Uint8Array>
   /** Its private key (PKCS#8, RSA or EC; unencrypted). */
   key: string | Buffer | Uint8Array
+  /** With requestCert: the PEM certificates of the CAs that issue client certificates. */
+  ca?: string | Buffer | Uint8Array | Array<string | Buffer | Uint8Array>
+  /** Ask clients for a certificate issued by `ca` (needs ca). */
+  requestCert?: boolean
+  /**
+   * With requestCert: false serves a client without a certificate (one whose
+   * certificate `ca` did not issue is still refused). Default true: one is required.
+   */
+  rejectUnauthorized?: boolean
+  /** The cipher suites allowed, OpenSSL or IANA names separated by ':' (as the tlsCiphers option). */
+  ciphers?: string
 }
 
 export interface ServeOptions extends ListenOptions {
   /**
    * Serve every connection over TLS with this certificate and key (PEM contents; the
-   * tlsCert / tlsKey options name PEM files instead). Other https options (ca,
-   * requestCert, passphrase, ciphers, ...) are refused: not supported yet.
+   * tlsCert / tlsKey options name PEM files instead), client certificates checked
+   * against `ca` with requestCert. Other https options (passphrase, pfx, SNICallback,
+   * minVersion) are refused with CORRAL_INVALID_CONFIG.
    */
   tls?: TlsOptions
   /** corral's own signature: `handler(req)` returns a Reply. */

@@ -20,18 +20,15 @@ const BATCH = 256
 // corral's option table natively (an unknown one is refused with CORRAL_INVALID_CONFIG).
 const ENTRY_KEYS = new Set(['host', 'port', 'handler', 'fetch', 'websocket', 'heavy', 'heavyThreads', 'heavyModule', 'module', 'threads', 'resourceLimits', 'lightResponse', 'fd', 'listenersFrom', 'tls'])
 
-// https.createServer's TLS options corral cannot honour yet, and why: refused, never
-// ignored (a server that skipped requestCert would let anyone in).
+// https.createServer's TLS options corral cannot honour, and why: refused, never
+// ignored (a server that skipped what one asks is not the server configured).
 const TLS_LATER = {
-  passphrase: 'encrypted private keys are not supported yet: give the key unencrypted',
-  pfx: 'PKCS#12 (pfx) is not supported yet: give cert and key as PEM',
-  ca: 'client certificates are not supported yet: leave out ca',
-  requestCert: 'client certificates are not supported yet: leave out requestCert',
-  rejectUnauthorized: 'client certificates are not supported yet: leave out rejectUnauthorized',
-  ciphers: "cipher lists are not supported yet (corral offers rustls's TLS 1.3 and 1.2 AEAD suites): leave out ciphers",
+  passphrase: 'encrypted private keys are not read: give the key unencrypted (openssl pkey -in key.pem -out plain.pem)',
+  pfx: 'PKCS#12 (pfx) is not read: give cert and key as PEM',
   minVersion: "set the engine option tlsMinVersion ('1.2' or '1.3') instead",
-  SNICallback: 'one certificate per engine for now: per-SNI certificates come later',
+  SNICallback: 'corral chooses the certificate by SNI itself: name the extra certificate files in the engine option tlsSniCerts',
 }
+const TLS_KEYS = new Set(['cert', 'key', 'ca', 'requestCert', 'rejectUnauthorized', 'ciphers'])
 
 /** PEM text as bytes: a string, a Buffer or other byte view, or (cert only) a list of them. */
 function pemBytes(name, v, list) {
@@ -41,17 +38,34 @@ function pemBytes(name, v, list) {
   throw configError(`tls.${name} must be PEM contents (a string or a Buffer${list ? ', or a list of them' : ''}), not ${Array.isArray(v) ? 'this list' : typeof v}; read a file with fs.readFileSync(path)`)
 }
 
-/** `tls: { cert, key }` (https.createServer's names: PEM contents, not paths) checked. */
+/** `tls: { cert, key, ca, requestCert, rejectUnauthorized }` (https.createServer's names:
+ * PEM contents, not paths) checked; `ciphers` is taken by nativeArgs. */
 function tlsArgs(tls) {
   if (tls === undefined) return undefined
   if (tls === null || typeof tls !== 'object') throw configError(`tls must be an object { cert, key } of PEM contents, not ${tls === null ? 'null' : typeof tls}`)
   for (const k of Object.keys(tls)) {
-    if (tls[k] === undefined || k === 'cert' || k === 'key') continue
-    const why = TLS_LATER[k] || 'not an option corral knows: tls takes cert and key (PEM contents)'
+    if (tls[k] === undefined || TLS_KEYS.has(k)) continue
+    const why = TLS_LATER[k] || 'not an option corral knows: tls takes cert, key, ca, requestCert, rejectUnauthorized and ciphers'
     throw configError(`tls.${k}: ${why}`)
   }
   if (tls.cert === undefined || tls.key === undefined) throw configError('tls needs both cert (the PEM certificate chain) and key (its private key)')
-  return { cert: pemBytes('cert', tls.cert, true), key: pemBytes('key', tls.key, false) }
+  return { cert: pemBytes('cert', tls.cert, true), key: pemBytes('key', tls.key, false), ...clientAuth(tls) }
+}
+
+/** `ca` + `requestCert` (+ `rejectUnauthorized`) as corral's client certificate check:
+ * required, or optional with rejectUnauthorized: false (stricter than Node: a
+ * certificate the CAs did not issue is still refused, never handed to the app). */
+function clientAuth(tls) {
+  for (const k of ['requestCert', 'rejectUnauthorized']) {
+    if (tls[k] !== undefined && typeof tls[k] !== 'boolean') throw configError(`tls.${k} must be true or false, not ${typeof tls[k]}`)
+  }
+  if (!tls.requestCert) {
+    if (tls.ca !== undefined) throw configError('tls.ca without requestCert: true asks for no client certificate (as in Node): set requestCert, or leave out ca')
+    if (tls.rejectUnauthorized === false) throw configError('tls.rejectUnauthorized has no effect without requestCert: true: leave it out')
+    return {}
+  }
+  if (tls.ca === undefined) throw configError('tls.requestCert needs ca: the PEM certificates of the CAs that issue client certificates (corral does not trust the system roots for clients)')
+  return { ca: pemBytes('ca', tls.ca, true), clientAuth: tls.rejectUnauthorized === false ? 'optional' : 'required' }
 }
 
 function configError(message) {
@@ -66,6 +80,11 @@ function nativeArgs(o, extra = {}) {
   for (const [name, v] of Object.entries(o)) {
     if (ENTRY_KEYS.has(name) || v === undefined) continue
     options.push(optionEntry(name, v))
+  }
+  if (o.tls && o.tls.ciphers !== undefined) {
+    if (o.tlsCiphers !== undefined) throw configError('the cipher suites are given twice, as tls.ciphers and tlsCiphers: give them once')
+    if (typeof o.tls.ciphers !== 'string') throw configError(`tls.ciphers must be a string of ':'-separated suite names, not ${typeof o.tls.ciphers}`)
+    options.push(optionEntry('tlsCiphers', o.tls.ciphers))
   }
   if (o.fd !== undefined && !Number.isInteger(o.fd)) throw configError(`fd must be an integer descriptor, not ${typeof o.fd}`)
   if (o.listenersFrom !== undefined && typeof o.listenersFrom !== 'string') {
@@ -144,6 +163,23 @@ class Engine extends EventEmitter {
     return call(() => this._native.handOver(path, timeout)).catch((e) => {
       throw withCode(e)
     })
+  }
+
+  /**
+   * Reads the TLS certificates again: `{ cert, key }` (PEM contents, as in `tls`)
+   * replace the ones given at start; the files the options name (tlsCert, tlsKey,
+   * tlsSniCerts, tlsClientCa) are read again either way. New connections get them,
+   * open ones keep theirs. Throws CORRAL_INVALID_CONFIG naming what is unusable, and
+   * the certificates before serve on.
+   */
+  reloadTls(pem) {
+    if (pem === undefined) return call(() => this._native.reloadTls(undefined, undefined))
+    if (pem === null || typeof pem !== 'object' || pem.cert === undefined || pem.key === undefined) {
+      throw configError('reloadTls takes { cert, key } (PEM contents), or nothing to read the files again')
+    }
+    const cert = pemBytes('cert', pem.cert, true)
+    const key = pemBytes('key', pem.key, false)
+    return call(() => this._native.reloadTls(cert, key))
   }
 
   /**

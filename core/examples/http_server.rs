@@ -20,6 +20,8 @@
 //! `--set max_connections_per_ip=0 --set idle_timeout=5s`.)
 //! With `--tls-cert` and `--tls-key` (PEM files) every connection is TLS (`curl --cacert
 //! ca.pem https://127.0.0.1:PORT/`), and it says `listening on https://...`.
+//! With TLS, SIGHUP reads the certificate and key files again (new connections get them,
+//! open ones keep theirs; a file that cannot be used is reported and the old ones serve on).
 //! It prints its address and serves until SIGTERM or SIGINT (or for `--seconds`), then
 //! drains for up to 5 s, prints the shutdown report and exits 0. Under a service manager:
 //! socket-activated listeners (`LISTEN_FDS`) are served, as are `--fd N` ones (a
@@ -287,7 +289,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     // Before any thread starts: they inherit the blocked set, so a termination signal
     // waits for `term.wait` whichever thread it is sent to.
-    let term = if args.demo { None } else { Some(corral::os::Termination::block()?) };
+    let term = match (args.demo, args.tls_cert.is_some()) {
+        (true, _) => None,
+        (false, true) => Some(corral::os::Termination::block_with_hangup()?),
+        (false, false) => Some(corral::os::Termination::block()?),
+    };
     let activated = corral::os::listen_fds()?;
     let inherited = !activated.is_empty() || !args.fd.is_empty() || args.listeners_from.is_some();
     let mut cfg = if inherited { Config::builder() } else { Config::builder().addrs(args.addr.iter().copied()) };
@@ -382,8 +388,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
         });
     }
-    if let Some(sig) = term.and_then(|t| t.wait(seconds.map(Duration::from_secs))) {
-        eprintln!("http_server: signal {sig}: draining");
+    let until = seconds.map(|s| std::time::Instant::now() + Duration::from_secs(s));
+    let left = || until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
+    while let Some(sig) = term.as_ref().and_then(|t| t.wait(left())) {
+        if sig != corral::os::Termination::HANGUP {
+            eprintln!("http_server: signal {sig}: draining");
+            break;
+        }
+        match engine.reload_tls() {
+            Ok(()) => eprintln!("http_server: SIGHUP: TLS certificates reloaded"),
+            Err(e) => eprintln!("http_server: SIGHUP: TLS certificates not reloaded, the ones before serve on: {e}"),
+        }
     }
     let report = engine.shutdown(Duration::from_secs(5))?;
     println!("{report:?}");

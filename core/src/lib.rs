@@ -43,7 +43,8 @@ pub use accept::proxy::fuzz as fuzz_proxy;
 pub use accept::proxy::ProxyHeader;
 pub use config::options;
 pub use config::{
-    Backend, Cidr, Config, ConfigBuilder, Limits, ListenerStrategy, Model, Protocol, ProxyMode, Readiness, TlsVersion,
+    Backend, CertKeyFiles, Cidr, Config, ConfigBuilder, Limits, ListenerStrategy, Model, Protocol, ProxyMode,
+    Readiness, TlsCipher, TlsClientAuth, TlsVersion,
 };
 pub use cpu::Pool;
 pub use engine::{hold_wakes, release_wakes, Engine, Mode, ShutdownReport};

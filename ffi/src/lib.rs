@@ -11,6 +11,7 @@ mod config;
 mod engine;
 mod serve;
 mod status;
+mod tls;
 mod ws;
 
 pub use body::*;
@@ -18,6 +19,7 @@ pub use config::*;
 pub use engine::*;
 pub use serve::*;
 pub use status::*;
+pub use tls::*;
 pub use ws::*;
 
 /// The library's major version (matches `corral_version()`).

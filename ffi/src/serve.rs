@@ -362,6 +362,13 @@ pub struct CorralTlsInfo {
     pub alpn_len: usize,
     /// The session was resumed (a ticket or a cached session id), not a full handshake.
     pub resumed: bool,
+    /// The verified client certificate's subject, RFC 4514 (`CN=alice,O=Example`); NULL
+    /// and 0 without one (`tls_client_ca`).
+    pub client_subject: *const u8,
+    pub client_subject_len: usize,
+    /// The client's own certificate, DER; NULL and 0 without one.
+    pub client_cert: *const u8,
+    pub client_cert_len: usize,
 }
 
 /// Fills `out` with what the TLS handshake of the request's connection agreed on.
@@ -376,6 +383,10 @@ pub unsafe extern "C" fn corral_request_tls(req: *const CorralRequest, out: *mut
         let Some(t) = r.tls() else { return CorralStatus::NotFound };
         let (sni, sni_len) = t.sni().map_or((std::ptr::null(), 0), |s| (s.as_ptr(), s.len()));
         let (alpn, alpn_len) = t.alpn().map_or((std::ptr::null(), 0), |a| (a.as_ptr(), a.len()));
+        let (client_subject, client_subject_len) =
+            t.client_subject().map_or((std::ptr::null(), 0), |s| (s.as_ptr(), s.len()));
+        let (client_cert, client_cert_len) =
+            t.client_cert_chain().first().map_or((std::ptr::null(), 0), |c| (c.as_ptr(), c.len()));
         let info = CorralTlsInfo {
             version: match t.version() {
                 corral_core::TlsVersion::Tls13 => 0x0304,
@@ -388,6 +399,10 @@ pub unsafe extern "C" fn corral_request_tls(req: *const CorralRequest, out: *mut
             alpn,
             alpn_len,
             resumed: t.resumed(),
+            client_subject,
+            client_subject_len,
+            client_cert,
+            client_cert_len,
         };
         unsafe { *out = info };
         CorralStatus::Ok

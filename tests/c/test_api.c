@@ -376,10 +376,11 @@ static void handler(void *userdata, const corral_request *req, corral_responder 
              (const char *)path, (unsigned long long)info.seq, (int)ulen, ua ? (const char *)ua : "");
     if (corral_request_tls(req, &tls) == CORRAL_STATUS_OK) {
         size_t at = strlen(body);
-        snprintf(body + at, sizeof body - at, " tls=%#06x suite=%#06x %s sni=%.*s alpn=%.*s resumed=%d",
+        snprintf(body + at, sizeof body - at, " tls=%#06x suite=%#06x %s sni=%.*s alpn=%.*s resumed=%d client=%.*s",
                  (unsigned)tls.version, (unsigned)tls.cipher_suite, tls.cipher_suite_name, (int)tls.sni_len,
                  tls.sni ? (const char *)tls.sni : "", (int)tls.alpn_len, tls.alpn ? (const char *)tls.alpn : "",
-                 (int)tls.resumed);
+                 (int)tls.resumed, tls.client_subject ? (int)tls.client_subject_len : 1,
+                 tls.client_subject ? (const char *)tls.client_subject : "-");
     }
     h[0].name = "content-type";
     h[0].value = "text/plain";
@@ -1044,7 +1045,7 @@ static void test_tls(void) {
     CHECK(strncmp(body, "GET /tls seq=0", 14) == 0);
     /* What the handshake agreed on, as corral_request_tls() gives it to the handler. */
     CHECK(strstr(body, " tls=0x0304 suite=0x1303 TLS13_CHACHA20_POLY1305_SHA256 sni=localhost alpn=http/1.1 "
-                       "resumed=0") != NULL);
+                       "resumed=0 client=-") != NULL);
     OK(corral_engine_stats(e, &stats));
     OK(corral_stats_get(stats, "tls_handshakes", &handshakes));
     CHECK(handshakes >= 1);

@@ -105,6 +105,14 @@ class NativeBody {
   }
 }
 
+/** A request's TLS facts with each absent one null, as index.d.ts says (napi leaves them out). */
+function tlsFacts(t) {
+  t.servername ??= null
+  t.alpnProtocol ??= null
+  t.clientCertName ??= null
+  return t
+}
+
 function bodyUnusable() {
   return new TypeError('Body is unusable: it has already been read')
 }
@@ -128,8 +136,9 @@ class Request {
     this.worker = r.worker
     this.remoteAddress = r.remoteAddress
     this.remotePort = r.remotePort
-    // Over TLS: { protocol, cipher, servername, alpnProtocol, sessionReused }; else null.
-    this.tls = r.tls ?? null
+    // Over TLS: { protocol, cipher, servername, alpnProtocol, sessionReused,
+    // clientCertName, clientCertChain }; else null.
+    this.tls = r.tls ? tlsFacts(r.tls) : null
     this._headers = null
   }
 

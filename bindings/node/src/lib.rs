@@ -78,6 +78,11 @@ pub struct EngineArgs {
 pub struct TlsPem {
     pub cert: Buffer,
     pub key: Buffer,
+    /// The CA certificates client certificates are checked against (`ca` with
+    /// `requestCert`), as PEM.
+    pub ca: Option<Buffer>,
+    /// `required` or `optional` (`rejectUnauthorized`), with `ca`.
+    pub client_auth: Option<String>,
 }
 
 impl OptionValue {
@@ -122,6 +127,12 @@ fn build(a: &EngineArgs) -> Result<Config> {
     }
     if let Some(t) = &a.tls {
         b = b.tls_pem(t.cert.to_vec(), t.key.to_vec());
+        if let Some(ca) = &t.ca {
+            b = b.tls_client_ca_pem(ca.to_vec());
+        }
+        if let Some(auth) = &t.client_auth {
+            b.set(&Front::NODE, "tlsClientAuth", Value::Text(auth)).map_err(err)?;
+        }
     }
     for o in &a.options {
         b.set(&Front::NODE, &o.name, o.value()?).map_err(err)?;
@@ -532,6 +543,21 @@ impl Engine {
             .ok_or_else(|| config_error(format!("timeout = {timeout_ms} is out of range: use milliseconds from 0")))?;
         let engine = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
         Ok(AsyncTask::new(Shutdown { engine, serve: self.serve.clone(), threads: self.threads.clone(), timeout }))
+    }
+
+    /// Reads the TLS certificates again: with `cert` and `key` (PEM), those replace the
+    /// ones given at start; the files the options name are read again either way. New
+    /// connections get them, open ones keep theirs; an unusable pair or file throws
+    /// CORRAL_INVALID_CONFIG and the certificates before serve on.
+    #[napi]
+    pub fn reload_tls(&self, cert: Option<Buffer>, key: Option<Buffer>) -> Result<()> {
+        let engine = self.get()?;
+        match (cert, key) {
+            (Some(cert), Some(key)) => engine.reload_tls_pem(cert.to_vec(), key.to_vec()),
+            (None, None) => engine.reload_tls(),
+            _ => return Err(config_error("reloadTls takes both cert and key, or neither")),
+        }
+        .map_err(err)
     }
 
     /// Offers this engine's listening sockets to a successor (an engine made with

@@ -67,6 +67,11 @@ pub struct JsTls {
     pub alpn_protocol: Option<String>,
     /// The session was resumed (a ticket or a cached session id).
     pub session_reused: bool,
+    /// The verified client certificate's subject, RFC 4514 (`CN=alice,O=Example`); none
+    /// without one (`tlsClientCa`).
+    pub client_cert_name: Option<String>,
+    /// The client's certificate chain as PEM, its own first; empty without one.
+    pub client_cert_chain: Vec<String>,
 }
 
 fn tls_of(t: &corral_core::TlsInfo) -> JsTls {
@@ -83,6 +88,8 @@ fn tls_of(t: &corral_core::TlsInfo) -> JsTls {
         servername: t.sni().map(str::to_string),
         alpn_protocol: t.alpn().map(|a| String::from_utf8_lossy(a).into_owned()),
         session_reused: t.resumed(),
+        client_cert_name: t.client_subject().map(str::to_string),
+        client_cert_chain: t.client_cert_pem(),
     }
 }
 

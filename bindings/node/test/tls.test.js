@@ -85,9 +85,9 @@ test('bad tls options are refused with what to do', { skip: noOpenssl }, () => {
     assert.throws(() => corral.serve({ tls, handler }), (e) => e.code === 'CORRAL_INVALID_CONFIG' && e.message.includes(says), says)
   refused({ cert: pem.cert }, 'tls needs both cert')
   refused({ cert: pem.certFile, key: 42 }, 'tls.key must be PEM contents')
-  refused({ cert: pem.cert, key: pem.key, ca: pem.cert }, 'tls.ca: client certificates are not supported yet')
-  refused({ cert: pem.cert, key: pem.key, passphrase: 'x' }, 'encrypted private keys are not supported yet')
-  refused({ cert: pem.cert, key: pem.key, ciphers: 'HIGH' }, 'cipher lists are not supported yet')
+  refused({ cert: pem.cert, key: pem.key, ca: pem.cert }, 'tls.ca without requestCert: true asks for no client certificate')
+  refused({ cert: pem.cert, key: pem.key, passphrase: 'x' }, 'encrypted private keys are not read')
+  refused({ cert: pem.cert, key: pem.key, ciphers: 'HIGH' }, 'OpenSSL cipher-string keywords and operators')
   // A path where the contents belong: the core says the PEM holds no certificate.
   refused({ cert: pem.certFile, key: pem.keyFile }, 'the certificate given to tls_pem holds no PEM certificate')
   refused({ cert: pem.key, key: pem.cert }, 'that is the key, not the certificate')

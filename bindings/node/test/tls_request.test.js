@@ -69,6 +69,8 @@ test('req.tls says what the handshake agreed on, as the https client saw it, and
       servername: 'localhost',
       alpnProtocol: 'http/1.1',
       sessionReused: false,
+      clientCertName: null,
+      clientCertChain: [],
     })
     assert.strictEqual(first.body.protocol, 'TLSv1.3')
     assert.match(first.body.cipher, /^TLS_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)$/)

@@ -254,6 +254,14 @@ impl Engine {
         h.take_now(py, max)
     }
 
+    /// Reads the TLS certificate and key files again (new connections get them, open
+    /// ones keep theirs); a file that cannot be used raises ConfigError naming it, and
+    /// the certificates before serve on.
+    fn reload_tls(&self, py: Python<'_>) -> PyResult<()> {
+        let e = self.get(py)?;
+        py.detach(|| e.reload_tls()).map_err(|err| errors::to_py(py, err))
+    }
+
     /// Offers the listening sockets at the Unix socket `path` and returns once a
     /// successor (an engine made with `listeners_from=path`) serves them, within
     /// `timeout` seconds; then close this engine to drain it.

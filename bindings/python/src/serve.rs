@@ -473,7 +473,9 @@ impl Request {
     }
     /// The TLS session the request came over (`tls_cert`), as a dict: version ("1.2",
     /// "1.3"), cipher_suite (its IANA name), sni and alpn (str, or None when the client
-    /// sent none), resumed; None on a plain connection.
+    /// sent none), resumed, client_cert_chain (the client's verified certificates as PEM
+    /// strings, its own first; [] without one) and client_cert_name (its subject as RFC
+    /// 4514 text, or None); None on a plain connection.
     #[getter]
     fn tls<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         let Some(t) = self.inner.tls() else { return Ok(None) };
@@ -483,6 +485,8 @@ impl Request {
         d.set_item("sni", t.sni())?;
         d.set_item("alpn", t.alpn().map(String::from_utf8_lossy))?;
         d.set_item("resumed", t.resumed())?;
+        d.set_item("client_cert_chain", t.client_cert_pem())?;
+        d.set_item("client_cert_name", t.client_subject())?;
         Ok(Some(d))
     }
     /// The subprotocols offered when the request asks for a websocket (a valid
@@ -516,9 +520,10 @@ impl Request {
             pyo3::intern!(py, "SERVER_PROTOCOL"),
             if h.minor_version() == 0 { pyo3::intern!(py, "HTTP/1.0") } else { pyo3::intern!(py, "HTTP/1.1") },
         )?;
-        if self.inner.tls().is_some() {
+        if let Some(t) = self.inner.tls() {
             env.set_item(pyo3::intern!(py, "wsgi.url_scheme"), pyo3::intern!(py, "https"))?;
             env.set_item(pyo3::intern!(py, "HTTPS"), pyo3::intern!(py, "on"))?;
+            wsgi_client_cert(py, &env, t)?;
         }
         let peer = self.inner.peer();
         env.set_item(pyo3::intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;
@@ -607,9 +612,22 @@ impl Request {
     }
 }
 
+/// mod_ssl's names for the client certificate: `SSL_CLIENT_VERIFY` (`SUCCESS`: verified
+/// against `tls_client_ca`; `NONE`: none presented), and with one, `SSL_CLIENT_S_DN` (RFC
+/// 4514) and `SSL_CLIENT_CERT` (PEM).
+fn wsgi_client_cert(py: Python<'_>, env: &Bound<'_, PyDict>, t: &corral_core::TlsInfo) -> PyResult<()> {
+    let Some(name) = t.client_subject() else {
+        return env.set_item(pyo3::intern!(py, "SSL_CLIENT_VERIFY"), pyo3::intern!(py, "NONE"));
+    };
+    env.set_item(pyo3::intern!(py, "SSL_CLIENT_VERIFY"), pyo3::intern!(py, "SUCCESS"))?;
+    env.set_item(pyo3::intern!(py, "SSL_CLIENT_S_DN"), name)?;
+    env.set_item(pyo3::intern!(py, "SSL_CLIENT_CERT"), t.client_cert_pem().swap_remove(0))
+}
+
 /// The ASGI TLS extension (asgiref's tls.rst): the version and cipher suite by their
-/// numbers; no client certificates (corral asks for none), and no server certificate
-/// (the spec allows None).
+/// numbers; the client's verified chain as PEM and its subject (RFC 4514) when it
+/// presented a certificate (a certificate that fails verification ends the handshake,
+/// so `client_cert_error` is always None); no server certificate (the spec allows None).
 fn asgi_tls<'py>(py: Python<'py>, t: &corral_core::TlsInfo) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let version: u16 = match t.version() {
@@ -617,8 +635,8 @@ fn asgi_tls<'py>(py: Python<'py>, t: &corral_core::TlsInfo) -> PyResult<Bound<'p
         corral_core::TlsVersion::Tls13 => 0x0304,
     };
     d.set_item("server_cert", py.None())?;
-    d.set_item("client_cert_chain", pyo3::types::PyList::empty(py))?;
-    d.set_item("client_cert_name", py.None())?;
+    d.set_item("client_cert_chain", t.client_cert_pem())?;
+    d.set_item("client_cert_name", t.client_subject())?;
     d.set_item("client_cert_error", py.None())?;
     d.set_item("tls_version", version)?;
     d.set_item("cipher_suite", t.cipher_suite_id())?;

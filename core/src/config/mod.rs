@@ -23,7 +23,10 @@ mod names;
 pub mod options;
 
 pub use cidr::Cidr;
-pub use names::{Backend, ListenerStrategy, Model, Protocol, ProxyMode, Readiness, TlsVersion};
+pub use names::{
+    Backend, ListenerStrategy, Model, Protocol, ProxyMode, Readiness, TlsCipher, TlsClientAuth, TlsVersion,
+};
+pub use options::CertKeyFiles;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -120,6 +123,8 @@ macro_rules! define_config {
             pub(crate) handover: Option<Arc<std::os::unix::net::UnixStream>>,
             /// The TLS certificate chain and key as PEM contents (`tls_pem`).
             pub(crate) tls_pem: Option<Arc<TlsPem>>,
+            /// The client CA bundle as PEM contents (`tls_client_ca_pem`).
+            pub(crate) tls_client_ca_pem: Option<Arc<Vec<u8>>>,
             /// Options set explicitly (checked against the engine's mode).
             pub(crate) explicit: Vec<&'static str>,
         }
@@ -137,6 +142,8 @@ macro_rules! define_config {
             handover: Option<Arc<std::os::unix::net::UnixStream>>,
             /// The TLS certificate chain and key as PEM contents (`tls_pem`).
             tls_pem: Option<Arc<TlsPem>>,
+            /// The client CA bundle as PEM contents (`tls_client_ca_pem`).
+            pub(crate) tls_client_ca_pem: Option<Arc<Vec<u8>>>,
             explicit: Vec<&'static str>,
         }
 
@@ -149,6 +156,7 @@ macro_rules! define_config {
                     inherited: Vec::new(),
                     handover: None,
                     tls_pem: None,
+                    tls_client_ca_pem: None,
                     explicit: Vec::new(),
                 }
             }
@@ -182,6 +190,7 @@ macro_rules! define_config {
                     inherited,
                     handover: b.handover,
                     tls_pem: b.tls_pem,
+                    tls_client_ca_pem: b.tls_client_ca_pem,
                     explicit: b.explicit,
                 }
             }
@@ -382,6 +391,13 @@ impl ConfigBuilder {
     /// disk. Checked when the engine is built, as the files are; not with `tls_cert`.
     pub fn tls_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
         self.tls_pem = Some(Arc::new(TlsPem { cert: cert.into(), key: key.into() }));
+        self
+    }
+
+    /// The CA certificates that issue client certificates as PEM contents, instead of
+    /// the file `tls_client_ca` names (what the Node front's `tls: { ca }` gives).
+    pub fn tls_client_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_client_ca_pem = Some(Arc::new(pem.into()));
         self
     }
 

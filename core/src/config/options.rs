@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    Backend, Cidr, ConfigBuilder, ListenerStrategy, Model, Protocol, ProxyMode, Readiness, TlsVersion,
+    Backend, Cidr, ConfigBuilder, ListenerStrategy, Model, Protocol, ProxyMode, Readiness, TlsCipher, TlsClientAuth,
+    TlsVersion,
 };
 use crate::error::{Error, Result};
 
@@ -338,6 +339,54 @@ impl Field for PathBuf {
     }
 }
 
+/// One `tls_sni_certs` entry: a PEM certificate chain and its private key, in two files
+/// (`cert.pem:key.pem`) or in one that holds both (HAProxy's way).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertKeyFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl CertKeyFiles {
+    /// The entries of `text`: comma-separated, each `cert.pem:key.pem` or `both.pem`.
+    pub fn parse_list(text: &str) -> std::result::Result<Vec<CertKeyFiles>, String> {
+        let mut out = Vec::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            check_path(entry)?;
+            let (cert, key) = entry.split_once(':').unwrap_or((entry, entry));
+            if cert.is_empty() || key.is_empty() {
+                return Err(format!("{entry:?} lacks a path: give cert.pem:key.pem, or one file that holds both"));
+            }
+            out.push(CertKeyFiles { cert: cert.into(), key: key.into() });
+        }
+        Ok(out)
+    }
+}
+
+/// Certificate/key pairs, as the comma-separated text the option takes.
+impl Field for Vec<CertKeyFiles> {
+    fn to_parsed(&self) -> Option<Parsed> {
+        let entry = |p: &CertKeyFiles| match p.cert == p.key {
+            true => p.cert.display().to_string(),
+            false => format!("{}:{}", p.cert.display(), p.key.display()),
+        };
+        Some(Parsed::Text(self.iter().map(entry).collect::<Vec<_>>().join(",")))
+    }
+    fn from_parsed(v: &Parsed) -> Vec<CertKeyFiles> {
+        CertKeyFiles::parse_list(as_text(v)).unwrap_or_default()
+    }
+}
+
+/// Cipher suites, as the `:`-separated IANA names (empty: rustls's list).
+impl Field for Vec<TlsCipher> {
+    fn to_parsed(&self) -> Option<Parsed> {
+        Some(Parsed::Text(self.iter().map(|c| c.name()).collect::<Vec<_>>().join(":")))
+    }
+    fn from_parsed(v: &Parsed) -> Vec<TlsCipher> {
+        TlsCipher::parse_list(as_text(v)).unwrap_or_default()
+    }
+}
+
 /// A file's path: any text but one with a NUL byte (no system call takes it).
 fn check_path(t: &str) -> std::result::Result<(), String> {
     if t.contains('\0') {
@@ -368,7 +417,7 @@ macro_rules! choice_field {
     )+};
 }
 
-choice_field!(Model, Protocol, ListenerStrategy, ProxyMode, Readiness, Backend, TlsVersion);
+choice_field!(Model, Protocol, ListenerStrategy, ProxyMode, Readiness, Backend, TlsVersion, TlsClientAuth);
 
 /// The option list: one entry per option, in the order the documentation lists them.
 /// Each entry is what the option is everywhere:
@@ -508,6 +557,38 @@ macro_rules! option_table {
                 row: ("tls_key", Kind::Text { what: "a path to a PEM private key (empty: no TLS)", check: check_path },
                     "none", Serve, None, false,
                     "TLS: the PEM private key (PKCS#8, RSA or EC) of tls_cert's certificate. Needs tls_cert.")
+            }
+            engine {
+                /// More certificate chains, each chosen by the server name a client asks for
+                /// (SNI): the names are each certificate's DNS subjectAltNames (`*.example.com`
+                /// included); `tls_cert` serves clients that send no name or one no entry has.
+                tls_sni_certs: Vec<CertKeyFiles> = Vec::new(),
+                row: ("tls_sni_certs", Kind::Text { what: "a comma-separated list of cert.pem:key.pem pairs (or files holding both)", check: |t| CertKeyFiles::parse_list(t).map(drop) },
+                    "none", Serve, None, false,
+                    "TLS: more certificate chains, each served to clients asking (SNI) for one of its DNS names; tls_cert serves the rest.")
+            }
+            engine {
+                /// The cipher suites a client may agree on, in order of preference (empty, the
+                /// default: all of rustls's, AES-GCM and ChaCha20-Poly1305 with ECDHE).
+                tls_ciphers: Vec<TlsCipher> = Vec::new(),
+                row: ("tls_ciphers", Kind::Text { what: "a :-separated list of cipher suites (IANA or OpenSSL names)", check: |t| TlsCipher::parse_list(t).map(drop) },
+                    "all", Serve, None, false,
+                    "TLS: the cipher suites allowed, by IANA or OpenSSL name, separated by : (empty: rustls's AEAD suites).")
+            }
+            engine {
+                /// The PEM bundle of the CA certificates that issue client certificates (mutual
+                /// TLS); with it, clients must present one (`tls_client_auth`).
+                tls_client_ca: std::path::PathBuf = std::path::PathBuf::new(),
+                row: ("tls_client_ca", Kind::Text { what: "a path to a PEM bundle of CA certificates (empty: no client certificates)", check: check_path },
+                    "none", Serve, None, false,
+                    "TLS: the CA certificates client certificates are checked against (mutual TLS); the verified client's name reaches the app.")
+            }
+            engine {
+                /// Whether a client certificate is asked for: `none`, `optional` or `required`
+                /// (default: `required` with `tls_client_ca`, else `none`).
+                tls_client_auth: TlsClientAuth = TlsClientAuth::None,
+                row: ("tls_client_auth", Kind::Choice(TlsClientAuth::NAMES), "required with tls_client_ca, else none", Serve, None, false,
+                    "TLS: ask clients for a certificate from tls_client_ca: none, optional (one without is served) or required.")
             }
             engine {
                 /// The oldest TLS version a client may use (default 1.2; 1.3 refuses 1.2 clients).
@@ -1128,14 +1209,75 @@ impl ConfigBuilder {
                  private key (tls_key); set both, or neither for plain TCP"
             )));
         }
-        if no_cert && self.tls_pem.is_none() && self.is_explicit("tls_min_version") {
+        if no_cert && self.tls_pem.is_none() {
+            if self.tls_client_ca_pem.is_some() {
+                return Err(Error::config(
+                    "a client CA has no effect without TLS: give the certificate and key too, or leave it out",
+                ));
+            }
+            if let Some(o) = TLS_NEEDS_CERT.iter().find(|o| self.is_explicit(o)) {
+                return Err(Error::config(format!(
+                    "{o} has no effect without TLS: set tls_cert and tls_key too (the default certificate), or \
+                     leave it unset"
+                )));
+            }
+        }
+        self.check_tls_ciphers()?;
+        self.check_tls_client()
+    }
+
+    /// Client certificates are checked against a CA bundle: asking for them needs one.
+    fn check_tls_client(&self) -> Result<()> {
+        let (file, given) = (!self.tls_client_ca.as_os_str().is_empty(), self.tls_client_ca_pem.is_some());
+        if file && given {
             return Err(Error::config(
-                "tls_min_version has no effect without TLS: set tls_cert and tls_key too, or leave it unset",
+                "the client CA is given twice, as a file (tls_client_ca) and as PEM contents: give it one way",
+            ));
+        }
+        let ca = file || given;
+        match (ca, self.tls_client_auth, self.is_explicit("tls_client_auth")) {
+            (false, TlsClientAuth::Optional | TlsClientAuth::Required, _) => Err(Error::config(format!(
+                "tls_client_auth = {} needs tls_client_ca: the PEM bundle of the CA certificates that issue the \
+                 client certificates",
+                self.tls_client_auth.name()
+            ))),
+            (true, TlsClientAuth::None, true) => Err(Error::config(
+                "tls_client_ca has no effect with tls_client_auth = none: set tls_client_auth to optional or \
+                 required, or leave tls_client_ca unset",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A cipher list must leave a suite for a version the engine allows.
+    fn check_tls_ciphers(&self) -> Result<()> {
+        let (c, min) = (&self.tls_ciphers, self.tls_min_version);
+        if min == TlsVersion::Tls13 && !c.is_empty() && !c.iter().any(|c| c.tls13()) {
+            return Err(Error::config(
+                "tls_ciphers names only TLS 1.2 suites and tls_min_version is 1.3: add a TLS 1.3 suite \
+                 (TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256)",
             ));
         }
         Ok(())
     }
 }
+
+impl crate::config::Config {
+    /// How client certificates are asked for: `tls_client_auth` as set, else `required`
+    /// with a CA (`tls_client_ca`), `none` without.
+    pub fn tls_client_auth(&self) -> TlsClientAuth {
+        let ca = !self.tls_client_ca.as_os_str().is_empty() || self.tls_client_ca_pem.is_some();
+        match self.explicit.contains(&"tls_client_auth") || !ca {
+            true => self.tls_client_auth,
+            false => TlsClientAuth::Required,
+        }
+    }
+}
+
+/// The TLS options that need the default certificate (`tls_cert` and `tls_key`, or PEM
+/// contents).
+const TLS_NEEDS_CERT: &[&str] =
+    &["tls_min_version", "tls_sni_certs", "tls_ciphers", "tls_client_ca", "tls_client_auth"];
 
 /// Refuses options set explicitly that have no effect on an engine of this mode.
 pub(crate) fn check_mode(explicit: &[&'static str], serve: bool) -> Result<()> {

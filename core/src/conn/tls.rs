@@ -70,9 +70,9 @@ impl Conn {
     /// A new connection's TLS session, when the engine serves TLS (counted as a
     /// handshake under way until it ends either way).
     pub(super) fn tls_session(engine: &Shared) -> Option<Box<Session>> {
-        let config = engine.tls.as_ref()?;
+        let config = engine.tls.as_ref()?.current();
         engine.counters.tls.handshaking.fetch_add(1, Relaxed);
-        Some(Box::new(Session::new(config)))
+        Some(Box::new(Session::new(&config)))
     }
 
     /// `read` for a TLS connection past its preamble: receives ciphertext once and

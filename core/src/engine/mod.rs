@@ -125,12 +125,12 @@ fn resolve_backend(config: &Config, serving: bool, has_workers: bool) -> Result<
     }
 }
 
-/// The TLS configuration served connections share. ALPN says `http/1.1` when the
-/// engine frames HTTP (`h2` joins the list once it speaks it); the other protocols
-/// have no ALPN name, so the extension is not answered.
-fn server_tls(config: &Config, pem: crate::tls::PemSource<'_>) -> Result<Arc<rustls::ServerConfig>> {
+/// The TLS configuration served connections share, when TLS is on. ALPN says
+/// `http/1.1` when the engine frames HTTP (`h2` joins the list once it speaks it); the
+/// other protocols have no ALPN name, so the extension is not answered.
+fn server_tls(config: &Config) -> Result<Option<crate::tls::ServerTls>> {
     let alpn: &[&[u8]] = if config.protocol() == crate::config::Protocol::Http1 { &[b"http/1.1"] } else { &[] };
-    crate::tls::server_config(pem, config.tls_min_version(), alpn)
+    crate::tls::TlsSetup::of(config, alpn)?.map(crate::tls::ServerTls::new).transpose()
 }
 
 /// How often a draining shutdown re-checks for open connections between wake-ups.
@@ -143,10 +143,7 @@ impl Engine {
         config.check_mode(matches!(mode, Mode::Serve(_)))?;
         // Before binding: a certificate that cannot be used leaves no socket behind.
         // (`check_mode` refused the TLS options on a handoff engine.)
-        let tls = match crate::tls::PemSource::of(&config) {
-            Some(pem) => Some(server_tls(&config, pem)?),
-            None => None,
-        };
+        let tls = server_tls(&config)?;
         let plan = Plan::of(&config);
         let bound = listen::bind(&config, plan.listener, plan.acceptors)?;
         let (handler, host) = match mode {
@@ -420,6 +417,31 @@ impl Engine {
 
     pub fn stats(&self) -> Stats {
         Stats::collect(&self.shared)
+    }
+
+    /// Reads the TLS certificates and keys again (`tls_cert`, `tls_key`,
+    /// `tls_sni_certs`, `tls_client_ca`): connections that start from now on use them,
+    /// open ones keep theirs. A file that cannot be used is an `InvalidConfig` error
+    /// naming it, and the certificates served before stay. What a renewal (certbot's
+    /// deploy hook, a SIGHUP) calls.
+    pub fn reload_tls(&self) -> Result<()> {
+        self.served_tls()?.reload(None)
+    }
+
+    /// Like [`reload_tls`](Engine::reload_tls), with a new certificate chain and key as
+    /// PEM contents, for an engine given its pair that way
+    /// ([`ConfigBuilder::tls_pem`](crate::ConfigBuilder::tls_pem)); the other files
+    /// (`tls_sni_certs`, `tls_client_ca`) are read again too.
+    pub fn reload_tls_pem(&self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Result<()> {
+        self.served_tls()?.reload(Some((cert.into(), key.into())))
+    }
+
+    fn served_tls(&self) -> Result<&crate::tls::ServerTls> {
+        self.shared.tls.as_ref().ok_or_else(|| {
+            Error::config(
+                "this engine serves no TLS, so it has no certificate to reload: build it with tls_cert and tls_key",
+            )
+        })
     }
 
     /// Sends `msg` to every websocket subscribed to `topic` (see

@@ -124,8 +124,9 @@ pub(crate) struct Shared {
     pub(crate) io_uring: bool,
     /// Why the engine runs on epoll although io_uring was asked for (auto's fallback).
     pub(crate) backend_note: Option<String>,
-    /// TLS for every served connection (`tls_cert`), read once at build.
-    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS for every served connection (`tls_cert`): each new connection takes the
+    /// current configuration.
+    pub(crate) tls: Option<crate::tls::ServerTls>,
     /// The serving engine's handler (`None` in handoff mode).
     pub(super) handler: Option<Arc<dyn Handler>>,
     /// The handler reads HTTP bodies as streams (`Handler::streams_bodies`, asked once).

@@ -113,14 +113,30 @@ pub struct Termination {
 }
 
 impl Termination {
+    /// SIGHUP's number, as [`wait`](Termination::wait) returns it after
+    /// [`block_with_hangup`](Termination::block_with_hangup).
+    pub const HANGUP: i32 = libc::SIGHUP;
+
     pub fn block() -> io::Result<Termination> {
+        Termination::block_these(&[libc::SIGTERM, libc::SIGINT])
+    }
+
+    /// As [`block`](Termination::block), and SIGHUP too (by convention "read your files
+    /// again", a certificate renewal's signal): `wait` returns [`Termination::HANGUP`]
+    /// for it, and the caller waits again.
+    pub fn block_with_hangup() -> io::Result<Termination> {
+        Termination::block_these(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
+    }
+
+    fn block_these(signals: &[i32]) -> io::Result<Termination> {
         // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it, and
         // pthread_sigmask reads it and writes no old mask (null).
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigaddset(&mut set, libc::SIGINT);
+            for &sig in signals {
+                libc::sigaddset(&mut set, sig);
+            }
             let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             if r != 0 {
                 return Err(io::Error::from_raw_os_error(r));
@@ -138,8 +154,8 @@ impl Termination {
         }
     }
 
-    /// Waits for SIGTERM or SIGINT, up to `timeout` (forever with `None`); the signal's
-    /// number, or `None` once the time is up.
+    /// Waits for SIGTERM or SIGINT (or SIGHUP, if blocked), up to `timeout` (forever
+    /// with `None`); the signal's number, or `None` once the time is up.
     pub fn wait(&self, timeout: Option<Duration>) -> Option<i32> {
         loop {
             let ts = timeout.map(|t| libc::timespec {

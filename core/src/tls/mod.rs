@@ -5,9 +5,12 @@
 //! phase  ─► plaintext (the write buffer) ─► Session::encrypt ─► records ─► socket
 //! ```
 //!
-//! This room owns the TLS state and nothing of the I/O: `config.rs` turns the PEM
-//! certificate chain and key (files, or contents given) into the rustls `ServerConfig` every connection shares (read
-//! once, when the engine is built); `session.rs` is one connection's rustls
+//! This room owns the TLS state and nothing of the I/O: `certs.rs` reads the PEM
+//! certificate chains and keys (files, or contents given); `resolve.rs` picks the chain a
+//! handshake presents by the server name the client asked for (SNI); `config.rs` makes
+//! the rustls `ServerConfig` every connection shares from the options (with the client
+//! certificate verifier, `tls_client_ca`); `live.rs` holds the one new connections take;
+//! `dn.rs` writes a client certificate's subject as text; `session.rs` is one connection's rustls
 //! `ServerConnection` behind a sans-IO wrapper that takes ciphertext and hands back
 //! plaintext, and takes plaintext and hands back records to send; `info.rs` is what a
 //! handler sees of it ([`TlsInfo`]). The connection (`conn/tls.rs`) moves bytes between
@@ -34,10 +37,24 @@
 //! CPU-pool thread and the session handed back: the connection decides where
 //! (`conn/tls.rs`, `tls_handshake_on_pool`).
 
+mod certs;
 mod config;
+mod dn;
 mod info;
+mod live;
+mod resolve;
 mod session;
 
-pub(crate) use config::{server_config, PemSource};
+#[cfg(test)]
+pub(crate) use certs::PemSource;
+#[cfg(test)]
+pub(crate) use config::server_config;
+pub(crate) use config::TlsSetup;
 pub use info::TlsInfo;
+pub(crate) use live::ServerTls;
 pub(crate) use session::{Failed, Fed, Reason, Session};
+
+/// The RFC 4514 subject of a certificate (a verified client's), `None` if it does not parse.
+fn subject(cert: &rustls::pki_types::CertificateDer<'_>) -> Option<String> {
+    dn::rfc4514(webpki::EndEntityCert::try_from(cert).ok()?.subject())
+}

@@ -312,6 +312,8 @@ impl Session {
             sni: c.server_name().map(str::to_string),
             alpn: c.alpn_protocol().map(<[u8]>::to_vec),
             resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),
+            client_chain: c.peer_certificates().unwrap_or_default().iter().map(|d| d.to_vec()).collect(),
+            client_subject: c.peer_certificates().and_then(|chain| super::subject(chain.first()?)),
         }
     }
 }

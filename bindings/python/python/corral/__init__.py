@@ -172,6 +172,14 @@ class _EngineOwner:
         """The same snapshot as Prometheus text."""
         return str(self._engine.prometheus())
 
+    def reload_tls(self) -> None:
+        """Reads the TLS certificates and keys again from their files (``tls_cert``,
+        ``tls_key``, ``tls_sni_certs``, ``tls_client_ca``): connections that start from
+        now on use them, open ones keep theirs. A file that cannot be used raises
+        ConfigError naming it, and the certificates before serve on. The ``corral``
+        command calls it on SIGHUP."""
+        self._engine.reload_tls()
+
     def hand_over(self, path: str, timeout: float = 30.0) -> None:
         """Offers the listening sockets at the Unix socket ``path`` and returns once a
         successor (``serve(..., listeners_from=path)``, in this process or another)

@@ -39,6 +39,14 @@ class Options(TypedDict, total=False):
     tls_cert: str
     # TLS: the PEM private key (PKCS#8, RSA or EC) of tls_cert's certificate. Needs tls_cert. A path to a PEM private key (empty: no TLS). Default none; applies to serve engines.
     tls_key: str
+    # TLS: more certificate chains, each served to clients asking (SNI) for one of its DNS names; tls_cert serves the rest. A comma-separated list of cert.pem:key.pem pairs (or files holding both). Default none; applies to serve engines.
+    tls_sni_certs: str
+    # TLS: the cipher suites allowed, by IANA or OpenSSL name, separated by : (empty: rustls's AEAD suites). A :-separated list of cipher suites (IANA or OpenSSL names). Default all; applies to serve engines.
+    tls_ciphers: str
+    # TLS: the CA certificates client certificates are checked against (mutual TLS); the verified client's name reaches the app. A path to a PEM bundle of CA certificates (empty: no client certificates). Default none; applies to serve engines.
+    tls_client_ca: str
+    # TLS: ask clients for a certificate from tls_client_ca: none, optional (one without is served) or required. One of none, optional, required. Default required with tls_client_ca, else none; applies to serve engines.
+    tls_client_auth: Literal["none", "optional", "required"]
     # TLS: the oldest version a client may use, 1.2 or 1.3 (older ones are always refused). One of 1.2, 1.3. Default 1.2; applies to serve engines.
     tls_min_version: Literal["1.2", "1.3"]
     # TLS: do handshakes (key exchange, signature: the heaviest step per connection) on the CPU pool, so keep-alive connections on the I/O workers do not wait behind a storm of new ones; inline when false or cpu_threads is 0. True or false. Default true; applies to serve engines.

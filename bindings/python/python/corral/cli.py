@@ -14,8 +14,10 @@ take uvicorn's flags: ``--ws auto|none`` (none: upgrade requests are ordinary HT
 requests), ``--ws-max-size``, ``--ws-ping-interval``, ``--ws-ping-timeout`` and
 ``--ws-per-message-deflate``, each an engine option (``ws``, ``ws_max_message``, ...).
 TLS takes uvicorn's ``--ssl-certfile`` and ``--ssl-keyfile`` (PEM files: the engine
-options ``tls_cert`` and ``tls_key``); its other ``--ssl-*`` flags are refused until
-corral does what they ask (encrypted keys, client certificates, cipher lists).
+options ``tls_cert`` and ``tls_key``), ``--ssl-ca-certs`` and ``--ssl-cert-reqs``
+(client certificates: ``tls_client_ca``, ``tls_client_auth``) and ``--ssl-ciphers``
+(``tls_ciphers``, where the names map); ``--ssl-keyfile-password`` is refused
+(encrypted keys are not read). SIGHUP reads the certificate files again (every worker's).
 """
 
 from __future__ import annotations
@@ -85,31 +87,72 @@ def ws_options(a: argparse.Namespace) -> Dict[str, Any]:
     return out
 
 
-# uvicorn's TLS flags corral cannot honour yet, and why: refused, never ignored (a
-# server that silently skipped client-certificate checks would let anyone in).
-_SSL_LATER = {
-    "ssl_keyfile_password": "encrypted private keys are not supported yet: give an unencrypted PEM key "
-                            "(openssl pkey -in key.pem -out plain.pem), readable by this user only",
-    "ssl_ca_certs": "client certificates are not supported yet: leave out --ssl-ca-certs",
-    "ssl_cert_reqs": "client certificates are not supported yet: leave out --ssl-cert-reqs",
-    "ssl_ciphers": "cipher lists are not supported yet (corral offers rustls's TLS 1.3 and 1.2 AEAD suites): "
-                   "leave out --ssl-ciphers",
+# uvicorn's TLS flags corral cannot honour, and why: refused, never ignored (a server
+# that silently skipped what a flag asks would not be the server its user configured).
+_SSL_REFUSED = {
+    "ssl_keyfile_password": "encrypted private keys are not read: decrypt the key once "
+                            "(openssl pkey -in key.pem -out plain.pem) and keep plain.pem readable by this user only",
 }
+
+# --ssl-cert-reqs takes ssl.CERT_NONE / CERT_OPTIONAL / CERT_REQUIRED's numbers, as uvicorn does.
+_CERT_REQS = {"0": "none", "1": "optional", "2": "required"}
+
+# uvicorn's default --ssl-ciphers: OpenSSL's "TLSv1" string, which asks for nothing
+# narrower than what corral offers; it means corral's default list.
+_UVICORN_CIPHERS = "TLSv1"
+
+
+def _refuse(flag: str, why: str) -> None:
+    print(f"corral: --{flag.replace('_', '-')}: {why}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def tls_options(a: argparse.Namespace) -> Dict[str, Any]:
-    """The engine options of ``--ssl-certfile`` / ``--ssl-keyfile``; raises SystemExit
-    (status 2) for the ``--ssl-*`` flags corral does not support yet."""
-    for flag, why in _SSL_LATER.items():
+    """The engine options of uvicorn's ``--ssl-*`` flags; raises SystemExit (status 2)
+    for a flag corral cannot honour or a combination that means nothing."""
+    for flag, why in _SSL_REFUSED.items():
         if getattr(a, flag) is not None:
-            print(f"corral: --{flag.replace('_', '-')}: {why}", file=sys.stderr)
-            raise SystemExit(2)
+            _refuse(flag, why)
     if (a.ssl_certfile is None) != (a.ssl_keyfile is None):
         print("corral: TLS needs both --ssl-certfile (the PEM certificate chain) and --ssl-keyfile (its key)", file=sys.stderr)
         raise SystemExit(2)
-    if a.ssl_certfile is None:
-        return {}
-    return {"tls_cert": a.ssl_certfile, "tls_key": a.ssl_keyfile}
+    out: Dict[str, Any] = {}
+    if a.ssl_certfile is not None:
+        out.update(tls_cert=a.ssl_certfile, tls_key=a.ssl_keyfile)
+    if a.ssl_ca_certs is not None:
+        out["tls_client_ca"] = a.ssl_ca_certs
+    if a.ssl_cert_reqs is not None:
+        reqs = _CERT_REQS.get(a.ssl_cert_reqs)
+        if reqs is None:
+            _refuse("ssl_cert_reqs", f"{a.ssl_cert_reqs!r} is not 0 (none), 1 (optional) or 2 (required)")
+        if reqs != "none" and a.ssl_ca_certs is None:
+            _refuse("ssl_cert_reqs", f"{a.ssl_cert_reqs} ({reqs}) needs --ssl-ca-certs: the PEM bundle of the CA "
+                                     "certificates that issue the client certificates")
+        if reqs == "none" and a.ssl_ca_certs is not None:
+            _refuse("ssl_cert_reqs", "0 (none) asks for no client certificate, so --ssl-ca-certs would do nothing: "
+                                     "use 1 (optional) or 2 (required), or leave out --ssl-ca-certs")
+        if reqs != "none":
+            out["tls_client_auth"] = reqs
+    if a.ssl_ciphers is not None and a.ssl_ciphers != _UVICORN_CIPHERS:
+        out["tls_ciphers"] = a.ssl_ciphers  # names that do not map are refused by the engine, listing those that do
+    if out and a.ssl_certfile is None:
+        flag = "--ssl-ca-certs" if a.ssl_ca_certs is not None else "--ssl-cert-reqs/--ssl-ciphers"
+        print(f"corral: {flag} needs TLS: add --ssl-certfile and --ssl-keyfile", file=sys.stderr)
+        raise SystemExit(2)
+    return out
+
+
+
+def reload_tls(server: Any) -> None:
+    """SIGHUP: reads the certificate and key files again (new connections get them, open
+    ones keep theirs); a file that cannot be used is logged and the old ones serve on."""
+    log = logging.getLogger("corral")
+    try:
+        server.reload_tls()
+    except Error as e:
+        log.error("SIGHUP: TLS certificates not reloaded, the ones before serve on: %s", e)
+        return
+    log.info("SIGHUP: TLS certificates reloaded")
 
 
 def scheme(a: argparse.Namespace) -> str:
@@ -156,8 +199,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="offer permessage-deflate to websocket clients that ask (default true)")
     ap.add_argument("--ssl-certfile", metavar="PATH", help="TLS: the PEM certificate chain, server certificate first")
     ap.add_argument("--ssl-keyfile", metavar="PATH", help="TLS: the PEM private key of --ssl-certfile (unencrypted)")
-    for flag in _SSL_LATER:
-        ap.add_argument("--" + flag.replace("_", "-"), metavar="VALUE", help="not supported yet: refused")
+    ap.add_argument("--ssl-keyfile-password", metavar="VALUE", help="refused: encrypted keys are not read")
+    ap.add_argument("--ssl-ca-certs", metavar="PATH",
+                    help="TLS: ask clients for a certificate issued by these CAs (PEM bundle; required unless "
+                         "--ssl-cert-reqs 1)")
+    ap.add_argument("--ssl-cert-reqs", metavar="0|1|2",
+                    help="client certificates: 0 none, 1 optional, 2 required (the default with --ssl-ca-certs)")
+    ap.add_argument("--ssl-ciphers", metavar="SUITE:...",
+                    help="TLS cipher suites by OpenSSL or IANA name, ':'-separated (uvicorn's TLSv1: corral's default)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="any engine option")
     a = ap.parse_args(argv)
     tls = tls_options(a)
@@ -220,6 +269,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if scheme(a) == "https":
+        signal.signal(signal.SIGHUP, lambda *_: reload_tls(server))
     host, port = server.address
     print(f"listening on {scheme(a)}://{host}:{port}", flush=True)
     sup = _Supervisor.from_env()
@@ -360,6 +411,9 @@ def supervise(a: argparse.Namespace, argv: List[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: (stop.set(), changed.set()))
     signal.signal(signal.SIGCHLD, lambda *_: changed.set())
+    if scheme(a) == "https":
+        # Each worker reads the certificate files again itself.
+        signal.signal(signal.SIGHUP, lambda *_: [p.send_signal(signal.SIGHUP) for p in live() if p.poll() is None])
 
     def spawn(i: int) -> "subprocess.Popen[bytes]":
         fd = socks[i].fileno()
@@ -373,6 +427,10 @@ def supervise(a: argparse.Namespace, argv: List[str]) -> int:
     # Workers being replaced (--max-requests): new pid -> the old process, which gets
     # SIGTERM once the new one is ready.
     retiring: Dict[int, "subprocess.Popen[bytes]"] = {}
+
+    def live() -> List["subprocess.Popen[bytes]"]:
+        return workers + list(retiring.values())
+
     old: List["subprocess.Popen[bytes]"] = []
     messages: List[str] = []
     lock = threading.Lock()
