@@ -140,25 +140,20 @@ fn name(on_pool: bool) -> &'static str {
     }
 }
 
-/// Each figure's median over rounds (alone, storm).
+/// Each figure's median over rounds (alone, storm), as the lab takes it.
 fn median_runs(runs: &[(Run, Run)]) -> (Run, Run) {
     let pick = |f: &dyn Fn(&(Run, Run)) -> Run| {
         let all: Vec<Run> = runs.iter().map(f).collect();
+        let median = |x: fn(&Run) -> f64| crate::rounds::median(&all.iter().map(x).collect::<Vec<_>>());
         Run {
-            p50_us: median(all.iter().map(|r| r.p50_us as f64)) as u64,
-            p99_us: median(all.iter().map(|r| r.p99_us as f64)) as u64,
-            p999_us: median(all.iter().map(|r| r.p999_us as f64)) as u64,
-            req_per_s: median(all.iter().map(|r| r.req_per_s)),
-            handshakes_per_s: median(all.iter().map(|r| r.handshakes_per_s)),
+            p50_us: median(|r| r.p50_us as f64) as u64,
+            p99_us: median(|r| r.p99_us as f64) as u64,
+            p999_us: median(|r| r.p999_us as f64) as u64,
+            req_per_s: median(|r| r.req_per_s),
+            handshakes_per_s: median(|r| r.handshakes_per_s),
         }
     };
     (pick(&|r| r.0), pick(&|r| r.1))
-}
-
-fn median(v: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = v.collect();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// A TLS 1.3 client trusting `cert` only, offering AES-128-GCM first (as the TLS

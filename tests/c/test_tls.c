@@ -11,16 +11,6 @@ static void hello(void *userdata, const corral_request *req, corral_responder *r
     corral_responder_send_http(res, 200, NULL, 0, (const uint8_t *)"hello\n", 6);
 }
 
-/* A self-signed P-256 certificate for localhost with common name `cn`. */
-static int make_cert(const char *cert, const char *key, const char *cn) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s -out %s -days 2 "
-             "-subj /CN=%s -addext subjectAltName=DNS:localhost >/dev/null 2>&1",
-             key, cert, cn);
-    return system(cmd);
-}
-
 /* The subject line of the certificate the engine presents, from openssl s_client. */
 static void presented(const corral_engine *e, char *subject, size_t cap) {
     char cmd[256];
@@ -51,7 +41,7 @@ static void test_reload(void) {
     CHECK(mkdtemp(dir) != NULL);
     snprintf(cert, sizeof cert, "%s/cert.pem", dir);
     snprintf(key, sizeof key, "%s/key.pem", dir);
-    CHECK(make_cert(cert, key, "first") == 0);
+    CHECK(tl_make_cert(cert, key, "first") == 0);
 
     cfg = corral_config_new();
     OK(corral_config_set(cfg, "tls_cert", cert));
@@ -68,7 +58,7 @@ static void test_reload(void) {
     CHECK(strstr(subject, "CN = first") != NULL || strstr(subject, "CN=first") != NULL);
 
     /* Renewed in place: the next connection gets the new certificate. */
-    CHECK(make_cert(cert, key, "second") == 0);
+    CHECK(tl_make_cert(cert, key, "second") == 0);
     OK(corral_tls_reload(e, why, sizeof why));
     CHECK(strcmp(why, "unchanged") == 0);
     presented(e, subject, sizeof subject);

@@ -88,6 +88,15 @@ uint16_t tl_port(const corral_engine *e) {
     return p.port;
 }
 
+int tl_make_cert(const char *cert, const char *key, const char *cn) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s -out %s -days 2 "
+             "-subj /CN=%s -addext subjectAltName=DNS:localhost >/dev/null 2>&1",
+             key, cert, cn);
+    return system(cmd);
+}
+
 
 uint8_t tl_pattern(uint64_t i) {
     return (uint8_t)((i * 7u + (i >> 16)) % 251u);

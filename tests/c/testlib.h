@@ -58,6 +58,9 @@ int tl_read_response(int fd, char *body, size_t cap);
 int tl_get(uint16_t port, const char *path, char *body, size_t cap);
 /* The port of the engine's first listening address. */
 uint16_t tl_port(const corral_engine *e);
+/* Makes a self-signed P-256 certificate for localhost with common name `cn` (the
+ * openssl command, valid two days: made per run); returns system()'s status. */
+int tl_make_cert(const char *cert, const char *key, const char *cn);
 
 /* Uploads. Byte i of every test upload is tl_pattern(i), so a server can check each
  * byte where it lands. */

@@ -13,7 +13,8 @@
 //! thread into numbered slots, so pipelined light and heavy requests come back in order.
 //!
 //! Deadlines: with no complete request yet (first request, or a partial one) the header
-//! timeout applies (with TLS, the handshake is inside the first request's); otherwise
+//! timeout applies (with TLS, the handshake is inside the first request's, and also
+//! within `tls_handshake_timeout`); otherwise
 //! the idle timeout, which also bounds a peer that does not read its replies. The home
 //! worker's timer checks them.
 //!
@@ -87,6 +88,13 @@ thread_local! {
     /// This thread is a CPU-pool thread: a reply it completes at the head of the line
     /// is written from here rather than handed back to an I/O worker.
     static ON_POOL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// When a connection's first request must have come: its header timeout and, while a
+/// TLS handshake is under way, the handshake's, both from the connection's start.
+fn first_request_deadline(engine: &Shared, io: &Io) -> u64 {
+    let first = io.opened_ms + engine.config.limits.header_timeout.as_millis() as u64;
+    Conn::tls_deadline(engine, io).map_or(first, |d| d.min(first))
 }
 
 /// Marks the calling thread as a CPU-pool thread (see `Conn::complete`).
@@ -199,6 +207,11 @@ impl Io {
     /// Moves the connection to `to` unless it is already further on.
     fn advance(&mut self, to: Phase) {
         self.phase = self.phase.max(to);
+    }
+
+    /// The connection speaks TLS: its session is here or on the CPU pool (`tls.rs`).
+    fn tls_on(&self) -> bool {
+        self.tls.is_some() || self.tls_away
     }
 
     /// Bytes wait to be written: reply bytes in the write buffer, or TLS records.
@@ -353,10 +366,7 @@ impl Conn {
         let mut io = Io::new(Some(fd), now, no_header);
         io.tls = Conn::tls_session(&engine);
         // The home worker's first timer is set by this (later ones follow end_turn's).
-        let mut deadline = now + engine.config.limits.header_timeout.as_millis() as u64;
-        if io.tls.is_some() {
-            deadline = deadline.min(now + engine.config.tls_handshake_timeout.as_millis() as u64);
-        }
+        let deadline = first_request_deadline(&engine, &io);
         Conn {
             id,
             token,
@@ -561,7 +571,15 @@ impl Conn {
             return;
         }
         self.backlog.fetch_add(len, SeqCst);
-        if done == Completed::Head && RUNNING_CONN.with(|c| c.get()) != self.id && self.try_schedule() {
+        if done == Completed::Head && RUNNING_CONN.with(|c| c.get()) != self.id {
+            self.run_soon();
+        }
+    }
+
+    /// Runs the task soon, from a thread that is not running it: here when this is a
+    /// CPU-pool thread ([`Conn::run_here`]), else on an I/O worker.
+    fn run_soon(self: &Arc<Self>) {
+        if self.try_schedule() {
             if ON_POOL.with(Cell::get) {
                 self.run_here();
             } else {
@@ -1047,7 +1065,7 @@ impl Conn {
     /// Writes as much of the write buffer as the socket takes (through the TLS session
     /// when there is one). False on a write error.
     fn flush(&self, io: &mut Io, fd: std::os::fd::RawFd) -> bool {
-        if io.tls.is_some() || io.tls_away {
+        if io.tls_on() {
             return self.tls_flush(io, fd);
         }
         if let Some(ring) = self.ring() {
@@ -1275,8 +1293,7 @@ impl Conn {
         } else if partial {
             *io.partial_since.get_or_insert(now) + limits.header_timeout.as_millis() as u64
         } else if io.requests == 0 {
-            let first = io.opened_ms + limits.header_timeout.as_millis() as u64;
-            self.tls_deadline(io).map_or(first, |d| d.min(first))
+            first_request_deadline(&self.engine, io)
         } else {
             now + limits.idle_timeout.as_millis() as u64
         };
@@ -1358,7 +1375,7 @@ impl Conn {
         self.end_body(io, BodyError::Closed);
         self.ws_gone(io);
         let raw = fd.as_raw_fd();
-        if io.tls.is_some() || io.tls_away {
+        if io.tls_on() {
             self.tls_close(io, raw, graceful);
         }
         let unread = io.rpos < io.rbuf.len() || io.want_read;

@@ -38,7 +38,7 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Conn, Io, Phase, ON_POOL};
+use super::{Conn, Io, Phase};
 use crate::engine::Shared;
 use crate::sync::lock;
 use crate::sys::{self, Op, Ring};
@@ -148,13 +148,7 @@ impl Conn {
         };
         *lock(&self.tls_flight) = Some(Box::new(Flight { session, fed, plain }));
         self.mark(super::READ);
-        if self.try_schedule() {
-            if ON_POOL.with(std::cell::Cell::get) {
-                self.run_here();
-            } else {
-                self.engine.schedule_remote(Arc::clone(self));
-            }
-        }
+        self.run_soon();
     }
 
     /// At the start of a turn while the session is on the pool: takes it back if its
@@ -201,9 +195,9 @@ impl Conn {
 
     /// While the handshake is under way: when it must be done by (`tls_handshake_timeout`
     /// from the connection's start).
-    pub(super) fn tls_deadline(&self, io: &Io) -> Option<u64> {
+    pub(super) fn tls_deadline(engine: &Shared, io: &Io) -> Option<u64> {
         let handshaking = io.tls_away || io.tls.as_ref().is_some_and(|t| t.handshaking());
-        handshaking.then(|| io.opened_ms + self.engine.config.tls_handshake_timeout.as_millis() as u64)
+        handshaking.then(|| io.opened_ms + engine.config.tls_handshake_timeout.as_millis() as u64)
     }
 
     /// A begun handshake ended without completing.
