@@ -41,8 +41,8 @@ impl Kind {
                  memory counted as the server's)"
             }
             Kind::Dnat => {
-                "behind nftables DNAT (nat output hook, numgen inc round-robin; the kernel's share is not counted \
-                 apart from the load's)"
+                "behind nftables DNAT on an address of its own in 127.64.0.0/10 (nat output hook, numgen inc \
+                 round-robin; the kernel's share is not counted apart from the load's)"
             }
         };
         format!(
@@ -108,12 +108,15 @@ impl Fleet {
         args.proxy_v2 = kind == Kind::Haproxy;
         let servers = (0..n).map(|_| Server::start(&args)).collect::<io::Result<Vec<_>>>()?;
         let port = crate::peer::free_port()?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let addr: SocketAddr = match kind {
+            Kind::Haproxy => ([127, 0, 0, 1], port).into(),
+            Kind::Dnat => (dnat_address(), port).into(),
+        };
         let dir = std::env::temp_dir().join(format!("corral-fleet-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let front = match kind {
             Kind::Haproxy => Front::Haproxy(haproxy(&servers, port, max_conn, &dir)?),
-            Kind::Dnat => Front::Dnat(dnat(&servers, port)?),
+            Kind::Dnat => Front::Dnat(dnat(&servers, addr)?),
         };
         Ok(Fleet { servers, front, addr, dir })
     }
@@ -236,15 +239,29 @@ fn remove_stale_tables() {
     }
 }
 
-/// A DNAT rule for connections from this host to 127.0.0.1:`port`, round-robin over
-/// the servers, in a table of the lab's own (deleted with the fleet).
-fn dnat(servers: &[Server], port: u16) -> io::Result<String> {
+/// The address a DNAT fleet answers on: one of its own in 127.64.0.0/10 for each of the
+/// first 65,536 fleets this process starts (the second octet from the process id). On
+/// 127.0.0.1 a new connection to the fleet's port could match a conntrack entry that an
+/// earlier server on that port left in TIME_WAIT (kept 120 s); the kernel reopens such an
+/// entry with its old binding, no DNAT, so the SYN reaches a port nobody listens on and
+/// the connect is refused (seen once in five `make demo` runs, among `idle`'s 10,000
+/// connects). No entry names an address that was never used.
+fn dnat_address() -> std::net::Ipv4Addr {
+    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let [_, _, hi, lo] = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_be_bytes();
+    std::net::Ipv4Addr::new(127, 64 + (std::process::id() % 64) as u8, hi, lo)
+}
+
+/// A DNAT rule for connections from this host to `vip`, round-robin over the servers,
+/// in a table of the lab's own (deleted with the fleet).
+fn dnat(servers: &[Server], vip: SocketAddr) -> io::Result<String> {
+    let (ip, port) = (vip.ip(), vip.port());
     let table = format!("corral_lab_{}_{port}", std::process::id());
     let map: Vec<String> =
         servers.iter().enumerate().map(|(i, s)| format!("{i} : 127.0.0.1 . {}", s.addr.port())).collect();
     let rules = format!(
         "table ip {table} {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n    \
-         ip daddr 127.0.0.1 tcp dport {port} dnat to numgen inc mod {} map {{ {} }}\n  }}\n}}\n",
+         ip daddr {ip} tcp dport {port} dnat to numgen inc mod {} map {{ {} }}\n  }}\n}}\n",
         servers.len(),
         map.join(", ")
     );

@@ -97,7 +97,7 @@ enum Command {
 struct RunArgs {
     /// Scenarios, comma-separated: keepalive, connect, heavy, hol, skew, idle, greedy
     /// (the four greedy kinds against corral, corral-fifo and nginx, whatever --model
-    /// says; at most 3 rounds), synflood (single, reuseport and stealing with SYN cookies
+    /// says; at most 5 rounds), synflood (single, reuseport and stealing with SYN cookies
     /// on and off, in network namespaces) and backlog (the stealing model only, once per
     /// listen backlog, whatever --model says; at most 2 rounds). Default: all.
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| Scenario::parse(s))]
@@ -109,13 +109,13 @@ struct RunArgs {
     model: Vec<Target>,
     /// Rounds per scenario: each model runs once per round, every model before the next
     /// round; a row is the median of its rounds, with their min-max as its interval.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u64).range(1..=1000))]
     rounds: u64,
     /// Measured time per model per round (seconds, or with a unit: 500ms, 2s).
-    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     duration: Duration,
     /// Warm-up before each measured run (seconds, or with a unit).
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     warmup: Duration,
     /// Client connections in `keepalive` (`connect` uses half).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
@@ -231,7 +231,7 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     }
     server::raise_nofile();
     let command = std::iter::once("corral-bench".to_string()).chain(argv.iter().skip(1).cloned()).collect::<Vec<_>>();
-    let total = scenarios.iter().filter(|s| s.grid()).count() * models.len() * st.rounds;
+    let total: usize = scenarios.iter().filter(|s| s.grid()).map(|s| s.rounds(&st)).sum::<usize>() * models.len();
     eprintln!(
         "corral lab: {} scenarios x {} models x {} rounds on {} cores, {} ms each (+{} ms warm-up), backend {}; \
          report in {}",
@@ -278,7 +278,8 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
         // other load, its clock, its caches) falls on every model alike; each round starts
         // one model later, so no model always follows the same one.
         let mut samples: Vec<Vec<scenario::Row>> = vec![Vec::new(); models.len()];
-        for r in 0..st.rounds {
+        let rounds = s.rounds(&st);
+        for r in 0..rounds {
             for i in 0..models.len() {
                 let j = (i + r) % models.len();
                 let m = models[j];
@@ -286,7 +287,7 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
                 if samples[j].last().is_some_and(|x| x.error.is_some()) {
                     continue; // failed in an earlier round: the row says why
                 }
-                let label = format!("[{k:>3}/{total}] {:<9} round {}/{} {:<21}", s.name(), r + 1, st.rounds, m.name());
+                let label = format!("[{k:>3}/{total}] {:<9} round {}/{} {:<21}", s.name(), r + 1, rounds, m.name());
                 let progress = Progress::start(label.clone());
                 let row = scenario::run(s, m, &st);
                 progress.finish(row.error.as_ref().map(|e| format!("{label} failed: {e}")).as_deref());
@@ -321,7 +322,7 @@ fn run(a: RunArgs, argv: &[String]) -> Result<(), String> {
     }
     println!("\nGoals:");
     for g in &report.goals {
-        println!("  [{}] {}: {}", if g.met { "met" } else { "NOT met" }, g.goal, g.figure);
+        println!("  [{}] {}: {}", g.verdict.mark(), g.goal, g.figure);
     }
     report.write(&out).map_err(|e| format!("cannot write the report to {}: {e}", out.display()))?;
     println!("\nreport: {}/report.md, report.json, *.svg", out.display());

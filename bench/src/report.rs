@@ -1,7 +1,7 @@
 //! The lab's report: the terminal table, `report.md`, `report.json` and the charts, with
 //! the machine and every parameter, the "which model fits" summary, and the goals. Every
-//! row is the median of its rounds with a min-max interval, and every verdict (best,
-//! alike, a goal of being the best) follows [`crate::rounds::ahead`].
+//! row is the median of its rounds with its interval ([`crate::rounds::interval`]), and
+//! every verdict (best, alike, a goal of being the best) follows [`crate::rounds::ahead`].
 
 use std::fmt::Write as _;
 use std::io;
@@ -61,16 +61,62 @@ pub struct Fit {
     /// Stealing's median against the best median (1: it is the best).
     pub stealing_of_best: Option<f64>,
     /// The models the lab cannot tell apart from the best (the winner first, then by
-    /// median): those whose interval overlaps the winner's.
+    /// median): those no model is ranked ahead of ([`Report::best_set`]).
     pub best: Vec<String>,
     pub summary: String,
+}
+
+/// A goal line's verdict. A goal read from rounds that vary a lot (the greedy section's)
+/// is met or missed only when its interval says so, as models are ranked; otherwise the
+/// lab cannot tell, and says `undecided` rather than whichever side its median fell on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Met,
+    NotMet,
+    Undecided,
+}
+
+impl Verdict {
+    /// For a figure that should be at most `limit`, from its interval over rounds.
+    pub fn at_most(low: f64, high: f64, limit: f64) -> Verdict {
+        if high <= limit {
+            Verdict::Met
+        } else if low > limit {
+            Verdict::NotMet
+        } else {
+            Verdict::Undecided
+        }
+    }
+
+    /// How the terminal and `report.md` print it.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Verdict::Met => "met",
+            Verdict::NotMet => "NOT met",
+            Verdict::Undecided => "undecided",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Goal {
     pub goal: String,
     pub figure: String,
+    /// Whether the verdict is `met` (false when `undecided`).
     pub met: bool,
+    pub verdict: Verdict,
+}
+
+impl Goal {
+    /// A goal read from a median (or a figure that rounds reproduce): met or not.
+    pub fn new(goal: String, figure: String, met: bool) -> Goal {
+        Goal::judged(goal, figure, if met { Verdict::Met } else { Verdict::NotMet })
+    }
+
+    pub fn judged(goal: String, figure: String, verdict: Verdict) -> Goal {
+        Goal { goal, figure, met: verdict == Verdict::Met, verdict }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -182,14 +228,15 @@ impl Report {
         r.statistics = format!(
             "each model ran {rounds} round(s) per scenario of {} ms (+{} ms warm-up) on a fresh server, \
              interleaved (every model once per round, each round starting one model later); a figure is the \
-             median over rounds and its interval the smallest to the largest round (with {rounds} rounds it \
-             holds the true median with probability {:.0}%); a model is ranked ahead of another only when \
-             their intervals do not overlap (idle memory, which rounds reproduce to the byte, also by more \
-             than 2%), otherwise they are alike; `best` lists the models alike with the model of the best \
-             median; goals of being the best mean being in `best`, threshold goals read the median",
+             median over rounds and its interval the order-statistic confidence interval of that median: \
+             {} (with {rounds} rounds it holds the true median with probability {:.1}%); a model is ranked \
+             ahead of another only when their intervals do not overlap (idle memory, which rounds reproduce \
+             to the byte, also by more than 2%), otherwise they are alike; `best` lists the models no model \
+             is ranked ahead of; goals of being the best mean being in `best`, threshold goals read the median",
             r.settings.duration_ms,
             r.settings.warmup_ms,
-            100.0 * (1.0 - 2f64.powi(1 - rounds as i32)).max(0.0)
+            interval_words(rounds),
+            100.0 * rounds::coverage(rounds, rounds::trimmed(rounds))
         );
         for kind in crate::fleet::Kind::ALL {
             if let Some(n) = r.rows.iter().find(|x| x.model == kind.name()).and_then(|x| x.extra.get("processes")) {
@@ -237,17 +284,17 @@ impl Report {
         Some(score(s, v, self.best(s)?))
     }
 
-    /// The model with the best median, if any has a figure.
-    fn winner(&self, s: Scenario) -> Option<&Row> {
-        let best = self.best(s)?;
-        self.models().into_iter().filter_map(|m| self.row(s, m)).find(|r| r.value == best)
+    /// The models the lab cannot tell apart from the best: those no model is ranked ahead
+    /// of (the winner, whose median is best, first, then by median). Whichever of several
+    /// alike models happens to draw the best median, the set is the same.
+    pub fn best_set(&self, s: Scenario) -> Vec<&'static str> {
+        self.ranked(s).into_iter().map(|(m, _)| m).filter(|m| self.ahead_of(s, m).is_none()).collect()
     }
 
-    /// The models alike with the best (the winner first, then by median).
-    pub fn best_set(&self, s: Scenario) -> Vec<&'static str> {
-        let Some(w) = self.winner(s) else { return Vec::new() };
-        let alike = |m: &str| self.row(s, m).is_some_and(|r| rounds::alike(s, w, r));
-        self.ranked(s).into_iter().map(|(m, _)| m).filter(|m| alike(m)).collect()
+    /// The best-ranked model whose interval lies wholly on the better side of `m`'s.
+    fn ahead_of(&self, s: Scenario, m: &str) -> Option<&'static str> {
+        let r = self.row(s, m)?;
+        self.ranked(s).into_iter().map(|(o, _)| o).find(|o| self.row(s, o).is_some_and(|x| rounds::ahead(s, x, r)))
     }
 
     /// The models with a figure, best median first.
@@ -277,7 +324,7 @@ impl Report {
             format!("{}, {} over {} rounds", format_value(s, w.value), format_range(s, w.low, w.high), w.rounds);
         let summary = match runner {
             Some(_) if alike.len() > 1 => format!(
-                "{}: {} alike, their intervals overlap (best median {winner}, {figure}){behind}",
+                "{}: {} alike, no model ranked ahead of them (best median {winner}, {figure}){behind}",
                 s.workload(),
                 join_names(&alike),
             ),
@@ -308,72 +355,70 @@ impl Report {
                 if self.models().len() > 1 {
                     let best = self.best_set(s);
                     let winner = best.first().copied().unwrap_or("?");
-                    let verdict = if winner == st {
-                        "the best median".to_string()
-                    } else if best.contains(&st) {
-                        format!("alike with {winner}, the best median")
-                    } else {
-                        format!("behind {winner}: the intervals do not overlap")
+                    let verdict = match self.ahead_of(s, st) {
+                        _ if winner == st => "the best median".to_string(),
+                        None => format!("alike with {winner}, the best median; no model ahead of it"),
+                        Some(o) => format!("behind {o}: {o}'s interval lies wholly on the better side"),
                     };
-                    g.push(Goal {
-                        goal: format!("{}: stealing best or alike with the best", s.name()),
-                        figure: format!(
+                    g.push(Goal::new(
+                        format!("{}: stealing best or alike with the best", s.name()),
+                        format!(
                             "median {:.0}% of the best, {} ({}); {verdict}",
                             sc * 100.0,
                             format_value(s, r.value),
                             format_range(s, r.low, r.high)
                         ),
-                        met: best.contains(&st),
-                    });
+                        best.contains(&st),
+                    ));
                 }
             }
         }
         if let Some(r) = self.row(Scenario::Hol, st) {
             let ratio = r.extra.get("p99_vs_without_heavy").copied().unwrap_or(f64::NAN);
-            g.push(Goal {
-                goal: "hol: light p99 under stealing at most 3x its p99 without the heavy client".into(),
-                figure: format!(
+            g.push(Goal::new(
+                "hol: light p99 under stealing at most 3x its p99 without the heavy client".into(),
+                format!(
                     "{ratio:.2}x (the median of the rounds' ratios; light p99 {} with the heavy client and {} \
                      without, each the median of its rounds)",
                     format_value(Scenario::Hol, r.value),
                     format_value(Scenario::Hol, r.extra.get("p99_without_heavy_us").copied().unwrap_or(f64::NAN))
                 ),
-                met: ratio <= 3.0,
-            });
+                ratio <= 3.0,
+            ));
             if let Some(single) = self.row(Scenario::Hol, Model::Single.name()) {
                 let better = single.value / r.value.max(1.0);
-                g.push(Goal {
-                    goal: "hol: light p99 under stealing at least 10x better than single".into(),
-                    figure: format!(
+                g.push(Goal::new(
+                    "hol: light p99 under stealing at least 10x better than single".into(),
+                    format!(
                         "{better:.1}x (medians {} vs {}; worst stealing round {}, best single round {})",
                         format_value(Scenario::Hol, r.value),
                         format_value(Scenario::Hol, single.value),
                         format_value(Scenario::Hol, r.high),
                         format_value(Scenario::Hol, single.low)
                     ),
-                    met: better >= 10.0,
-                });
+                    better >= 10.0,
+                ));
             }
         }
         g.extend(crate::greedy::lab::goals(&self.rows, &self.settings));
         if let Some(r) = self.row(Scenario::Idle, st) {
-            g.push(Goal {
-                goal: "idle: <= 4 KiB resident per idle connection (stealing)".into(),
-                figure: format!("{:.0} bytes (median; rounds {:.0}-{:.0})", r.value, r.low, r.high),
-                met: r.value <= 4096.0,
-            });
+            g.push(Goal::new(
+                "idle: <= 4 KiB resident per idle connection (stealing)".into(),
+                format!("{:.0} bytes (median; rounds {:.0}-{:.0})", r.value, r.low, r.high),
+                r.value <= 4096.0,
+            ));
             let cpu = r.extra.get("idle_cpu_percent").copied().unwrap_or(f64::NAN);
-            g.push(Goal {
-                goal: "idle: CPU while idle under 1% of a core (stealing)".into(),
-                figure: format!("{cpu:.2}% (over all rounds' idle windows)"),
-                met: cpu < 1.0,
-            });
+            g.push(Goal::new(
+                "idle: CPU while idle under 1% of a core (stealing)".into(),
+                format!("{cpu:.2}% (over all rounds' idle windows)"),
+                cpu < 1.0,
+            ));
         }
         if let (Some(r), Some(best)) = (self.row(Scenario::Keepalive, st), self.best(Scenario::Keepalive)) {
             let cap = r.extra.get("generator_capacity_per_s").copied().unwrap_or(0.0);
-            g.push(Goal {
-                goal: "load generator can drive >= 1.5x the fastest model on keepalive".into(),
-                figure: format!(
+            g.push(Goal::new(
+                "load generator can drive >= 1.5x the fastest model on keepalive".into(),
+                format!(
                     "{:.1}x ({} req/s from its {:.2} us of CPU per request on {} cores, vs the best median {} req/s)",
                     cap / best.max(1.0),
                     thousands(cap),
@@ -381,8 +426,8 @@ impl Report {
                     self.machine.cores,
                     thousands(best)
                 ),
-                met: cap >= 1.5 * best,
-            });
+                cap >= 1.5 * best,
+            ));
         }
         g.extend(crate::synflood::goals(&self.rows));
         g
@@ -413,7 +458,8 @@ impl Report {
                 let _ = write!(o, " {cell:>22}");
             }
             o.push('\n');
-            let _ = write!(o, "{:<10} {:<22}", "", "  min-max of rounds");
+            let n = self.rows.iter().find(|r| r.scenario == s.name()).map_or(self.settings.rounds, |r| r.rounds);
+            let _ = write!(o, "{:<10} {:<22}", "", format!("  {}", interval_label(n)));
             for &m in &models {
                 let cell = match self.row(s, m) {
                     Some(r) if r.error.is_none() => format_range(s, r.low, r.high),
@@ -425,8 +471,9 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "(median of {} rounds; * the best median and the models whose interval overlaps it)",
-            self.settings.rounds
+            "(median of the rounds, then its interval: {}; * the best median and every model no other is \
+             ranked ahead of)",
+            interval_words(self.settings.rounds)
         );
         o
     }
@@ -446,9 +493,9 @@ impl Report {
         let _ = writeln!(o, "## Results\n");
         let _ = writeln!(
             o,
-            "Each cell: the median of {} rounds, then the smallest to the largest round. **Bold**: the best \
-             median and the models alike with it (intervals overlapping).\n",
-            self.settings.rounds
+            "Each cell: the median of the rounds, then its interval ({}). **Bold**: the best median and \
+             every model no other is ranked ahead of (no interval lies wholly on the better side of its own).\n",
+            interval_words(self.settings.rounds)
         );
         let models = self.models();
         let _ = write!(o, "| scenario | figure |");
@@ -494,7 +541,12 @@ impl Report {
         o.push_str(&crate::greedy::lab::markdown(&self.rows, &self.settings));
         let _ = writeln!(o, "\n## Goals\n\n| goal | figure | met |\n| --- | --- | --- |");
         for g in &self.goals {
-            let _ = writeln!(o, "| {} | {} | {} |", g.goal, g.figure, if g.met { "yes" } else { "no" });
+            let mark = match g.verdict {
+                Verdict::Met => "yes",
+                Verdict::NotMet => "no",
+                Verdict::Undecided => "undecided",
+            };
+            let _ = writeln!(o, "| {} | {} | {mark} |", g.goal, g.figure);
         }
         o.push_str(&crate::synflood::markdown(&self.rows));
         let _ = writeln!(o, "\n## Details\n");
@@ -600,6 +652,34 @@ impl Report {
     }
 }
 
+/// The interval of `n` rounds in words: "the smallest to the largest round", or, where
+/// [`rounds::trimmed`] sets rounds aside, "the 3rd smallest to the 3rd largest round".
+pub fn interval_words(n: usize) -> String {
+    match rounds::trimmed(n) {
+        0 => "the smallest to the largest round".into(),
+        k => format!("the {} smallest to the {} largest round", ordinal(k + 1), ordinal(k + 1)),
+    }
+}
+
+/// The table's label for the interval line: "min-max of rounds", "3rd-9th of 11 rounds".
+fn interval_label(n: usize) -> String {
+    match rounds::trimmed(n) {
+        0 => "min-max of rounds".into(),
+        k => format!("{}-{} of {n} rounds", ordinal(k + 1), ordinal(n - k)),
+    }
+}
+
+fn ordinal(i: usize) -> String {
+    let suffix = match (i % 10, i % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{i}{suffix}")
+}
+
 /// `a`, `a and b`, `a, b and c`.
 fn join_names(names: &[&str]) -> String {
     match names {
@@ -632,5 +712,12 @@ mod tests {
         assert_eq!(format_value(Scenario::Idle, 2048.0), "2.0 KiB");
         assert_eq!(join_names(&["a", "b", "c"]), "a, b and c");
         assert_eq!(join_names(&["a"]), "a");
+        assert_eq!(interval_label(11), "3rd-9th of 11 rounds");
+        assert_eq!(interval_label(5), "min-max of rounds");
+        assert_eq!(interval_words(9), "the 2nd smallest to the 2nd largest round");
+        assert_eq!(
+            [1, 2, 3, 4, 11, 12, 13, 21, 22, 111].map(ordinal).join(" "),
+            "1st 2nd 3rd 4th 11th 12th 13th 21st 22nd 111th"
+        );
     }
 }

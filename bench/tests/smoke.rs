@@ -114,7 +114,7 @@ fn every_scenario_and_model_runs_and_the_report_is_written() {
     for needle in [
         "# corral lab report",
         "| scenario | figure |",
-        "median of 2 rounds",
+        "Each cell: the median of the rounds",
         "## Which model fits",
         "## Goals",
         "## Parameters",
@@ -232,6 +232,13 @@ fn greedy_rows(report: &serde_json::Value, rows: &[serde_json::Value], nginx: bo
         assert_eq!(of_kind.count(), 3 + against_nginx as usize, "{kind}: {goals:?}");
     }
     assert!(goals.iter().all(|g| g["met"].is_boolean() && !g["figure"].as_str().unwrap().is_empty()));
+    // A greedy goal reads its rounds' interval: met, not met, or undecided when the rounds
+    // fall on both sides of the limit; `met` is true only for met.
+    for g in &goals {
+        let verdict = g["verdict"].as_str().unwrap_or_else(|| panic!("no verdict: {g}"));
+        assert!(["met", "not_met", "undecided"].contains(&verdict), "{g}");
+        assert_eq!(g["met"], verdict == "met", "{g}");
+    }
     let named = |k: &str| report[k].as_array().unwrap().iter().any(|f| f["scenario"] == "greedy");
     assert!(!named("fits"), "greedy is not in the grid's verdicts");
 }
