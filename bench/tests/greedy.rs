@@ -74,7 +74,10 @@ fn the_judge_prints_a_line_per_kind_and_server() {
                 // polite connections, now and then one worker gets few or none, its CPU time
                 // (counted in 10 ms ticks) reads 0 over the window, and the spread is then
                 // unbounded.
-                if server == "nginx" && name == "spread" && x == f64::INFINITY {
+                // The heavy kind's work is on corral's CPU pool; its I/O workers only frame
+                // a few hundred requests, and in a short run one of them can stay idle the
+                // whole window (seen once in CI), which is an unbounded spread too.
+                if (server == "nginx" || kind == "heavy") && name == "spread" && x == f64::INFINITY {
                     continue;
                 }
                 assert!(x.is_finite(), "{kind} {server}: {name}={v}");
