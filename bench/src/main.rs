@@ -108,7 +108,9 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| Target::parse(s))]
     model: Vec<Target>,
     /// Rounds per scenario: each model runs once per round, every model before the next
-    /// round; a row is the median of its rounds, with their min-max as its interval.
+    /// round; a row is the median of its rounds, with an order-statistic interval around
+    /// it (the 3rd smallest to the 3rd largest of 11 rounds; min-max up to 7). hol runs at
+    /// most 5 rounds, idle at most 3.
     #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u64).range(1..=1000))]
     rounds: u64,
     /// Measured time per model per round (seconds, or with a unit: 500ms, 2s).

@@ -78,11 +78,14 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// For a figure that should be at most `limit`, from its interval over rounds.
-    pub fn at_most(low: f64, high: f64, limit: f64) -> Verdict {
-        if high <= limit {
+    /// For a figure that should be at most `limit`, both given as intervals over rounds
+    /// (low, high; a fixed limit is its own interval): met when the figure's whole interval
+    /// lies at or under the limit's, not met when wholly above it, undecided when they
+    /// overlap.
+    pub fn at_most((low, high): (f64, f64), (limit_low, limit_high): (f64, f64)) -> Verdict {
+        if high <= limit_low {
             Verdict::Met
-        } else if low > limit {
+        } else if low > limit_high {
             Verdict::NotMet
         } else {
             Verdict::Undecided
@@ -224,20 +227,7 @@ impl Report {
             goals: Vec::new(),
             backlog: None,
         };
-        let rounds = r.settings.rounds;
-        r.statistics = format!(
-            "each model ran {rounds} round(s) per scenario of {} ms (+{} ms warm-up) on a fresh server, \
-             interleaved (every model once per round, each round starting one model later); a figure is the \
-             median over rounds and its interval the order-statistic confidence interval of that median: \
-             {} (with {rounds} rounds it holds the true median with probability {:.1}%); a model is ranked \
-             ahead of another only when their intervals do not overlap (idle memory, which rounds reproduce \
-             to the byte, also by more than 2%), otherwise they are alike; `best` lists the models no model \
-             is ranked ahead of; goals of being the best mean being in `best`, threshold goals read the median",
-            r.settings.duration_ms,
-            r.settings.warmup_ms,
-            interval_words(rounds),
-            100.0 * rounds::coverage(rounds, rounds::trimmed(rounds))
-        );
+        r.statistics = r.statistics();
         for kind in crate::fleet::Kind::ALL {
             if let Some(n) = r.rows.iter().find(|x| x.model == kind.name()).and_then(|x| x.extra.get("processes")) {
                 r.server_limits.push_str(&format!("; {}: {}", kind.name(), kind.describe(*n as usize)));
@@ -250,6 +240,46 @@ impl Report {
     }
 
     /// The grid's scenarios that have rows.
+    /// The statistics sentence: how many rounds of what length each scenario ran, what a
+    /// figure and its interval are, and when one model is ranked ahead of another.
+    fn statistics(&self) -> String {
+        let st = &self.settings;
+        let confidence = |n: usize| {
+            let p = 100.0 * rounds::coverage(n, rounds::trimmed(n));
+            format!("{}, which holds the true median of {n} rounds with probability {p:.1}%", interval_words(n))
+        };
+        let mut own = Vec::new();
+        for s in self.scenarios() {
+            let n = s.rounds(st);
+            let length = s.round_length(st).1.as_millis();
+            match s {
+                Scenario::Idle => {
+                    let window = rounds::idle_window_ms(st.idle_window_ms, n);
+                    own.push(format!("idle {n}, each watching the idle server for {window} ms"));
+                }
+                _ if n != st.rounds || length != u128::from(st.duration_ms) => {
+                    own.push(format!("{} {n} of {length} ms, its interval {}", s.name(), confidence(n)))
+                }
+                _ => {}
+            }
+        }
+        let exceptions =
+            if own.is_empty() { String::new() } else { format!(" (rounds of their own: {})", own.join("; ")) };
+        format!(
+            "each model ran {} round(s) per scenario of {} ms (+{} ms warm-up) on a fresh server{exceptions}, \
+             interleaved (every model once per round, each round starting one model later); a figure is the \
+             median over rounds and its interval the order-statistic confidence interval of that median: \
+             {}; a model is ranked ahead of another only when their intervals do not overlap (idle memory, \
+             which rounds reproduce to the byte, also by more than 2%), otherwise they are alike; `best` lists \
+             the models no model is ranked ahead of; goals of being the best mean being in `best`, threshold \
+             goals read the median",
+            st.rounds,
+            st.duration_ms,
+            st.warmup_ms,
+            confidence(st.rounds)
+        )
+    }
+
     fn scenarios(&self) -> Vec<Scenario> {
         let ran = |s: &Scenario| s.grid() && self.rows.iter().any(|r| r.scenario == s.name());
         Scenario::ALL.into_iter().filter(ran).collect()
@@ -702,6 +732,19 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verdict_reads_intervals_and_stays_undecided_where_they_overlap() {
+        use Verdict::{Met, NotMet, Undecided};
+        let limit = (1.25, 1.25);
+        assert_eq!(Verdict::at_most((1.0, 1.25), limit), Met);
+        assert_eq!(Verdict::at_most((1.3, 1.6), limit), NotMet);
+        assert_eq!(Verdict::at_most((1.1, 1.3), limit), Undecided);
+        // Against a measured limit (nginx's rounds): apart decides, overlap does not.
+        assert_eq!(Verdict::at_most((1.0, 1.1), (1.2, 1.4)), Met);
+        assert_eq!(Verdict::at_most((1.5, 1.6), (1.2, 1.4)), NotMet);
+        assert_eq!(Verdict::at_most((1.0, 1.3), (1.2, 1.4)), Undecided);
+    }
 
     #[test]
     fn scores_and_formats() {

@@ -517,7 +517,7 @@ fn measure(scenario: Scenario, target: Target, st: &Settings, server: &dyn Obser
                 Target::Fleet(_) => idle::fits(Model::Single).min(fleet_connections().saturating_sub(64)),
             };
             let n = st.idle_connections.min(fits);
-            let window = crate::rounds::idle_window_ms(st.idle_window_ms, Scenario::Idle.rounds(st));
+            let window = crate::rounds::idle_window_ms(st.idle_window_ms, scenario.rounds(st));
             let m = idle::measure(server, n, Duration::from_millis(window))?;
             Row::new(scenario, model, m.bytes_per_connection)
                 .extra("connections", m.connections as f64)

@@ -256,15 +256,11 @@ fn goal(kind: Kind, corral: &str, r: &Row, nginx: Option<&Row>, c: Check) -> Goa
                 figure(r, "polite_p99_without_us"),
                 range(r.low, r.high)
             ),
-            report::Verdict::at_most(r.low, r.high, RATIO_MAX),
+            report::Verdict::at_most((r.low, r.high), (RATIO_MAX, RATIO_MAX)),
         ),
         Compared::RatioVsNginx => {
             let (n_low, n_high) = nginx.map_or((c.limit, c.limit), |n| (n.low, n.high));
-            let verdict = match (r.high <= n_low, r.low > n_high) {
-                (true, _) => report::Verdict::Met,
-                (_, true) => report::Verdict::NotMet,
-                _ => report::Verdict::Undecided,
-            };
+            let verdict = report::Verdict::at_most((r.low, r.high), (n_low, n_high));
             (
                 format!("greedy {k}: {corral}'s polite p99 ratio <= nginx's"),
                 format!(
@@ -286,12 +282,12 @@ fn goal(kind: Kind, corral: &str, r: &Row, nginx: Option<&Row>, c: Check) -> Goa
                 figure(r, "fair_rate"),
                 range(figure(r, "share_low"), figure(r, "share_high"))
             ),
-            report::Verdict::at_most(figure(r, "share_low"), figure(r, "share_high"), SHARE_MAX),
+            report::Verdict::at_most((figure(r, "share_low"), figure(r, "share_high")), (SHARE_MAX, SHARE_MAX)),
         ),
         Compared::Spread => (
             format!("greedy {k}: {corral}'s busiest I/O worker <= {SPREAD_MAX}x the idlest's busy time"),
             format!("{:.2} ({})", c.figure, range(figure(r, "spread_low"), figure(r, "spread_high"))),
-            report::Verdict::at_most(figure(r, "spread_low"), figure(r, "spread_high"), SPREAD_MAX),
+            report::Verdict::at_most((figure(r, "spread_low"), figure(r, "spread_high")), (SPREAD_MAX, SPREAD_MAX)),
         ),
     };
     Goal::judged(goal, said, verdict)
