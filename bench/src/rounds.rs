@@ -20,9 +20,11 @@
 //!   rounds reproduce to the byte (idle memory) has a resolution instead: intervals
 //!   closer than it are alike too ([`crate::scenario::Metric::resolution`]).
 //! - Details of a row (rate, latencies, the scenario's extras) are medians over rounds
-//!   too, each on its own; counts (`ok`, `errors`) are totals. An idle server's CPU is
-//!   read from a 10 ms counter, so short windows are pooled (total CPU over total
-//!   window) instead of taking a median of mostly-zero samples.
+//!   too, each on its own; counts (`ok`, `errors`, the generator's late sends) are
+//!   totals, and the generator's latest send is the worst round's. An idle server's CPU is
+//!   pooled (total CPU over total window) instead of taking a median of mostly-zero
+//!   samples: a few milliseconds over 2 s, where one wake-up more or less is a large
+//!   share of a short window.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -91,6 +93,12 @@ pub fn interval(v: &[f64]) -> (f64, f64) {
 /// Extras that pool over rounds: (the figure, its numerator, its denominator, scale).
 const POOLED: [(&str, &str, &str, f64); 1] = [("idle_cpu_percent", "idle_cpu_seconds", "idle_window_seconds", 100.0)];
 
+/// Extras that are counts (totals over rounds) or worst cases (the largest round), not
+/// figures to take a median of: the generator's own late sends are rare events that
+/// most rounds have none of.
+const TOTALS: [&str; 1] = ["generator_late_sends"];
+const MAXIMA: [&str; 1] = ["generator_late_max_us"];
+
 /// One row from a model's rounds in one scenario (in round order). A round that failed
 /// makes the row failed: its error names the round, and the rounds before it are kept
 /// in `values` only.
@@ -130,7 +138,14 @@ pub fn combine(samples: Vec<Row>) -> Row {
     let mut extra = BTreeMap::new();
     for k in keys {
         let v: Vec<f64> = samples.iter().filter_map(|r| r.extra.get(k).copied()).collect();
-        extra.insert(k.clone(), median(&v));
+        let combined = if TOTALS.contains(&k.as_str()) {
+            v.iter().sum()
+        } else if MAXIMA.contains(&k.as_str()) {
+            min_max(&v).1
+        } else {
+            median(&v)
+        };
+        extra.insert(k.clone(), combined);
     }
     for (name, num, den, scale) in POOLED {
         let sum = |k: &str| samples.iter().filter_map(|r| r.extra.get(k)).sum::<f64>();
@@ -199,10 +214,11 @@ mod tests {
 
     #[test]
     fn rounds_add_up_to_a_median_an_interval_and_totals() {
+        let (late, worst) = ("generator_late_sends", "generator_late_max_us");
         let rows = vec![
-            sample(100.0, 50, &[("jain", 0.5)]),
-            sample(300.0, 10, &[("jain", 0.9)]),
-            sample(200.0, 30, &[("jain", 0.7)]),
+            sample(100.0, 50, &[("jain", 0.5), (late, 0.0), (worst, 0.0)]),
+            sample(300.0, 10, &[("jain", 0.9), (late, 2.0), (worst, 1500.0)]),
+            sample(200.0, 30, &[("jain", 0.7), (late, 1.0), (worst, 4000.0)]),
         ];
         let r = combine(rows);
         assert_eq!((r.value, r.low, r.high, r.rounds), (200.0, 100.0, 300.0, 3));
@@ -211,6 +227,8 @@ mod tests {
         assert_eq!(r.p99_range_us, [10, 50]);
         assert_eq!(r.ok, 30);
         assert_eq!(r.extra["jain"], 0.7);
+        // Counts add up and worst cases stay the worst, where a median would say 1 and 1500.
+        assert_eq!((r.extra["generator_late_sends"], r.extra["generator_late_max_us"]), (3.0, 4000.0));
         assert!(r.error.is_none());
     }
 
@@ -238,7 +256,7 @@ mod tests {
                 &[("idle_cpu_percent", cpu * 100.0 / 0.4), ("idle_cpu_seconds", cpu), ("idle_window_seconds", 0.4)],
             )
         };
-        // One 10 ms tick in five 400 ms windows: 0.5% of a core, not a median of 0.
+        // 10 ms of CPU in one of five 400 ms windows: 0.5% of a core, not a median of 0.
         let r = combine(vec![idle(0.0), idle(0.01), idle(0.0), idle(0.0), idle(0.0)]);
         assert!((r.extra["idle_cpu_percent"] - 0.5).abs() < 1e-9, "{:?}", r.extra);
         assert!((r.extra["idle_window_seconds"] - 2.0).abs() < 1e-9);

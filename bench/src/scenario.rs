@@ -483,7 +483,9 @@ fn measure(scenario: Scenario, target: Target, st: &Settings, server: &dyn Obser
             let row = Row::new(scenario, model, p99 as f64)
                 .with_group(&out, 0)
                 .extra("heavy_done", out.groups[1].ok as f64)
-                .extra("light_done", out.groups[0].ok as f64);
+                .extra("light_done", out.groups[0].ok as f64)
+                .extra("generator_late_sends", out.groups[0].late as f64)
+                .extra("generator_late_max_us", out.groups[0].late_max_us as f64);
             match alone.as_ref().map(p99_of) {
                 Some(base) => row
                     .extra("p99_without_heavy_us", base as f64)
