@@ -72,8 +72,7 @@ fn the_judge_prints_a_line_per_kind_and_server() {
                 let x: f64 = v.parse().unwrap_or_else(|_| panic!("{kind} {server}: {name}={v} is not a number"));
                 // nginx's two workers take connections by the kernel's reuseport hash: with 8
                 // polite connections, now and then one worker gets few or none, its CPU time
-                // (counted in 10 ms ticks) reads 0 over the window, and the spread is then
-                // unbounded.
+                // can read 0 over the window, and the spread is then unbounded.
                 // The heavy kind's work is on corral's CPU pool; its I/O workers only frame
                 // a few hundred requests, and in a short run one of them can stay idle the
                 // whole window (seen once in CI), which is an unbounded spread too.
