@@ -14,6 +14,12 @@
 //! throughout (the hypervisor's, not the guest's): timed from the due time, every request
 //! due in such a gap read as that late, and one gap in `hol`'s 250 ms window (~500 light
 //! requests, p99 the 5th slowest) was enough to move a round's p99 from 200 us to 3 ms.
+//!
+//! Each generator thread is pinned to one CPU (thread t to the t-th it may use). Left to
+//! the scheduler, the two threads now and then shared one core and left the other to a
+//! one-threaded server, which then served 145k req/s on keep-alive instead of 93k: its
+//! rounds split between the two, and the median of 21 rounds was 95k in one run and
+//! 123k in the next. Pinned, its rounds ran 72-96k.
 
 use std::collections::VecDeque;
 use std::io;
@@ -156,7 +162,15 @@ pub fn run(plan: &Plan) -> io::Result<Outcome> {
     let results: Vec<io::Result<Part>> = std::thread::scope(|s| {
         let handles: Vec<_> = parts
             .into_iter()
-            .map(|clients| s.spawn(move || Driver::new(plan.addr, clients, groups, measure_from, end)?.run(plan.drain)))
+            .enumerate()
+            .map(|(t, clients)| {
+                s.spawn(move || {
+                    // Best effort: a generator thread left where the scheduler puts it is
+                    // a placement the server's threads then differ by from round to round.
+                    let _ = corral::os::pin_thread(t);
+                    Driver::new(plan.addr, clients, groups, measure_from, end)?.run(plan.drain)
+                })
+            })
             .collect();
         handles.into_iter().map(|h| h.join().expect("generator thread panicked")).collect()
     });

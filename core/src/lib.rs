@@ -67,8 +67,8 @@ pub use tls::TlsInfo;
 /// Process-level helpers the tests, examples and benchmarks need.
 pub mod os {
     pub use crate::sys::{
-        cpu_time_of, is_cloexec, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit, set_thread_slice,
-        somaxconn, sysctl, thread_cpu_time, TcpExt, TimerFd,
+        cpu_time_of, is_cloexec, nofile_limit, pin_thread, process_cpu_time, resident_bytes, set_nofile_limit,
+        set_thread_slice, somaxconn, sysctl, thread_cpu_time, TcpExt, TimerFd,
     };
     /// Living under a service manager: socket activation, readiness, termination.
     pub use crate::sys::{listen_fds, notify, take_inherited_fd, ActivatedFd, Termination};

@@ -22,8 +22,8 @@ pub use net::{
     recv_peek, send, set_defer_accept, shutdown_write, tcp_listen_queue, ListenQueue,
 };
 pub use proc::{
-    cpu_time_of, nofile_limit, process_cpu_time, resident_bytes, set_nofile_limit, set_thread_slice, somaxconn, sysctl,
-    thread_cpu_time, TcpExt,
+    cpu_time_of, nofile_limit, pin_thread, process_cpu_time, resident_bytes, set_nofile_limit, set_thread_slice,
+    somaxconn, sysctl, thread_cpu_time, TcpExt,
 };
 pub use service::{listen_fds, monotonic_usec, notify, take_inherited_fd, ActivatedFd, Termination};
 pub use timerfd::TimerFd;

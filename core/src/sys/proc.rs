@@ -163,6 +163,30 @@ fn cpu_ticks_of(pid: u32) -> io::Result<Duration> {
     Ok(Duration::from_nanos((user + system).saturating_mul(1_000_000_000 / ticks)))
 }
 
+/// Pins the calling thread to one CPU: the `nth` (modulo their count) of the CPUs it may
+/// run on now, so pinning threads 0, 1, 2 ... spreads them over a restricted cpuset as
+/// over the whole machine. Returns the CPU's number.
+pub fn pin_thread(nth: usize) -> io::Result<usize> {
+    // SAFETY: cpu_set_t is plain bits; all zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: set is a live cpu_set_t of `size` bytes; pid 0 is this thread.
+    cvt(unsafe { libc::sched_getaffinity(0, size, &mut set) })?;
+    let allowed: Vec<usize> =
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect();
+    let Some(&cpu) = allowed.get(nth % allowed.len().max(1)) else {
+        return Err(io::Error::other("this thread may run on no CPU"));
+    };
+    // SAFETY: as above; CPU_ZERO and CPU_SET write within the set.
+    unsafe {
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+    }
+    // SAFETY: set is a live cpu_set_t of `size` bytes; pid 0 is this thread.
+    cvt(unsafe { libc::sched_setaffinity(0, size, &set) })?;
+    Ok(cpu)
+}
+
 /// Asks the scheduler for a short time slice for the calling thread (EEVDF custom
 /// slice, Linux 6.12 and later; `sched_runtime` of a `SCHED_OTHER` thread): a thread
 /// that wakes with a shorter slice than the one running preempts it at once instead of
@@ -200,6 +224,19 @@ pub fn set_thread_slice(slice: Duration) -> io::Result<()> {
 mod tests {
     use super::TcpExt;
     use std::time::Duration;
+
+    #[test]
+    fn a_pinned_thread_runs_on_the_cpu_it_was_given_only() {
+        std::thread::spawn(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let cpu = super::pin_thread(cores + 1).expect("pinning to an allowed CPU");
+            // SAFETY: sched_getcpu takes nothing.
+            assert_eq!(unsafe { libc::sched_getcpu() }, cpu as i32);
+            assert_eq!(std::thread::available_parallelism().unwrap().get(), 1);
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn another_process_cpu_time_reads_to_the_nanosecond_and_agrees_with_its_ticks() {
