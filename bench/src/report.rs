@@ -239,7 +239,6 @@ impl Report {
         r
     }
 
-    /// The grid's scenarios that have rows.
     /// The statistics sentence: how many rounds of what length each scenario ran, what a
     /// figure and its interval are, and when one model is ranked ahead of another.
     fn statistics(&self) -> String {
@@ -269,8 +268,9 @@ impl Report {
             "each model ran {} round(s) per scenario of {} ms (+{} ms warm-up) on a fresh server{exceptions}, \
              interleaved (every model once per round, each round starting one model later); a figure is the \
              median over rounds and its interval the order-statistic confidence interval of that median: \
-             {}; a model is ranked ahead of another only when their intervals do not overlap (idle memory, \
-             which rounds reproduce to the byte, also by more than 2%), otherwise they are alike; `best` lists \
+             {}; a model is ranked ahead of another only when their intervals do not overlap (and lie more \
+             than 5% apart for rates and work done, 2% for idle memory, which rounds reproduce to the byte), \
+             otherwise they are alike; `best` lists \
              the models no model is ranked ahead of; goals of being the best mean being in `best`, threshold \
              goals read the median",
             st.rounds,
@@ -280,6 +280,7 @@ impl Report {
         )
     }
 
+    /// The grid's scenarios that have rows.
     fn scenarios(&self) -> Vec<Scenario> {
         let ran = |s: &Scenario| s.grid() && self.rows.iter().any(|r| r.scenario == s.name());
         Scenario::ALL.into_iter().filter(ran).collect()

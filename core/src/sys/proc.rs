@@ -172,6 +172,7 @@ pub fn pin_thread(nth: usize) -> io::Result<usize> {
     let size = std::mem::size_of::<libc::cpu_set_t>();
     // SAFETY: set is a live cpu_set_t of `size` bytes; pid 0 is this thread.
     cvt(unsafe { libc::sched_getaffinity(0, size, &mut set) })?;
+    // SAFETY: CPU_ISSET reads one bit of the live set, c below CPU_SETSIZE.
     let allowed: Vec<usize> =
         (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect();
     let Some(&cpu) = allowed.get(nth % allowed.len().max(1)) else {
