@@ -214,8 +214,8 @@ fn greedy_rows(report: &serde_json::Value, rows: &[serde_json::Value], nginx: bo
             // A slow reader that the server stops serving gets nothing: a share of 0 is a
             // figure.
             assert!(num("share") >= 0.0 && num("equal_share") >= 0.0, "{r}");
-            // An nginx worker's CPU time ticks every 10 ms: in a 100 ms window one may
-            // read 0, and the spread is then unbounded (null in JSON); so may corral's
+            // An nginx worker that took no connection may use no CPU in a short window,
+            // and the spread is then unbounded (null in JSON); so may corral's
             // with the heavy kind, whose I/O workers only frame a few hundred requests
             // (one can stay idle for a whole short run).
             let unbounded_ok = server == "nginx" || kind == "heavy";

@@ -86,10 +86,10 @@ fn descriptor_exhaustion_pauses_without_spinning_and_recovers() {
     assert!(flood.len() > 100, "the backlog took the flood");
     wait_until("the child uses up its descriptors", || open_fds(pid) >= 60);
     // Sit in exhaustion for a while and measure the child's CPU meanwhile.
-    let cpu_before = cpu_time(pid);
+    let cpu_before = corral::os::cpu_time_of(pid).unwrap();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
-    let used = cpu_time(pid).saturating_sub(cpu_before);
+    let used = corral::os::cpu_time_of(pid).unwrap().saturating_sub(cpu_before);
     let wall = t0.elapsed();
     assert!(used < wall / 4, "no spinning while starved: {used:?} of CPU over {wall:?}");
     // Free the descriptors: the child closes what it accepted and accepts the rest.
@@ -107,13 +107,4 @@ fn descriptor_exhaustion_pauses_without_spinning_and_recovers() {
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
-}
-
-/// The child's user + system CPU time, from /proc (in clock ticks of 10 ms).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
 }

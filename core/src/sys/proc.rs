@@ -22,11 +22,17 @@ pub fn set_nofile_limit(soft: u64) -> io::Result<()> {
     cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }).map(|_| ())
 }
 
-fn clock(id: libc::clockid_t) -> Duration {
+/// Reads clock `id`; an error where the clock is gone (another process's, once it exits).
+fn read_clock(id: libc::clockid_t) -> io::Result<Duration> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: ts is a live timespec; the clock ids used here always exist on Linux.
-    unsafe { libc::clock_gettime(id, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    // SAFETY: ts is a live timespec.
+    cvt(unsafe { libc::clock_gettime(id, &mut ts) })?;
+    Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// Reads one of this thread's or process's own clocks, which always exist on Linux.
+fn clock(id: libc::clockid_t) -> Duration {
+    read_clock(id).unwrap_or_default()
 }
 
 /// CPU time used by the calling thread.
@@ -137,13 +143,12 @@ pub fn resident_bytes(pid: u32) -> io::Result<u64> {
 /// 0.5 or 1% of a core and nothing between).
 pub fn cpu_time_of(pid: u32) -> io::Result<Duration> {
     let mut id: libc::clockid_t = 0;
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: id and ts are live locals the calls write; a pid that is gone or not ours
-    // is an error return, not undefined behaviour.
-    if unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut id) } == 0
-        && unsafe { libc::clock_gettime(id, &mut ts) } == 0
-    {
-        return Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+    // SAFETY: id is a live local the call writes; a pid that is gone or not ours is an
+    // error return (the error number itself, not -1), not undefined behaviour.
+    if unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut id) } == 0 {
+        if let Ok(t) = read_clock(id) {
+            return Ok(t);
+        }
     }
     cpu_ticks_of(pid)
 }
